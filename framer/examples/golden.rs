@@ -1,0 +1,55 @@
+//! Checks framer's FRAMER loss against a reference case.
+//!
+//! ```text
+//! cargo run --release -p framer --example golden -- path/to/CASE.json [more.json ...]
+//! ```
+//!
+//! `CASE.safetensors` must lie beside each JSON file. Prints, per case, a table of computed vs
+//! expected values with their errors, with the reference's mask injected and with framer's own
+//! mask; exits 0 when everything is within tolerance, 1 otherwise, 2 on unreadable input.
+
+use burn::backend::{Autodiff, Flex};
+use framer::golden::{GoldenCase, MaskSource, Tolerances, check_case};
+
+fn main() {
+    let paths: Vec<String> = std::env::args().skip(1).collect();
+    if paths.is_empty() {
+        eprintln!("usage: golden CASE.json [CASE.json ...]  (CASE.safetensors beside each)");
+        std::process::exit(2);
+    }
+    let device = Default::default();
+    let mut all_passed = true;
+    for path in &paths {
+        let case = match GoldenCase::load(path) {
+            Ok(case) => case,
+            Err(e) => {
+                eprintln!("error: {e}");
+                std::process::exit(2);
+            }
+        };
+        let [s, b, c, h, w] = case.shape;
+        println!(
+            "{}: S={s} B={b} C={c} H={h} W={w} cutoff={} temperature={}",
+            case.name, case.cutoff, case.temperature
+        );
+        let sources: &[MaskSource] = if case.low_mask.is_some() {
+            &[MaskSource::Reference, MaskSource::Own]
+        } else {
+            &[MaskSource::Own]
+        };
+        for &source in sources {
+            match check_case::<Autodiff<Flex>>(&case, source, Tolerances::default(), &device) {
+                Ok(report) => {
+                    println!("{report}");
+                    all_passed &= report.passed();
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    std::process::exit(2);
+                }
+            }
+        }
+    }
+    println!("{}", if all_passed { "all within tolerance" } else { "SOME VALUES OUT OF TOLERANCE" });
+    std::process::exit(if all_passed { 0 } else { 1 });
+}
