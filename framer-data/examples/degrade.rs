@@ -16,13 +16,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let seed: u64 = args.get(2).map(|s| s.parse()).transpose()?.unwrap_or(0);
     let crop: usize = args.get(3).map(|s| s.parse()).transpose()?.unwrap_or(512);
     let crop = crop.min(img.width()).min(img.height());
-    let hr = img.crop((img.width() - crop) / 2, (img.height() - crop) / 2, crop, crop)?;
+    let hr = img.crop(
+        (img.width() - crop) / 2,
+        (img.height() - crop) / 2,
+        crop,
+        crop,
+    )?;
     let degrader = Degrader::new(DegradationConfig::default())?;
     let pair = degrader.degrade(&hr, &mut item_rng(seed, 0))?;
     std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
     pair.hr.save_png(out.join("hr.png"))?;
     pair.lr.save_png(out.join("lr.png"))?;
     upsample_bicubic(&pair.lr, degrader.scale())?.save_png(out.join("lr_bicubic.png"))?;
-    println!("wrote {}/{{hr,lr,lr_bicubic}}.png (HR {:?}, LR {:?})", out.display(), pair.hr.shape(), pair.lr.shape());
+    println!(
+        "wrote {}/{{hr,lr,lr_bicubic}}.png (HR {:?}, LR {:?})",
+        out.display(),
+        pair.hr.shape(),
+        pair.lr.shape()
+    );
     Ok(())
 }

@@ -155,16 +155,29 @@ impl Default for DegradationConfig {
 }
 
 fn err(key: &'static str, message: impl Into<String>) -> DataError {
-    DataError::Config { key, message: message.into() }
+    DataError::Config {
+        key,
+        message: message.into(),
+    }
 }
 
 fn check_prob(key: &'static str, p: f64) -> Result<()> {
-    if (0.0..=1.0).contains(&p) { Ok(()) } else { Err(err(key, format!("must be a probability in [0, 1], got {p}"))) }
+    if (0.0..=1.0).contains(&p) {
+        Ok(())
+    } else {
+        Err(err(
+            key,
+            format!("must be a probability in [0, 1], got {p}"),
+        ))
+    }
 }
 
 fn check_distribution(key: &'static str, ps: &[f64]) -> Result<()> {
     if let Some(p) = ps.iter().find(|p| !(p.is_finite() && **p >= 0.0)) {
-        return Err(err(key, format!("has a negative or non-finite probability {p}")));
+        return Err(err(
+            key,
+            format!("has a negative or non-finite probability {p}"),
+        ));
     }
     let sum: f64 = ps.iter().sum();
     if (sum - 1.0).abs() > 1e-6 {
@@ -179,10 +192,16 @@ fn check_range(key: &'static str, r: [f64; 2], min: f64, max: f64) -> Result<()>
         return Err(err(key, format!("must be finite, got [{lo}, {hi}]")));
     }
     if lo > hi {
-        return Err(err(key, format!("must be ordered [low, high], got [{lo}, {hi}]")));
+        return Err(err(
+            key,
+            format!("must be ordered [low, high], got [{lo}, {hi}]"),
+        ));
     }
     if lo < min || hi > max {
-        return Err(err(key, format!("must lie within [{min}, {max}], got [{lo}, {hi}]")));
+        return Err(err(
+            key,
+            format!("must lie within [{min}, {max}], got [{lo}, {hi}]"),
+        ));
     }
     Ok(())
 }
@@ -190,7 +209,10 @@ fn check_range(key: &'static str, r: [f64; 2], min: f64, max: f64) -> Result<()>
 fn check_around_one(key: &'static str, r: [f64; 2], max: f64) -> Result<()> {
     check_range(key, r, f64::MIN_POSITIVE, max)?;
     if r[0] > 1.0 || r[1] < 1.0 {
-        return Err(err(key, format!("must contain 1 (low ≤ 1 ≤ high), got [{}, {}]", r[0], r[1])));
+        return Err(err(
+            key,
+            format!("must contain 1 (low ≤ 1 ≤ high), got [{}, {}]", r[0], r[1]),
+        ));
     }
     Ok(())
 }
@@ -202,12 +224,24 @@ fn check_kernel_size(key: &'static str, k: usize) -> Result<()> {
     Ok(())
 }
 
-fn check_kernels(list_key: &'static str, prob_key: &'static str, list: &[KernelType], prob: &[f64]) -> Result<()> {
+fn check_kernels(
+    list_key: &'static str,
+    prob_key: &'static str,
+    list: &[KernelType],
+    prob: &[f64],
+) -> Result<()> {
     if list.is_empty() {
         return Err(err(list_key, "must name at least one kernel type"));
     }
     if list.len() != prob.len() {
-        return Err(err(prob_key, format!("has {} entries but `{list_key}` has {}", prob.len(), list.len())));
+        return Err(err(
+            prob_key,
+            format!(
+                "has {} entries but `{list_key}` has {}",
+                prob.len(),
+                list.len()
+            ),
+        ));
     }
     check_distribution(prob_key, prob)
 }
@@ -232,18 +266,33 @@ impl DegradationConfig {
         check_around_one("resize_range2", self.resize_range2, 8.0)?;
         check_prob("gaussian_noise_prob2", self.gaussian_noise_prob2)?;
         check_range("noise_range2", self.noise_range2, 0.0, 255.0)?;
-        check_range("poisson_scale_range2", self.poisson_scale_range2, 0.0, 100.0)?;
+        check_range(
+            "poisson_scale_range2",
+            self.poisson_scale_range2,
+            0.0,
+            100.0,
+        )?;
         check_prob("gray_noise_prob2", self.gray_noise_prob2)?;
         check_range("jpeg_range2", self.jpeg_range2, 1.0, 100.0)?;
 
         check_kernel_size("blur_kernel_size", self.blur_kernel_size)?;
-        check_kernels("kernel_list", "kernel_prob", &self.kernel_list, &self.kernel_prob)?;
+        check_kernels(
+            "kernel_list",
+            "kernel_prob",
+            &self.kernel_list,
+            &self.kernel_prob,
+        )?;
         check_prob("sinc_prob", self.sinc_prob)?;
         check_range("blur_sigma", self.blur_sigma, f64::MIN_POSITIVE, 100.0)?;
         check_around_one("betag_range", self.betag_range, 100.0)?;
         check_around_one("betap_range", self.betap_range, 100.0)?;
         check_kernel_size("blur_kernel_size2", self.blur_kernel_size2)?;
-        check_kernels("kernel_list2", "kernel_prob2", &self.kernel_list2, &self.kernel_prob2)?;
+        check_kernels(
+            "kernel_list2",
+            "kernel_prob2",
+            &self.kernel_list2,
+            &self.kernel_prob2,
+        )?;
         check_prob("sinc_prob2", self.sinc_prob2)?;
         check_range("blur_sigma2", self.blur_sigma2, f64::MIN_POSITIVE, 100.0)?;
         check_around_one("betag_range2", self.betag_range2, 100.0)?;
@@ -251,7 +300,10 @@ impl DegradationConfig {
         check_prob("final_sinc_prob", self.final_sinc_prob)?;
 
         if !(1..=16).contains(&self.scale) {
-            return Err(err("scale", format!("must be in 1..=16, got {}", self.scale)));
+            return Err(err(
+                "scale",
+                format!("must be in 1..=16, got {}", self.scale),
+            ));
         }
         Ok(())
     }

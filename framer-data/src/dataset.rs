@@ -18,7 +18,10 @@ pub const IMAGE_EXTENSIONS: [&str; 4] = ["png", "jpg", "jpeg", "bmp"];
 
 /// Sorted image files of a folder (by [`IMAGE_EXTENSIONS`]; other files and sub-folders are ignored).
 pub fn list_images(dir: &Path) -> Result<Vec<PathBuf>> {
-    let io = |source| DataError::Io { path: dir.to_path_buf(), source };
+    let io = |source| DataError::Io {
+        path: dir.to_path_buf(),
+        source,
+    };
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(io)? {
         let path = entry.map_err(io)?.path();
@@ -32,7 +35,9 @@ pub fn list_images(dir: &Path) -> Result<Vec<PathBuf>> {
     }
     files.sort();
     if files.is_empty() {
-        return Err(DataError::EmptyFolder { path: dir.to_path_buf() });
+        return Err(DataError::EmptyFolder {
+            path: dir.to_path_buf(),
+        });
     }
     Ok(files)
 }
@@ -67,7 +72,13 @@ pub struct TrainPairsOptions {
 
 impl Default for TrainPairsOptions {
     fn default() -> Self {
-        Self { crop_size: 512, halve_min_side: Some(1024), hflip: true, rot: true, small_images: SmallImages::Error }
+        Self {
+            crop_size: 512,
+            halve_min_side: Some(1024),
+            hflip: true,
+            rot: true,
+            small_images: SmallImages::Error,
+        }
     }
 }
 
@@ -85,7 +96,8 @@ impl Photo {
         let plane = size * size;
         let mut data = vec![0.0f32; CHANNELS * plane];
         for y in 0..size {
-            let row = &self.rgb[((top + y) * self.width + left) * CHANNELS..((top + y) * self.width + left + size) * CHANNELS];
+            let row = &self.rgb[((top + y) * self.width + left) * CHANNELS
+                ..((top + y) * self.width + left + size) * CHANNELS];
             for (x, px) in row.chunks_exact(CHANNELS).enumerate() {
                 for c in 0..CHANNELS {
                     data[c * plane + y * size + x] = f32::from(px[c]) / 255.0;
@@ -124,11 +136,18 @@ pub struct TrainPairs {
 
 impl TrainPairs {
     /// Loads every image of `dir` (see [`list_images`]).
-    pub fn from_folder(dir: impl AsRef<Path>, degrader: Degrader, options: TrainPairsOptions) -> Result<Self> {
+    pub fn from_folder(
+        dir: impl AsRef<Path>,
+        degrader: Degrader,
+        options: TrainPairsOptions,
+    ) -> Result<Self> {
         let mut images = Vec::new();
         for path in list_images(dir.as_ref())? {
             let image = Image::load(&path)?;
-            images.push(NamedImage { name: path.display().to_string(), image });
+            images.push(NamedImage {
+                name: path.display().to_string(),
+                image,
+            });
         }
         Self::from_images(images, degrader, options)
     }
@@ -139,7 +158,11 @@ impl TrainPairs {
     }
 
     /// Builds the dataset from images already in memory.
-    pub fn from_images(images: Vec<NamedImage>, degrader: Degrader, options: TrainPairsOptions) -> Result<Self> {
+    pub fn from_images(
+        images: Vec<NamedImage>,
+        degrader: Degrader,
+        options: TrainPairsOptions,
+    ) -> Result<Self> {
         let crop = options.crop_size;
         if crop == 0 || !crop.is_multiple_of(degrader.scale()) {
             return Err(DataError::InvalidImage(format!(
@@ -157,7 +180,12 @@ impl TrainPairs {
             }
             let (w, h) = (image.width(), image.height());
             if w < crop || h < crop {
-                let e = DataError::TooSmall { path: PathBuf::from(&name), width: w, height: h, crop };
+                let e = DataError::TooSmall {
+                    path: PathBuf::from(&name),
+                    width: w,
+                    height: h,
+                    crop,
+                };
                 match options.small_images {
                     SmallImages::Error => return Err(e),
                     SmallImages::Skip => {
@@ -166,12 +194,22 @@ impl TrainPairs {
                     }
                 }
             }
-            photos.push(Photo { name, width: w, height: h, rgb: image.to_rgb8() });
+            photos.push(Photo {
+                name,
+                width: w,
+                height: h,
+                rgb: image.to_rgb8(),
+            });
         }
         if photos.is_empty() {
-            return Err(first_small.unwrap_or_else(|| DataError::InvalidImage("no training photos given".into())));
+            return Err(first_small
+                .unwrap_or_else(|| DataError::InvalidImage("no training photos given".into())));
         }
-        Ok(Self { photos, degrader, options })
+        Ok(Self {
+            photos,
+            degrader,
+            options,
+        })
     }
 
     /// Number of photos (indices wrap around it).
@@ -248,7 +286,12 @@ pub struct EvalPair {
 impl EvalPair {
     /// The integer factor `H / h` if both axes agree exactly (`None` otherwise).
     pub fn scale(&self) -> Option<usize> {
-        let (hw, hh, lw, lh) = (self.hr.width(), self.hr.height(), self.lr.width(), self.lr.height());
+        let (hw, hh, lw, lh) = (
+            self.hr.width(),
+            self.hr.height(),
+            self.lr.width(),
+            self.lr.height(),
+        );
         (hw % lw == 0 && hh % lh == 0 && hw / lw == hh / lh).then_some(hw / lw)
     }
 }
@@ -257,7 +300,10 @@ impl EvalPair {
 /// `_hr`, `_lr`, `_lr<digits>`, `_x<digits>` (RealSR: `Canon_001_HR` / `Canon_001_LR4`;
 /// DRealSR: `x_x1` / `x_x4`).
 pub fn pairing_key(path: &Path) -> String {
-    let stem = path.file_stem().map(|s| s.to_string_lossy().to_lowercase()).unwrap_or_default();
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().to_lowercase())
+        .unwrap_or_default();
     if let Some(pos) = stem.rfind('_') {
         let tag = &stem[pos + 1..];
         let digits = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_digit());
@@ -286,7 +332,11 @@ fn keyed(dir: &Path) -> Result<BTreeMap<String, PathBuf>> {
     for path in list_images(dir)? {
         let key = pairing_key(&path);
         if let Some(first) = map.get(&key) {
-            return Err(DataError::DuplicateStem { first: first.clone(), second: path, stem: key });
+            return Err(DataError::DuplicateStem {
+                first: first.clone(),
+                second: path,
+                stem: key,
+            });
         }
         map.insert(key, path);
     }
@@ -317,7 +367,10 @@ impl PairedFolders {
                 });
             }
         }
-        let entries = hr.into_iter().map(|(k, hp)| (k.clone(), hp, lr[&k].clone())).collect();
+        let entries = hr
+            .into_iter()
+            .map(|(k, hp)| (k.clone(), hp, lr[&k].clone()))
+            .collect();
         Ok(Self { entries })
     }
 
@@ -338,13 +391,21 @@ impl PairedFolders {
 
     /// The file paths `(hr, lr)` of pair `index`.
     pub fn paths(&self, index: usize) -> Option<(&Path, &Path)> {
-        self.entries.get(index).map(|e| (e.1.as_path(), e.2.as_path()))
+        self.entries
+            .get(index)
+            .map(|e| (e.1.as_path(), e.2.as_path()))
     }
 
     /// Loads pair `index`.
     pub fn get(&self, index: usize) -> Result<EvalPair> {
-        let (name, hr, lr) =
-            self.entries.get(index).ok_or(DataError::IndexOutOfRange { index, len: self.entries.len() })?;
-        Ok(EvalPair { name: name.clone(), hr: Image::load(hr)?, lr: Image::load(lr)? })
+        let (name, hr, lr) = self.entries.get(index).ok_or(DataError::IndexOutOfRange {
+            index,
+            len: self.entries.len(),
+        })?;
+        Ok(EvalPair {
+            name: name.clone(),
+            hr: Image::load(hr)?,
+            lr: Image::load(lr)?,
+        })
     }
 }

@@ -112,13 +112,21 @@ impl Degrader {
                 hr.height()
             )));
         }
-        let hr = if (w, h) == (hr.width(), hr.height()) { hr.clone() } else { hr.crop(0, 0, w, h)? };
+        let hr = if (w, h) == (hr.width(), hr.height()) {
+            hr.clone()
+        } else {
+            hr.crop(0, 0, w, h)?
+        };
         let (lr_w, lr_h) = (w / s, h / s);
 
         // Kernels, drawn up front as `RealESRGANDataset.__getitem__` does.
         let kernel1 = random_blur_kernel(rng, &cfg.blur1());
         let kernel2 = random_blur_kernel(rng, &cfg.blur2());
-        let sinc = if rng.random::<f64>() < cfg.final_sinc_prob { Some(random_final_sinc(rng)) } else { None };
+        let sinc = if rng.random::<f64>() < cfg.final_sinc_prob {
+            Some(random_final_sinc(rng))
+        } else {
+            None
+        };
 
         let gt_usm = usm_sharpen(&hr);
 
@@ -161,14 +169,18 @@ impl Degrader {
         );
 
         // ---- final: [resize back + sinc] and JPEG in random order ----
-        let resize_then_sinc = |img: &Image, mode: Interpolation, sinc: &Option<Kernel>| -> Result<Image> {
-            let resized =
-                if (img.width(), img.height()) == (lr_w, lr_h) { img.clone() } else { resize(img, lr_w, lr_h, mode)? };
-            Ok(match sinc {
-                Some(k) => filter2d(&resized, k),
-                None => resized,
-            })
-        };
+        let resize_then_sinc =
+            |img: &Image, mode: Interpolation, sinc: &Option<Kernel>| -> Result<Image> {
+                let resized = if (img.width(), img.height()) == (lr_w, lr_h) {
+                    img.clone()
+                } else {
+                    resize(img, lr_w, lr_h, mode)?
+                };
+                Ok(match sinc {
+                    Some(k) => filter2d(&resized, k),
+                    None => resized,
+                })
+            };
         if rng.random::<f64>() < 0.5 {
             let mode3 = draw_mode(rng);
             out = resize_then_sinc(&out, mode3, &sinc)?;
@@ -183,6 +195,9 @@ impl Degrader {
         out.quantize_8bit();
 
         let hr_out = if cfg.gt_usm { gt_usm } else { hr };
-        Ok(Pair { hr: hr_out, lr: out })
+        Ok(Pair {
+            hr: hr_out,
+            lr: out,
+        })
     }
 }

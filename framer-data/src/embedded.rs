@@ -19,7 +19,10 @@ pub struct NamedImage {
 
 macro_rules! asset {
     ($dir:literal, $name:literal) => {
-        ($name, include_bytes!(concat!("../assets/", $dir, "/", $name, ".jpg")).as_slice())
+        (
+            $name,
+            include_bytes!(concat!("../assets/", $dir, "/", $name, ".jpg")).as_slice(),
+        )
     };
 }
 
@@ -36,15 +39,21 @@ pub const TRAIN_FILES: [(&str, &[u8]); 8] = [
 ];
 
 /// The embedded held-out photos as `(name, JPEG bytes)`.
-pub const HELD_OUT_FILES: [(&str, &[u8]); 3] =
-    [asset!("held_out", "friends"), asset!("held_out", "picture_0b"), asset!("held_out", "wine")];
+pub const HELD_OUT_FILES: [(&str, &[u8]); 3] = [
+    asset!("held_out", "friends"),
+    asset!("held_out", "picture_0b"),
+    asset!("held_out", "wine"),
+];
 
 fn decode_all(files: &[(&str, &[u8])], dir: &str) -> Result<Vec<NamedImage>> {
     files
         .iter()
         .map(|(name, bytes)| {
             let label = format!("embedded:{dir}/{name}.jpg");
-            Ok(NamedImage { image: Image::decode(bytes, &label)?, name: label })
+            Ok(NamedImage {
+                image: Image::decode(bytes, &label)?,
+                name: label,
+            })
         })
         .collect()
 }

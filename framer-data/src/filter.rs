@@ -11,14 +11,20 @@ pub(crate) fn reflect_index(i: isize, n: usize) -> usize {
     }
     let period = 2 * (n as isize - 1);
     let m = i.rem_euclid(period);
-    if m < n as isize { m as usize } else { (period - m) as usize }
+    if m < n as isize {
+        m as usize
+    } else {
+        (period - m) as usize
+    }
 }
 
 /// One plane padded by `pad` on each side with reflect padding; returns `(padded, padded_width)`.
 fn pad_plane(src: &[f32], w: usize, h: usize, pad: usize) -> (Vec<f32>, usize) {
     let (pw, ph) = (w + 2 * pad, h + 2 * pad);
     let mut out = vec![0.0f32; pw * ph];
-    let cols: Vec<usize> = (0..pw).map(|x| reflect_index(x as isize - pad as isize, w)).collect();
+    let cols: Vec<usize> = (0..pw)
+        .map(|x| reflect_index(x as isize - pad as isize, w))
+        .collect();
     for y in 0..ph {
         let sy = reflect_index(y as isize - pad as isize, h);
         let row = &src[sy * w..sy * w + w];
@@ -74,7 +80,9 @@ pub fn filter2d(img: &Image, kernel: &Kernel) -> Image {
 fn separable_plane(src: &[f32], w: usize, h: usize, taps: &[f32]) -> Vec<f32> {
     let k = taps.len();
     let pad = k / 2;
-    let cols: Vec<usize> = (0..w + 2 * pad).map(|x| reflect_index(x as isize - pad as isize, w)).collect();
+    let cols: Vec<usize> = (0..w + 2 * pad)
+        .map(|x| reflect_index(x as isize - pad as isize, w))
+        .collect();
     // Horizontal pass.
     let mut tmp = vec![0.0f32; w * h];
     let mut line = vec![0.0f32; w + 2 * pad];
@@ -132,18 +140,48 @@ pub fn usm_sharpen(img: &Image) -> Image {
 /// [`usm_sharpen`] with explicit `radius` (made odd by adding one), `weight` and `threshold`
 /// (in 8-bit units).
 pub fn usm_sharpen_with(img: &Image, radius: usize, weight: f32, threshold: f32) -> Image {
-    let size = if radius.is_multiple_of(2) { radius + 1 } else { radius };
+    let size = if radius.is_multiple_of(2) {
+        radius + 1
+    } else {
+        radius
+    };
     let taps = gaussian_1d(size, 0.0);
     let blur = filter_separable(img, &taps);
     let mut mask = img.clone();
     for ((m, &i), &b) in mask.data_mut().iter_mut().zip(img.data()).zip(blur.data()) {
-        *m = if (i - b).abs() * 255.0 > threshold { 1.0 } else { 0.0 };
+        *m = if (i - b).abs() * 255.0 > threshold {
+            1.0
+        } else {
+            0.0
+        };
     }
     let soft = filter_separable(&mask, &taps);
     let mut out = img.clone();
-    for (((o, &i), &b), &s) in out.data_mut().iter_mut().zip(img.data()).zip(blur.data()).zip(soft.data()) {
+    for (((o, &i), &b), &s) in out
+        .data_mut()
+        .iter_mut()
+        .zip(img.data())
+        .zip(blur.data())
+        .zip(soft.data())
+    {
         let sharp = (i + weight * (i - b)).clamp(0.0, 1.0);
         *o = s * sharp + (1.0 - s) * i;
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::reflect_index;
+
+    #[test]
+    fn reflect_index_matches_torch_reflect_padding() {
+        // torch.nn.functional.pad([0, 1, 2, 3, 4], (2, 2), mode='reflect') = [2, 1, 0, 1, 2, 3, 4, 3, 2]
+        let got: Vec<usize> = (-2..7).map(|i| reflect_index(i, 5)).collect();
+        assert_eq!(got, vec![2, 1, 0, 1, 2, 3, 4, 3, 2]);
+        // Offsets beyond one reflection keep mirroring (period 2(n-1)).
+        let got: Vec<usize> = (-6..10).map(|i| reflect_index(i, 3)).collect();
+        assert_eq!(got, vec![2, 1, 0, 1, 2, 1, 0, 1, 2, 1, 0, 1, 2, 1, 0, 1]);
+        assert_eq!(reflect_index(-5, 1), 0);
+    }
 }

@@ -29,7 +29,9 @@ impl Image {
     /// Returns [`DataError::InvalidImage`] if the length does not match or a side is zero.
     pub fn from_chw(width: usize, height: usize, data: Vec<f32>) -> Result<Self> {
         if width == 0 || height == 0 {
-            return Err(DataError::InvalidImage(format!("image size {width}x{height} has a zero side")));
+            return Err(DataError::InvalidImage(format!(
+                "image size {width}x{height} has a zero side"
+            )));
         }
         if data.len() != CHANNELS * width * height {
             return Err(DataError::InvalidImage(format!(
@@ -38,7 +40,11 @@ impl Image {
                 CHANNELS * width * height
             )));
         }
-        Ok(Self { width, height, data })
+        Ok(Self {
+            width,
+            height,
+            data,
+        })
     }
 
     /// A black image of the given size (sides must be non-zero).
@@ -47,7 +53,11 @@ impl Image {
     }
 
     /// Builds an image by evaluating `f(channel, y, x)` for every sample.
-    pub fn from_fn(width: usize, height: usize, mut f: impl FnMut(usize, usize, usize) -> f32) -> Result<Self> {
+    pub fn from_fn(
+        width: usize,
+        height: usize,
+        mut f: impl FnMut(usize, usize, usize) -> f32,
+    ) -> Result<Self> {
         let mut data = Vec::with_capacity(CHANNELS * width * height);
         for c in 0..CHANNELS {
             for y in 0..height {
@@ -131,7 +141,10 @@ impl Image {
     /// # Panics
     /// If an index is out of range.
     pub fn get(&self, c: usize, y: usize, x: usize) -> f32 {
-        assert!(c < CHANNELS && y < self.height && x < self.width, "pixel index out of range");
+        assert!(
+            c < CHANNELS && y < self.height && x < self.width,
+            "pixel index out of range"
+        );
         self.data[(c * self.height + y) * self.width + x]
     }
 
@@ -175,7 +188,9 @@ impl Image {
         for c in 0..CHANNELS {
             let plane = self.channel(c);
             for y in top..top + height {
-                data.extend_from_slice(&plane[y * self.width + left..y * self.width + left + width]);
+                data.extend_from_slice(
+                    &plane[y * self.width + left..y * self.width + left + width],
+                );
             }
         }
         Image::from_chw(width, height, data)
@@ -217,7 +232,11 @@ impl Image {
                 }
             }
         }
-        Image { width: h, height: w, data }
+        Image {
+            width: h,
+            height: w,
+            data,
+        }
     }
 
     /// Loads an image file (PNG, JPEG or BMP; the format is detected from the content).
@@ -229,12 +248,11 @@ impl Image {
     /// Unreadable, truncated, empty or non-image files give an error naming `path`.
     pub fn load(path: impl AsRef<Path>) -> Result<Image> {
         let path = path.as_ref();
-        let io_err = |source| DataError::Io { path: path.to_path_buf(), source };
-        let reader = ImageReader::open(path).map_err(io_err)?.with_guessed_format().map_err(io_err)?;
-        let decoded = reader
-            .decode()
-            .map_err(|source| DataError::Decode { path: path.to_path_buf(), source })?;
-        Self::from_dynamic(decoded, path)
+        let bytes = std::fs::read(path).map_err(|source| DataError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::decode(&bytes, path)
     }
 
     /// Decodes an in-memory image file; `name` is used in error messages.
@@ -242,10 +260,25 @@ impl Image {
         let name = name.as_ref();
         let reader = ImageReader::new(Cursor::new(bytes))
             .with_guessed_format()
-            .map_err(|source| DataError::Io { path: name.to_path_buf(), source })?;
-        let decoded = reader
-            .decode()
-            .map_err(|source| DataError::Decode { path: name.to_path_buf(), source })?;
+            .map_err(|source| DataError::Io {
+                path: name.to_path_buf(),
+                source,
+            })?;
+        // The JPEG decoder fills a truncated scan with gray instead of failing: detect it.
+        if reader.format() == Some(ImageFormat::Jpeg) && !jpeg_is_complete(bytes) {
+            let source = image::ImageError::IoError(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "truncated JPEG: no end-of-image marker after the last scan",
+            ));
+            return Err(DataError::Decode {
+                path: name.to_path_buf(),
+                source,
+            });
+        }
+        let decoded = reader.decode().map_err(|source| DataError::Decode {
+            path: name.to_path_buf(),
+            source,
+        })?;
         Self::from_dynamic(decoded, name)
     }
 
@@ -253,7 +286,10 @@ impl Image {
     pub fn from_dynamic(img: DynamicImage, name: &Path) -> Result<Image> {
         let (w, h) = (img.width() as usize, img.height() as usize);
         if w == 0 || h == 0 {
-            return Err(DataError::InvalidImage(format!("{}: image has size {w}x{h}", name.display())));
+            return Err(DataError::InvalidImage(format!(
+                "{}: image has size {w}x{h}",
+                name.display()
+            )));
         }
         match img {
             // 8-bit sources: exact k/255 values.
@@ -283,9 +319,25 @@ impl Image {
     pub fn save_png(&self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
         let buf = image::RgbImage::from_raw(self.width as u32, self.height as u32, self.to_rgb8())
-            .ok_or_else(|| DataError::InvalidImage(format!("{}: buffer size mismatch", path.display())))?;
+            .ok_or_else(|| {
+                DataError::InvalidImage(format!("{}: buffer size mismatch", path.display()))
+            })?;
         buf.save_with_format(path, ImageFormat::Png)
-            .map_err(|source| DataError::Encode { path: PathBuf::from(path), source })
+            .map_err(|source| DataError::Encode {
+                path: PathBuf::from(path),
+                source,
+            })
+    }
+}
+
+/// Whether a JPEG stream has an end-of-image marker (`FF D9`) after its last start-of-scan
+/// marker (`FF DA`). Inside entropy-coded data every `FF` byte is followed by `00` or a restart
+/// marker, so a stream cut inside a scan has none.
+fn jpeg_is_complete(bytes: &[u8]) -> bool {
+    let last_sos = bytes.windows(2).rposition(|w| w == [0xFF, 0xDA]);
+    match last_sos {
+        Some(pos) => bytes[pos..].windows(2).any(|w| w == [0xFF, 0xD9]),
+        None => false,
     }
 }
 

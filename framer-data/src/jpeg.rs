@@ -16,14 +16,17 @@ use crate::image::Image;
 pub fn jpeg_roundtrip(img: &Image, quality: f64) -> Result<Image> {
     let (w, h) = (img.width(), img.height());
     let (Ok(w16), Ok(h16)) = (u16::try_from(w), u16::try_from(h)) else {
-        return Err(DataError::Jpeg(format!("{w}x{h} exceeds the JPEG size limit of 65535")));
+        return Err(DataError::Jpeg(format!(
+            "{w}x{h} exceeds the JPEG size limit of 65535"
+        )));
     };
     let q = quality.round().clamp(1.0, 100.0) as u8;
     let rgb = img.to_rgb8();
     let mut buf = Vec::with_capacity(w * h / 2 + 1024);
     let mut enc = Encoder::new(&mut buf, q);
     enc.set_sampling_factor(SamplingFactor::F_2_2);
-    enc.encode(&rgb, w16, h16, ColorType::Rgb).map_err(|e| DataError::Jpeg(e.to_string()))?;
+    enc.encode(&rgb, w16, h16, ColorType::Rgb)
+        .map_err(|e| DataError::Jpeg(e.to_string()))?;
     let decoded = image::load_from_memory_with_format(&buf, ImageFormat::Jpeg)
         .map_err(|e| DataError::Jpeg(e.to_string()))?
         .to_rgb8();

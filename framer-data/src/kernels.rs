@@ -52,7 +52,10 @@ impl Kernel {
 
     /// The 1×1 identity kernel (convolution leaves the image unchanged).
     pub fn identity() -> Kernel {
-        Kernel { size: 1, weights: vec![1.0] }
+        Kernel {
+            size: 1,
+            weights: vec![1.0],
+        }
     }
 
     /// Builds a kernel by evaluating `f(x, y)` on the centred grid and normalising the sum to one.
@@ -66,7 +69,10 @@ impl Kernel {
             }
         }
         let total: f64 = raw.iter().sum();
-        Kernel { size, weights: raw.iter().map(|&v| (v / total) as f32).collect() }
+        Kernel {
+            size,
+            weights: raw.iter().map(|&v| (v / total) as f32).collect(),
+        }
     }
 }
 
@@ -75,7 +81,11 @@ fn inverse_sigma(sig_x: f64, sig_y: f64, theta: f64) -> (f64, f64, f64) {
     let (s, c) = theta.sin_cos();
     let (vx, vy) = (sig_x * sig_x, sig_y * sig_y);
     // Σ = [[c²vx + s²vy, cs(vx - vy)], [cs(vx - vy), s²vx + c²vy]]
-    let (a, b, d) = (c * c * vx + s * s * vy, c * s * (vx - vy), s * s * vx + c * c * vy);
+    let (a, b, d) = (
+        c * c * vx + s * s * vy,
+        c * s * (vx - vy),
+        s * s * vx + c * c * vy,
+    );
     let det = a * d - b * b;
     (d / det, -b / det, a / det)
 }
@@ -133,18 +143,22 @@ pub fn bessel_j1(x: f64) -> f64 {
         let num = x
             * (72_362_614_232.0
                 + y * (-7_895_059_235.0
-                    + y * (242_396_853.1 + y * (-2_972_611.439 + y * (15_704.482_60 + y * (-30.160_366_06))))));
+                    + y * (242_396_853.1
+                        + y * (-2_972_611.439 + y * (15_704.482_60 + y * (-30.160_366_06))))));
         let den = 144_725_228_442.0
-            + y * (2_300_535_178.0 + y * (18_583_304.74 + y * (99_447.433_94 + y * (376.999_139_7 + y))));
+            + y * (2_300_535_178.0
+                + y * (18_583_304.74 + y * (99_447.433_94 + y * (376.999_139_7 + y))));
         num / den
     } else {
         let z = 8.0 / ax;
         let y = z * z;
         let xx = ax - 3.0 * std::f64::consts::FRAC_PI_4;
         let p = 1.0
-            + y * (0.183_105e-2 + y * (-0.351_639_649_6e-4 + y * (0.245_752_017_4e-5 + y * (-0.240_337_019e-6))));
+            + y * (0.183_105e-2
+                + y * (-0.351_639_649_6e-4 + y * (0.245_752_017_4e-5 + y * (-0.240_337_019e-6))));
         let q = 0.046_874_999_95
-            + y * (-0.200_269_087_3e-3 + y * (0.844_919_909_6e-5 + y * (-0.882_289_87e-6 + y * 0.105_787_412e-6)));
+            + y * (-0.200_269_087_3e-3
+                + y * (0.844_919_909_6e-5 + y * (-0.882_289_87e-6 + y * 0.105_787_412e-6)));
         let ans = (std::f64::consts::FRAC_2_PI / ax).sqrt() * (xx.cos() * p - z * xx.sin() * q);
         if x < 0.0 { -ans } else { ans }
     }
@@ -214,7 +228,11 @@ pub(crate) fn random_kernel_size<R: Rng + ?Sized>(rng: &mut R, max_size: usize) 
 
 /// β drawn as BasicSR does: with probability ½ from `[lo, 1)`, otherwise from `[1, hi)`.
 fn random_beta<R: Rng + ?Sized>(rng: &mut R, range: [f64; 2]) -> f64 {
-    if rng.random::<f64>() < 0.5 { uniform(rng, range[0], 1.0) } else { uniform(rng, 1.0, range[1]) }
+    if rng.random::<f64>() < 0.5 {
+        uniform(rng, range[0], 1.0)
+    } else {
+        uniform(rng, 1.0, range[1])
+    }
 }
 
 /// Draws one stage's blur kernel as `RealESRGANDataset.__getitem__` does: a size from
@@ -231,8 +249,15 @@ pub fn random_blur_kernel<R: Rng + ?Sized>(rng: &mut R, p: &BlurSampling<'_>) ->
     let kind = p.kernel_list[weighted_choice(rng, p.kernel_prob)];
     let [slo, shi] = p.blur_sigma;
     let sig_x = uniform(rng, slo, shi);
-    let aniso = matches!(kind, KernelType::Aniso | KernelType::GeneralizedAniso | KernelType::PlateauAniso);
-    let (sig_y, theta) = if aniso { (uniform(rng, slo, shi), uniform(rng, -PI, PI)) } else { (sig_x, 0.0) };
+    let aniso = matches!(
+        kind,
+        KernelType::Aniso | KernelType::GeneralizedAniso | KernelType::PlateauAniso
+    );
+    let (sig_y, theta) = if aniso {
+        (uniform(rng, slo, shi), uniform(rng, -PI, PI))
+    } else {
+        (sig_x, 0.0)
+    };
     match kind {
         KernelType::Iso | KernelType::Aniso => gaussian(size, sig_x, sig_y, theta),
         KernelType::GeneralizedIso | KernelType::GeneralizedAniso => {
@@ -255,9 +280,15 @@ pub fn random_final_sinc<R: Rng + ?Sized>(rng: &mut R) -> Kernel {
 /// The 1-D Gaussian of OpenCV's `getGaussianKernel(size, sigma)`; `sigma <= 0` selects
 /// `0.3 ((size - 1) / 2 - 1) + 0.8` as OpenCV does. Normalised to sum to one.
 pub fn gaussian_1d(size: usize, sigma: f64) -> Vec<f32> {
-    let sigma = if sigma > 0.0 { sigma } else { 0.3 * ((size as f64 - 1.0) * 0.5 - 1.0) + 0.8 };
+    let sigma = if sigma > 0.0 {
+        sigma
+    } else {
+        0.3 * ((size as f64 - 1.0) * 0.5 - 1.0) + 0.8
+    };
     let half = (size as f64 - 1.0) / 2.0;
-    let raw: Vec<f64> = (0..size).map(|i| (-(i as f64 - half).powi(2) / (2.0 * sigma * sigma)).exp()).collect();
+    let raw: Vec<f64> = (0..size)
+        .map(|i| (-(i as f64 - half).powi(2) / (2.0 * sigma * sigma)).exp())
+        .collect();
     let total: f64 = raw.iter().sum();
     raw.iter().map(|v| (v / total) as f32).collect()
 }

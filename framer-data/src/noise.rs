@@ -13,7 +13,9 @@ pub fn add_gaussian_noise<R: Rng + ?Sized>(img: &mut Image, sigma: f64, gray: bo
     let s = (sigma / 255.0) as f32;
     let plane = img.width() * img.height();
     if gray {
-        let noise: Vec<f32> = (0..plane).map(|_| rng.sample::<f32, _>(StandardNormal) * s).collect();
+        let noise: Vec<f32> = (0..plane)
+            .map(|_| rng.sample::<f32, _>(StandardNormal) * s)
+            .collect();
         for c in 0..CHANNELS {
             for (v, n) in img.channel_mut(c).iter_mut().zip(&noise) {
                 *v = (*v + n).clamp(0.0, 1.0);
@@ -34,7 +36,10 @@ struct PoissonTables {
 
 impl PoissonTables {
     fn new(vals: f64) -> Self {
-        Self { vals, cdfs: vec![None; 256] }
+        Self {
+            vals,
+            cdfs: vec![None; 256],
+        }
     }
 
     /// Draws Poisson(λ) with `λ = level / 255 · vals` (one uniform per draw).

@@ -24,7 +24,11 @@ pub enum Interpolation {
 
 impl Interpolation {
     /// The three modes Real-ESRGAN draws from uniformly.
-    pub const ALL: [Interpolation; 3] = [Interpolation::Area, Interpolation::Bilinear, Interpolation::Bicubic];
+    pub const ALL: [Interpolation; 3] = [
+        Interpolation::Area,
+        Interpolation::Bilinear,
+        Interpolation::Bicubic,
+    ];
 }
 
 /// Sparse 1-D resampling weights: for each output index, `(first input index, weights)` pairs.
@@ -86,9 +90,18 @@ fn taps(n_in: usize, n_out: usize, ratio: f64, mode: Interpolation) -> Taps {
     Taps { entries }
 }
 
-fn resize_impl(img: &Image, out_w: usize, out_h: usize, ratio_x: f64, ratio_y: f64, mode: Interpolation) -> Result<Image> {
+fn resize_impl(
+    img: &Image,
+    out_w: usize,
+    out_h: usize,
+    ratio_x: f64,
+    ratio_y: f64,
+    mode: Interpolation,
+) -> Result<Image> {
     if out_w == 0 || out_h == 0 {
-        return Err(DataError::InvalidImage(format!("resize to {out_w}x{out_h} has a zero side")));
+        return Err(DataError::InvalidImage(format!(
+            "resize to {out_w}x{out_h} has a zero side"
+        )));
     }
     let (w, h) = (img.width(), img.height());
     let tx = taps(w, out_w, ratio_x, mode);
@@ -131,7 +144,9 @@ pub fn resize(img: &Image, out_w: usize, out_h: usize, mode: Interpolation) -> R
 /// `1 / factor` (not the rounded size ratio), as PyTorch does.
 pub fn resize_by_factor(img: &Image, factor: f64, mode: Interpolation) -> Result<Image> {
     if !(factor.is_finite() && factor > 0.0) {
-        return Err(DataError::InvalidImage(format!("resize factor {factor} is not a positive number")));
+        return Err(DataError::InvalidImage(format!(
+            "resize factor {factor} is not a positive number"
+        )));
     }
     let out_w = ((img.width() as f64 * factor).floor() as usize).max(1);
     let out_h = ((img.height() as f64 * factor).floor() as usize).max(1);
@@ -145,7 +160,12 @@ pub fn upsample_bicubic(lr: &Image, scale: usize) -> Result<Image> {
     if scale == 0 {
         return Err(DataError::InvalidImage("upsampling scale is zero".into()));
     }
-    resize(lr, lr.width() * scale, lr.height() * scale, Interpolation::Bicubic)
+    resize(
+        lr,
+        lr.width() * scale,
+        lr.height() * scale,
+        Interpolation::Bicubic,
+    )
 }
 
 /// Halves both sides with a 2×2 box average (antialiased ×2 downscale; an odd last row or

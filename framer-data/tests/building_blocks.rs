@@ -6,17 +6,21 @@ use framer_data::filter::{filter_separable, filter2d, usm_sharpen};
 use framer_data::image::Image;
 use framer_data::jpeg::jpeg_roundtrip;
 use framer_data::kernels::{
-    self, BlurSampling, Kernel, KernelType, bessel_j1, circular_lowpass, gaussian, gaussian_1d, generalized_gaussian,
-    plateau, random_blur_kernel,
+    self, BlurSampling, Kernel, KernelType, bessel_j1, circular_lowpass, gaussian, gaussian_1d,
+    generalized_gaussian, plateau, random_blur_kernel,
 };
 use framer_data::noise::{add_gaussian_noise, add_poisson_noise};
-use framer_data::resize::{Interpolation, downscale_half, resize, resize_by_factor, upsample_bicubic};
+use framer_data::resize::{
+    Interpolation, downscale_half, resize, resize_by_factor, upsample_bicubic,
+};
 use framer_data::{embedded, item_rng};
 
 /// Normalised 1-D Gaussian on the integer grid centred at zero, in f64 (oracle).
 fn gauss_1d(size: usize, sigma: f64) -> Vec<f64> {
     let half = (size / 2) as f64;
-    let v: Vec<f64> = (0..size).map(|i| (-(i as f64 - half).powi(2) / (2.0 * sigma * sigma)).exp()).collect();
+    let v: Vec<f64> = (0..size)
+        .map(|i| (-(i as f64 - half).powi(2) / (2.0 * sigma * sigma)).exp())
+        .collect();
     let s: f64 = v.iter().sum();
     v.into_iter().map(|x| x / s).collect()
 }
@@ -105,12 +109,19 @@ fn gaussian_kernels_match_the_separable_closed_form() {
         let q = ((xf + yf).powi(2) / 1.0 + (xf - yf).powi(2) / 4.0) / 2.0;
         (-0.5 * q).exp()
     };
-    let total: f64 = (0..9).flat_map(|y| (0..9).map(move |x| (y, x))).map(|(y, x)| raw(y, x)).sum();
+    let total: f64 = (0..9)
+        .flat_map(|y| (0..9).map(move |x| (y, x)))
+        .map(|(y, x)| raw(y, x))
+        .sum();
     assert!(max_abs_diff_kernel(&k, |y, x| raw(y, x) / total) < 1e-7);
     // OpenCV's getGaussianKernel(51, 0) uses σ = 0.3·(25 - 1) + 0.8 = 8.
     let taps = gaussian_1d(51, 0.0);
     let g8 = gauss_1d(51, 8.0);
-    assert!(taps.iter().zip(&g8).all(|(a, b)| (f64::from(*a) - b).abs() < 1e-7));
+    assert!(
+        taps.iter()
+            .zip(&g8)
+            .all(|(a, b)| (f64::from(*a) - b).abs() < 1e-7)
+    );
 }
 
 #[test]
@@ -118,7 +129,12 @@ fn generalized_and_plateau_kernels_match_their_closed_forms() {
     // β = 1 generalized Gaussian is the Gaussian.
     let a = generalized_gaussian(13, 1.2, 2.2, 0.7, 1.0);
     let b = gaussian(13, 1.2, 2.2, 0.7);
-    assert!(a.weights().iter().zip(b.weights()).all(|(x, y)| (x - y).abs() < 1e-7));
+    assert!(
+        a.weights()
+            .iter()
+            .zip(b.weights())
+            .all(|(x, y)| (x - y).abs() < 1e-7)
+    );
     // Isotropic plateau: k(x, y) / k(0, 0) = 1 / (1 + ((x² + y²)/σ²)^β).
     let (s, beta) = (1.5, 1.7);
     let k = plateau(11, s, s, 0.0, beta);
@@ -183,7 +199,8 @@ fn sinc_kernel_cuts_off_at_its_cutoff() {
     let k = circular_lowpass(101, cutoff);
     // Unnormalised closed form: centre ω²/(4π) relative to a ring sample ω J1(ω r)/(2π r).
     let ratio = f64::from(k.at(50, 53)) / f64::from(k.at(50, 50));
-    let expect = (cutoff * bessel_j1(cutoff * 3.0) / (2.0 * PI * 3.0)) / (cutoff * cutoff / (4.0 * PI));
+    let expect =
+        (cutoff * bessel_j1(cutoff * 3.0) / (2.0 * PI * 3.0)) / (cutoff * cutoff / (4.0 * PI));
     assert!((ratio - expect).abs() < 1e-5, "{ratio} vs {expect}");
     for angle in [0.0, 0.3, PI / 4.0, 1.2] {
         let (c, s) = (f64::cos(angle), f64::sin(angle));
@@ -229,7 +246,12 @@ fn filtering_with_reflect_padding() {
     let k2d = gaussian(9, 1.5, 1.5, 0.0);
     let a = filter2d(&img, &k2d);
     let b = filter_separable(&img, &taps);
-    assert!(a.data().iter().zip(b.data()).all(|(x, y)| (x - y).abs() < 1e-5));
+    assert!(
+        a.data()
+            .iter()
+            .zip(b.data())
+            .all(|(x, y)| (x - y).abs() < 1e-5)
+    );
     // Reflect padding (no edge repeat): 3-tap box on [0, 1, 2, 3] gives [(1+0+1)/3, 1, 2, (2+3+2)/3].
     // (A single row reflects onto itself vertically and the vertical taps sum to one.)
     let row = Image::from_fn(4, 1, |_, _, x| x as f32).unwrap();
@@ -243,7 +265,12 @@ fn filtering_with_reflect_padding() {
 #[test]
 fn usm_sharpening_raises_edge_contrast_and_keeps_flat_areas() {
     let flat = Image::from_fn(40, 30, |_, _, _| 0.4).unwrap();
-    assert!(usm_sharpen(&flat).data().iter().all(|v| (v - 0.4).abs() < 1e-6));
+    assert!(
+        usm_sharpen(&flat)
+            .data()
+            .iter()
+            .all(|v| (v - 0.4).abs() < 1e-6)
+    );
     // A vertical step 0.3 → 0.7: sharpening undershoots on the dark side and overshoots on the
     // bright side, stays in [0, 1], and leaves far-away pixels nearly unchanged.
     let step = Image::from_fn(120, 8, |_, _, x| if x < 60 { 0.3 } else { 0.7 }).unwrap();
@@ -262,22 +289,39 @@ fn resize_matches_pytorch_interpolate() {
     let up = resize(&row, 8, 1, Interpolation::Bilinear).unwrap();
     let expect = [0.0, 0.25, 0.75, 1.25, 1.75, 2.25, 2.75, 3.0];
     for (x, e) in expect.iter().enumerate() {
-        assert!((up.get(1, 0, x) - e).abs() < 1e-6, "bilinear[{x}] = {}", up.get(1, 0, x));
+        assert!(
+            (up.get(1, 0, x) - e).abs() < 1e-6,
+            "bilinear[{x}] = {}",
+            up.get(1, 0, x)
+        );
     }
     // Bicubic, worked example with Keys a = -0.75: out[0] samples src = -0.25 → taps at
     // indices (-2..=1 clamped) = [0, 0, 0, 1] with weights w(1.75), w(0.75), w(0.25), w(1.25);
     // w(1.25) = ((a·1.25 - 5a)·1.25 + 8a)·1.25 - 4a = -0.10546875.
     // out[2] samples src = 0.75 → values [0, 0, 1, 2], = w(0.25) + 2 w(1.25) = 0.87890625 - 0.2109375.
     let up = resize(&row, 8, 1, Interpolation::Bicubic).unwrap();
-    assert!((up.get(0, 0, 0) + 0.105_468_75).abs() < 1e-6, "{}", up.get(0, 0, 0));
-    assert!((up.get(0, 0, 2) - 0.667_968_75).abs() < 1e-6, "{}", up.get(0, 0, 2));
+    assert!(
+        (up.get(0, 0, 0) + 0.105_468_75).abs() < 1e-6,
+        "{}",
+        up.get(0, 0, 0)
+    );
+    assert!(
+        (up.get(0, 0, 2) - 0.667_968_75).abs() < 1e-6,
+        "{}",
+        up.get(0, 0, 2)
+    );
     // By symmetry out[7] = 3 - out[0].
-    assert!((up.get(0, 0, 7) - 3.105_468_75).abs() < 1e-6);
+    assert!((up.get(0, 0, 7) - (3.0 + 0.105_468_75)).abs() < 1e-6);
     // Area ×½ is the 2×2 box average; area of 5 → 2 averages [0..3) and [2..5) (adaptive pooling).
     let img = test_image(10, 6);
     let a = resize(&img, 5, 3, Interpolation::Area).unwrap();
     let d = downscale_half(&img).unwrap();
-    assert!(a.data().iter().zip(d.data()).all(|(x, y)| (x - y).abs() < 1e-6));
+    assert!(
+        a.data()
+            .iter()
+            .zip(d.data())
+            .all(|(x, y)| (x - y).abs() < 1e-6)
+    );
     let five = Image::from_fn(5, 1, |_, _, x| x as f32).unwrap();
     let two = resize(&five, 2, 1, Interpolation::Area).unwrap();
     assert!((two.get(0, 0, 0) - 1.0).abs() < 1e-6 && (two.get(0, 0, 1) - 3.0).abs() < 1e-6);
@@ -288,7 +332,12 @@ fn resize_matches_pytorch_interpolate() {
             let r = resize(&flat, w, h, mode).unwrap();
             assert_eq!(r.shape(), [3, h, w]);
             for c in 0..3 {
-                assert!(r.channel(c).iter().all(|v| (v - (0.1 + 0.2 * c as f32)).abs() < 1e-5), "{mode:?}");
+                assert!(
+                    r.channel(c)
+                        .iter()
+                        .all(|v| (v - (0.1 + 0.2 * c as f32)).abs() < 1e-5),
+                    "{mode:?}"
+                );
             }
         }
     }
@@ -312,7 +361,11 @@ fn resize_statistics_downscaling_smooths_noise() {
     let var = |im: &Image| {
         let n = im.data().len() as f64;
         let m = im.data().iter().map(|&v| f64::from(v)).sum::<f64>() / n;
-        im.data().iter().map(|&v| (f64::from(v) - m).powi(2)).sum::<f64>() / n
+        im.data()
+            .iter()
+            .map(|&v| (f64::from(v) - m).powi(2))
+            .sum::<f64>()
+            / n
     };
     let small = resize(&img, 64, 64, Interpolation::Area).unwrap();
     let ratio = var(&img) / var(&small);
@@ -341,9 +394,17 @@ fn gaussian_noise_has_the_requested_statistics() {
     let (m, var) = mean_var(&noise);
     let sd = sigma / 255.0;
     assert!(m.abs() < 4.0 * sd / (noise.len() as f64).sqrt(), "mean {m}");
-    assert!((var.sqrt() / sd - 1.0).abs() < 0.02, "sd {} vs {sd}", var.sqrt());
+    assert!(
+        (var.sqrt() / sd - 1.0).abs() < 0.02,
+        "sd {} vs {sd}",
+        var.sqrt()
+    );
     // Colour noise is independent across channels.
-    let corr: f64 = (0..128 * 128).map(|i| noise[i] * noise[i + 128 * 128]).sum::<f64>() / (128.0 * 128.0) / var;
+    let corr: f64 = (0..128 * 128)
+        .map(|i| noise[i] * noise[i + 128 * 128])
+        .sum::<f64>()
+        / (128.0 * 128.0)
+        / var;
     assert!(corr.abs() < 0.05, "channel correlation {corr}");
     // Gray noise is the same on all three channels.
     let mut img = base.clone();
@@ -367,20 +428,38 @@ fn poisson_noise_has_the_poisson_variance() {
     let mut rng = item_rng(9, 2);
     let mut img = base.clone();
     add_poisson_noise(&mut img, scale, false, &mut rng);
-    let noise: Vec<f64> = img.data().iter().zip(base.data()).map(|(a, b)| f64::from(a - b)).collect();
-    let expect_var: f64 =
-        base.data().iter().map(|&v| f64::from(quantise(v)) / 255.0 / 128.0 * scale * scale).sum::<f64>()
-            / base.data().len() as f64;
+    let noise: Vec<f64> = img
+        .data()
+        .iter()
+        .zip(base.data())
+        .map(|(a, b)| f64::from(a - b))
+        .collect();
+    let expect_var: f64 = base
+        .data()
+        .iter()
+        .map(|&v| f64::from(quantise(v)) / 255.0 / 128.0 * scale * scale)
+        .sum::<f64>()
+        / base.data().len() as f64;
     let (m, var) = mean_var(&noise);
-    assert!(m.abs() < 4.0 * (expect_var / noise.len() as f64).sqrt(), "mean {m}");
-    assert!((var / expect_var - 1.0).abs() < 0.03, "var {var} vs {expect_var}");
+    assert!(
+        m.abs() < 4.0 * (expect_var / noise.len() as f64).sqrt(),
+        "mean {m}"
+    );
+    assert!(
+        (var / expect_var - 1.0).abs() < 0.03,
+        "var {var} vs {expect_var}"
+    );
     // Per-level check on the brightest column (λ = 191/255·128 ≈ 95.9): variance λ/128².
-    let col: Vec<f64> = (0..3).flat_map(|c| (0..h).map(move |y| (c, y))).map(|(c, y)| {
-        f64::from(img.get(c, y, w - 1) - base.get(c, y, w - 1)) / scale
-    }).collect();
+    let col: Vec<f64> = (0..3)
+        .flat_map(|c| (0..h).map(move |y| (c, y)))
+        .map(|(c, y)| f64::from(img.get(c, y, w - 1) - base.get(c, y, w - 1)) / scale)
+        .collect();
     let (_, v) = mean_var(&col);
     let lambda = 191.0 / 255.0 * 128.0;
-    assert!((v / (lambda / 128.0 / 128.0) - 1.0).abs() < 0.15, "column variance {v}");
+    assert!(
+        (v / (lambda / 128.0 / 128.0) - 1.0).abs() < 0.15,
+        "column variance {v}"
+    );
     // Gray Poisson noise is shared by the channels.
     let mut img = base.clone();
     add_poisson_noise(&mut img, 1.0, true, &mut rng);
@@ -397,7 +476,12 @@ fn quantise(v: f32) -> u8 {
 }
 
 fn mse(a: &Image, b: &Image) -> f64 {
-    a.data().iter().zip(b.data()).map(|(x, y)| f64::from(x - y).powi(2)).sum::<f64>() / a.data().len() as f64
+    a.data()
+        .iter()
+        .zip(b.data())
+        .map(|(x, y)| f64::from(x - y).powi(2))
+        .sum::<f64>()
+        / a.data().len() as f64
 }
 
 #[test]

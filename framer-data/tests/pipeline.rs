@@ -50,7 +50,8 @@ fn pasted_realesrgan_values_parse_to_the_defaults() {
     assert_eq!(cfg, DegradationConfig::default());
     cfg.validate().unwrap();
     // Missing keys take defaults; the struct round-trips through TOML.
-    let partial: DegradationConfig = toml::from_str("scale = 2\nkernel_list = ['iso']\nkernel_prob = [1]").unwrap();
+    let partial: DegradationConfig =
+        toml::from_str("scale = 2\nkernel_list = ['iso']\nkernel_prob = [1]").unwrap();
     assert_eq!(partial.scale, 2);
     assert_eq!(partial.kernel_list, vec![KernelType::Iso]);
     assert_eq!(partial.jpeg_range, [30.0, 95.0]);
@@ -60,7 +61,9 @@ fn pasted_realesrgan_values_parse_to_the_defaults() {
 
 #[test]
 fn unknown_keys_and_bad_values_are_rejected_by_name() {
-    let e = toml::from_str::<DegradationConfig>("resize_prob = [0.2, 0.7, 0.1]\nnoise_rnage = [1, 30]").unwrap_err();
+    let e =
+        toml::from_str::<DegradationConfig>("resize_prob = [0.2, 0.7, 0.1]\nnoise_rnage = [1, 30]")
+            .unwrap_err();
     assert!(e.to_string().contains("noise_rnage"), "{e}");
     let e = toml::from_str::<DegradationConfig>("kernel_list = ['iso', 'gaussian']").unwrap_err();
     assert!(e.to_string().contains("gaussian"), "{e}");
@@ -84,7 +87,10 @@ fn unknown_keys_and_bad_values_are_rejected_by_name() {
     check(&|c| c.resize_range2 = [1.1, 1.2], "resize_range2");
     check(&|c| c.noise_range = [30.0, 1.0], "noise_range");
     check(&|c| c.noise_range2 = [-1.0, 25.0], "noise_range2");
-    check(&|c| c.poisson_scale_range = [3.0, 0.05], "poisson_scale_range");
+    check(
+        &|c| c.poisson_scale_range = [3.0, 0.05],
+        "poisson_scale_range",
+    );
     check(&|c| c.jpeg_range = [30.0, 120.0], "jpeg_range");
     check(&|c| c.jpeg_range2 = [0.0, 95.0], "jpeg_range2");
     check(&|c| c.gaussian_noise_prob = 1.5, "gaussian_noise_prob");
@@ -122,25 +128,42 @@ fn same_seed_same_pair_and_shapes() {
     // LR samples are 8-bit values in [0, 1].
     for &v in a.lr.data() {
         assert!((0.0..=1.0).contains(&v));
-        assert!((v * 255.0 - (v * 255.0).round()).abs() < 1e-4, "{v} is not k/255");
+        assert!(
+            (v * 255.0 - (v * 255.0).round()).abs() < 1e-4,
+            "{v} is not k/255"
+        );
     }
     // Non-multiple sizes are cropped to a multiple of the scale; other scales work.
     let odd = hr.crop(0, 0, 70, 50).unwrap();
     let p = d.degrade(&odd, &mut item_rng(1, 1)).unwrap();
-    assert_eq!((p.hr.width(), p.hr.height(), p.lr.width(), p.lr.height()), (68, 48, 17, 12));
-    let d2 = Degrader::new(DegradationConfig { scale: 2, ..DegradationConfig::default() }).unwrap();
+    assert_eq!(
+        (p.hr.width(), p.hr.height(), p.lr.width(), p.lr.height()),
+        (68, 48, 17, 12)
+    );
+    let d2 = Degrader::new(DegradationConfig {
+        scale: 2,
+        ..DegradationConfig::default()
+    })
+    .unwrap();
     let p = d2.degrade(&odd, &mut item_rng(1, 1)).unwrap();
     assert_eq!((p.lr.width(), p.lr.height()), (35, 25));
     // Too small for the scale: an error, not a panic.
     let tiny = hr.crop(0, 0, 3, 3).unwrap();
-    assert!(matches!(d.degrade(&tiny, &mut item_rng(0, 0)), Err(DataError::InvalidImage(_))));
+    assert!(matches!(
+        d.degrade(&tiny, &mut item_rng(0, 0)),
+        Err(DataError::InvalidImage(_))
+    ));
 }
 
 #[test]
 fn ground_truth_is_usm_sharpened_only_when_asked() {
     let hr = hr_crop(64);
     let usm = Degrader::new(DegradationConfig::default()).unwrap();
-    let plain = Degrader::new(DegradationConfig { gt_usm: false, ..DegradationConfig::default() }).unwrap();
+    let plain = Degrader::new(DegradationConfig {
+        gt_usm: false,
+        ..DegradationConfig::default()
+    })
+    .unwrap();
     let a = usm.degrade(&hr, &mut item_rng(7, 7)).unwrap();
     let b = plain.degrade(&hr, &mut item_rng(7, 7)).unwrap();
     assert_eq!(a.hr, usm_sharpen(&hr));
@@ -173,7 +196,10 @@ fn snapshot_of_a_degraded_image() {
     // A fixed 64×64 crop of an embedded photo, degraded with seed 2024: the LR statistics are
     // pinned (rounded to 3 decimals, robust to last-bit differences of JPEG codecs).
     let d = Degrader::new(DegradationConfig::default()).unwrap();
-    let hr = embedded::train().unwrap()[1].image.crop(200, 180, 64, 64).unwrap();
+    let hr = embedded::train().unwrap()[1]
+        .image
+        .crop(200, 180, 64, 64)
+        .unwrap();
     let mut lines = Vec::new();
     for seed in [2024u64, 2025] {
         let p = d.degrade(&hr, &mut item_rng(seed, 0)).unwrap();
@@ -185,7 +211,9 @@ fn snapshot_of_a_degraded_image() {
             let sd = (v.iter().map(|&x| (f64::from(x) - m).powi(2)).sum::<f64>() / n).sqrt();
             let min = v.iter().cloned().fold(f32::INFINITY, f32::min);
             let max = v.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
-            lines.push(format!("  c{c}: mean {m:.3} sd {sd:.3} min {min:.3} max {max:.3}"));
+            lines.push(format!(
+                "  c{c}: mean {m:.3} sd {sd:.3} min {min:.3} max {max:.3}"
+            ));
         }
     }
     insta::assert_snapshot!(lines.join("\n"));
