@@ -20,15 +20,15 @@ pub enum MetricKind {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[non_exhaustive]
 pub enum Metric {
-    /// PSNR on RGB in `[0, 1]` (pyiqa `psnr`); see [`crate::psnr`].
+    /// PSNR on RGB in `[0, 1]` (pyiqa `psnr`); see [`crate::psnr()`].
     Psnr,
-    /// PSNR on BT.601 YCbCr Y (BasicSR, Real-ISR papers); see [`crate::psnr_y`].
+    /// PSNR on BT.601 YCbCr Y (BasicSR, Real-ISR papers); see [`crate::psnr_y()`].
     PsnrY,
-    /// SSIM on rounded YIQ Y (pyiqa `ssim`); see [`crate::ssim`].
+    /// SSIM on rounded YIQ Y (pyiqa `ssim`); see [`crate::ssim()`].
     Ssim,
-    /// SSIM on BT.601 YCbCr Y (BasicSR, Real-ISR papers); see [`crate::ssim_y`].
+    /// SSIM on BT.601 YCbCr Y (BasicSR, Real-ISR papers); see [`crate::ssim_y()`].
     SsimY,
-    /// NIQE with the MATLAB parameters; see [`crate::niqe`].
+    /// NIQE with the MATLAB parameters; see [`crate::niqe()`].
     Niqe,
     /// Learned Perceptual Image Patch Similarity (unavailable offline).
     #[doc(alias = "learned perceptual image patch similarity")]

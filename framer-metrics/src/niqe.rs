@@ -379,7 +379,7 @@ mod tests {
     #[test]
     fn embedded_parameters_are_the_matlab_release() {
         let m = pristine();
-        // DATA.md / BasicSR: mu starts 2.6013, 0.9057, 0.8120.
+        // BasicSR's npz: mu_pris_param starts 2.60131368, 0.90570272, 0.81204778.
         assert!((m.mu[0] - 2.60131368).abs() < 1e-7 && (m.mu[1] - 0.90570272).abs() < 1e-7);
         let s: f64 = m.window.iter().sum();
         assert!((s - 1.0).abs() < 1e-9, "window sums to {s}");

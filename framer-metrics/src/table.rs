@@ -9,7 +9,8 @@ use crate::metric::Metric;
 pub enum TableFormat {
     /// Aligned plain-text columns for a terminal, 4 decimals.
     Terminal,
-    /// Comma-separated values with a header row, full precision (RFC 4180 quoting).
+    /// Comma-separated values with a header row (RFC 4180 quoting): metric values in full
+    /// precision, relative changes in percent with 6 decimals, `inf` for infinities.
     Csv,
     /// A GitHub-flavoured Markdown table, 4 decimals.
     Markdown,
@@ -140,7 +141,7 @@ fn relative_change(v0: f64, v: f64, format: TableFormat) -> String {
     }
     let pct = (v - v0) / v0.abs() * 100.0;
     match format {
-        TableFormat::Csv => format!("{pct}"),
+        TableFormat::Csv => format!("{pct:.6}"),
         _ => format!("{pct:+.2}%"),
     }
 }
