@@ -36,20 +36,38 @@ impl Plane {
             return Ok(self.clone());
         }
         if 2 * border >= self.width || 2 * border >= self.height {
-            return Err(MetricError::CropTooLarge { crop_border: border, width: self.width, height: self.height });
+            return Err(MetricError::CropTooLarge {
+                crop_border: border,
+                width: self.width,
+                height: self.height,
+            });
         }
         let (w, h) = (self.width - 2 * border, self.height - 2 * border);
         let mut data = Vec::with_capacity(w * h);
         for y in border..border + h {
-            data.extend_from_slice(&self.data[y * self.width + border..y * self.width + border + w]);
+            data.extend_from_slice(
+                &self.data[y * self.width + border..y * self.width + border + w],
+            );
         }
-        Ok(Plane { width: w, height: h, data })
+        Ok(Plane {
+            width: w,
+            height: h,
+            data,
+        })
     }
 }
 
 fn map_pixels(img: &MetricImage, f: impl Fn(f32, f32, f32) -> f64) -> Plane {
-    let data = img.data().chunks_exact(3).map(|p| f(p[0], p[1], p[2])).collect();
-    Plane { width: img.width(), height: img.height(), data }
+    let data = img
+        .data()
+        .chunks_exact(3)
+        .map(|p| f(p[0], p[1], p[2]))
+        .collect();
+    Plane {
+        width: img.width(),
+        height: img.height(),
+        data,
+    }
 }
 
 /// Luma of YIQ (= MATLAB `rgb2gray`, Rec. 601 weights), scaled to `[0, 255]` and rounded

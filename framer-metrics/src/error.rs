@@ -113,7 +113,9 @@ pub enum MetricError {
         min_height: usize,
     },
     /// NIQE found fewer than two blocks with finite features, so no covariance can be fitted.
-    #[error("NIQE: only {valid} of {total} blocks have finite features (flat image?); at least 2 are needed")]
+    #[error(
+        "NIQE: only {valid} of {total} blocks have finite features (flat image?); at least 2 are needed"
+    )]
     NiqeDegenerate {
         /// Blocks with finite features.
         valid: usize,
@@ -162,7 +164,9 @@ pub enum MetricError {
         second: PathBuf,
     },
     /// Files in one folder have no partner (same stem) in the other.
-    #[error("{count} file(s) in {dir} have no partner with the same stem in {other_dir}: {examples}")]
+    #[error(
+        "{count} file(s) in {dir} have no partner with the same stem in {other_dir}: {examples}"
+    )]
     MissingPartner {
         /// The folder with unpaired files.
         dir: PathBuf,

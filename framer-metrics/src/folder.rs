@@ -39,7 +39,9 @@ impl FolderEvaluation {
     /// (an image identical to its ground truth) makes the mean infinite.
     pub fn means(&self) -> Vec<f64> {
         (0..self.metrics.len())
-            .map(|j| self.images.iter().map(|s| s.values[j]).sum::<f64>() / self.images.len() as f64)
+            .map(|j| {
+                self.images.iter().map(|s| s.values[j]).sum::<f64>() / self.images.len() as f64
+            })
             .collect()
     }
 
@@ -120,13 +122,25 @@ pub fn evaluate_folders(
             .iter()
             .map(|m| m.compute(&sr, gt.as_ref(), crop_border))
             .collect::<Result<Vec<_>>>()?;
-        images.push(ImageScores { stem, sr_path, gt_path, values });
+        images.push(ImageScores {
+            stem,
+            sr_path,
+            gt_path,
+            values,
+        });
     }
-    Ok(FolderEvaluation { metrics: metrics.to_vec(), images, crop_border })
+    Ok(FolderEvaluation {
+        metrics: metrics.to_vec(),
+        images,
+        crop_border,
+    })
 }
 
 fn list_images(dir: &Path) -> Result<BTreeMap<String, PathBuf>> {
-    let read_err = |source| MetricError::ReadDir { path: dir.to_path_buf(), source };
+    let read_err = |source| MetricError::ReadDir {
+        path: dir.to_path_buf(),
+        source,
+    };
     let mut out: BTreeMap<String, PathBuf> = BTreeMap::new();
     for entry in std::fs::read_dir(dir).map_err(read_err)? {
         let path = entry.map_err(read_err)?.path();
@@ -138,15 +152,28 @@ fn list_images(dir: &Path) -> Result<BTreeMap<String, PathBuf>> {
         if !is_image {
             continue;
         }
-        let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let stem = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
         if let Some(first) = out.get(&stem) {
-            let (first, second) = if *first < path { (first.clone(), path) } else { (path, first.clone()) };
-            return Err(MetricError::DuplicateStem { stem, first, second });
+            let (first, second) = if *first < path {
+                (first.clone(), path)
+            } else {
+                (path, first.clone())
+            };
+            return Err(MetricError::DuplicateStem {
+                stem,
+                first,
+                second,
+            });
         }
         out.insert(stem, path);
     }
     if out.is_empty() {
-        return Err(MetricError::EmptyFolder { path: dir.to_path_buf() });
+        return Err(MetricError::EmptyFolder {
+            path: dir.to_path_buf(),
+        });
     }
     Ok(out)
 }
@@ -157,11 +184,20 @@ fn check_partners(
     other_dir: &Path,
     other: &BTreeMap<String, PathBuf>,
 ) -> Result<()> {
-    let missing: Vec<&str> = files.keys().filter(|k| !other.contains_key(*k)).map(String::as_str).collect();
+    let missing: Vec<&str> = files
+        .keys()
+        .filter(|k| !other.contains_key(*k))
+        .map(String::as_str)
+        .collect();
     if missing.is_empty() {
         return Ok(());
     }
-    let mut examples = missing.iter().take(5).copied().collect::<Vec<_>>().join(", ");
+    let mut examples = missing
+        .iter()
+        .take(5)
+        .copied()
+        .collect::<Vec<_>>()
+        .join(", ");
     if missing.len() > 5 {
         examples.push_str(", …");
     }

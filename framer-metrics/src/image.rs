@@ -28,9 +28,19 @@ impl MetricImage {
         let expected = width
             .checked_mul(height)
             .and_then(|n| n.checked_mul(3))
-            .ok_or(MetricError::BufferSize { width, height, len: data.len(), expected: usize::MAX })?;
+            .ok_or(MetricError::BufferSize {
+                width,
+                height,
+                len: data.len(),
+                expected: usize::MAX,
+            })?;
         if data.len() != expected {
-            return Err(MetricError::BufferSize { width, height, len: data.len(), expected });
+            return Err(MetricError::BufferSize {
+                width,
+                height,
+                len: data.len(),
+                expected,
+            });
         }
         if width == 0 || height == 0 {
             return Err(MetricError::Empty { width, height });
@@ -44,7 +54,11 @@ impl MetricImage {
                 value: data[i],
             });
         }
-        Ok(Self { width, height, data })
+        Ok(Self {
+            width,
+            height,
+            data,
+        })
     }
 
     /// Copies an interleaved HWC slice (`[H, W, 3]`); see [`MetricImage::from_hwc`].
@@ -81,7 +95,11 @@ impl MetricImage {
     pub fn from_rgb8(img: &image::RgbImage) -> Self {
         let (w, h) = img.dimensions();
         let data = img.as_raw().iter().map(|&v| f32::from(v) / 255.0).collect();
-        Self { width: w as usize, height: h as usize, data }
+        Self {
+            width: w as usize,
+            height: h as usize,
+            data,
+        }
     }
 
     /// Loads an image file with the `image` crate (PNG, JPEG, BMP).
@@ -93,8 +111,10 @@ impl MetricImage {
     /// [`MetricError::Load`] naming the path if the file cannot be opened or decoded.
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let dynamic = image::open(path)
-            .map_err(|source| MetricError::Load { path: path.to_path_buf(), source })?;
+        let dynamic = image::open(path).map_err(|source| MetricError::Load {
+            path: path.to_path_buf(),
+            source,
+        })?;
         let img = match dynamic {
             image::DynamicImage::ImageLuma16(_)
             | image::DynamicImage::ImageLumaA16(_)
@@ -109,7 +129,10 @@ impl MetricImage {
             other => Self::from_rgb8(&other.to_rgb8()),
         };
         if img.width == 0 || img.height == 0 {
-            return Err(MetricError::Empty { width: img.width, height: img.height });
+            return Err(MetricError::Empty {
+                width: img.width,
+                height: img.height,
+            });
         }
         Ok(img)
     }

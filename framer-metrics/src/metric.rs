@@ -68,7 +68,13 @@ impl Metric {
     ];
 
     /// The metrics computable offline.
-    pub const AVAILABLE: [Metric; 5] = [Metric::Psnr, Metric::PsnrY, Metric::Ssim, Metric::SsimY, Metric::Niqe];
+    pub const AVAILABLE: [Metric; 5] = [
+        Metric::Psnr,
+        Metric::PsnrY,
+        Metric::Ssim,
+        Metric::SsimY,
+        Metric::Niqe,
+    ];
 
     /// The registry name (`psnr`, `psnr_y`, `ssim`, `ssim_y`, `niqe`, `lpips`, `musiq`, `maniqa`).
     pub const fn name(self) -> &'static str {
@@ -88,7 +94,9 @@ impl Metric {
     pub const fn description(self) -> &'static str {
         match self {
             Metric::Psnr => "PSNR (dB) on RGB in [0,1], as pyiqa `psnr`",
-            Metric::PsnrY => "PSNR (dB) on the Y channel of BT.601 YCbCr, as BasicSR / Real-ISR papers",
+            Metric::PsnrY => {
+                "PSNR (dB) on the Y channel of BT.601 YCbCr, as BasicSR / Real-ISR papers"
+            }
             Metric::Ssim => "SSIM on rounded YIQ luma, Gaussian 11x11, as pyiqa `ssim`",
             Metric::SsimY => "SSIM on the Y channel of BT.601 YCbCr, as BasicSR / Real-ISR papers",
             Metric::Niqe => "NIQE (no reference) with the MATLAB pristine model, on rgb2gray luma",
@@ -115,7 +123,9 @@ impl Metric {
     /// Whether the metric can be computed here, and if not, why.
     pub const fn availability(self) -> Availability {
         match self {
-            Metric::Psnr | Metric::PsnrY | Metric::Ssim | Metric::SsimY | Metric::Niqe => Availability::Available,
+            Metric::Psnr | Metric::PsnrY | Metric::Ssim | Metric::SsimY | Metric::Niqe => {
+                Availability::Available
+            }
             Metric::Lpips | Metric::Musiq | Metric::Maniqa => Availability::Unavailable(NO_WEIGHTS),
         }
     }
@@ -132,7 +142,10 @@ impl Metric {
     pub fn ensure_available(self) -> Result<()> {
         match self.availability() {
             Availability::Available => Ok(()),
-            Availability::Unavailable(reason) => Err(MetricError::Unavailable { name: self.name(), reason }),
+            Availability::Unavailable(reason) => Err(MetricError::Unavailable {
+                name: self.name(),
+                reason,
+            }),
         }
     }
 
@@ -142,7 +155,12 @@ impl Metric {
     /// # Errors
     /// [`MetricError::Unavailable`], [`MetricError::NeedsReference`] if `gt` is `None` for a
     /// full-reference metric, and the errors of the metric functions.
-    pub fn compute(self, sr: &MetricImage, gt: Option<&MetricImage>, crop_border: usize) -> Result<f64> {
+    pub fn compute(
+        self,
+        sr: &MetricImage,
+        gt: Option<&MetricImage>,
+        crop_border: usize,
+    ) -> Result<f64> {
         self.ensure_available()?;
         let reference = || gt.ok_or(MetricError::NeedsReference { name: self.name() });
         match self {
@@ -151,9 +169,10 @@ impl Metric {
             Metric::Ssim => crate::ssim::ssim(sr, reference()?, crop_border),
             Metric::SsimY => crate::ssim::ssim_y(sr, reference()?, crop_border),
             Metric::Niqe => crate::niqe::niqe(sr, crop_border),
-            Metric::Lpips | Metric::Musiq | Metric::Maniqa => {
-                Err(MetricError::Unavailable { name: self.name(), reason: NO_WEIGHTS })
-            }
+            Metric::Lpips | Metric::Musiq | Metric::Maniqa => Err(MetricError::Unavailable {
+                name: self.name(),
+                reason: NO_WEIGHTS,
+            }),
         }
     }
 
@@ -188,9 +207,16 @@ impl FromStr for Metric {
     /// Parses a registry name, case-insensitively; `-` is accepted for `_` (`psnr-y`).
     fn from_str(s: &str) -> Result<Self> {
         let norm = s.trim().to_ascii_lowercase().replace('-', "_");
-        Metric::ALL.into_iter().find(|m| m.name() == norm).ok_or_else(|| MetricError::UnknownMetric {
-            name: s.to_string(),
-            known: Metric::ALL.iter().map(|m| m.name()).collect::<Vec<_>>().join(", "),
-        })
+        Metric::ALL
+            .into_iter()
+            .find(|m| m.name() == norm)
+            .ok_or_else(|| MetricError::UnknownMetric {
+                name: s.to_string(),
+                known: Metric::ALL
+                    .iter()
+                    .map(|m| m.name())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
     }
 }

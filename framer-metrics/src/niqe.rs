@@ -3,11 +3,16 @@
 //!
 //! Convention (stated because it moves the numbers): the input is MATLAB `rgb2gray` luma
 //! (YIQ Y, [`crate::color::yiq_y_rounded`]) ×255 rounded — what pyiqa's `niqe` uses, and
-//! BasicSR's `convert_to='gray'` path up to rounding — not BasicSR's default YCbCr Y. The
-//! image is cut to whole 96×96 blocks (top-left kept), each block gives 18 features at full
-//! and 18 at half scale (MATLAB bicubic ×0.5 with antialiasing), a multivariate Gaussian is
-//! fitted to them and compared with the pristine model. Computation is in `f64` (BasicSR
-//! keeps `f32` images; pyiqa uses `f64`).
+//! BasicSR's `calculate_niqe(convert_to='gray')` (OpenCV's gray has the same 0.299, 0.587,
+//! 0.114 weights) — not BasicSR's default `convert_to='y'` (YCbCr Y), which gives other
+//! numbers (3.79 instead of 3.65 on pyiqa's calibration image I04).
+//!
+//! The image is cut to whole 96×96 blocks (top-left kept); each block gives 18 features at
+//! full and 18 at half scale (MATLAB bicubic ×0.5 with antialiasing); a multivariate Gaussian
+//! is fitted to them and compared with the pristine model. Computation is in `f64`, as in
+//! pyiqa (BasicSR keeps `f32` images). On heavily distorted images with many near-flat blocks
+//! NIQE is sensitive to such details (a few tenths in extreme cases); on ordinary images the
+//! implementations agree to about 0.01. `tests/oracle_pyiqa.rs` compares with pyiqa and MATLAB.
 
 use std::sync::OnceLock;
 
@@ -39,7 +44,11 @@ fn pristine() -> &'static PristineModel {
             .chunks_exact(8)
             .map(|c| f64::from_le_bytes(c.try_into().expect("chunks_exact(8) yields 8 bytes")))
             .collect();
-        assert_eq!(vals.len(), FEATURES + FEATURES * FEATURES + 49, "embedded NIQE parameter file has the wrong size");
+        assert_eq!(
+            vals.len(),
+            FEATURES + FEATURES * FEATURES + 49,
+            "embedded NIQE parameter file has the wrong size"
+        );
         let mut mu = [0.0; FEATURES];
         mu.copy_from_slice(&vals[..FEATURES]);
         let cov = vals[FEATURES..FEATURES + FEATURES * FEATURES].to_vec();
@@ -83,7 +92,13 @@ pub fn niqe_gray(gray: &Plane) -> Result<f64> {
     let mut img = Plane {
         width: w,
         height: h,
-        data: (0..h).flat_map(|y| gray.data[y * gray.width..y * gray.width + w].iter().copied()).collect(),
+        data: (0..h)
+            .flat_map(|y| {
+                gray.data[y * gray.width..y * gray.width + w]
+                    .iter()
+                    .copied()
+            })
+            .collect(),
     };
     let nblocks = nbw * nbh;
     let mut feats = vec![[f64::NAN; FEATURES]; nblocks];
@@ -103,7 +118,11 @@ pub fn niqe_gray(gray: &Plane) -> Result<f64> {
             }
         }
         if scale == 1 {
-            let scaled = Plane { width: w, height: h, data: img.data.iter().map(|v| v / 255.0).collect() };
+            let scaled = Plane {
+                width: w,
+                height: h,
+                data: img.data.iter().map(|v| v / 255.0).collect(),
+            };
             let mut half = imresize_bicubic(&scaled, 0.5, true);
             half.data.iter_mut().for_each(|v| *v *= 255.0);
             img = half;
@@ -113,12 +132,22 @@ pub fn niqe_gray(gray: &Plane) -> Result<f64> {
     // nanmean per feature, covariance of the rows without NaN (numpy `np.cov`, ddof = 1).
     let mut mu_d = [0.0; FEATURES];
     for (j, m) in mu_d.iter_mut().enumerate() {
-        let (s, n) = feats.iter().map(|r| r[j]).filter(|v| !v.is_nan()).fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
+        let (s, n) = feats
+            .iter()
+            .map(|r| r[j])
+            .filter(|v| !v.is_nan())
+            .fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
         *m = s / n as f64;
     }
-    let valid: Vec<&[f64; FEATURES]> = feats.iter().filter(|r| r.iter().all(|v| !v.is_nan())).collect();
+    let valid: Vec<&[f64; FEATURES]> = feats
+        .iter()
+        .filter(|r| r.iter().all(|v| !v.is_nan()))
+        .collect();
     if valid.len() < 2 {
-        return Err(MetricError::NiqeDegenerate { valid: valid.len(), total: nblocks });
+        return Err(MetricError::NiqeDegenerate {
+            valid: valid.len(),
+            total: nblocks,
+        });
     }
     let mut mean_valid = [0.0; FEATURES];
     for r in &valid {
@@ -137,7 +166,11 @@ pub fn niqe_gray(gray: &Plane) -> Result<f64> {
         }
     }
     let denom = (valid.len() - 1) as f64;
-    let avg: Vec<f64> = cov.iter().zip(&model.cov).map(|(c, p)| (c / denom + p) / 2.0).collect();
+    let avg: Vec<f64> = cov
+        .iter()
+        .zip(&model.cov)
+        .map(|(c, p)| (c / denom + p) / 2.0)
+        .collect();
     let pinv = pinv_symmetric(&avg, FEATURES);
     let diff: Vec<f64> = model.mu.iter().zip(&mu_d).map(|(a, b)| a - b).collect();
     let mut q = 0.0;
@@ -173,7 +206,11 @@ fn local_normalize(img: &Plane, window: &[f64; 49]) -> Plane {
             out[i] = (img.data[i] - mu) / (sigma + 1.0);
         }
     }
-    Plane { width: img.width, height: img.height, data: out }
+    Plane {
+        width: img.width,
+        height: img.height,
+        data: out,
+    }
 }
 
 /// The 18 features of one `n × n` block (row-major): AGGD fit of the block, then of its
@@ -185,7 +222,10 @@ fn block_features(block: &[f64], n: usize) -> [f64; 18] {
     f[0] = alpha;
     f[1] = (bl + br) / 2.0;
     let mut prod = vec![0.0; n * n];
-    for (k, (sy, sx)) in [(0isize, 1isize), (1, 0), (1, 1), (1, -1)].into_iter().enumerate() {
+    for (k, (sy, sx)) in [(0isize, 1isize), (1, 0), (1, 1), (1, -1)]
+        .into_iter()
+        .enumerate()
+    {
         for y in 0..n {
             let ry = (y as isize - sy).rem_euclid(n as isize) as usize;
             for x in 0..n {
@@ -220,7 +260,8 @@ fn shape_table() -> &'static (Vec<f64>, Vec<f64>) {
 /// Asymmetric generalised Gaussian fit by moment matching on the grid: (α, β_left, β_right).
 /// Empty sides give NaN exactly as numpy does (mean of an empty array).
 fn aggd(block: &[f64]) -> (f64, f64, f64) {
-    let (mut ls, mut ln, mut rs, mut rn, mut abs_sum, mut sq_sum) = (0.0, 0usize, 0.0, 0usize, 0.0, 0.0);
+    let (mut ls, mut ln, mut rs, mut rn, mut abs_sum, mut sq_sum) =
+        (0.0, 0usize, 0.0, 0usize, 0.0, 0.0);
     for &v in block {
         let v2 = v * v;
         if v < 0.0 {
@@ -239,7 +280,8 @@ fn aggd(block: &[f64]) -> (f64, f64, f64) {
     let gammahat = left_std / right_std;
     let mean_abs = abs_sum / n;
     let rhat = mean_abs * mean_abs / (sq_sum / n);
-    let rhatnorm = rhat * (gammahat.powi(3) + 1.0) * (gammahat + 1.0) / (gammahat * gammahat + 1.0).powi(2);
+    let rhatnorm =
+        rhat * (gammahat.powi(3) + 1.0) * (gammahat + 1.0) / (gammahat * gammahat + 1.0).powi(2);
     let (gam, r_gam) = shape_table();
     // np.argmin: first minimum; a NaN anywhere makes it return the first NaN (index 0 here).
     let mut best = 0;
@@ -268,7 +310,10 @@ fn pinv_symmetric(a: &[f64], n: usize) -> Vec<f64> {
         v[i * n + i] = 1.0;
     }
     for _sweep in 0..100 {
-        let off: f64 = (0..n).flat_map(|i| (0..n).filter(move |&j| j != i).map(move |j| (i, j))).map(|(i, j)| m[i * n + j].powi(2)).sum();
+        let off: f64 = (0..n)
+            .flat_map(|i| (0..n).filter(move |&j| j != i).map(move |j| (i, j)))
+            .map(|(i, j)| m[i * n + j].powi(2))
+            .sum();
         let diag: f64 = (0..n).map(|i| m[i * n + i].powi(2)).sum();
         if off <= 1e-30 * diag {
             break;
@@ -333,7 +378,10 @@ mod tests {
         for i in 0..3 {
             for j in 0..3 {
                 let v: f64 = (0..3).map(|k| a[i * 3 + k] * p[k * 3 + j]).sum();
-                assert!((v - f64::from(u8::from(i == j))).abs() < 1e-12, "({i},{j}) = {v}");
+                assert!(
+                    (v - f64::from(u8::from(i == j))).abs() < 1e-12,
+                    "({i},{j}) = {v}"
+                );
             }
         }
     }
@@ -351,7 +399,9 @@ mod tests {
     #[test]
     fn aggd_of_a_symmetric_laplacian_like_sample_is_symmetric() {
         // Symmetric sample: left and right scales must be equal.
-        let block: Vec<f64> = (1..=50).flat_map(|i| [f64::from(i) * 0.01, -f64::from(i) * 0.01]).collect();
+        let block: Vec<f64> = (1..=50)
+            .flat_map(|i| [f64::from(i) * 0.01, -f64::from(i) * 0.01])
+            .collect();
         let (alpha, bl, br) = aggd(&block);
         assert!((bl - br).abs() < 1e-12);
         // A uniform distribution has shape ≫ 2 in the generalised Gaussian family.
@@ -364,16 +414,23 @@ mod tests {
         // sample from a fixed linear congruential generator instead.
         let mut state: u64 = 12345;
         let mut uniform = || {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             ((state >> 11) as f64 + 0.5) / (1u64 << 53) as f64
         };
         let sample: Vec<f64> = (0..40000)
-            .map(|_| (-2.0 * uniform().ln()).sqrt() * (2.0 * std::f64::consts::PI * uniform()).cos())
+            .map(|_| {
+                (-2.0 * uniform().ln()).sqrt() * (2.0 * std::f64::consts::PI * uniform()).cos()
+            })
             .collect();
         let (alpha, bl, br) = aggd(&sample);
         assert!((alpha - 2.0).abs() < 0.1, "alpha = {alpha}");
         // For α = 2, β = σ·√(Γ(1/2)/Γ(3/2)) = σ·√2.
-        assert!((bl - 2f64.sqrt()).abs() < 0.05 && (br - 2f64.sqrt()).abs() < 0.05, "{bl} {br}");
+        assert!(
+            (bl - 2f64.sqrt()).abs() < 0.05 && (br - 2f64.sqrt()).abs() < 0.05,
+            "{bl} {br}"
+        );
     }
 
     #[test]

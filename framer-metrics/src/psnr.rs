@@ -50,17 +50,30 @@ pub fn psnr_y(sr: &MetricImage, gt: &MetricImage, crop_border: usize) -> Result<
 
 /// PSNR between two equally sized planes with peak value `data_range`.
 pub(crate) fn psnr_planes(a: &Plane, b: &Plane, data_range: f64) -> f64 {
-    let sum: f64 = a.data.iter().zip(&b.data).map(|(x, y)| (x - y) * (x - y)).sum();
+    let sum: f64 = a
+        .data
+        .iter()
+        .zip(&b.data)
+        .map(|(x, y)| (x - y) * (x - y))
+        .sum();
     psnr_from_mse(sum / a.data.len() as f64, data_range)
 }
 
 fn psnr_from_mse(mse: f64, data_range: f64) -> f64 {
-    if mse == 0.0 { f64::INFINITY } else { 10.0 * (data_range * data_range / mse).log10() }
+    if mse == 0.0 {
+        f64::INFINITY
+    } else {
+        10.0 * (data_range * data_range / mse).log10()
+    }
 }
 
 pub(crate) fn check_crop(width: usize, height: usize, crop_border: usize) -> Result<()> {
     if 2 * crop_border >= width || 2 * crop_border >= height {
-        return Err(MetricError::CropTooLarge { crop_border, width, height });
+        return Err(MetricError::CropTooLarge {
+            crop_border,
+            width,
+            height,
+        });
     }
     Ok(())
 }

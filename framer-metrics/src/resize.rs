@@ -17,7 +17,12 @@ fn cubic(x: f64) -> f64 {
 }
 
 /// For each output index: the (0-based, mirrored into range) input indices and their weights.
-fn contributions(in_len: usize, out_len: usize, scale: f64, antialiasing: bool) -> Vec<Vec<(usize, f64)>> {
+fn contributions(
+    in_len: usize,
+    out_len: usize,
+    scale: f64,
+    antialiasing: bool,
+) -> Vec<Vec<(usize, f64)>> {
     let shrink_aa = scale < 1.0 && antialiasing;
     let kernel_width = if shrink_aa { 4.0 / scale } else { 4.0 };
     let taps = kernel_width.ceil() as i64 + 2;
@@ -31,7 +36,11 @@ fn contributions(in_len: usize, out_len: usize, scale: f64, antialiasing: bool) 
                 .map(|j| {
                     let idx = left + j;
                     let d = u - idx as f64;
-                    let w = if shrink_aa { scale * cubic(d * scale) } else { cubic(d) };
+                    let w = if shrink_aa {
+                        scale * cubic(d * scale)
+                    } else {
+                        cubic(d)
+                    };
                     (idx, w)
                 })
                 .collect();
@@ -61,7 +70,10 @@ fn contributions(in_len: usize, out_len: usize, scale: f64, antialiasing: bool) 
 /// If `scale` is not finite and positive.
 #[doc(alias = "imresize")]
 pub fn imresize_bicubic(plane: &Plane, scale: f64, antialiasing: bool) -> Plane {
-    assert!(scale.is_finite() && scale > 0.0, "imresize scale must be positive, got {scale}");
+    assert!(
+        scale.is_finite() && scale > 0.0,
+        "imresize scale must be positive, got {scale}"
+    );
     let (w, h) = (plane.width, plane.height);
     let oh = (h as f64 * scale).ceil() as usize;
     let ow = (w as f64 * scale).ceil() as usize;
@@ -86,7 +98,11 @@ pub fn imresize_bicubic(plane: &Plane, scale: f64, antialiasing: bool) -> Plane 
             out[y * ow + ox] = taps.iter().map(|&(ix, wt)| wt * src[ix]).sum();
         }
     }
-    Plane { width: ow, height: oh, data: out }
+    Plane {
+        width: ow,
+        height: oh,
+        data: out,
+    }
 }
 
 #[cfg(test)]
@@ -99,26 +115,51 @@ mod tests {
         // (1-based) is reproduced exactly wherever no mirroring happens: output x maps to
         // u = x / 0.5 + 0.5 · (1 − 1 / 0.5) = 2x − 0.5. The kernel spans ±4 input pixels.
         let w = 40;
-        let plane = Plane { width: w, height: 1, data: (1..=w).map(|i| i as f64).collect() };
+        let plane = Plane {
+            width: w,
+            height: 1,
+            data: (1..=w).map(|i| i as f64).collect(),
+        };
         let out = imresize_bicubic(&plane, 0.5, true);
         assert_eq!((out.width, out.height), (20, 1));
         for x in 3..=17 {
             let expected = 2.0 * x as f64 - 0.5;
-            assert!((out.data[x - 1] - expected).abs() < 1e-12, "x={x}: {} vs {expected}", out.data[x - 1]);
+            assert!(
+                (out.data[x - 1] - expected).abs() < 1e-12,
+                "x={x}: {} vs {expected}",
+                out.data[x - 1]
+            );
         }
         // Near the edges the symmetric padding bends the ramp; values from the numpy port in
         // `scripts/reference_values.py`: `imresize_half(np.tile(np.arange(1, 41.0), (2, 1)))`.
-        for (i, e) in [(0, 1.449_218_75), (1, 3.488_281_25), (18, 37.511_718_75), (19, 39.550_781_25)] {
-            assert!((out.data[i] - e).abs() < 1e-12, "x={i}: {} vs {e}", out.data[i]);
+        for (i, e) in [
+            (0, 1.449_218_75),
+            (1, 3.488_281_25),
+            (18, 37.511_718_75),
+            (19, 39.550_781_25),
+        ] {
+            assert!(
+                (out.data[i] - e).abs() < 1e-12,
+                "x={i}: {} vs {e}",
+                out.data[i]
+            );
         }
     }
 
     #[test]
     fn constant_plane_stays_constant_and_size_is_ceil() {
-        let plane = Plane { width: 7, height: 5, data: vec![3.25; 35] };
+        let plane = Plane {
+            width: 7,
+            height: 5,
+            data: vec![3.25; 35],
+        };
         let out = imresize_bicubic(&plane, 0.5, true);
         assert_eq!((out.width, out.height), (4, 3));
-        assert!(out.data.iter().all(|v| (v - 3.25).abs() < 1e-12), "{:?}", out.data);
+        assert!(
+            out.data.iter().all(|v| (v - 3.25).abs() < 1e-12),
+            "{:?}",
+            out.data
+        );
     }
 
     #[test]

@@ -36,15 +36,30 @@ pub struct SsimOptions {
 
 impl SsimOptions {
     /// pyiqa's default `ssim`: YIQ luma rounded, cs clamped.
-    pub const PYIQA: SsimOptions = SsimOptions { luma: Luma::YiqRounded, clamp_cs: true, crop_border: 0 };
+    pub const PYIQA: SsimOptions = SsimOptions {
+        luma: Luma::YiqRounded,
+        clamp_cs: true,
+        crop_border: 0,
+    };
     /// pyiqa `ssim(test_y_channel=True, color_space='ycbcr')`: YCbCr luma rounded, cs clamped.
-    pub const PYIQA_YCBCR: SsimOptions = SsimOptions { luma: Luma::YcbcrRounded, clamp_cs: true, crop_border: 0 };
+    pub const PYIQA_YCBCR: SsimOptions = SsimOptions {
+        luma: Luma::YcbcrRounded,
+        clamp_cs: true,
+        crop_border: 0,
+    };
     /// BasicSR `calculate_ssim(test_y_channel=True)`: YCbCr luma unrounded, cs not clamped.
-    pub const BASICSR_Y: SsimOptions = SsimOptions { luma: Luma::Ycbcr, clamp_cs: false, crop_border: 0 };
+    pub const BASICSR_Y: SsimOptions = SsimOptions {
+        luma: Luma::Ycbcr,
+        clamp_cs: false,
+        crop_border: 0,
+    };
 
     /// The same options with another `crop_border`.
     pub const fn with_crop_border(self, crop_border: usize) -> SsimOptions {
-        SsimOptions { crop_border, ..self }
+        SsimOptions {
+            crop_border,
+            ..self
+        }
     }
 }
 
@@ -73,7 +88,11 @@ pub fn ssim(sr: &MetricImage, gt: &MetricImage, crop_border: usize) -> Result<f6
 /// As [`ssim`].
 #[doc(alias = "SSIM-Y")]
 pub fn ssim_y(sr: &MetricImage, gt: &MetricImage, crop_border: usize) -> Result<f64> {
-    ssim_with(sr, gt, &SsimOptions::BASICSR_Y.with_crop_border(crop_border))
+    ssim_with(
+        sr,
+        gt,
+        &SsimOptions::BASICSR_Y.with_crop_border(crop_border),
+    )
 }
 
 /// SSIM with explicit options; see [`SsimOptions`].
@@ -181,5 +200,9 @@ fn filter_valid(p: &Plane, k: &[f64; WINDOW]) -> Plane {
             }
         }
     }
-    Plane { width: ow, height: oh, data: out }
+    Plane {
+        width: ow,
+        height: oh,
+        data: out,
+    }
 }

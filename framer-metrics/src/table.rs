@@ -30,7 +30,10 @@ pub struct RunSummary {
 impl RunSummary {
     /// The value of `metric`, if this run has it.
     pub fn get(&self, metric: Metric) -> Option<f64> {
-        self.values.iter().find(|(m, _)| *m == metric).map(|(_, v)| *v)
+        self.values
+            .iter()
+            .find(|(m, _)| *m == metric)
+            .map(|(_, v)| *v)
     }
 }
 
@@ -121,7 +124,11 @@ pub fn comparison_table(runs: &[RunSummary], format: TableFormat) -> Result<Stri
 fn metric_header(m: Metric, format: TableFormat) -> String {
     match format {
         TableFormat::Csv => m.name().to_string(),
-        _ => format!("{} {}", m.name(), if m.higher_is_better() { "↑" } else { "↓" }),
+        _ => format!(
+            "{} {}",
+            m.name(),
+            if m.higher_is_better() { "↑" } else { "↓" }
+        ),
     }
 }
 
@@ -149,7 +156,13 @@ fn relative_change(v0: f64, v: f64, format: TableFormat) -> String {
 fn render(header: &[String], rows: &[Vec<String>], format: TableFormat) -> String {
     match format {
         TableFormat::Csv => {
-            let line = |cells: &[String]| cells.iter().map(|c| csv_field(c)).collect::<Vec<_>>().join(",");
+            let line = |cells: &[String]| {
+                cells
+                    .iter()
+                    .map(|c| csv_field(c))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            };
             let mut out = line(header);
             out.push('\n');
             for r in rows {
@@ -160,11 +173,25 @@ fn render(header: &[String], rows: &[Vec<String>], format: TableFormat) -> Strin
         }
         TableFormat::Markdown => {
             let line = |cells: &[String]| {
-                format!("| {} |\n", cells.iter().map(|c| c.replace('|', "\\|")).collect::<Vec<_>>().join(" | "))
+                format!(
+                    "| {} |\n",
+                    cells
+                        .iter()
+                        .map(|c| c.replace('|', "\\|"))
+                        .collect::<Vec<_>>()
+                        .join(" | ")
+                )
             };
             let mut out = line(header);
-            let sep: Vec<String> =
-                (0..header.len()).map(|i| if i == 0 { "---".to_string() } else { "---:".to_string() }).collect();
+            let sep: Vec<String> = (0..header.len())
+                .map(|i| {
+                    if i == 0 {
+                        "---".to_string()
+                    } else {
+                        "---:".to_string()
+                    }
+                })
+                .collect();
             out.push_str(&format!("|{}|\n", sep.join("|")));
             for r in rows {
                 out.push_str(&line(r));
@@ -174,7 +201,11 @@ fn render(header: &[String], rows: &[Vec<String>], format: TableFormat) -> Strin
         TableFormat::Terminal => {
             let widths: Vec<usize> = (0..header.len())
                 .map(|i| {
-                    std::iter::once(header).chain(rows.iter().map(Vec::as_slice)).map(|r| width(&r[i])).max().unwrap_or(0)
+                    std::iter::once(header)
+                        .chain(rows.iter().map(Vec::as_slice))
+                        .map(|r| width(&r[i]))
+                        .max()
+                        .unwrap_or(0)
                 })
                 .collect();
             let line = |cells: &[String]| {
@@ -183,13 +214,20 @@ fn render(header: &[String], rows: &[Vec<String>], format: TableFormat) -> Strin
                     .enumerate()
                     .map(|(i, c)| {
                         let pad = " ".repeat(widths[i] - width(c));
-                        if i == 0 { format!("{c}{pad}") } else { format!("{pad}{c}") }
+                        if i == 0 {
+                            format!("{c}{pad}")
+                        } else {
+                            format!("{pad}{c}")
+                        }
                     })
                     .collect();
                 format!("{}\n", parts.join("  ").trim_end())
             };
             let mut out = line(header);
-            out.push_str(&format!("{}\n", "-".repeat(widths.iter().sum::<usize>() + 2 * (widths.len() - 1))));
+            out.push_str(&format!(
+                "{}\n",
+                "-".repeat(widths.iter().sum::<usize>() + 2 * (widths.len() - 1))
+            ));
             for r in rows {
                 out.push_str(&line(r));
             }
@@ -203,7 +241,11 @@ fn width(s: &str) -> usize {
 }
 
 fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() }
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
 }
 
 impl FolderEvaluation {

@@ -2,7 +2,9 @@
 
 use framer_metrics::color::{Plane, ycbcr_y, yiq_y_rounded};
 use framer_metrics::ssim::ssim_planes;
-use framer_metrics::{MetricError, MetricImage, SsimOptions, niqe, psnr, psnr_y, ssim, ssim_with, ssim_y};
+use framer_metrics::{
+    MetricError, MetricImage, SsimOptions, niqe, psnr, psnr_y, ssim, ssim_with, ssim_y,
+};
 
 fn constant(w: usize, h: usize, rgb: [f32; 3]) -> MetricImage {
     MetricImage::from_hwc(w, h, (0..w * h).flat_map(|_| rgb).collect()).unwrap()
@@ -14,7 +16,9 @@ fn textured(w: usize, h: usize, seed: u32) -> MetricImage {
     for y in 0..h {
         for x in 0..w {
             for c in 0..3u32 {
-                let v = ((x as u32 * 37 + y as u32 * 91 + c * 53 + seed * 17) ^ (x as u32 * y as u32)) % 256;
+                let v = ((x as u32 * 37 + y as u32 * 91 + c * 53 + seed * 17)
+                    ^ (x as u32 * y as u32))
+                    % 256;
                 data.push(v as f32 / 255.0);
             }
         }
@@ -38,7 +42,11 @@ fn constant_offset_gives_closed_form_psnr() {
     let d = 0.1_f32;
     let b = MetricImage::from_hwc(32, 24, a.data().iter().map(|v| v + d).collect()).unwrap();
     let expected = -20.0 * f64::from(d).log10();
-    assert!((psnr(&b, &a, 0).unwrap() - expected).abs() < 1e-4, "{}", psnr(&b, &a, 0).unwrap());
+    assert!(
+        (psnr(&b, &a, 0).unwrap() - expected).abs() < 1e-4,
+        "{}",
+        psnr(&b, &a, 0).unwrap()
+    );
     // On Y: the offset becomes d · (65.481 + 128.553 + 24.966) = 219 d on a 255 scale.
     let expected_y = 20.0 * (255.0 / (219.0 * f64::from(d))).log10();
     assert!((psnr_y(&b, &a, 3).unwrap() - expected_y).abs() < 1e-4);
@@ -73,8 +81,16 @@ fn ssim_of_two_constant_images_is_the_luminance_term() {
     let expected = (2.0 * 100.0 * 110.0 + c1) / (100.0_f64.powi(2) + 110.0_f64.powi(2) + c1);
     // Gray pixels: the YIQ luma is the gray level itself.
     assert!((ssim(&a, &b, 0).unwrap() - expected).abs() < 1e-12);
-    let pa = Plane { width: 11, height: 11, data: vec![100.0; 121] };
-    let pb = Plane { width: 11, height: 11, data: vec![110.0; 121] };
+    let pa = Plane {
+        width: 11,
+        height: 11,
+        data: vec![100.0; 121],
+    };
+    let pb = Plane {
+        width: 11,
+        height: 11,
+        data: vec![110.0; 121],
+    };
     assert!((ssim_planes(&pa, &pb, false).unwrap() - expected).abs() < 1e-12);
 }
 
@@ -90,14 +106,32 @@ fn ssim_of_two_constant_images_is_the_luminance_term() {
 #[test]
 fn small_ssim_case_matches_numpy() {
     let (w, h) = (12, 13);
-    let a: Vec<f64> = (0..h).flat_map(|y| (0..w).map(move |x| f64::from((x * 7 + y * 13) % 256))).collect();
+    let a: Vec<f64> = (0..h)
+        .flat_map(|y| (0..w).map(move |x| f64::from((x * 7 + y * 13) % 256)))
+        .collect();
     let b: Vec<f64> = (0..h)
-        .flat_map(|y| (0..w).map(move |x| (f64::from((x * 7 + y * 13) % 256) * 0.8 + 20.0).round() + f64::from((x * y) % 5)))
+        .flat_map(|y| {
+            (0..w).map(move |x| {
+                (f64::from((x * 7 + y * 13) % 256) * 0.8 + 20.0).round() + f64::from((x * y) % 5)
+            })
+        })
         .collect();
     let neg: Vec<f64> = a.iter().map(|v| 255.0 - v).collect();
-    let pa = Plane { width: w as usize, height: h as usize, data: a };
-    let pb = Plane { width: w as usize, height: h as usize, data: b };
-    let pn = Plane { width: w as usize, height: h as usize, data: neg };
+    let pa = Plane {
+        width: w as usize,
+        height: h as usize,
+        data: a,
+    };
+    let pb = Plane {
+        width: w as usize,
+        height: h as usize,
+        data: b,
+    };
+    let pn = Plane {
+        width: w as usize,
+        height: h as usize,
+        data: neg,
+    };
     assert!((ssim_planes(&pa, &pb, false).unwrap() - 0.976_111_284_248_469_5).abs() < 1e-12);
     assert!((ssim_planes(&pa, &pb, true).unwrap() - 0.976_111_284_248_469_5).abs() < 1e-12);
     assert!((ssim_planes(&pa, &pn, false).unwrap() + 0.861_120_156_431_372).abs() < 1e-12);
@@ -115,7 +149,10 @@ fn ssim_variants_differ_only_in_their_stated_conventions() {
         assert!((-1.0..=1.0).contains(&v), "{v}");
     }
     // Rounding the luma changes the value a little, not a lot.
-    assert!((basicsr - pyiqa_ycbcr).abs() < 0.02, "{basicsr} vs {pyiqa_ycbcr}");
+    assert!(
+        (basicsr - pyiqa_ycbcr).abs() < 0.02,
+        "{basicsr} vs {pyiqa_ycbcr}"
+    );
     assert_ne!(basicsr, pyiqa_ycbcr);
 }
 
@@ -142,9 +179,16 @@ fn luma_conversions_follow_their_formulas() {
 fn mismatched_sizes_are_an_error_not_a_panic() {
     let a = textured(20, 20, 5);
     let b = textured(20, 21, 5);
-    for r in [psnr(&a, &b, 0), psnr_y(&a, &b, 0), ssim(&a, &b, 0), ssim_y(&a, &b, 0)] {
+    for r in [
+        psnr(&a, &b, 0),
+        psnr_y(&a, &b, 0),
+        ssim(&a, &b, 0),
+        ssim_y(&a, &b, 0),
+    ] {
         match r {
-            Err(e @ MetricError::SizeMismatch { .. }) => assert!(e.to_string().contains("20x20"), "{e}"),
+            Err(e @ MetricError::SizeMismatch { .. }) => {
+                assert!(e.to_string().contains("20x20"), "{e}")
+            }
             other => panic!("expected SizeMismatch, got {other:?}"),
         }
     }
@@ -152,17 +196,37 @@ fn mismatched_sizes_are_an_error_not_a_panic() {
 
 #[test]
 fn bad_buffers_and_crops_are_errors() {
-    assert!(matches!(MetricImage::from_hwc(4, 4, vec![0.0; 47]), Err(MetricError::BufferSize { expected: 48, .. })));
-    assert!(matches!(MetricImage::from_hwc(0, 4, vec![]), Err(MetricError::Empty { .. })));
+    assert!(matches!(
+        MetricImage::from_hwc(4, 4, vec![0.0; 47]),
+        Err(MetricError::BufferSize { expected: 48, .. })
+    ));
+    assert!(matches!(
+        MetricImage::from_hwc(0, 4, vec![]),
+        Err(MetricError::Empty { .. })
+    ));
     let mut data = vec![0.0; 48];
     data[3 * 5 + 2] = f32::NAN;
     match MetricImage::from_hwc(4, 4, data) {
-        Err(MetricError::NonFinite { x: 1, y: 1, channel: 2, .. }) => {}
+        Err(MetricError::NonFinite {
+            x: 1,
+            y: 1,
+            channel: 2,
+            ..
+        }) => {}
         other => panic!("{other:?}"),
     }
     let a = textured(20, 20, 6);
-    assert!(matches!(psnr(&a, &a, 10), Err(MetricError::CropTooLarge { crop_border: 10, .. })));
-    assert!(matches!(ssim(&a, &a, 5), Err(MetricError::TooSmall { metric: "ssim", .. })));
+    assert!(matches!(
+        psnr(&a, &a, 10),
+        Err(MetricError::CropTooLarge {
+            crop_border: 10,
+            ..
+        })
+    ));
+    assert!(matches!(
+        ssim(&a, &a, 5),
+        Err(MetricError::TooSmall { metric: "ssim", .. })
+    ));
 }
 
 #[test]
@@ -175,15 +239,24 @@ fn chw_and_hwc_constructors_agree() {
         }
     }
     assert_eq!(MetricImage::from_chw(5, 3, &chw).unwrap(), hwc);
-    assert_eq!(hwc.pixel(1, 0), [hwc.data()[3], hwc.data()[4], hwc.data()[5]]);
+    assert_eq!(
+        hwc.pixel(1, 0),
+        [hwc.data()[3], hwc.data()[4], hwc.data()[5]]
+    );
 }
 
 #[test]
 fn niqe_rejects_small_and_flat_images() {
     let small = textured(95, 200, 8);
-    assert!(matches!(niqe(&small, 0), Err(MetricError::TooSmall { metric: "niqe", .. })));
+    assert!(matches!(
+        niqe(&small, 0),
+        Err(MetricError::TooSmall { metric: "niqe", .. })
+    ));
     let flat = constant(192, 96, [0.5; 3]);
-    assert!(matches!(niqe(&flat, 0), Err(MetricError::NiqeDegenerate { valid: 0, total: 2 })));
+    assert!(matches!(
+        niqe(&flat, 0),
+        Err(MetricError::NiqeDegenerate { valid: 0, total: 2 })
+    ));
 }
 
 #[test]
@@ -197,7 +270,13 @@ fn niqe_prefers_a_natural_texture_to_noise_like_blocks() {
     for y in 0..h {
         for x in 0..w {
             let (fx, fy) = (x as f32 / w as f32, y as f32 / h as f32);
-            let v = 0.5 + 0.25 * (fx * 9.0).sin() * (fy * 7.0).cos() + if (x / 24 + y / 24) % 2 == 0 { 0.15 } else { -0.15 };
+            let v = 0.5
+                + 0.25 * (fx * 9.0).sin() * (fy * 7.0).cos()
+                + if (x / 24 + y / 24) % 2 == 0 {
+                    0.15
+                } else {
+                    -0.15
+                };
             state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
             let n = (state >> 8) as f32 / (1u32 << 24) as f32 - 0.5;
             for _ in 0..3 {

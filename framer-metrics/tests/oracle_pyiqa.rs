@@ -39,8 +39,8 @@
 use std::path::PathBuf;
 
 use framer_metrics::{
-    Metric, MetricImage, SsimOptions, TableFormat, comparison_table, evaluate_folders, niqe, psnr, psnr_y, ssim,
-    ssim_with, ssim_y,
+    Metric, MetricImage, SsimOptions, TableFormat, comparison_table, evaluate_folders, niqe, psnr,
+    psnr_y, ssim, ssim_with, ssim_y,
 };
 
 const NAMES: [&str; 5] = ["I03", "I04", "I06", "I08", "I19"];
@@ -48,7 +48,9 @@ const NAMES: [&str; 5] = ["I03", "I04", "I06", "I08", "I19"];
 fn calibra_dir() -> Option<PathBuf> {
     let dir = std::env::var_os("FRAMER_PYIQA_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/pyiqa-calibra"));
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/pyiqa-calibra")
+        });
     if dir.join("dist_dir/I03.bmp").is_file() && dir.join("ref_dir/I19.bmp").is_file() {
         Some(dir)
     } else {
@@ -68,7 +70,10 @@ fn pair(dir: &std::path::Path, name: &str) -> (MetricImage, MetricImage) {
 }
 
 fn assert_close(what: &str, name: &str, got: f64, want: f64, tol: f64) {
-    assert!((got - want).abs() <= tol, "{what} {name}: got {got:.6}, want {want} ± {tol}");
+    assert!(
+        (got - want).abs() <= tol,
+        "{what} {name}: got {got:.6}, want {want} ± {tol}"
+    );
 }
 
 #[test]
@@ -84,8 +89,20 @@ fn psnr_and_ssim_match_pyiqa_to_four_decimals() {
         // value by up to 2e-5 dB here: I08 is 23.300255 here, 23.300246 with the eps, and pyiqa
         // prints 23.3002; I06 is 27.013871 here, 27.013849 with the eps, pyiqa prints 27.0139.
         // So the bound is half a unit of the 4th decimal plus 3e-5.
-        assert_close("psnr", name, psnr(&d, &r, 0).unwrap(), psnr_ref[i], 0.5e-4 + 3e-5);
-        assert_close("ssim", name, ssim(&d, &r, 0).unwrap(), ssim_ref[i], 0.5e-4 + 1e-9);
+        assert_close(
+            "psnr",
+            name,
+            psnr(&d, &r, 0).unwrap(),
+            psnr_ref[i],
+            0.5e-4 + 3e-5,
+        );
+        assert_close(
+            "ssim",
+            name,
+            ssim(&d, &r, 0).unwrap(),
+            ssim_ref[i],
+            0.5e-4 + 1e-9,
+        );
     }
 }
 
@@ -98,10 +115,34 @@ fn y_channel_variants_match_the_numpy_basicsr_port() {
     let ssim_y4_ref = [0.733651, 0.998862, 0.999548, 0.966379, 0.680403];
     for (i, name) in NAMES.iter().enumerate() {
         let (d, r) = pair(&dir, name);
-        assert_close("psnr_y", name, psnr_y(&d, &r, 0).unwrap(), psnr_y_ref[i], 2e-6);
-        assert_close("psnr_y crop 4", name, psnr_y(&d, &r, 4).unwrap(), psnr_y4_ref[i], 2e-6);
-        assert_close("ssim_y", name, ssim_y(&d, &r, 0).unwrap(), ssim_y_ref[i], 2e-6);
-        assert_close("ssim_y crop 4", name, ssim_y(&d, &r, 4).unwrap(), ssim_y4_ref[i], 2e-6);
+        assert_close(
+            "psnr_y",
+            name,
+            psnr_y(&d, &r, 0).unwrap(),
+            psnr_y_ref[i],
+            2e-6,
+        );
+        assert_close(
+            "psnr_y crop 4",
+            name,
+            psnr_y(&d, &r, 4).unwrap(),
+            psnr_y4_ref[i],
+            2e-6,
+        );
+        assert_close(
+            "ssim_y",
+            name,
+            ssim_y(&d, &r, 0).unwrap(),
+            ssim_y_ref[i],
+            2e-6,
+        );
+        assert_close(
+            "ssim_y crop 4",
+            name,
+            ssim_y(&d, &r, 4).unwrap(),
+            ssim_y4_ref[i],
+            2e-6,
+        );
         // pyiqa's YCbCr variant rounds the luma and clamps cs: close to BasicSR's, not equal.
         let pyiqa_y = ssim_with(&d, &r, &SsimOptions::PYIQA_YCBCR).unwrap();
         assert_close("ssim pyiqa-ycbcr", name, pyiqa_y, ssim_y_ref[i], 2e-3);
@@ -125,14 +166,26 @@ fn niqe_matches_the_basicsr_port_and_is_within_0_05_of_pyiqa() {
 fn folder_evaluation_on_the_calibration_set() {
     let Some(dir) = calibra_dir() else { return };
     let metrics = [Metric::Psnr, Metric::SsimY, Metric::Niqe];
-    let eval = evaluate_folders(&dir.join("dist_dir"), Some(&dir.join("ref_dir")), 0, &metrics).unwrap();
+    let eval = evaluate_folders(
+        &dir.join("dist_dir"),
+        Some(&dir.join("ref_dir")),
+        0,
+        &metrics,
+    )
+    .unwrap();
     let stems: Vec<&str> = eval.images.iter().map(|s| s.stem.as_str()).collect();
     assert_eq!(stems, NAMES);
     let mean_psnr = (21.1136 + 20.9872 + 27.0139 + 23.3002 + 21.6186) / 5.0;
     assert!((eval.mean(Metric::Psnr).unwrap() - mean_psnr).abs() < 1e-4);
     // The reference images against themselves: infinite PSNR, SSIM 1, and the comparison
     // table shows the relative change.
-    let ideal = evaluate_folders(&dir.join("ref_dir"), Some(&dir.join("ref_dir")), 4, &[Metric::SsimY]).unwrap();
+    let ideal = evaluate_folders(
+        &dir.join("ref_dir"),
+        Some(&dir.join("ref_dir")),
+        4,
+        &[Metric::SsimY],
+    )
+    .unwrap();
     assert_eq!(ideal.mean(Metric::SsimY), Some(1.0));
     let table = comparison_table(
         &[eval.summary("distorted"), ideal.summary("reference")],
