@@ -44,5 +44,5 @@ pub use image::MetricImage;
 pub use metric::{Availability, Metric, MetricKind};
 pub use niqe::niqe;
 pub use psnr::{psnr, psnr_y};
-pub use ssim::{Luma, SsimOptions, ssim, ssim_with, ssim_y};
+pub use ssim::{Luma, StructuralSimilarityOptions, ssim, ssim_with, ssim_y};
 pub use table::{RunSummary, TableFormat, comparison_table, run_table};

@@ -22,9 +22,11 @@ pub enum Luma {
     Ycbcr,
 }
 
-/// Options of [`ssim_with`].
+/// Options of [`ssim_with`] (which luma, whether to clamp, border crop).
+#[doc(alias = "SSIM")]
+#[doc(alias = "SsimOptions")]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct SsimOptions {
+pub struct StructuralSimilarityOptions {
     /// The channel SSIM is computed on.
     pub luma: Luma,
     /// Clamp the contrast-structure map at 0 before multiplying by the luminance term
@@ -34,36 +36,36 @@ pub struct SsimOptions {
     pub crop_border: usize,
 }
 
-impl SsimOptions {
+impl StructuralSimilarityOptions {
     /// pyiqa's default `ssim`: YIQ luma rounded, cs clamped.
-    pub const PYIQA: SsimOptions = SsimOptions {
+    pub const PYIQA: StructuralSimilarityOptions = StructuralSimilarityOptions {
         luma: Luma::YiqRounded,
         clamp_cs: true,
         crop_border: 0,
     };
     /// pyiqa `ssim(test_y_channel=True, color_space='ycbcr')`: YCbCr luma rounded, cs clamped.
-    pub const PYIQA_YCBCR: SsimOptions = SsimOptions {
+    pub const PYIQA_YCBCR: StructuralSimilarityOptions = StructuralSimilarityOptions {
         luma: Luma::YcbcrRounded,
         clamp_cs: true,
         crop_border: 0,
     };
     /// BasicSR `calculate_ssim(test_y_channel=True)`: YCbCr luma unrounded, cs not clamped.
-    pub const BASICSR_Y: SsimOptions = SsimOptions {
+    pub const BASICSR_Y: StructuralSimilarityOptions = StructuralSimilarityOptions {
         luma: Luma::Ycbcr,
         clamp_cs: false,
         crop_border: 0,
     };
 
     /// The same options with another `crop_border`.
-    pub const fn with_crop_border(self, crop_border: usize) -> SsimOptions {
-        SsimOptions {
+    pub const fn with_crop_border(self, crop_border: usize) -> StructuralSimilarityOptions {
+        StructuralSimilarityOptions {
             crop_border,
             ..self
         }
     }
 }
 
-/// SSIM as pyiqa's default `ssim` computes it ([`SsimOptions::PYIQA`]): luma of YIQ ×255
+/// SSIM as pyiqa's default `ssim` computes it ([`StructuralSimilarityOptions::PYIQA`]): luma of YIQ ×255
 /// rounded, 11×11 Gaussian window with σ = 1.5 (MATLAB `fspecial`), 'valid' filtering,
 /// C1 = (0.01·255)², C2 = (0.03·255)², contrast-structure map clamped at 0, no downsampling,
 /// mean of the SSIM map. `sr`, `gt`: `[H, W, 3]`. Higher is better, 1 for identical images.
@@ -73,16 +75,20 @@ impl SsimOptions {
 /// [`MetricError::TooSmall`] if the cropped image is smaller than 11×11.
 #[doc(alias = "structural similarity")]
 pub fn ssim(sr: &MetricImage, gt: &MetricImage, crop_border: usize) -> Result<f64> {
-    ssim_with(sr, gt, &SsimOptions::PYIQA.with_crop_border(crop_border))
+    ssim_with(
+        sr,
+        gt,
+        &StructuralSimilarityOptions::PYIQA.with_crop_border(crop_border),
+    )
 }
 
 /// SSIM on the Y channel of BT.601 YCbCr as BasicSR's
 /// `calculate_ssim(img, img2, crop_border, test_y_channel=True)` computes it
-/// ([`SsimOptions::BASICSR_Y`]): Y in `[16, 235]` not rounded, same window and constants as
+/// ([`StructuralSimilarityOptions::BASICSR_Y`]): Y in `[16, 235]` not rounded, same window and constants as
 /// [`ssim`], contrast-structure map not clamped. The SSIM of Real-ISR paper tables.
 ///
 /// pyiqa's `ssim(color_space='ycbcr')` rounds Y and clamps the map
-/// ([`SsimOptions::PYIQA_YCBCR`]); on natural images the two differ in the 4th decimal at most.
+/// ([`StructuralSimilarityOptions::PYIQA_YCBCR`]); on natural images the two differ in the 4th decimal at most.
 ///
 /// # Errors
 /// As [`ssim`].
@@ -91,15 +97,19 @@ pub fn ssim_y(sr: &MetricImage, gt: &MetricImage, crop_border: usize) -> Result<
     ssim_with(
         sr,
         gt,
-        &SsimOptions::BASICSR_Y.with_crop_border(crop_border),
+        &StructuralSimilarityOptions::BASICSR_Y.with_crop_border(crop_border),
     )
 }
 
-/// SSIM with explicit options; see [`SsimOptions`].
+/// SSIM with explicit options; see [`StructuralSimilarityOptions`].
 ///
 /// # Errors
 /// As [`ssim`].
-pub fn ssim_with(sr: &MetricImage, gt: &MetricImage, options: &SsimOptions) -> Result<f64> {
+pub fn ssim_with(
+    sr: &MetricImage,
+    gt: &MetricImage,
+    options: &StructuralSimilarityOptions,
+) -> Result<f64> {
     sr.check_same_size(gt)?;
     let luma = match options.luma {
         Luma::YiqRounded => yiq_y_rounded,

@@ -3,7 +3,8 @@
 use framer_metrics::color::{Plane, ycbcr_y, yiq_y_rounded};
 use framer_metrics::ssim::ssim_planes;
 use framer_metrics::{
-    MetricError, MetricImage, SsimOptions, niqe, psnr, psnr_y, ssim, ssim_with, ssim_y,
+    MetricError, MetricImage, StructuralSimilarityOptions, niqe, psnr, psnr_y, ssim, ssim_with,
+    ssim_y,
 };
 
 fn constant(w: usize, h: usize, rgb: [f32; 3]) -> MetricImage {
@@ -143,7 +144,7 @@ fn ssim_variants_differ_only_in_their_stated_conventions() {
     let a = textured(48, 40, 3);
     let b = textured(48, 40, 4);
     let basicsr = ssim_y(&a, &b, 0).unwrap();
-    let pyiqa_ycbcr = ssim_with(&a, &b, &SsimOptions::PYIQA_YCBCR).unwrap();
+    let pyiqa_ycbcr = ssim_with(&a, &b, &StructuralSimilarityOptions::PYIQA_YCBCR).unwrap();
     let pyiqa = ssim(&a, &b, 0).unwrap();
     for v in [basicsr, pyiqa_ycbcr, pyiqa] {
         assert!((-1.0..=1.0).contains(&v), "{v}");

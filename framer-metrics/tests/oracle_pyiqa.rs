@@ -39,8 +39,8 @@
 use std::path::PathBuf;
 
 use framer_metrics::{
-    Metric, MetricImage, SsimOptions, TableFormat, comparison_table, evaluate_folders, niqe, psnr,
-    psnr_y, ssim, ssim_with, ssim_y,
+    Metric, MetricImage, StructuralSimilarityOptions, TableFormat, comparison_table,
+    evaluate_folders, niqe, psnr, psnr_y, ssim, ssim_with, ssim_y,
 };
 
 const NAMES: [&str; 5] = ["I03", "I04", "I06", "I08", "I19"];
@@ -144,7 +144,7 @@ fn y_channel_variants_match_the_numpy_basicsr_port() {
             2e-6,
         );
         // pyiqa's YCbCr variant rounds the luma and clamps cs: close to BasicSR's, not equal.
-        let pyiqa_y = ssim_with(&d, &r, &SsimOptions::PYIQA_YCBCR).unwrap();
+        let pyiqa_y = ssim_with(&d, &r, &StructuralSimilarityOptions::PYIQA_YCBCR).unwrap();
         assert_close("ssim pyiqa-ycbcr", name, pyiqa_y, ssim_y_ref[i], 2e-3);
     }
 }
