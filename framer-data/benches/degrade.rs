@@ -6,7 +6,65 @@
 
 use std::time::Instant;
 
-use framer_data::{DegradationConfig, Degrader, TrainPairs, TrainPairsOptions};
+use framer_data::filter::{filter2d, usm_sharpen};
+use framer_data::jpeg::jpeg_roundtrip;
+use framer_data::kernels::{circular_lowpass, gaussian};
+use framer_data::noise::add_poisson_noise;
+use framer_data::resize::{Interpolation, resize_by_factor};
+use framer_data::{DegradationConfig, Degrader, Image, TrainPairs, TrainPairsOptions, item_rng};
+
+/// Median time in milliseconds of `reps` calls of `f`.
+fn time_ms(reps: usize, mut f: impl FnMut()) -> f64 {
+    let mut t: Vec<f64> = (0..reps)
+        .map(|_| {
+            let s = Instant::now();
+            f();
+            s.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    t.sort_by(f64::total_cmp);
+    t[reps / 2]
+}
+
+/// Cost of the individual steps on a 512×512 crop (the stage 1 input size).
+fn breakdown(hr: &Image) {
+    let k21 = gaussian(21, 2.0, 1.0, 0.3);
+    let sinc = circular_lowpass(21, 1.5);
+    let mut rng = item_rng(0, 0);
+    println!("step costs on 512x512 (median of 5):");
+    println!(
+        "  usm_sharpen            {:7.2} ms",
+        time_ms(5, || drop(usm_sharpen(hr)))
+    );
+    println!(
+        "  filter2d 21x21         {:7.2} ms",
+        time_ms(5, || drop(filter2d(hr, &k21)))
+    );
+    println!(
+        "  filter2d sinc 21x21    {:7.2} ms",
+        time_ms(5, || drop(filter2d(hr, &sinc)))
+    );
+    for mode in Interpolation::ALL {
+        println!(
+            "  resize x0.5 {:<10} {:7.2} ms",
+            format!("{mode:?}"),
+            time_ms(5, || drop(resize_by_factor(hr, 0.5, mode).unwrap()))
+        );
+    }
+    println!(
+        "  poisson noise          {:7.2} ms",
+        time_ms(5, || add_poisson_noise(
+            &mut hr.clone(),
+            1.0,
+            false,
+            &mut rng
+        ))
+    );
+    println!(
+        "  jpeg round trip q50    {:7.2} ms",
+        time_ms(5, || drop(jpeg_roundtrip(hr, 50.0).unwrap()))
+    );
+}
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args()
@@ -22,6 +80,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ..TrainPairsOptions::default()
     };
     let data = TrainPairs::embedded(degrader.clone(), options)?;
+
+    breakdown(&data.crop(0, 0)?);
 
     // Crop + augmentation cost alone, for reference.
     let t = Instant::now();

@@ -51,21 +51,46 @@ pub fn filter2d(img: &Image, kernel: &Kernel) -> Image {
         return out;
     }
     let (w, h) = (img.width(), img.height());
+    if let Some((taps_x, taps_y)) = kernel.factors() {
+        let mut out = img.clone();
+        for c in 0..CHANNELS {
+            let plane = separable_plane(img.channel(c), w, h, taps_x, taps_y);
+            out.channel_mut(c).copy_from_slice(&plane);
+        }
+        return out;
+    }
     let pad = k / 2;
     let mut out = img.clone();
     for c in 0..CHANNELS {
         let (padded, pw) = pad_plane(img.channel(c), w, h, pad);
         let dst = out.channel_mut(c);
         dst.fill(0.0);
+        let weights = kernel.weights();
         for y in 0..h {
             let orow = &mut dst[y * w..(y + 1) * w];
-            for ky in 0..k {
+            // Four kernel rows per pass over the output row: fewer loads and stores of `orow`.
+            let mut ky = 0;
+            while ky + 4 <= k {
+                let rows: [&[f32]; 4] =
+                    std::array::from_fn(|i| &padded[(y + ky + i) * pw..(y + ky + i + 1) * pw]);
+                for kx in 0..k {
+                    let wv: [f32; 4] = std::array::from_fn(|i| weights[(ky + i) * k + kx]);
+                    let (s0, s1, s2, s3) = (
+                        &rows[0][kx..kx + w],
+                        &rows[1][kx..kx + w],
+                        &rows[2][kx..kx + w],
+                        &rows[3][kx..kx + w],
+                    );
+                    for ((((o, a), b), c), d) in orow.iter_mut().zip(s0).zip(s1).zip(s2).zip(s3) {
+                        *o += wv[0] * a + wv[1] * b + wv[2] * c + wv[3] * d;
+                    }
+                }
+                ky += 4;
+            }
+            for ky in ky..k {
                 let srow = &padded[(y + ky) * pw..(y + ky + 1) * pw];
                 for kx in 0..k {
-                    let wv = kernel.weights()[ky * k + kx];
-                    if wv == 0.0 {
-                        continue;
-                    }
+                    let wv = weights[ky * k + kx];
                     for (o, s) in orow.iter_mut().zip(&srow[kx..kx + w]) {
                         *o += wv * s;
                     }
@@ -76,8 +101,9 @@ pub fn filter2d(img: &Image, kernel: &Kernel) -> Image {
     out
 }
 
-/// Separable filtering of one plane by `taps` along rows then columns (reflect padding).
-fn separable_plane(src: &[f32], w: usize, h: usize, taps: &[f32]) -> Vec<f32> {
+/// Separable filtering of one plane: `taps_x` along rows, then `taps_y` along columns (reflect padding).
+fn separable_plane(src: &[f32], w: usize, h: usize, taps_x: &[f32], taps_y: &[f32]) -> Vec<f32> {
+    let taps = taps_x;
     let k = taps.len();
     let pad = k / 2;
     let cols: Vec<usize> = (0..w + 2 * pad)
@@ -92,19 +118,55 @@ fn separable_plane(src: &[f32], w: usize, h: usize, taps: &[f32]) -> Vec<f32> {
             *l = row[cx];
         }
         let orow = &mut tmp[y * w..(y + 1) * w];
-        for (t, &tap) in taps.iter().enumerate() {
+        let mut t = 0;
+        while t + 4 <= k {
+            let (s0, s1, s2, s3) = (
+                &line[t..t + w],
+                &line[t + 1..t + 1 + w],
+                &line[t + 2..t + 2 + w],
+                &line[t + 3..t + 3 + w],
+            );
+            let (w0, w1, w2, w3) = (taps[t], taps[t + 1], taps[t + 2], taps[t + 3]);
+            for ((((o, a), b), c), d) in orow.iter_mut().zip(s0).zip(s1).zip(s2).zip(s3) {
+                *o += w0 * a + w1 * b + w2 * c + w3 * d;
+            }
+            t += 4;
+        }
+        for t in t..k {
+            let tap = taps[t];
             for (o, s) in orow.iter_mut().zip(&line[t..t + w]) {
                 *o += tap * s;
             }
         }
     }
-    // Vertical pass.
+    // Vertical pass, four taps per pass over the output row.
+    let taps = taps_y;
+    let k = taps.len();
+    let pad = k / 2;
     let mut out = vec![0.0f32; w * h];
+    let src_row = |y: usize, t: usize| {
+        let sy = reflect_index(y as isize + t as isize - pad as isize, h);
+        &tmp[sy * w..(sy + 1) * w]
+    };
     for y in 0..h {
         let orow = &mut out[y * w..(y + 1) * w];
-        for (t, &tap) in taps.iter().enumerate() {
-            let sy = reflect_index(y as isize + t as isize - pad as isize, h);
-            for (o, s) in orow.iter_mut().zip(&tmp[sy * w..(sy + 1) * w]) {
+        let mut t = 0;
+        while t + 4 <= k {
+            let (s0, s1, s2, s3) = (
+                src_row(y, t),
+                src_row(y, t + 1),
+                src_row(y, t + 2),
+                src_row(y, t + 3),
+            );
+            let (w0, w1, w2, w3) = (taps[t], taps[t + 1], taps[t + 2], taps[t + 3]);
+            for ((((o, a), b), c), d) in orow.iter_mut().zip(s0).zip(s1).zip(s2).zip(s3) {
+                *o += w0 * a + w1 * b + w2 * c + w3 * d;
+            }
+            t += 4;
+        }
+        for t in t..k {
+            let tap = taps[t];
+            for (o, s) in orow.iter_mut().zip(src_row(y, t)) {
                 *o += tap * s;
             }
         }
@@ -118,7 +180,7 @@ pub fn filter_separable(img: &Image, taps: &[f32]) -> Image {
     let (w, h) = (img.width(), img.height());
     let mut out = img.clone();
     for c in 0..CHANNELS {
-        let plane = separable_plane(img.channel(c), w, h, taps);
+        let plane = separable_plane(img.channel(c), w, h, taps, taps);
         out.channel_mut(c).copy_from_slice(&plane);
     }
     out

@@ -23,6 +23,9 @@ use serde::{Deserialize, Serialize};
 pub struct Kernel {
     size: usize,
     weights: Vec<f32>,
+    /// `(column_taps, row_taps)` when the kernel is exactly their outer product
+    /// (`weights[y·size + x] = row_taps[y] · column_taps[x]`), used for faster filtering.
+    factors: Option<(Vec<f32>, Vec<f32>)>,
 }
 
 impl Kernel {
@@ -53,9 +56,18 @@ impl Kernel {
     /// The 1×1 identity kernel (convolution leaves the image unchanged).
     pub fn identity() -> Kernel {
         Kernel {
+            factors: None,
             size: 1,
             weights: vec![1.0],
         }
+    }
+
+    /// The separable factors `(taps along x, taps along y)` if the kernel is their outer product
+    /// (axis-aligned Gaussians), else `None`.
+    pub fn factors(&self) -> Option<(&[f32], &[f32])> {
+        self.factors
+            .as_ref()
+            .map(|(x, y)| (x.as_slice(), y.as_slice()))
     }
 
     /// Builds a kernel by evaluating `f(x, y)` on the centred grid and normalising the sum to one.
@@ -72,6 +84,7 @@ impl Kernel {
         Kernel {
             size,
             weights: raw.iter().map(|&v| (v / total) as f32).collect(),
+            factors: None,
         }
     }
 }
@@ -99,7 +112,15 @@ fn quad_form(inv: (f64, f64, f64), x: f64, y: f64) -> f64 {
 #[doc(alias = "bivariate_Gaussian")]
 pub fn gaussian(size: usize, sig_x: f64, sig_y: f64, theta: f64) -> Kernel {
     let inv = inverse_sigma(sig_x, sig_y, theta);
-    Kernel::from_grid(size, |x, y| (-0.5 * quad_form(inv, x, y)).exp())
+    let mut k = Kernel::from_grid(size, |x, y| (-0.5 * quad_form(inv, x, y)).exp());
+    // Axis-aligned (isotropic, or θ = 0): exactly the outer product of two 1-D Gaussians.
+    if inv.1 == 0.0 {
+        k.factors = Some((
+            gaussian_1d(size, inv.0.recip().sqrt()),
+            gaussian_1d(size, inv.2.recip().sqrt()),
+        ));
+    }
+    k
 }
 
 /// Bivariate generalized Gaussian kernel `exp(-q^β / 2)` (β = 1 is the Gaussian).

@@ -28,17 +28,22 @@ pub fn add_gaussian_noise<R: Rng + ?Sized>(img: &mut Image, sigma: f64, gray: bo
     }
 }
 
-/// Inverse-CDF sampler of Poisson(λ) for the ≤ 256 distinct rates that occur (λ = level/255 · vals).
+/// Inverse-CDF sampler of Poisson(λ) for the ≤ 256 distinct rates that occur (λ = level/255 · vals),
+/// with a guide table (the cutpoint method) so that a draw costs one uniform and about two
+/// comparisons.
 struct PoissonTables {
     vals: f64,
-    cdfs: Vec<Option<Vec<f64>>>,
+    tables: Vec<Option<(Vec<f64>, Vec<u32>)>>,
 }
+
+/// Number of guide-table cells per distribution.
+const GUIDE: usize = 64;
 
 impl PoissonTables {
     fn new(vals: f64) -> Self {
         Self {
             vals,
-            cdfs: vec![None; 256],
+            tables: vec![None; 256],
         }
     }
 
@@ -49,7 +54,7 @@ impl PoissonTables {
             return 0.0;
         }
         let vals = self.vals;
-        let cdf = self.cdfs[level as usize].get_or_insert_with(|| {
+        let (cdf, guide) = self.tables[level as usize].get_or_insert_with(|| {
             let lambda = f64::from(level) / 255.0 * vals;
             // Truncated where the remaining tail mass is below 1e-14.
             let kmax = (lambda + 12.0 * lambda.sqrt() + 30.0) as usize;
@@ -63,9 +68,17 @@ impl PoissonTables {
                 acc += p;
                 cdf.push(acc);
             }
-            cdf
+            // guide[j] = first k with cdf[k] > j / GUIDE.
+            let guide = (0..GUIDE)
+                .map(|j| cdf.partition_point(|&c| c <= j as f64 / GUIDE as f64) as u32)
+                .collect();
+            (cdf, guide)
         });
-        cdf.partition_point(|&c| c <= u) as f64
+        let mut k = guide[((u * GUIDE as f64) as usize).min(GUIDE - 1)] as usize;
+        while k < cdf.len() && cdf[k] <= u {
+            k += 1;
+        }
+        k as f64
     }
 }
 

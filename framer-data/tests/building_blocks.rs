@@ -252,6 +252,21 @@ fn filtering_with_reflect_padding() {
             .zip(b.data())
             .all(|(x, y)| (x - y).abs() < 1e-5)
     );
+    // Axis-aligned Gaussians take the separable path; it agrees with the direct 2-D path
+    // (a β = 1 generalized Gaussian has the same weights but no factorisation).
+    for (sx, sy) in [(1.3, 1.3), (0.6, 2.4)] {
+        let sep = gaussian(13, sx, sy, 0.0);
+        let direct = generalized_gaussian(13, sx, sy, 0.0, 1.0);
+        assert!(sep.factors().is_some() && direct.factors().is_none());
+        let (a, b) = (filter2d(&img, &sep), filter2d(&img, &direct));
+        assert!(
+            a.data()
+                .iter()
+                .zip(b.data())
+                .all(|(x, y)| (x - y).abs() < 1e-5)
+        );
+    }
+    assert!(gaussian(13, 0.6, 2.4, 0.5).factors().is_none());
     // Reflect padding (no edge repeat): 3-tap box on [0, 1, 2, 3] gives [(1+0+1)/3, 1, 2, (2+3+2)/3].
     // (A single row reflects onto itself vertically and the vertical taps sum to one.)
     let row = Image::from_fn(4, 1, |_, _, x| x as f32).unwrap();
