@@ -374,3 +374,40 @@ fn embedded_photos_are_real_rgb_photos_split_in_two() {
     let data = TrainPairs::embedded(degrader(), TrainPairsOptions::default()).unwrap();
     assert_eq!(data.crop(7, 0).unwrap().shape(), [3, 512, 512]);
 }
+
+/// Checks a folder made by `scripts/gather-photos.sh`: every sub-folder loads and yields pairs.
+/// Run with `FRAMER_GATHERED_PHOTOS=DEST cargo test -p framer-data --release -- --ignored`.
+#[test]
+#[ignore = "needs the photos of scripts/gather-photos.sh in $FRAMER_GATHERED_PHOTOS"]
+fn gathered_photos_load() {
+    let Some(root) = std::env::var_os("FRAMER_GATHERED_PHOTOS") else {
+        eprintln!("FRAMER_GATHERED_PHOTOS is not set; nothing to check");
+        return;
+    };
+    let opts = TrainPairsOptions { small_images: SmallImages::Skip, ..TrainPairsOptions::default() };
+    let mut total = 0;
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root).unwrap().map(|e| e.unwrap().path()).collect();
+    dirs.sort();
+    for dir in dirs.into_iter().filter(|d| d.is_dir()) {
+        match TrainPairs::from_folder(&dir, degrader(), opts.clone()) {
+            Ok(data) => {
+                let p = data.get(0, 0).unwrap();
+                assert_eq!(p.lr.shape(), [3, 128, 128]);
+                println!("{}: {} photos usable for 512² crops", dir.display(), data.len());
+                total += data.len();
+            }
+            Err(e) => println!("{}: {e}", dir.display()),
+        }
+    }
+    assert!(total > 0);
+}
+
+/// Datasets can be shared across worker threads.
+#[test]
+fn datasets_are_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<TrainPairs>();
+    check::<PairedFolders>();
+    check::<Degrader>();
+    check::<Image>();
+}
