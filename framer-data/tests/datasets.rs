@@ -384,16 +384,26 @@ fn gathered_photos_load() {
         eprintln!("FRAMER_GATHERED_PHOTOS is not set; nothing to check");
         return;
     };
-    let opts = TrainPairsOptions { small_images: SmallImages::Skip, ..TrainPairsOptions::default() };
+    let opts = TrainPairsOptions {
+        small_images: SmallImages::Skip,
+        ..TrainPairsOptions::default()
+    };
     let mut total = 0;
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     dirs.sort();
     for dir in dirs.into_iter().filter(|d| d.is_dir()) {
         match TrainPairs::from_folder(&dir, degrader(), opts.clone()) {
             Ok(data) => {
                 let p = data.get(0, 0).unwrap();
                 assert_eq!(p.lr.shape(), [3, 128, 128]);
-                println!("{}: {} photos usable for 512² crops", dir.display(), data.len());
+                println!(
+                    "{}: {} photos usable for 512² crops",
+                    dir.display(),
+                    data.len()
+                );
                 total += data.len();
             }
             Err(e) => println!("{}: {e}", dir.display()),
