@@ -3,7 +3,7 @@
 //!
 //! Conventions follow BasicSR's `basicsr/data/degradations.py`: a `k`×`k` kernel (odd `k`) is
 //! evaluated on the integer grid `x, y ∈ {-(k-1)/2, …, (k-1)/2}` (`x` along columns, `y` along rows)
-//! and normalised to sum to one. The covariance of the anisotropic shapes is
+//! and normalised to sum to one (an even `k` is rounded up to `k + 1`). The covariance of the anisotropic shapes is
 //! `Σ = R(θ) diag(σx², σy²) R(θ)ᵀ`, and with `q = [x y] Σ⁻¹ [x y]ᵀ`:
 //!
 //! | shape | unnormalised value |
@@ -71,8 +71,9 @@ impl Kernel {
     }
 
     /// Builds a kernel by evaluating `f(x, y)` on the centred grid and normalising the sum to one.
+    /// An even `size` is rounded up to the next odd size.
     fn from_grid(size: usize, f: impl Fn(f64, f64) -> f64) -> Kernel {
-        assert!(size % 2 == 1, "kernel size must be odd");
+        let size = size | 1;
         let half = (size / 2) as f64;
         let mut raw = Vec::with_capacity(size * size);
         for iy in 0..size {
@@ -91,6 +92,8 @@ impl Kernel {
 
 /// Inverse covariance `Σ⁻¹` of `R(θ) diag(σx², σy²) R(θ)ᵀ`, as `(a, b, c)` of `[[a, b], [b, c]]`.
 fn inverse_sigma(sig_x: f64, sig_y: f64, theta: f64) -> (f64, f64, f64) {
+    // σ below 1e-3 (or not a number) behaves as 1e-3: the kernel is then a unit impulse.
+    let (sig_x, sig_y) = (sig_x.max(1e-3), sig_y.max(1e-3));
     let (s, c) = theta.sin_cos();
     let (vx, vy) = (sig_x * sig_x, sig_y * sig_y);
     // Σ = [[c²vx + s²vy, cs(vx - vy)], [cs(vx - vy), s²vx + c²vy]]
@@ -116,8 +119,8 @@ pub fn gaussian(size: usize, sig_x: f64, sig_y: f64, theta: f64) -> Kernel {
     // Axis-aligned (isotropic, or θ = 0): exactly the outer product of two 1-D Gaussians.
     if inv.1 == 0.0 {
         k.factors = Some((
-            gaussian_1d(size, inv.0.recip().sqrt()),
-            gaussian_1d(size, inv.2.recip().sqrt()),
+            gaussian_1d(k.size(), inv.0.recip().sqrt()),
+            gaussian_1d(k.size(), inv.2.recip().sqrt()),
         ));
     }
     k
@@ -143,6 +146,8 @@ pub fn plateau(size: usize, sig_x: f64, sig_y: f64, theta: f64, beta: f64) -> Ke
 #[doc(alias = "circular_lowpass_kernel")]
 #[doc(alias = "sinc")]
 pub fn circular_lowpass(size: usize, cutoff: f64) -> Kernel {
+    // A cutoff at or below zero (or NaN) would give an all-zero kernel; keep it positive.
+    let cutoff = cutoff.max(1e-3);
     Kernel::from_grid(size, |x, y| {
         let r = (x * x + y * y).sqrt();
         if r == 0.0 {

@@ -89,6 +89,35 @@ fn every_kernel_sums_to_one() {
 }
 
 #[test]
+fn degenerate_kernel_arguments_do_not_panic() {
+    // Even sizes are rounded up; zero σ or cutoff give finite kernels that still sum to one.
+    let ks = [
+        gaussian(8, 1.0, 1.0, 0.0),
+        gaussian(0, 1.0, 1.0, 0.0),
+        gaussian(7, 0.0, 0.0, 0.0),
+        plateau(6, 0.0, 2.0, 0.3, 1.5),
+        generalized_gaussian(7, -1.0, 1.0, 0.0, 2.0),
+        circular_lowpass(10, 0.0),
+    ];
+    for k in &ks {
+        assert_eq!(k.size() % 2, 1);
+        assert!(k.weights().iter().all(|w| w.is_finite()));
+        assert!((k.sum() - 1.0).abs() < 1e-5);
+    }
+    assert_eq!(ks[0].size(), 9);
+    // σ → 0 is the identity.
+    assert!((ks[2].at(3, 3) - 1.0).abs() < 1e-6);
+    let img = test_image(12, 9);
+    let out = filter2d(&img, &ks[2]);
+    assert!(
+        out.data()
+            .iter()
+            .zip(img.data())
+            .all(|(a, b)| (a - b).abs() < 1e-6)
+    );
+}
+
+#[test]
 fn gaussian_kernels_match_the_separable_closed_form() {
     // Isotropic: outer product of two normalised 1-D Gaussians.
     let (size, s) = (15, 1.7);
