@@ -164,8 +164,7 @@ fn separable_plane(src: &[f32], w: usize, h: usize, taps_x: &[f32], taps_y: &[f3
             }
             t += 4;
         }
-        for t in t..k {
-            let tap = taps[t];
+        for (t, &tap) in taps.iter().enumerate().skip(t) {
             for (o, s) in orow.iter_mut().zip(src_row(y, t)) {
                 *o += tap * s;
             }
