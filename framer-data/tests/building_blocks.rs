@@ -89,6 +89,72 @@ fn every_kernel_sums_to_one() {
 }
 
 #[test]
+fn kernels_match_basicsr_reference_values() {
+    // Golden values from BasicSR 1.4.2 `basicsr/data/degradations.py` (numpy, float64), printed as
+    // `k[row, col]` for the calls named on each line.
+    let idx = [(10, 10), (10, 13), (7, 12), (3, 15), (0, 0), (14, 6)];
+    let cases: [(&str, Kernel, [f64; 6]); 4] = [
+        (
+            "bivariate_Gaussian(21, 1.2, 2.7, 0.6, isotropic=False)",
+            gaussian(21, 1.2, 2.7, 0.6),
+            [
+                0.04912216968542267,
+                0.004800995539231549,
+                0.020128902695441712,
+                0.00030434636866104255,
+                2.2611608547084897e-31,
+                0.004041202591013756,
+            ],
+        ),
+        (
+            "bivariate_generalized_Gaussian(21, 2.2, 1.1, -1.1, 0.7, isotropic=False)",
+            generalized_gaussian(21, 2.2, 1.1, -1.1, 0.7),
+            [
+                0.03873681574234974,
+                0.006329971063656933,
+                0.01387117316302189,
+                0.0011366415502094345,
+                1.6914316002928438e-09,
+                0.004130236096297574,
+            ],
+        ),
+        (
+            "bivariate_plateau(21, 1.6, 0.9, 2.4, 1.5, isotropic=False)",
+            plateau(21, 1.6, 0.9, 2.4, 1.5),
+            [
+                0.10070988976410913,
+                0.005179169439202717,
+                0.006886923730136542,
+                0.0005639435347617458,
+                2.600141994032785e-05,
+                0.002214907677135381,
+            ],
+        ),
+        (
+            "circular_lowpass_kernel(1.3, 21)",
+            circular_lowpass(21, 1.3),
+            [
+                0.14094698306220116,
+                -0.001969212918449243,
+                -0.01662126088985386,
+                -0.005088695787722628,
+                -0.002690449587019428,
+                0.0037304915454694997,
+            ],
+        ),
+    ];
+    for (call, k, want) in &cases {
+        for (&(y, x), &w) in idx.iter().zip(want) {
+            let got = f64::from(k.at(y, x));
+            assert!(
+                (got - w).abs() <= 1e-6 * w.abs() + 1e-9,
+                "{call}[{y}, {x}] = {got}, BasicSR gives {w}"
+            );
+        }
+    }
+}
+
+#[test]
 fn degenerate_kernel_arguments_do_not_panic() {
     // Even sizes are rounded up; zero σ or cutoff give finite kernels that still sum to one.
     let ks = [
