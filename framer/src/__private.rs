@@ -10,7 +10,8 @@ pub use framer_macros::{__framer_forward_expand, FramerDerive};
 pub use std::vec::Vec;
 
 pub use crate::taps::{
-    FramerModel, ReadoutKind, TapElements, TapField, TapInfo, TapRole, TapTensor, Taps, tap_name,
+    FramerModel, OUTPUT_TAP, ReadoutKind, TapElements, TapField, TapInfo, TapRole, TapTensor, Taps,
+    tap_name,
 };
 
 /// Records the student `field[.index]`.

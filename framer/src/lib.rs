@@ -39,12 +39,17 @@ pub mod golden;
 mod loss;
 mod negatives;
 mod prediction;
+pub mod taps;
+#[doc(hidden)]
+pub mod __private;
 
 pub use band::BandMaskKind;
 pub use error::FramerError;
 pub use loss::*;
 pub use negatives::{NegativeSampler, validate_negatives};
 pub use prediction::Parameterization;
+pub use framer_macros::{framer, framer_forward};
+pub use taps::*;
 
 /// Re-exports of burn for code that needs the exact version framer is built against.
 pub use burn;

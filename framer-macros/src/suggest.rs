@@ -1,0 +1,61 @@
+//! "Did you mean" suggestions for misspelt keys.
+
+/// Levenshtein distance between two short strings.
+pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = Vec::with_capacity(b.len() + 1);
+        cur.push(i + 1);
+        for (j, cb) in b.iter().enumerate() {
+            let substitute = prev[j] + usize::from(ca != *cb);
+            cur.push(substitute.min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// The closest of `candidates` to `word`, if close enough to be a plausible typo.
+pub(crate) fn did_you_mean<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    let limit = (word.chars().count() / 3).max(1) + 1;
+    candidates
+        .iter()
+        .map(|c| (edit_distance(word, c), *c))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+/// `unknown {what} `{word}`` with a suggestion or the list of valid keys.
+pub(crate) fn unknown_key_message(what: &str, word: &str, candidates: &[&str]) -> String {
+    match did_you_mean(word, candidates) {
+        Some(s) => format!("unknown {what} `{word}`; did you mean `{s}`?"),
+        None => {
+            let list: Vec<String> = candidates.iter().map(|c| format!("`{c}`")).collect();
+            format!("unknown {what} `{word}`; expected one of {}", list.join(", "))
+        }
+    }
+}
+
+#[cfg(test)]
+mod unit {
+    use super::*;
+
+    #[test]
+    fn distance_matches_hand_counts() {
+        assert_eq!(edit_distance("studnet", "student"), 2);
+        assert_eq!(edit_distance("teacher", "teacher"), 0);
+        assert_eq!(edit_distance("", "tap"), 3);
+        assert_eq!(edit_distance("readuot", "readout"), 2);
+    }
+
+    #[test]
+    fn suggests_only_close_words() {
+        let keys = ["student", "teacher", "indices", "tap"];
+        assert_eq!(did_you_mean("studnet", &keys), Some("student"));
+        assert_eq!(did_you_mean("teachr", &keys), Some("teacher"));
+        assert_eq!(did_you_mean("tapp", &keys), Some("tap"));
+        assert_eq!(did_you_mean("banana", &keys), None);
+    }
+}

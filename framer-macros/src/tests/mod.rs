@@ -1,0 +1,1 @@
+//! Expansion snapshots: one per grammar feature (`cargo insta review` to update).
