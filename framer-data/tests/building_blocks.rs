@@ -393,6 +393,30 @@ fn usm_sharpening_raises_edge_contrast_and_keeps_flat_areas() {
 }
 
 #[test]
+fn usm_matches_an_independent_reference() {
+    // Reference: Real-ESRGAN's USMSharp re-implemented with numpy + scipy.ndimage.correlate
+    // (mode 'mirror' = reflect padding, 51×51 outer product of cv2.getGaussianKernel(51, 0)),
+    // in float64, on `test_image(64, 48)` rounded to f32.
+    let img = test_image(64, 48);
+    let out = usm_sharpen(&img);
+    let golden = [
+        ((0, 0, 0), 0.49331759933723646),
+        ((0, 10, 20), 0.2513035695316699),
+        ((1, 47, 63), 0.5414176270153785),
+        ((2, 24, 5), 0.30769910699251607),
+        ((1, 5, 40), 0.48446551868230836),
+        ((2, 30, 33), 0.8388566764531394),
+    ];
+    for ((c, y, x), want) in golden {
+        let got = f64::from(out.get(c, y, x));
+        assert!(
+            (got - want).abs() < 1e-5,
+            "usm[{c}, {y}, {x}] = {got}, reference {want}"
+        );
+    }
+}
+
+#[test]
 fn resize_matches_pytorch_interpolate() {
     let row = Image::from_fn(4, 1, |_, _, x| x as f32).unwrap();
     // F.interpolate([0,1,2,3], scale_factor=2, mode='bilinear', align_corners=False)
