@@ -179,7 +179,6 @@ impl FramerLoss {
         let [batch, channels, height, width] = input.validate()?;
         let num_students = input.students.len();
         let device = input.teacher.device();
-        let tau = self.config.temperature;
 
         // Clean estimates; the teacher is under stop-gradient (`pred_hidden_states[-1].detach()`).
         let teacher = input.parameterization.clean_estimate(input.teacher.detach(), input.x_t.clone())?;
