@@ -19,9 +19,10 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     match parsed {
         Item::Struct(s) if matches!(s.fields, Fields::Named(_) | Fields::Unit) => {
             let container = syn::Ident::new(CONTAINER, proc_macro2::Span::call_site());
+            let container = if args.is_empty() { quote!() } else { quote!(#[framer(#container(#args))]) };
             quote! {
                 #[derive(::framer::__private::FramerDerive)]
-                #[framer(#container(#args))]
+                #container
                 #s
             }
         }
