@@ -1,0 +1,1 @@
+//! Super-resolution inference helpers, evaluation reports and FRAMER analysis.
