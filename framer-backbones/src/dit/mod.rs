@@ -1,0 +1,391 @@
+//! Stable-Diffusion-3-style MMDiT for super-resolution, as DiT4SR uses it, with diffusers names.
+//!
+//! `pos_embed` patchifies both the noisy input and the upsampled LR image with the same
+//! convolution and position table; the two token streams are concatenated (`[x; lr]`, `2N`
+//! tokens) and go through `transformer_blocks` ([`JointTransformerBlock`]: adaLN-Zero modulation
+//! from the timestep embedding `time_text_embed`, joint attention in which the control stream has
+//! its own `*_control` projections, a feed-forward whose control half is added back through a
+//! depthwise `control_conv`). The image half then goes through `norm_out`
+//! (`AdaLayerNormContinuous`) and `proj_out`, and is unpatchified.
+//!
+//! FRAMER students are the early exits of the reference implementation: after every block, the
+//! image half is read out through the same `norm_out`/`proj_out` and unpatchified, giving
+//! `num_layers` students in the output's space; the teacher is the model output. The read-out is
+//! shared, so [`DiT`]'s heads are the empty [`NoHeads`]; freeze the read-out with
+//! [`DiT::freeze_readout`] to match the reference, where only the control modules train.
+//!
+//! Not modelled (there is no text encoder in this setting): the text stream of SD3 (`context_embedder`,
+//! `norm1_context`, `add_*_proj`, `ff_context`, the pooled-text half of `time_text_embed`) and the
+//! second attention of SD3.5's dual-attention blocks. Loading an SD3.5 checkpoint with
+//! [`crate::LoadOptions::allow_unused`] maps everything else.
+
+mod blocks;
+
+pub use blocks::{
+    AdaLayerNormContinuous, AdaLayerNormZero, FeedForward, JointAttention, JointTransformerBlock,
+    layer_norm_no_affine,
+};
+
+use std::marker::PhantomData;
+
+use burn::module::Module;
+use burn::nn::{Linear, LinearConfig};
+use burn::tensor::Tensor;
+use burn::tensor::backend::Backend;
+use serde::{Deserialize, Serialize};
+
+use framer::{Taps, framer, framer_forward};
+
+use crate::embeddings::{PatchEmbed, TimestepEmbedding, timestep_embedding};
+use crate::{BackboneError, SrBackbone};
+
+/// Configuration of [`DiT`]; field names follow diffusers' `SD3Transformer2DModel`.
+///
+/// Timestep convention: `t ∈ [0, 1]` (σ for rectified flow), multiplied by `timestep_scale`
+/// (1000, as SD3 pipelines do) before the 256-wide sinusoidal projection.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiTConfig {
+    /// Channels of `x_t` and of the LR condition (they share `pos_embed`).
+    pub in_channels: usize,
+    /// Channels of the prediction.
+    pub out_channels: usize,
+    /// Training resolution (pixels or latents); sets the position-table scale.
+    pub sample_size: usize,
+    /// Patch side `p`.
+    pub patch_size: usize,
+    /// Number of transformer blocks.
+    pub num_layers: usize,
+    /// Width of one head.
+    pub attention_head_dim: usize,
+    /// Heads per attention; `dim = heads · head_dim`.
+    pub num_attention_heads: usize,
+    /// Side of the position-table grid (in patches): inputs up to `p · pos_embed_max_size`.
+    pub pos_embed_max_size: usize,
+    /// RMS norm on query and key heads (`qk_norm = "rms_norm"`, SD3.5).
+    pub qk_norm: bool,
+    /// Zero-initialise `to_{q,k,v}_control` and `control_conv` (DiT4SR, for fine-tuning a
+    /// pretrained model); otherwise they get the default initialisation (training from scratch).
+    pub zero_init_control: bool,
+    /// Factor from `t ∈ [0, 1]` to model timestep units.
+    pub timestep_scale: f64,
+}
+
+/// Width of the sinusoidal timestep projection (`Timesteps(256, flip_sin_to_cos=True)`).
+pub const TIME_PROJ_DIM: usize = 256;
+
+impl DiTConfig {
+    /// Names accepted by [`DiTConfig::preset`].
+    pub const PRESETS: [&'static str; 3] = ["tiny", "small", "sd35-medium"];
+
+    /// CPU preset: RGB pixels at 64×64, 4×4 patches (256 tokens per stream), width 64 (4 heads of
+    /// 16), 4 blocks, RMS q/k norm. About 0.35 M parameters.
+    pub fn tiny() -> Self {
+        Self {
+            in_channels: 3,
+            out_channels: 3,
+            sample_size: 64,
+            patch_size: 4,
+            num_layers: 4,
+            attention_head_dim: 16,
+            num_attention_heads: 4,
+            pos_embed_max_size: 32,
+            qk_norm: true,
+            zero_init_control: false,
+            timestep_scale: 1000.0,
+        }
+    }
+
+    /// GPU preset: RGB pixels at 128×128, 4×4 patches, width 384 (6 heads of 64), 8 blocks.
+    pub fn small() -> Self {
+        Self {
+            in_channels: 3,
+            out_channels: 3,
+            sample_size: 128,
+            patch_size: 4,
+            num_layers: 8,
+            attention_head_dim: 64,
+            num_attention_heads: 6,
+            pos_embed_max_size: 64,
+            qk_norm: true,
+            zero_init_control: false,
+            timestep_scale: 1000.0,
+        }
+    }
+
+    /// Stable Diffusion 3.5 medium shapes on 16-channel latents (128×128 for 1024-pixel images):
+    /// 2×2 patches, width 1536 (24 heads of 64), 24 blocks, RMS q/k norm, 384-patch position table,
+    /// zero-initialised control modules as DiT4SR. Documentation and GPU use only; never built in CI.
+    pub fn sd35_medium() -> Self {
+        Self {
+            in_channels: 16,
+            out_channels: 16,
+            sample_size: 128,
+            patch_size: 2,
+            num_layers: 24,
+            attention_head_dim: 64,
+            num_attention_heads: 24,
+            pos_embed_max_size: 384,
+            qk_norm: true,
+            zero_init_control: true,
+            timestep_scale: 1000.0,
+        }
+    }
+
+    /// The preset called `name` (one of [`DiTConfig::PRESETS`]).
+    pub fn preset(name: &str) -> Result<Self, BackboneError> {
+        match name {
+            "tiny" => Ok(Self::tiny()),
+            "small" => Ok(Self::small()),
+            "sd35-medium" => Ok(Self::sd35_medium()),
+            other => Err(BackboneError::UnknownPreset {
+                model: "dit",
+                name: other.to_string(),
+                known: Self::PRESETS.join(", "),
+            }),
+        }
+    }
+
+    /// Token width `num_attention_heads · attention_head_dim`.
+    pub fn inner_dim(&self) -> usize {
+        self.num_attention_heads * self.attention_head_dim
+    }
+
+    /// Checks every constraint [`DiTConfig::init`] relies on.
+    pub fn validate(&self) -> Result<(), BackboneError> {
+        let invalid = |field, reason: String| Err(BackboneError::InvalidConfig { model: "dit", field, reason });
+        for (field, n) in [
+            ("in_channels", self.in_channels),
+            ("out_channels", self.out_channels),
+            ("patch_size", self.patch_size),
+            ("num_layers", self.num_layers),
+            ("attention_head_dim", self.attention_head_dim),
+            ("num_attention_heads", self.num_attention_heads),
+            ("pos_embed_max_size", self.pos_embed_max_size),
+        ] {
+            if n == 0 {
+                return invalid(field, "must be positive".into());
+            }
+        }
+        if self.inner_dim() % 4 != 0 {
+            return invalid(
+                "attention_head_dim",
+                format!("times num_attention_heads must be a multiple of 4 (2-D sine table), got {}", self.inner_dim()),
+            );
+        }
+        if self.sample_size % self.patch_size != 0 {
+            return invalid("sample_size", format!("{} is not a multiple of patch_size {}", self.sample_size, self.patch_size));
+        }
+        if self.sample_size / self.patch_size > self.pos_embed_max_size {
+            return invalid(
+                "pos_embed_max_size",
+                format!("{} is smaller than the training grid {}", self.pos_embed_max_size, self.sample_size / self.patch_size),
+            );
+        }
+        if !self.timestep_scale.is_finite() {
+            return invalid("timestep_scale", "must be finite".into());
+        }
+        Ok(())
+    }
+
+    /// Validates the config and builds a freshly initialised model on `device`.
+    pub fn init<B: Backend>(&self, device: &B::Device) -> Result<DiT<B>, BackboneError> {
+        self.validate()?;
+        let dim = self.inner_dim();
+        let p = self.patch_size;
+        Ok(DiT {
+            pos_embed: PatchEmbed::new(
+                self.in_channels,
+                dim,
+                p,
+                self.pos_embed_max_size,
+                self.sample_size / p,
+                device,
+            ),
+            time_text_embed: CombinedTimestepEmbedding {
+                timestep_embedder: TimestepEmbedding::new(TIME_PROJ_DIM, dim, device),
+            },
+            transformer_blocks: (0..self.num_layers)
+                .map(|_| {
+                    JointTransformerBlock::new(
+                        dim,
+                        self.num_attention_heads,
+                        self.qk_norm,
+                        self.zero_init_control,
+                        device,
+                    )
+                })
+                .collect(),
+            norm_out: AdaLayerNormContinuous::new(dim, device),
+            proj_out: LinearConfig::new(dim, p * p * self.out_channels).init(device),
+            config: self.clone(),
+        })
+    }
+}
+
+/// The timestep half of diffusers' `CombinedTimestepTextProjEmbeddings` (`time_proj` is the
+/// parameter-free [`timestep_embedding`]).
+#[derive(Module, Debug)]
+pub struct CombinedTimestepEmbedding<B: Backend> {
+    /// MLP `256 → dim → dim`.
+    pub timestep_embedder: TimestepEmbedding<B>,
+}
+
+/// The SR MMDiT (see the [module docs](self)).
+///
+/// `#[framer(readout = read_out(temb, grid))]` marks every transformer block as a student read out
+/// through the model's own `norm_out`/`proj_out`; `#[framer_forward]` generates
+/// [`DiT::forward_with_taps`], which runs `forward` while recording the early exits
+/// (`transformer_blocks.{i}`) and the output as teacher.
+#[doc(alias = "SD3Transformer2DModel")]
+#[doc(alias = "DiT4SR")]
+#[doc(alias = "FRAMER_D")]
+#[framer(readout = read_out(temb, grid))]
+#[derive(Module, Debug)]
+pub struct DiT<B: Backend> {
+    /// Patch embedding shared by both streams.
+    pub pos_embed: PatchEmbed<B>,
+    /// Timestep embedding `temb: [batch, dim]`.
+    pub time_text_embed: CombinedTimestepEmbedding<B>,
+    /// The joint blocks (students).
+    #[framer(student)]
+    pub transformer_blocks: Vec<JointTransformerBlock<B>>,
+    /// Final adaptive norm (also the students' read-out).
+    pub norm_out: AdaLayerNormContinuous<B>,
+    /// Final projection to `p·p·out_channels` per token (also the students' read-out).
+    pub proj_out: Linear<B>,
+    /// The configuration the model was built from.
+    #[module(skip)]
+    pub config: DiTConfig,
+}
+
+#[framer_forward]
+impl<B: Backend> DiT<B> {
+    /// The prediction for `x_t: [batch, in_channels, H, W]`, `t: [batch]` in `[0, 1]` and the
+    /// upsampled LR image `lr: [batch, in_channels, H, W]`; returns `[batch, out_channels, H, W]`.
+    /// `H` and `W` must be multiples of `patch_size` (see [`SrBackbone::check_inputs`]).
+    pub fn forward(&self, x_t: Tensor<B, 4>, timesteps: Tensor<B, 1>, lr: Tensor<B, 4>) -> Tensor<B, 4> {
+        let [_, _, height, width] = x_t.dims();
+        let grid = [height / self.config.patch_size, width / self.config.patch_size];
+        let temb = self.time_embed(timesteps);
+        let mut hidden = Tensor::cat(vec![self.pos_embed.forward(x_t), self.pos_embed.forward(lr)], 1);
+        for block in &self.transformer_blocks {
+            hidden = block.forward(hidden, temb.clone(), grid);
+        }
+        self.read_out(hidden, temb, grid)
+    }
+}
+
+impl<B: Backend> DiT<B> {
+    /// Timestep embedding `temb: [batch, dim]` of `t: [batch]` in `[0, 1]`.
+    pub fn time_embed(&self, timesteps: Tensor<B, 1>) -> Tensor<B, 2> {
+        let t = timesteps.mul_scalar(self.config.timestep_scale);
+        self.time_text_embed.timestep_embedder.forward(timestep_embedding(t, TIME_PROJ_DIM, true, 0.0))
+    }
+
+    /// The read-out `norm_out → proj_out → unpatchify` of the image half of `hidden`
+    /// (`[batch, 2N, dim]`) to `[batch, out_channels, grid[0]·p, grid[1]·p]`.
+    pub fn read_out(&self, hidden: Tensor<B, 3>, temb: Tensor<B, 2>, grid: [usize; 2]) -> Tensor<B, 4> {
+        let [b, n2, dim] = hidden.dims();
+        let image = hidden.slice([0..b, 0..n2 / 2, 0..dim]);
+        let tokens = self.proj_out.forward(self.norm_out.forward(image, temb));
+        self.unpatchify(tokens, grid)
+    }
+
+    /// `[batch, h·w, p·p·C] → [batch, C, h·p, w·p]` (`b (h w) (p q c) -> b c (h p) (w q)`).
+    pub fn unpatchify(&self, tokens: Tensor<B, 3>, grid: [usize; 2]) -> Tensor<B, 4> {
+        let [b, _, _] = tokens.dims();
+        let (p, c) = (self.config.patch_size, self.config.out_channels);
+        let [h, w] = grid;
+        tokens
+            .reshape([b, h, w, p, p, c])
+            .permute([0, 5, 1, 3, 2, 4])
+            .reshape([b, c, h * p, w * p])
+    }
+
+    /// Student tap names: `transformer_blocks.{i}`.
+    pub fn student_names(&self) -> Vec<String> {
+        (0..self.transformer_blocks.len()).map(|i| format!("transformer_blocks.{i}")).collect()
+    }
+
+    /// DiT4SR's initialisation of the control output projections: `to_out_control ← to_out` in
+    /// every block. Call it after loading a Stable Diffusion 3 checkpoint that has no control
+    /// weights (a freshly built model gives every projection its own random initialisation).
+    pub fn init_control_from_image_stream(mut self) -> Self {
+        self.transformer_blocks = self
+            .transformer_blocks
+            .into_iter()
+            .map(|mut b| {
+                b.attn = b.attn.copy_out_to_control();
+                b
+            })
+            .collect();
+        self
+    }
+
+    /// Stops gradients into `norm_out` and `proj_out` (the reference trains only the control
+    /// modules and keeps the shared read-out frozen).
+    pub fn freeze_readout(mut self) -> Self {
+        self.norm_out = self.norm_out.no_grad();
+        self.proj_out = self.proj_out.no_grad();
+        self
+    }
+}
+
+/// Empty heads: the DiT's students share its own `norm_out`/`proj_out`.
+#[derive(Module, Debug)]
+pub struct NoHeads<B: Backend> {
+    _backend: PhantomData<B>,
+}
+
+impl<B: Backend> Default for NoHeads<B> {
+    fn default() -> Self {
+        Self { _backend: PhantomData }
+    }
+}
+
+impl<B: Backend> SrBackbone<B> for DiT<B> {
+    type Heads = NoHeads<B>;
+
+    fn predict(&self, x_t: Tensor<B, 4>, timesteps: Tensor<B, 1>, lr_upsampled: Tensor<B, 4>) -> Tensor<B, 4> {
+        self.forward(x_t, timesteps, lr_upsampled)
+    }
+
+    fn forward_taps(
+        &self,
+        _heads: &Self::Heads,
+        x_t: Tensor<B, 4>,
+        timesteps: Tensor<B, 1>,
+        lr_upsampled: Tensor<B, 4>,
+    ) -> Result<(Tensor<B, 4>, Taps<B>), BackboneError> {
+        Ok(self.forward_with_taps(x_t, timesteps, lr_upsampled))
+    }
+
+    fn init_heads(&self, _device: &B::Device) -> Self::Heads {
+        NoHeads::default()
+    }
+
+    fn student_names(&self) -> Vec<String> {
+        DiT::student_names(self)
+    }
+
+    fn in_channels(&self) -> usize {
+        self.config.in_channels
+    }
+
+    fn lr_channels(&self) -> usize {
+        self.config.in_channels
+    }
+
+    fn out_channels(&self) -> usize {
+        self.config.out_channels
+    }
+
+    fn spatial_multiple(&self) -> usize {
+        self.config.patch_size
+    }
+
+    fn max_spatial_size(&self) -> Option<usize> {
+        Some(self.config.patch_size * self.config.pos_embed_max_size)
+    }
+}

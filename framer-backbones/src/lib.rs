@@ -1,0 +1,280 @@
+//! # framer-backbones
+//!
+//! The two diffusion backbone families of FRAMER, as trainable Burn models with diffusers names:
+//!
+//! - [`UNet`] — a Stable-Diffusion-2-style U-Net (`conv_in`, `time_embedding`, `down_blocks`,
+//!   `mid_block`, `up_blocks`, `conv_norm_out`, `conv_out`) conditioned on the upsampled
+//!   low-resolution image by channel concatenation. FRAMER students: every down, mid and up block,
+//!   read out by generated [`framer::FramerHeads`] (1×1 convolution + resize).
+//! - [`DiT`] — a Stable-Diffusion-3-style MMDiT as DiT4SR uses it (`pos_embed`, `time_text_embed`,
+//!   `transformer_blocks`, `norm_out`, `proj_out`), with the low-resolution image as a "control"
+//!   token stream joining every attention. FRAMER students: every transformer block, read out
+//!   through the shared `norm_out`/`proj_out` (the reference's early exits).
+//!
+//! Both implement [`SrBackbone`], which is all a training loop needs, and both load diffusers-named
+//! safetensors files ([`load_safetensors`]). Each comes with named presets: `tiny` (CPU, RGB pixels
+//! at 64×64), `small` (GPU), and the real shapes `sd2` / `sd35-medium` (documented, built only on
+//! demand).
+//!
+//! ## Conventions
+//! - Images/latents are `[batch, channels, height, width]`.
+//! - Timesteps are `[batch]` values `t ∈ [0, 1]`: σ for rectified flow, or the DDPM index divided by
+//!   the number of training steps. Each model multiplies them by its `timestep_scale` (1000) before
+//!   the sinusoidal projection, so a model sees diffusers' usual timestep units.
+//! - The LR condition is the low-resolution image upsampled (bicubic) to the size of `x_t`.
+//!
+//! ```
+//! use burn::backend::Flex;
+//! use burn::tensor::{Distribution, Tensor};
+//! use framer_backbones::{BackboneConfig, SrBackbone};
+//!
+//! let device = Default::default();
+//! let BackboneConfig::DiT(config) = BackboneConfig::preset("dit", "tiny")? else { unreachable!() };
+//! let model = config.init::<Flex>(&device)?;
+//! let heads = model.init_heads(&device);
+//! let x_t = Tensor::<Flex, 4>::random([1, 3, 64, 64], Distribution::Normal(0.0, 1.0), &device);
+//! let lr = Tensor::<Flex, 4>::random([1, 3, 64, 64], Distribution::Normal(0.0, 1.0), &device);
+//! let t = Tensor::<Flex, 1>::from_floats([0.5], &device);
+//! model.check_inputs(&x_t, &t, &lr)?;
+//! let (pred, students) = model.predict_with_students(&heads, x_t, t, lr)?;
+//! assert_eq!(pred.dims(), [1, 3, 64, 64]);
+//! assert_eq!(students.len(), model.student_names().len());
+//! # Ok::<(), framer_backbones::BackboneError>(())
+//! ```
+
+pub mod dit;
+pub mod embeddings;
+mod error;
+mod load;
+pub mod summary;
+pub mod unet;
+
+pub use dit::{DiT, DiTConfig, NoHeads};
+pub use error::BackboneError;
+pub use load::{DIFFUSERS_KEY_REMAP, LoadOptions, LoadReport, load_safetensors};
+pub use unet::{UNet, UNetConfig};
+
+use burn::module::Module;
+use burn::tensor::Tensor;
+use burn::tensor::backend::Backend;
+use framer::Taps;
+use serde::{Deserialize, Serialize};
+
+/// A diffusion super-resolution backbone a FRAMER training loop can drive without naming layers.
+///
+/// `predict` is the plain model; `predict_with_students` also returns one student prediction per
+/// tap, already in the output's space (`[batch, out_channels, H, W]`), ready for
+/// [`framer::FramerInput`]. The teacher is the returned prediction (detach it for the loss).
+pub trait SrBackbone<B: Backend>: Module<B> {
+    /// Training-only read-out heads for the students ([`framer::FramerHeads`]; [`NoHeads`] for the DiT,
+    /// whose students share its own output head).
+    type Heads: Module<B>;
+
+    /// The prediction for `x_t: [batch, in_channels, H, W]`, `timesteps: [batch]` in `[0, 1]` and
+    /// `lr_upsampled: [batch, lr_channels, H, W]`; returns `[batch, out_channels, H, W]`.
+    /// Panics on shapes that [`SrBackbone::check_inputs`] rejects.
+    fn predict(&self, x_t: Tensor<B, 4>, timesteps: Tensor<B, 1>, lr_upsampled: Tensor<B, 4>) -> Tensor<B, 4>;
+
+    /// [`SrBackbone::predict`] plus the recorded taps, mapped into the prediction's space by
+    /// `heads`: students named by their module paths (`down_blocks.0`, `transformer_blocks.3`, …)
+    /// and the teacher (the prediction, tap `output`). Feed them to the loss with
+    /// [`framer::Taps::loss`]. Fails when `heads` do not fit the model.
+    fn forward_taps(
+        &self,
+        heads: &Self::Heads,
+        x_t: Tensor<B, 4>,
+        timesteps: Tensor<B, 1>,
+        lr_upsampled: Tensor<B, 4>,
+    ) -> Result<(Tensor<B, 4>, Taps<B>), BackboneError>;
+
+    /// [`SrBackbone::predict`] plus the students, in [`SrBackbone::student_names`] order, each
+    /// `[batch, out_channels, H, W]`, ready for [`framer::FramerInput`].
+    fn predict_with_students(
+        &self,
+        heads: &Self::Heads,
+        x_t: Tensor<B, 4>,
+        timesteps: Tensor<B, 1>,
+        lr_upsampled: Tensor<B, 4>,
+    ) -> Result<(Tensor<B, 4>, Vec<Tensor<B, 4>>), BackboneError> {
+        let (prediction, taps) = self.forward_taps(heads, x_t, timesteps, lr_upsampled)?;
+        Ok((prediction, taps.students()))
+    }
+
+    /// Freshly initialised heads matching this model.
+    fn init_heads(&self, device: &B::Device) -> Self::Heads;
+
+    /// The module path of every student tap (`down_blocks.0`, …, `transformer_blocks.3`).
+    fn student_names(&self) -> Vec<String>;
+
+    /// Channels of `x_t`.
+    fn in_channels(&self) -> usize;
+
+    /// Channels of the LR condition.
+    fn lr_channels(&self) -> usize;
+
+    /// Channels of the prediction.
+    fn out_channels(&self) -> usize;
+
+    /// `H` and `W` must be multiples of this.
+    fn spatial_multiple(&self) -> usize;
+
+    /// Largest `H` (and `W`) the model accepts, if bounded (the DiT's position table).
+    fn max_spatial_size(&self) -> Option<usize> {
+        None
+    }
+
+    /// Checks the input shapes, naming the offending argument.
+    fn check_inputs(
+        &self,
+        x_t: &Tensor<B, 4>,
+        timesteps: &Tensor<B, 1>,
+        lr_upsampled: &Tensor<B, 4>,
+    ) -> Result<(), BackboneError> {
+        let [b, c, h, w] = x_t.dims();
+        let bad = |input, reason: String| Err(BackboneError::BadInput { input, reason });
+        if c != self.in_channels() {
+            return bad("x_t", format!("has {c} channels, the model expects {}", self.in_channels()));
+        }
+        let m = self.spatial_multiple();
+        if h == 0 || w == 0 || h % m != 0 || w % m != 0 {
+            return bad("x_t", format!("spatial size {h}×{w} is not a positive multiple of {m}"));
+        }
+        if let Some(max) = self.max_spatial_size()
+            && (h > max || w > max)
+        {
+            return bad("x_t", format!("spatial size {h}×{w} exceeds the maximum {max}×{max}"));
+        }
+        let [tb] = timesteps.dims();
+        if tb != b {
+            return bad("timesteps", format!("has {tb} entries for a batch of {b}"));
+        }
+        let [lb, lc, lh, lw] = lr_upsampled.dims();
+        if [lb, lc, lh, lw] != [b, self.lr_channels(), h, w] {
+            return bad(
+                "lr_upsampled",
+                format!("has shape [{lb}, {lc}, {lh}, {lw}], expected [{b}, {}, {h}, {w}]", self.lr_channels()),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Which backbone family.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackboneKind {
+    /// [`UNet`].
+    #[serde(rename = "unet")]
+    UNet,
+    /// [`DiT`].
+    #[serde(rename = "dit")]
+    DiT,
+}
+
+/// Either backbone's configuration.
+///
+/// Deserialises from a `[model]`-style table naming the family and either a preset or a full
+/// config table:
+///
+/// ```toml
+/// backbone = "dit"
+/// preset = "tiny"          # "tiny", "small", "sd35-medium" (dit) / "tiny", "small", "sd2" (unet)
+/// ```
+/// or `backbone = "unet"` with a `[model.unet]` (resp. `[model.dit]`) table holding every
+/// [`UNetConfig`] (resp. [`DiTConfig`]) field. Unknown keys are errors.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "BackboneSpec", into = "BackboneSpec")]
+pub enum BackboneConfig {
+    /// A U-Net.
+    UNet(UNetConfig),
+    /// A DiT.
+    DiT(DiTConfig),
+}
+
+/// The serialised form of [`BackboneConfig`].
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackboneSpec {
+    /// `"unet"` or `"dit"`.
+    pub backbone: BackboneKind,
+    /// A preset name; exclusive with the full tables.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preset: Option<String>,
+    /// A full U-Net config (`backbone = "unet"` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unet: Option<UNetConfig>,
+    /// A full DiT config (`backbone = "dit"` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dit: Option<DiTConfig>,
+}
+
+impl TryFrom<BackboneSpec> for BackboneConfig {
+    type Error = BackboneError;
+
+    fn try_from(spec: BackboneSpec) -> Result<Self, BackboneError> {
+        let invalid = |field, reason: &str| BackboneError::InvalidConfig {
+            model: match spec.backbone {
+                BackboneKind::UNet => "unet",
+                BackboneKind::DiT => "dit",
+            },
+            field,
+            reason: reason.to_string(),
+        };
+        let config = match (spec.backbone, &spec.preset, &spec.unet, &spec.dit) {
+            (kind, Some(name), None, None) => Self::preset_of(kind, name)?,
+            (BackboneKind::UNet, None, Some(c), None) => Self::UNet(c.clone()),
+            (BackboneKind::DiT, None, None, Some(c)) => Self::DiT(c.clone()),
+            (_, Some(_), _, _) => return Err(invalid("preset", "cannot be combined with a full config table")),
+            (BackboneKind::UNet, None, _, Some(_)) => return Err(invalid("dit", "table given for backbone = \"unet\"")),
+            (BackboneKind::DiT, None, Some(_), _) => return Err(invalid("unet", "table given for backbone = \"dit\"")),
+            (_, None, _, _) => return Err(invalid("preset", "is missing (give a preset or a full config table)")),
+        };
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+impl From<BackboneConfig> for BackboneSpec {
+    fn from(config: BackboneConfig) -> Self {
+        match config {
+            BackboneConfig::UNet(c) => Self { backbone: BackboneKind::UNet, preset: None, unet: Some(c), dit: None },
+            BackboneConfig::DiT(c) => Self { backbone: BackboneKind::DiT, preset: None, unet: None, dit: Some(c) },
+        }
+    }
+}
+
+impl BackboneConfig {
+    /// The preset `name` of the family `backbone` (`"unet"` or `"dit"`).
+    pub fn preset(backbone: &str, name: &str) -> Result<Self, BackboneError> {
+        let kind = match backbone {
+            "unet" => BackboneKind::UNet,
+            "dit" => BackboneKind::DiT,
+            other => return Err(BackboneError::UnknownBackbone(other.to_string())),
+        };
+        Self::preset_of(kind, name)
+    }
+
+    /// The preset `name` of the family `kind`.
+    pub fn preset_of(kind: BackboneKind, name: &str) -> Result<Self, BackboneError> {
+        Ok(match kind {
+            BackboneKind::UNet => Self::UNet(UNetConfig::preset(name)?),
+            BackboneKind::DiT => Self::DiT(DiTConfig::preset(name)?),
+        })
+    }
+
+    /// The family.
+    pub fn kind(&self) -> BackboneKind {
+        match self {
+            Self::UNet(_) => BackboneKind::UNet,
+            Self::DiT(_) => BackboneKind::DiT,
+        }
+    }
+
+    /// Checks the inner config.
+    pub fn validate(&self) -> Result<(), BackboneError> {
+        match self {
+            Self::UNet(c) => c.validate(),
+            Self::DiT(c) => c.validate(),
+        }
+    }
+}

@@ -1,0 +1,101 @@
+//! Loading diffusers-named safetensors files with burn's store.
+
+use std::path::{Path, PathBuf};
+
+use burn::module::Module;
+use burn::store::{ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore};
+use burn::tensor::backend::Backend;
+
+use crate::BackboneError;
+
+/// Regex key rewrites from diffusers state-dict keys to this crate's module paths, applied in
+/// order. Only heterogeneous `ModuleList`s of diffusers differ: `to_out.0` (a Linear followed by
+/// Dropout) is the field `to_out`, and the feed-forward's `net.0.proj` / `net.2` are the fields
+/// `net_0` / `net_2`. Everything else (`conv_in`, `down_blocks.0.resnets.1.conv1`,
+/// `transformer_blocks.3.attn.to_q_control`, …) is identical.
+pub const DIFFUSERS_KEY_REMAP: &[(&str, &str)] = &[
+    (r"^(.*)\.to_out\.0\.(weight|bias)$", "$1.to_out.$2"),
+    (r"^(.*)\.net\.0\.proj\.(weight|bias)$", "$1.net_0.$2"),
+    (r"^(.*)\.net\.2\.(weight|bias)$", "$1.net_2.$2"),
+];
+
+/// How strict [`load_safetensors`] is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// The file uses PyTorch layouts and names (diffusers files): Linear weights are
+    /// `[out, in]` and norms have `weight`/`bias`. `false` reads burn's own layout (files written
+    /// by `save_into` with a plain `SafetensorsStore`).
+    pub pytorch_layout: bool,
+    /// Accept model parameters that the file does not provide (they keep their current values).
+    pub allow_missing: bool,
+    /// Accept file tensors that match no model parameter (e.g. the text stream of an SD3 checkpoint).
+    pub allow_unused: bool,
+}
+
+impl Default for LoadOptions {
+    /// Strict loading of a diffusers (PyTorch-layout) file.
+    fn default() -> Self {
+        Self { pytorch_layout: true, allow_missing: false, allow_unused: false }
+    }
+}
+
+/// What [`load_safetensors`] did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LoadReport {
+    /// Model paths that received a tensor.
+    pub applied: Vec<String>,
+    /// Model paths the file did not provide.
+    pub missing: Vec<String>,
+    /// File keys (after [`DIFFUSERS_KEY_REMAP`]) that match no model parameter.
+    pub unused: Vec<String>,
+}
+
+/// Loads `path` into `model`, mapping diffusers keys with [`DIFFUSERS_KEY_REMAP`].
+///
+/// Fails with [`BackboneError::Load`] naming the file when it cannot be read, when a tensor's
+/// shape disagrees with the model, or when keys are missing or unused and `options` does not
+/// allow it (the message lists the first few keys).
+pub fn load_safetensors<B: Backend, M: Module<B>>(
+    model: &mut M,
+    path: impl AsRef<Path>,
+    options: &LoadOptions,
+) -> Result<LoadReport, BackboneError> {
+    let path = path.as_ref();
+    let fail = |reason: String| BackboneError::Load { path: PathBuf::from(path), reason };
+    if !path.is_file() {
+        return Err(fail("no such file".into()));
+    }
+    let mut store = SafetensorsStore::from_file(path).allow_partial(true).validate(true);
+    for (from, to) in DIFFUSERS_KEY_REMAP {
+        store = store.with_key_remapping(*from, *to);
+    }
+    if options.pytorch_layout {
+        store = store.with_from_adapter(PyTorchToBurnAdapter);
+    }
+    let result = model.load_from(&mut store).map_err(|e| fail(e.to_string()))?;
+    if !result.errors.is_empty() {
+        let list: Vec<String> = result.errors.iter().take(5).map(|e| e.to_string()).collect();
+        return Err(fail(format!("{} tensor(s) could not be applied: {}", result.errors.len(), list.join("; "))));
+    }
+    let report = LoadReport {
+        applied: result.applied,
+        missing: result.missing.into_iter().map(|(p, _)| p).collect(),
+        unused: result.unused,
+    };
+    let head = |v: &[String]| v.iter().take(5).cloned().collect::<Vec<_>>().join(", ");
+    if !options.allow_missing && !report.missing.is_empty() {
+        return Err(fail(format!(
+            "{} model parameter(s) missing from the file, e.g. {}",
+            report.missing.len(),
+            head(&report.missing)
+        )));
+    }
+    if !options.allow_unused && !report.unused.is_empty() {
+        return Err(fail(format!(
+            "{} file tensor(s) match no model parameter, e.g. {}",
+            report.unused.len(),
+            head(&report.unused)
+        )));
+    }
+    Ok(report)
+}

@@ -1,0 +1,117 @@
+//! ResNet block, down- and up-samplers of the U-Net (diffusers `resnet.py`, `downsampling.py`,
+//! `upsampling.py`).
+
+use burn::module::Module;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::{GroupNorm, GroupNormConfig, Linear, LinearConfig, PaddingConfig2d};
+use burn::tensor::Tensor;
+use burn::tensor::activation::silu;
+use burn::tensor::backend::Backend;
+use burn::tensor::module::interpolate;
+use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
+
+pub(crate) fn conv3x3<B: Backend>(cin: usize, cout: usize, device: &B::Device) -> Conv2d<B> {
+    Conv2dConfig::new([cin, cout], [3, 3])
+        .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+        .init(device)
+}
+
+/// Residual block with a timestep-embedding bias, diffusers `ResnetBlock2D`
+/// (`output_scale_factor = 1`, no up/down sampling inside the block):
+///
+/// `h = conv1(silu(norm1(x))) + time_emb_proj(silu(temb))`, `h = conv2(silu(norm2(h)))`,
+/// output `conv_shortcut(x) + h` (the shortcut is the identity when the widths agree).
+#[derive(Module, Debug)]
+pub struct ResnetBlock2D<B: Backend> {
+    /// Group norm over the input channels.
+    pub norm1: GroupNorm<B>,
+    /// 3×3 convolution `in → out`.
+    pub conv1: Conv2d<B>,
+    /// Projection of the timestep embedding to a per-channel bias.
+    pub time_emb_proj: Linear<B>,
+    /// Group norm over the output channels.
+    pub norm2: GroupNorm<B>,
+    /// 3×3 convolution `out → out`.
+    pub conv2: Conv2d<B>,
+    /// 1×1 convolution `in → out`, present when `in ≠ out`.
+    pub conv_shortcut: Option<Conv2d<B>>,
+}
+
+impl<B: Backend> ResnetBlock2D<B> {
+    /// Builds a block `cin → cout` with `groups` norm groups and a `temb_dim` time embedding.
+    pub fn new(
+        cin: usize,
+        cout: usize,
+        temb_dim: usize,
+        groups: usize,
+        eps: f64,
+        device: &B::Device,
+    ) -> Self {
+        Self {
+            norm1: GroupNormConfig::new(groups, cin).with_epsilon(eps).init(device),
+            conv1: conv3x3(cin, cout, device),
+            time_emb_proj: LinearConfig::new(temb_dim, cout).init(device),
+            norm2: GroupNormConfig::new(groups, cout).with_epsilon(eps).init(device),
+            conv2: conv3x3(cout, cout, device),
+            conv_shortcut: (cin != cout)
+                .then(|| Conv2dConfig::new([cin, cout], [1, 1]).init(device)),
+        }
+    }
+
+    /// `x: [batch, in, H, W]`, `temb: [batch, temb_dim]` → `[batch, out, H, W]`.
+    pub fn forward(&self, x: Tensor<B, 4>, temb: Tensor<B, 2>) -> Tensor<B, 4> {
+        let h = self.conv1.forward(silu(self.norm1.forward(x.clone())));
+        let bias = self.time_emb_proj.forward(silu(temb)).unsqueeze_dims::<4>(&[2, 3]);
+        let h = self.conv2.forward(silu(self.norm2.forward(h + bias)));
+        let shortcut = match &self.conv_shortcut {
+            Some(conv) => conv.forward(x),
+            None => x,
+        };
+        shortcut + h
+    }
+}
+
+/// Stride-2 3×3 convolution, diffusers `Downsample2D(use_conv=True, padding=1)`.
+#[derive(Module, Debug)]
+pub struct Downsample2D<B: Backend> {
+    /// The strided convolution.
+    pub conv: Conv2d<B>,
+}
+
+impl<B: Backend> Downsample2D<B> {
+    /// Builds a `channels → channels` downsampler.
+    pub fn new(channels: usize, device: &B::Device) -> Self {
+        Self {
+            conv: Conv2dConfig::new([channels, channels], [3, 3])
+                .with_stride([2, 2])
+                .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+                .init(device),
+        }
+    }
+
+    /// `[batch, C, H, W] → [batch, C, ⌈H/2⌉, ⌈W/2⌉]`.
+    pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        self.conv.forward(x)
+    }
+}
+
+/// Nearest ×2 upsampling followed by a 3×3 convolution, diffusers `Upsample2D(use_conv=True)`.
+#[derive(Module, Debug)]
+pub struct Upsample2D<B: Backend> {
+    /// The convolution after upsampling.
+    pub conv: Conv2d<B>,
+}
+
+impl<B: Backend> Upsample2D<B> {
+    /// Builds a `channels → channels` upsampler.
+    pub fn new(channels: usize, device: &B::Device) -> Self {
+        Self { conv: conv3x3(channels, channels, device) }
+    }
+
+    /// `[batch, C, H, W] → [batch, C, 2H, 2W]`.
+    pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        let [_, _, h, w] = x.dims();
+        let up = interpolate(x, [2 * h, 2 * w], InterpolateOptions::new(InterpolateMode::Nearest));
+        self.conv.forward(up)
+    }
+}
