@@ -2,24 +2,54 @@
 //!
 //! ```text
 //! cargo run --release -p framer --example golden -- path/to/CASE.json [more.json ...]
+//! cargo run --release -p framer --features cuda --example golden -- --cuda CASE.json  # on a GPU
 //! ```
+//!
+//! On the GPU the tolerances are relaxed to allow TF32 matrix products (terms 2e-3, gradients 5e-3).
 //!
 //! `CASE.safetensors` must lie beside each JSON file. Prints, per case, a table of computed vs
 //! expected values with their errors, with the reference's mask injected and with framer's own
 //! mask; exits 0 when everything is within tolerance, 1 otherwise, 2 on unreadable input.
 
 use burn::backend::{Autodiff, Flex};
-use framer::golden::{GoldenCase, MaskSource, Tolerances, check_case};
+use burn::tensor::backend::AutodiffBackend;
+use framer::golden::{GoldenCase, GoldenReport, MaskSource, Tolerances, check_case};
 
 fn main() {
-    let paths: Vec<String> = std::env::args().skip(1).collect();
+    let mut paths: Vec<String> = std::env::args().skip(1).collect();
+    let cuda = paths.iter().any(|p| p == "--cuda");
+    paths.retain(|p| p != "--cuda");
+    if cuda {
+        #[cfg(feature = "cuda")]
+        {
+            let tolerances = Tolerances { terms: 2e-3, gradients: 5e-3, ..Tolerances::default() };
+            return run::<Autodiff<burn::backend::Cuda>>(&paths, tolerances, &Default::default());
+        }
+        #[cfg(not(feature = "cuda"))]
+        {
+            eprintln!("--cuda needs a build with `--features cuda`");
+            std::process::exit(2);
+        }
+    }
+    run::<Autodiff<Flex>>(&paths, Tolerances::default(), &Default::default());
+}
+
+fn check<B: AutodiffBackend>(
+    case: &GoldenCase,
+    source: MaskSource,
+    tolerances: Tolerances,
+    device: &B::Device,
+) -> Result<GoldenReport, framer::FramerError> {
+    check_case::<B>(case, source, tolerances, device)
+}
+
+fn run<B: AutodiffBackend>(paths: &[String], tolerances: Tolerances, device: &B::Device) {
     if paths.is_empty() {
         eprintln!("usage: golden CASE.json [CASE.json ...]  (CASE.safetensors beside each)");
         std::process::exit(2);
     }
-    let device = Default::default();
     let mut all_passed = true;
-    for path in &paths {
+    for path in paths {
         let case = match GoldenCase::load(path) {
             Ok(case) => case,
             Err(e) => {
@@ -38,7 +68,7 @@ fn main() {
             &[MaskSource::Own]
         };
         for &source in sources {
-            match check_case::<Autodiff<Flex>>(&case, source, Tolerances::default(), &device) {
+            match check::<B>(&case, source, tolerances, device) {
                 Ok(report) => {
                     println!("{report}");
                     all_passed &= report.passed();

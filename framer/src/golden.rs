@@ -240,13 +240,13 @@ impl fmt::Display for GoldenReport {
         writeln!(f, "case {} ({mask})", self.case)?;
         writeln!(
             f,
-            "{:<28} {:>16} {:>16} {:>10} {:>9}  ok",
+            "{:<40} {:>16} {:>16} {:>10} {:>9}  ok",
             "quantity", "computed", "expected", "error", "tolerance"
         )?;
         for r in &self.rows {
             writeln!(
                 f,
-                "{:<28} {:>16.9} {:>16.9} {:>10.2e} {:>9.0e}  {}",
+                "{:<40} {:>16.9} {:>16.9} {:>10.2e} {:>9.0e}  {}",
                 r.quantity,
                 r.computed,
                 r.expected,
