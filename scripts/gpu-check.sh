@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# GPU check for framer: golden cases on CUDA, the loss benchmark at the issue's sizes, and one table.
+#
+# Build here (x86_64, with network for crates), then carry `gpu-bundle/` to a machine with an NVIDIA
+# GPU and no network/toolchain:
+#   scripts/gpu-check.sh build      # cargo build --release --features cuda, copies binaries + cases
+#   scripts/gpu-check.sh run        # on the GPU machine, from the repository root
+#
+# The binaries dlopen libcuda.so and libnvrtc.so (CUDA 13, see .cargo/config.toml).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bundle=gpu-bundle
+
+case "${1:-run}" in
+  build)
+    cargo build --release -p framer --features cuda --example golden --bench loss
+    mkdir -p "$bundle"
+    cp target/release/examples/golden "$bundle/golden"
+    # the bench binary has a hashed name: take the newest
+    cp "$(ls -t target/release/deps/loss-* | grep -v '\.d$' | head -1)" "$bundle/loss-bench"
+    cp framer/tests/golden/*.json framer/tests/golden/*.safetensors "$bundle/"
+    echo "bundle ready in $bundle/"
+    ;;
+  run)
+    nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
+    echo "== golden cases on CUDA (TF32 tolerances) =="
+    golden_status=ok
+    "$bundle/golden" --cuda "$bundle"/tiny.json "$bundle"/single.json "$bundle"/paperlike.json \
+      | grep -v '^layer' || golden_status=FAILED
+    echo "== loss forward+backward =="
+    rows=()
+    for b in 4 16; do
+      line=$("$bundle/loss-bench" --cuda --batch "$b" --channels 16 --size 64 --students 24 --iters 30 | tail -1)
+      rows+=("$line")
+    done
+    cpu=$("$bundle/loss-bench" --batch 4 --iters 10 | tail -1)
+    echo
+    echo "| check | result |"
+    echo "|---|---|"
+    echo "| golden (tiny, single, paperlike) on CUDA | $golden_status |"
+    for r in "${rows[@]}" "$cpu"; do echo "| loss fwd+bwd | $r |"; done
+    ;;
+  *)
+    echo "usage: $0 build|run" >&2
+    exit 2
+    ;;
+esac
