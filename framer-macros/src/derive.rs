@@ -169,7 +169,7 @@ fn bridge(input: &DeriveInput, valid: bool) -> TokenStream {
 
 /// The struct reduced to what `forward_with_taps` needs: name, generics, the container
 /// arguments, and the fields with their `#[framer(..)]` attributes and types.
-fn spec(input: &DeriveInput) -> TokenStream {
+pub(crate) fn spec(input: &DeriveInput) -> TokenStream {
     let ident = &input.ident;
     let generics = &input.generics;
     let where_clause = &input.generics.where_clause;

@@ -224,7 +224,7 @@ fn tapped(model: &Model, item: &ItemImpl, forward: &ImplItemFn, backend: &Type) 
     let output = syn::Ident::new("__framer_output", span);
     let output_teacher = if model.teacher_is_output() {
         quote_spanned! {span=>
-            #p::record_teacher(&mut #taps, #p::OUTPUT_TAP, #p::None, &#output);
+            ::framer::__private::record_output(&mut #taps, &#output);
         }
     } else {
         TokenStream::new()
@@ -270,7 +270,7 @@ fn stub(item: &ItemImpl, forward: &ImplItemFn, backend: Option<&Type>) -> TokenS
             #[doc = #DOC]
             #[allow(unused_variables)]
             #vis fn forward_with_taps #fn_generics (&self, #(#params),*) -> (#ret, #p::Taps<#backend>) #fn_where {
-                ::core::unreachable!("`#[framer]` reported an error at compile time")
+                ::framer::__private::unreachable!("`#[framer]` reported an error at compile time")
             }
         }
     }

@@ -163,7 +163,14 @@ fn container_key(
         }
     };
     match readout {
-        Some(_) => cx.error_at(span, "`readout` and `heads` are two readouts: use one of them, once"),
+        Some((_, previous)) => {
+            let same = matches!((&*previous, &parsed), (Readout::Heads, Readout::Heads) | (Readout::Method { .. }, Readout::Method { .. }));
+            if same {
+                cx.error_at(span, format!("duplicate framer attribute `{key}`"));
+            } else {
+                cx.error_at(span, "`readout` and `heads` are two ways to read students out: use one of them");
+            }
+        }
         None => *readout = Some((span, parsed)),
     }
     Ok(())
@@ -239,6 +246,9 @@ fn field_keys(attrs: &[Attribute], cx: &mut Ctxt) -> FieldKeys {
 
 fn parse_indices(input: ParseStream<'_>) -> syn::Result<Vec<(usize, Span)>> {
     let expected = "expected a list of element indices: `indices = [0, 3, 7]`";
+    if !input.peek(syn::token::Bracket) {
+        return Err(input.error(expected));
+    }
     let content;
     syn::bracketed!(content in input);
     let list = Punctuated::<LitInt, Token![,]>::parse_terminated(&content)
@@ -461,9 +471,10 @@ fn cross_field(input: &DeriveInput, specs: &[TapFieldSpec], cx: &mut Ctxt) {
     let teachers: Vec<&TapFieldSpec> = specs.iter().filter(|s| s.role == Role::Teacher).collect();
     if let Some((first, rest)) = teachers.split_first() {
         for extra in rest {
-            let mut e = syn::Error::new(extra.role_span, "`#[framer(teacher)]` may be used on at most one field");
-            e.combine(syn::Error::new(first.role_span, format!("the first teacher is `{}`", first.ident)));
-            cx.push(e);
+            cx.error_at(
+                extra.role_span,
+                format!("`#[framer(teacher)]` may be used on at most one field, and `{}` is already the teacher", first.ident),
+            );
         }
     }
     let students: Vec<&TapFieldSpec> = specs.iter().filter(|s| s.role == Role::Student).collect();

@@ -187,7 +187,7 @@ impl Rewriter<'_> {
         let element = element_binding(&fl.pat, enumerate);
         let source = &fl.expr;
         let zipped: Expr = syn::parse_quote! {
-            ::core::iter::Iterator::zip(::core::iter::IntoIterator::into_iter(#source), 0usize..)
+            ::framer::__private::Iterator::zip(::framer::__private::IntoIterator::into_iter(#source), 0usize..)
         };
         let pat = &fl.pat;
         let pat: Pat = syn::parse_quote!((#pat, #index));
@@ -231,7 +231,7 @@ impl Rewriter<'_> {
         let model = self.model;
         let field = &model.fields[field_index];
         let span = Span::call_site().located_at(m.method.span());
-        let p = quote!(::framer::__private);
+        let p = quote_spanned!(span=> ::framer::__private);
         let taps = self.taps;
         let output = Ident::new("__framer_o", span);
 

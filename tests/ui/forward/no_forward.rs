@@ -1,0 +1,22 @@
+#![allow(unused_imports)]
+use burn::nn::Linear;
+use burn::prelude::*;
+use framer::{framer, framer_forward};
+
+#[framer]
+#[derive(Module, Debug)]
+pub struct Model<B: Backend> {
+    #[framer(student)]
+    blocks: Vec<Linear<B>>,
+    #[framer(student)]
+    mid: Linear<B>,
+}
+
+#[framer_forward]
+impl<B: Backend> Model<B> {
+    pub fn predict(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        x
+    }
+}
+
+fn main() {}

@@ -1,0 +1,23 @@
+#![allow(unused_imports)]
+use burn::nn::Linear;
+use burn::prelude::*;
+use framer::{framer, framer_forward};
+
+#[framer]
+#[derive(Module, Debug)]
+pub struct Model<B: Backend> {
+    #[framer(student)]
+    blocks: Vec<Linear<B>>,
+}
+
+#[framer_forward]
+impl<B: Backend> Model<B> {
+    pub fn forward(&self, mut x: Tensor<B, 4>) -> (Tensor<B, 4>, usize) {
+        for block in &self.blocks {
+            x = block.forward(x);
+        }
+        (x, 0)
+    }
+}
+
+fn main() {}

@@ -1,0 +1,21 @@
+#![allow(unused_imports)]
+use burn::nn::Linear;
+use burn::prelude::*;
+use framer::{framer, framer_forward};
+
+#[derive(Module, Debug)]
+pub struct Model<B: Backend> {
+    blocks: Vec<Linear<B>>,
+}
+
+#[framer_forward]
+impl<B: Backend> Model<B> {
+    pub fn forward(&self, mut x: Tensor<B, 4>) -> Tensor<B, 4> {
+        for block in &self.blocks {
+            x = block.forward(x);
+        }
+        x
+    }
+}
+
+fn main() {}

@@ -1,0 +1,15 @@
+#![allow(unused_imports)]
+use burn::nn::Linear;
+use burn::prelude::*;
+use framer::{framer, framer_forward};
+
+#[framer]
+#[derive(Module, Debug)]
+pub struct Model<B: Backend> {
+    #[framer(student)]
+    blocks: Vec<Linear<B>>,
+    #[framer(student, indices = [0])]
+    mid: Linear<B>,
+}
+
+fn main() {}

@@ -1,0 +1,15 @@
+#![allow(unused_imports)]
+use burn::nn::Linear;
+use burn::prelude::*;
+use framer::{framer, framer_forward};
+
+#[framer]
+#[derive(Module, Debug)]
+pub struct Model<B: Backend> {
+    #[framer(studnet)]
+    blocks: Vec<Linear<B>>,
+    #[framer(student, indexes = [0])]
+    more: Vec<Linear<B>>,
+}
+
+fn main() {}
