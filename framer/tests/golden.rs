@@ -143,7 +143,8 @@ fn loss_gradient_matches_finite_differences() {
     let student = 2;
     let analytic: Vec<f32> = students[student].grad(&grads).unwrap().into_data().to_vec().unwrap();
     let values: Vec<f32> = base[student].to_data().to_vec().unwrap();
-    let eps = 2e-3f32;
+    // f32 loss ≈ 1: each evaluation carries ~1e-7 of rounding, i.e. ~1e-5 on the difference quotient
+    let eps = 1e-2f32;
     let mut checked = 0;
     for k in [0, 5, 17, 40, 63, 80] {
         let perturbed = |delta: f32| {
@@ -155,7 +156,7 @@ fn loss_gradient_matches_finite_differences() {
         };
         let numeric = (perturbed(eps) - perturbed(-eps)) / (2.0 * eps as f64);
         let a = analytic[k] as f64;
-        assert!((numeric - a).abs() < 5e-3 * numeric.abs().max(a.abs()).max(1e-2), "d/ds[{k}]: numeric {numeric:e}, autodiff {a:e}");
+        assert!((numeric - a).abs() < 1e-2 * numeric.abs().max(a.abs()) + 5e-5, "d/ds[{k}]: numeric {numeric:e}, autodiff {a:e}");
         checked += 1;
     }
     assert_eq!(checked, 6);

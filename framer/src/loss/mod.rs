@@ -6,7 +6,7 @@ mod modulation;
 mod output;
 
 pub use contrastive::{inter_contrastive_loss, intra_contrastive_loss, l2_normalize};
-pub use modulation::{frequency_adaptive_weight, frequency_alignment_modulation, mean_band_energy};
+pub use modulation::{band_energies, frequency_adaptive_weight, frequency_alignment_modulation};
 pub use output::{FramerDiagnostics, FramerOutput, LayerDiagnostics, LayerTerms};
 
 use burn::tensor::{Int, Tensor, TensorData, backend::Backend};
@@ -180,45 +180,47 @@ impl FramerLoss {
         let num_students = input.students.len();
         let device = input.teacher.device();
 
-        // Clean estimates; the teacher is under stop-gradient (`pred_hidden_states[-1].detach()`).
-        let teacher = input.parameterization.clean_estimate(input.teacher.detach(), input.x_t.clone())?;
-        let students: Tensor<B, 5> = Tensor::stack(input.students, 0);
-        let students = input.parameterization.clean_estimate(students, input.x_t)?;
+        // Clean estimates, laid out [B, S+1, C, H, W] (teacher first) so that every per-sample
+        // reduction below is one batched matmul. The teacher is under stop-gradient
+        // (`pred_hidden_states[-1].detach()`).
+        let (a, b) = input.parameterization.coefficients(batch)?;
+        let coefficient = |v: Vec<f32>| {
+            Tensor::<B, 1>::from_data(TensorData::new(v, [batch]), &device).reshape([batch, 1, 1, 1, 1])
+        };
+        let (a, b) = (coefficient(a), coefficient(b));
+        let x_t: Tensor<B, 5> = input.x_t.unsqueeze_dim(1);
+        let raw = Tensor::cat(
+            vec![input.teacher.detach().unsqueeze_dim::<5>(1), Tensor::stack(input.students, 1)],
+            1,
+        );
+        let clean = x_t.mul(a) + raw.mul(b);
 
-        // One transform for the teacher and all students: [(S+1)·B·C, H, W] → [.., W, H].
-        let all = Tensor::cat(vec![teacher.detach().unsqueeze::<5>(), students], 0);
-        let magnitude = dft::magnitude_transposed(all.reshape([
-            (num_students + 1) * batch * channels,
+        // One transform for the teacher and all students: [B·(S+1)·C, H, W] → |X| in [.., W, H].
+        let dim = channels * width * height;
+        let magnitude = dft::magnitude_transposed(clean.reshape([
+            batch * (num_students + 1) * channels,
             height,
             width,
         ]))
-        .reshape([num_students + 1, batch, channels, width, height]);
-        let teacher_mag: Tensor<B, 4> =
-            magnitude.clone().narrow(0, 0, 1).reshape([batch, channels, width, height]).detach();
-        let student_mag = magnitude.narrow(0, 1, num_students);
+        .reshape([batch, num_students + 1, dim]);
+        let teacher_mag = magnitude.clone().narrow(1, 0, 1).reshape([batch, dim]).detach();
+        let student_mag = magnitude.narrow(1, 1, num_students); // [B, S, D]
 
         // Masks in the transposed layout, shared by students and negatives.
         let low = match input.low_mask {
             Some(mask) => mask.swap_dims(2, 3),
-            None => self.config.mask.low_mask(teacher_mag.clone()),
+            None => self.config.mask.low_mask(teacher_mag.clone().reshape([batch, channels, width, height])),
         }
         .detach();
+        let low_mask_transposed = low.clone();
+        let low = low.reshape([batch, dim]);
         let high = low.clone().neg().add_scalar(1.0);
 
-        let negatives = Tensor::<B, 1, Int>::from_data(
-            TensorData::new(input.negatives.iter().map(|&j| j as i64).collect(), [num_students]),
-            &device,
-        );
-
-        let band = |mask: Tensor<B, 4>, kind: Band| {
-            self.band_terms(student_mag.clone(), teacher_mag.clone(), mask, kind, negatives.clone())
-        };
-        let (intra, fam_low, faw_low) = band(low.clone(), Band::Low);
-        let (inter, fam_high, faw_high) = band(high, Band::High);
-
-        let weight_low = fam_low.clone() * faw_low.clone();
-        let weight_high = fam_high.clone() * faw_high.clone();
-        let per_layer = (weight_low.clone() * intra.clone() + weight_high.clone() * inter.clone())
+        let terms = self.terms(student_mag, teacher_mag, low, high, &input.negatives, channels);
+        let weight_low = terms.fam_low.clone() * terms.faw_low.clone();
+        let weight_high = terms.fam_high.clone() * terms.faw_high.clone();
+        // [S, B] → per layer mean over the batch → mean over layers
+        let per_layer = (weight_low * terms.intra.clone() + weight_high * terms.inter.clone())
             .mean_dim(1)
             .reshape([num_students]);
         let loss = per_layer.clone().mean();
@@ -227,63 +229,116 @@ impl FramerLoss {
             loss,
             terms: LayerTerms {
                 layer: per_layer.detach(),
-                intra: intra.detach(),
-                inter: inter.detach(),
-                fam_low,
-                fam_high,
-                faw_low,
-                faw_high,
+                intra: terms.intra.detach(),
+                inter: terms.inter.detach(),
+                ..terms
             },
-            low_mask_transposed: low,
+            low_mask_transposed,
         })
     }
 
-    /// The contrastive loss, FAM gate and FAW weight of one band, each `[S, B]`.
+    /// Every per-layer, per-sample term, `[S, B]` each.
     ///
-    /// `student_mag` is `[S, B, C, W, H]`, `teacher_mag` and `mask` `[B, C, W, H]`.
-    fn band_terms<B: Backend>(
+    /// `student_mag` is `[B, S, D]` (tracked), `teacher_mag`, `low` and `high` are `[B, D]`
+    /// (detached), with `D = C·W·H`. Each band quantity is a matmul of the student magnitudes (or
+    /// their squares, or their products with the detached negatives) against detached per-sample
+    /// weight matrices, so the tracked graph holds few full-size tensors:
+    /// - `q·k = Σ |X|·M·k̂ / ‖|X|·M‖` with `‖|X|·M‖² = Σ |X|²·M²`,
+    /// - the in-batch InterCL logits use the weights `(1 − M_b)·k̂_high[b']` for every key `b'`.
+    fn terms<B: Backend>(
         &self,
-        student_mag: Tensor<B, 5>,
-        teacher_mag: Tensor<B, 4>,
-        mask: Tensor<B, 4>,
-        band: Band,
-        negatives: Tensor<B, 1, Int>,
-    ) -> (Tensor<B, 2>, Tensor<B, 2>, Tensor<B, 2>) {
-        let [num_students, batch, channels, width, height] = student_mag.dims();
+        student_mag: Tensor<B, 3>,
+        teacher_mag: Tensor<B, 2>,
+        low: Tensor<B, 2>,
+        high: Tensor<B, 2>,
+        negatives: &[usize],
+        channels: usize,
+    ) -> LayerTerms<B> {
+        let [batch, num_students, _] = student_mag.dims();
         let device = student_mag.device();
-        let student_band = student_mag * mask.clone().unsqueeze::<5>();
-        let teacher_band = teacher_mag * mask.clone();
-        let faw = if self.config.adaptive_weight {
-            let student_energy = mean_band_energy(student_band.clone(), mask.clone());
-            let teacher_energy =
-                mean_band_energy(teacher_band.clone().unsqueeze::<5>(), mask).reshape([batch]);
-            frequency_adaptive_weight(student_energy, teacher_energy)
-        } else {
-            Tensor::ones([num_students, batch], &device)
-        };
-        let dim = channels * width * height;
-        let q = l2_normalize(student_band.reshape([num_students, batch, dim]));
-        let k = l2_normalize(teacher_band.reshape([batch, dim]));
-        // the random-layer negative is detached (`.detach()` on `n` / `H` in the reference)
-        let n = q.clone().detach().select(0, negatives);
-        let positive =
-            (q.clone() * k.clone().unsqueeze::<3>()).sum_dim(2).reshape([num_students, batch]);
-        let fam = if self.config.alignment_modulation {
-            frequency_alignment_modulation(positive.clone())
-        } else {
-            Tensor::ones([num_students, batch], &device)
-        };
         let tau = self.config.temperature;
-        let loss = match band {
-            Band::Low => intra_contrastive_loss(q, positive, n, tau),
-            Band::High => inter_contrastive_loss(q, positive, k, n, tau),
+        let key_low = l2_normalize(teacher_mag.clone() * low.clone());
+        let key_high = l2_normalize(teacher_mag.clone() * high.clone());
+
+        // Σ |X|·w for w = M_low·k̂_low and w = M_high·k̂_high[b'] for every b'   → [B, S, 1 + B]
+        let weights = Tensor::cat(
+            vec![
+                (low.clone() * key_low).unsqueeze_dim::<3>(2),
+                high.clone().unsqueeze_dim::<3>(2) * key_high.transpose().unsqueeze_dim::<3>(0),
+            ],
+            2,
+        );
+        let dots = student_mag.clone().matmul(weights);
+        // ‖|X|·M‖² = Σ |X|²·M² for both bands                                    → [B, S, 2]
+        let squared = Tensor::stack::<3>(vec![low.clone().powi_scalar(2), high.clone().powi_scalar(2)], 2);
+        let norms = student_mag.clone().powi_scalar(2).matmul(squared.clone()).sqrt().clamp_min(1e-12);
+        let norm_low = norms.clone().narrow(2, 0, 1); // [B, S, 1]
+        let norm_high = norms.narrow(2, 1, 1);
+
+        // The random-layer negatives, detached (`.detach()` on `n` and `H` in the reference).
+        let index = Tensor::<B, 1, Int>::from_data(
+            TensorData::new(negatives.iter().map(|&j| j as i64).collect(), [num_students]),
+            &device,
+        );
+        let negative_mag = student_mag.clone().detach().select(1, index.clone()); // [B, S, D]
+        let negative_norms = norms_detached(&norm_low, &norm_high, index);
+
+        // low band: cosines to the teacher and to the negative
+        let positive_low = dots.clone().narrow(2, 0, 1) / norm_low.clone();
+        let negative_low = (student_mag.clone() * negative_mag.clone())
+            .matmul(squared.narrow(2, 0, 1))
+            / (norm_low * negative_norms.0);
+        // high band: logits against every sample's teacher and every sample's negative
+        let to_teachers = dots.narrow(2, 1, batch) / norm_high.clone(); // [B, S, B']
+        let eye = Tensor::<B, 2>::eye(batch, &device).unsqueeze_dim::<3>(1); // [B, 1, B']
+        let positive_high = (to_teachers.clone() * eye).sum_dim(2); // [B, S, 1]
+        let student_high = (student_mag.clone() * high.clone().unsqueeze_dim::<3>(1)) / norm_high;
+        let negative_high =
+            (negative_mag * high.unsqueeze_dim::<3>(1)) / negative_norms.1; // detached
+        let to_negatives = student_high
+            .swap_dims(0, 1)
+            .matmul(negative_high.swap_dims(0, 1).swap_dims(1, 2))
+            .swap_dims(0, 1); // [B, S, B']
+        let logits = Tensor::cat(vec![to_teachers, to_negatives], 2);
+
+        let to_sb = |t: Tensor<B, 3>| t.reshape([batch, num_students]).transpose(); // → [S, B]
+        let (positive_low, positive_high) = (to_sb(positive_low), to_sb(positive_high));
+        let intra = intra_contrastive_loss(positive_low.clone(), to_sb(negative_low), tau);
+        let inter = inter_contrastive_loss(logits, positive_high.clone().transpose(), tau).transpose();
+        let ones = || Tensor::<B, 2>::ones([num_students, batch], &device);
+        let (fam_low, fam_high) = if self.config.alignment_modulation {
+            (frequency_alignment_modulation(positive_low), frequency_alignment_modulation(positive_high))
+        } else {
+            (ones(), ones())
         };
-        (loss, fam, faw)
+        let (faw_low, faw_high) = if self.config.adaptive_weight {
+            let (student, teacher) = band_energies(student_mag.detach(), teacher_mag, low, channels);
+            let [student_low, student_high] = student.map(|e| e.transpose());
+            (
+                frequency_adaptive_weight(student_low, teacher[0].clone()),
+                frequency_adaptive_weight(student_high, teacher[1].clone()),
+            )
+        } else {
+            (ones(), ones())
+        };
+        LayerTerms {
+            layer: Tensor::zeros([num_students], &device),
+            intra,
+            inter,
+            fam_low,
+            fam_high,
+            faw_low,
+            faw_high,
+        }
     }
 }
 
-#[derive(Debug, Clone, Copy)]
-enum Band {
-    Low,
-    High,
+/// The detached norms of each student's negative, `[B, S, 1]` per band.
+fn norms_detached<B: Backend>(
+    low: &Tensor<B, 3>,
+    high: &Tensor<B, 3>,
+    index: Tensor<B, 1, Int>,
+) -> (Tensor<B, 3>, Tensor<B, 3>) {
+    (low.clone().detach().select(1, index.clone()), high.clone().detach().select(1, index))
 }
+
