@@ -1,0 +1,611 @@
+//! Overlapping-tile inference for images larger (or smaller) than the model's training size.
+//!
+//! The input `[batch, channels, H, W]` is covered by square tiles of side `tile`, `overlap`
+//! pixels apart from their neighbours (the last tile of a row or column is moved back so that
+//! it ends at the border, so any size is covered). The caller's closure turns each tile into an
+//! output tile `scale` times larger; the output tiles are multiplied by a smooth window
+//! ([`BlendWindow`]), summed, and divided by the summed windows, so the result is a
+//! convex combination of the tile outputs at every pixel.
+//!
+//! An image smaller than a tile along a side is padded on the bottom / right by reflection
+//! (`reflect` mode, mirrored about the edge sample, as `torch.nn.functional.pad`; repeated for
+//! pads longer than the side) and the output is cropped back to `scale·H × scale·W`.
+//!
+//! With `scale = 1` and an identity closure the input comes back unchanged (up to one f32
+//! rounding of the normalisation); a closure that returns a constant gives that constant
+//! everywhere, across every seam.
+//!
+//! ```
+//! use burn::backend::Flex;
+//! use burn::tensor::Tensor;
+//! use framer_eval::tiling::{TileConfig, process_tiled};
+//!
+//! let device = Default::default();
+//! let x = Tensor::<Flex, 4>::ones([1, 3, 40, 27], &device);
+//! // a stand-in "model" of training size 16 that returns a tile twice as large
+//! let config = TileConfig::new(16, 4, 2);
+//! let y = process_tiled(x, &config, |tile, _region| {
+//!     Ok::<_, std::convert::Infallible>(tile.repeat_dim(2, 2).repeat_dim(3, 2))
+//! })?;
+//! assert_eq!(y.dims(), [1, 3, 80, 54]);
+//! # Ok::<(), framer_eval::EvalError>(())
+//! ```
+
+use burn::tensor::{Int, Tensor, TensorData, backend::Backend};
+use framer_data::Image;
+
+use crate::error::{BoxedError, EvalError, Result};
+
+/// The weight profile used to blend overlapping tiles. Every profile is strictly positive, so
+/// every output pixel has a non-zero total weight.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum BlendWindow {
+    /// A separable Gaussian centred on the tile, `exp(−(i − (n−1)/2)² / (2 (σ·n)²))` along each
+    /// axis of an output tile of side `n`. StableSR and DiT4SR use `σ = 0.1` (their
+    /// `_gaussian_weights` with variance 0.01).
+    Gaussian {
+        /// Standard deviation as a fraction of the output tile side; must be positive.
+        sigma: f64,
+    },
+    /// A separable trapezoid: 1 in the interior, falling linearly over the `overlap·scale`
+    /// outermost output pixels to `1 / (overlap·scale + 1)` at the edge.
+    LinearRamp,
+}
+
+impl Default for BlendWindow {
+    fn default() -> Self {
+        Self::Gaussian { sigma: 0.1 }
+    }
+}
+
+impl BlendWindow {
+    /// The 1-D profile for an output tile of side `side` with a ramp of `ramp` output pixels
+    /// (used by [`BlendWindow::LinearRamp`] only). All values are in `(0, 1]`.
+    pub fn profile(&self, side: usize, ramp: usize) -> Vec<f32> {
+        match *self {
+            Self::Gaussian { sigma } => {
+                let mid = (side as f64 - 1.0) / 2.0;
+                let s = sigma * side as f64;
+                (0..side)
+                    .map(|i| {
+                        let d = i as f64 - mid;
+                        // clamp away from zero so that f32 never underflows to 0
+                        ((-d * d / (2.0 * s * s)).exp() as f32).max(1e-15)
+                    })
+                    .collect()
+            }
+            Self::LinearRamp => (0..side)
+                .map(|i| {
+                    let d = i.min(side - 1 - i);
+                    ((d + 1) as f32 / (ramp + 1) as f32).min(1.0)
+                })
+                .collect(),
+        }
+    }
+}
+
+/// How an image is split into tiles.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TileConfig {
+    /// Side of an input tile in pixels (the model's training size, at the input resolution).
+    pub tile: usize,
+    /// Overlap between neighbouring input tiles in pixels; must be below `tile`.
+    pub overlap: usize,
+    /// Output pixels per input pixel along each side (1 when the model takes the upsampled LR).
+    pub scale: usize,
+    /// The blending window.
+    pub window: BlendWindow,
+}
+
+impl TileConfig {
+    /// Tiles of side `tile`, `overlap` pixels of overlap, output `scale` times larger, Gaussian
+    /// blending (σ = 0.1, as StableSR).
+    pub fn new(tile: usize, overlap: usize, scale: usize) -> Self {
+        Self {
+            tile,
+            overlap,
+            scale,
+            window: BlendWindow::default(),
+        }
+    }
+
+    /// Sets the blending window.
+    pub fn with_window(mut self, window: BlendWindow) -> Self {
+        self.window = window;
+        self
+    }
+
+    /// Checks `tile ≥ 1`, `scale ≥ 1`, `overlap < tile` and a positive finite Gaussian σ.
+    ///
+    /// # Errors
+    /// [`EvalError::InvalidTiling`] naming the setting.
+    pub fn validate(&self) -> Result<()> {
+        if self.tile == 0 {
+            return Err(EvalError::InvalidTiling("tile side is 0".into()));
+        }
+        if self.scale == 0 {
+            return Err(EvalError::InvalidTiling("scale is 0".into()));
+        }
+        if self.overlap >= self.tile {
+            return Err(EvalError::InvalidTiling(format!(
+                "overlap {} must be smaller than the tile side {}",
+                self.overlap, self.tile
+            )));
+        }
+        if let BlendWindow::Gaussian { sigma } = self.window
+            && !(sigma.is_finite() && sigma > 0.0)
+        {
+            return Err(EvalError::InvalidTiling(format!(
+                "Gaussian window σ must be positive and finite, got {sigma}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// The 2-D window of an output tile, row-major `[tile·scale, tile·scale]`.
+    pub fn window_2d(&self) -> Vec<f32> {
+        let side = self.tile * self.scale;
+        let p = self.window.profile(side, self.overlap * self.scale);
+        let mut w = Vec::with_capacity(side * side);
+        for &a in &p {
+            for &b in &p {
+                // a floor keeps every weight (and so every weight sum) positive in f32
+                w.push((a * b).max(1e-30));
+            }
+        }
+        w
+    }
+}
+
+/// The start offsets of tiles of side `tile` covering `0..len` with at least `overlap` pixels
+/// of overlap: `0, stride, 2·stride, …` with `stride = tile − overlap`, the last one moved back
+/// to `len − tile`. A side no longer than a tile gets the single start 0.
+pub fn tile_starts(len: usize, tile: usize, overlap: usize) -> Vec<usize> {
+    if len <= tile || tile == 0 {
+        return vec![0];
+    }
+    let stride = (tile - overlap.min(tile - 1)).max(1);
+    let mut starts = Vec::new();
+    let mut s = 0;
+    while s + tile < len {
+        starts.push(s);
+        s += stride;
+    }
+    starts.push(len - tile);
+    starts
+}
+
+/// Reflection of index `i` into `0..n` (`reflect` mode: `…, 2, 1, 0, 1, 2, …, n−2, n−1, n−2, …`),
+/// periodic with period `2(n − 1)`, so pads longer than the side work too. `n = 1` maps
+/// everything to 0.
+pub fn reflect_index(i: isize, n: usize) -> usize {
+    if n <= 1 {
+        return 0;
+    }
+    let period = 2 * (n as isize - 1);
+    let m = i.rem_euclid(period);
+    if m < n as isize {
+        m as usize
+    } else {
+        (period - m) as usize
+    }
+}
+
+/// One tile: where it sits in the (padded) input, and its place in the sequence (for progress
+/// reporting and per-tile seeds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TileRegion {
+    /// Index of this tile, row-major, in `0..count`.
+    pub index: usize,
+    /// Number of tiles of the image.
+    pub count: usize,
+    /// Top edge in the padded input.
+    pub top: usize,
+    /// Left edge in the padded input.
+    pub left: usize,
+    /// Side of the input tile.
+    pub size: usize,
+}
+
+/// The tiles of one image size under a [`TileConfig`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct TilePlan {
+    /// The configuration.
+    pub config: TileConfig,
+    /// Input height.
+    pub height: usize,
+    /// Input width.
+    pub width: usize,
+    /// Height after reflection padding (`max(height, tile)`).
+    pub padded_height: usize,
+    /// Width after reflection padding (`max(width, tile)`).
+    pub padded_width: usize,
+    /// The tiles, row-major.
+    pub tiles: Vec<TileRegion>,
+}
+
+impl TilePlan {
+    /// Plans the tiles of an `height × width` input.
+    ///
+    /// # Errors
+    /// [`EvalError::InvalidTiling`] for a bad configuration, [`EvalError::InvalidShape`] for a
+    /// zero side.
+    pub fn new(height: usize, width: usize, config: &TileConfig) -> Result<Self> {
+        config.validate()?;
+        if height == 0 || width == 0 {
+            return Err(EvalError::InvalidShape(format!(
+                "cannot tile a {width}x{height} (width x height) image: a side is 0"
+            )));
+        }
+        let padded_height = height.max(config.tile);
+        let padded_width = width.max(config.tile);
+        let rows = tile_starts(padded_height, config.tile, config.overlap);
+        let cols = tile_starts(padded_width, config.tile, config.overlap);
+        let count = rows.len() * cols.len();
+        let mut tiles = Vec::with_capacity(count);
+        for &top in &rows {
+            for &left in &cols {
+                tiles.push(TileRegion {
+                    index: tiles.len(),
+                    count,
+                    top,
+                    left,
+                    size: config.tile,
+                });
+            }
+        }
+        Ok(Self {
+            config: *config,
+            height,
+            width,
+            padded_height,
+            padded_width,
+            tiles,
+        })
+    }
+
+    /// Number of tiles.
+    pub fn len(&self) -> usize {
+        self.tiles.len()
+    }
+
+    /// Whether there are no tiles (never true for a plan built by [`TilePlan::new`]).
+    pub fn is_empty(&self) -> bool {
+        self.tiles.is_empty()
+    }
+
+    /// The summed blending weight at every output pixel of the padded output, row-major
+    /// `[padded_height·scale, padded_width·scale]`. Every entry is positive.
+    pub fn weight_sum(&self) -> Vec<f32> {
+        let s = self.config.scale;
+        let (oh, ow) = (self.padded_height * s, self.padded_width * s);
+        let side = self.config.tile * s;
+        let window = self.config.window_2d();
+        let mut sum = vec![0f32; oh * ow];
+        for t in &self.tiles {
+            let (top, left) = (t.top * s, t.left * s);
+            for y in 0..side {
+                let row = &mut sum[(top + y) * ow + left..(top + y) * ow + left + side];
+                for (acc, w) in row.iter_mut().zip(&window[y * side..(y + 1) * side]) {
+                    *acc += *w;
+                }
+            }
+        }
+        sum
+    }
+}
+
+/// Reflection-pads `x` `[N, C, H, W]` on the bottom and right to `[N, C, ph, pw]`.
+fn reflect_pad<B: Backend>(x: Tensor<B, 4>, ph: usize, pw: usize) -> Tensor<B, 4> {
+    let [_, _, h, w] = x.dims();
+    let device = x.device();
+    let index = |len: usize, n: usize| {
+        let idx: Vec<i64> = (0..len).map(|i| reflect_index(i as isize, n) as i64).collect();
+        Tensor::<B, 1, Int>::from_data(TensorData::new(idx, [len]), &device)
+    };
+    let mut x = x;
+    if ph > h {
+        x = x.select(2, index(ph, h));
+    }
+    if pw > w {
+        x = x.select(3, index(pw, w));
+    }
+    x
+}
+
+/// Runs `f` on every tile of `input` and blends the results.
+///
+/// `f(tile, region)` receives an input tile `[N, C, tile, tile]` and must return
+/// `[N, C_out, tile·scale, tile·scale]`; `C_out` is fixed by the first tile.
+///
+/// # Shapes
+/// - `input`: `[N, C, H, W]`, any `H, W ≥ 1`
+/// - returns `[N, C_out, H·scale, W·scale]`
+///
+/// # Errors
+/// [`EvalError::InvalidTiling`], [`EvalError::InvalidShape`] (a zero dimension),
+/// [`EvalError::TileFailed`] if `f` fails, [`EvalError::TileOutputShape`] if it returns the
+/// wrong shape.
+pub fn process_tiled<B, F, E>(input: Tensor<B, 4>, config: &TileConfig, mut f: F) -> Result<Tensor<B, 4>>
+where
+    B: Backend,
+    F: FnMut(Tensor<B, 4>, &TileRegion) -> std::result::Result<Tensor<B, 4>, E>,
+    E: Into<BoxedError>,
+{
+    let [n, c, h, w] = input.dims();
+    if n == 0 || c == 0 {
+        return Err(EvalError::InvalidShape(format!(
+            "cannot tile a tensor of shape {:?}: batch and channels must be at least 1",
+            [n, c, h, w]
+        )));
+    }
+    let plan = TilePlan::new(h, w, config)?;
+    let s = config.scale;
+    let side = config.tile * s;
+    let device = input.device();
+    let padded = reflect_pad(input, plan.padded_height, plan.padded_width);
+    let window = Tensor::<B, 4>::from_data(
+        TensorData::new(config.window_2d(), [1, 1, side, side]),
+        &device,
+    );
+    let (oh, ow) = (plan.padded_height * s, plan.padded_width * s);
+    let mut acc: Option<Tensor<B, 4>> = None;
+    for region in &plan.tiles {
+        let (t, l) = (region.top, region.left);
+        let tile = padded
+            .clone()
+            .slice([0..n, 0..c, t..t + config.tile, l..l + config.tile]);
+        let out = f(tile, region).map_err(|e| EvalError::TileFailed {
+            index: region.index,
+            top: t,
+            left: l,
+            source: e.into(),
+        })?;
+        let got = out.dims();
+        let c_out = acc.as_ref().map_or(got[1], |a| a.dims()[1]);
+        let expected = [n, c_out, side, side];
+        if got != expected || c_out == 0 {
+            return Err(EvalError::TileOutputShape {
+                index: region.index,
+                top: t,
+                left: l,
+                expected,
+                got,
+            });
+        }
+        let weighted = out * window.clone();
+        let ranges = [0..n, 0..c_out, t * s..t * s + side, l * s..l * s + side];
+        let sum = acc.unwrap_or_else(|| Tensor::zeros([n, c_out, oh, ow], &device));
+        let current = sum.clone().slice(ranges.clone());
+        acc = Some(sum.slice_assign(ranges, current + weighted));
+    }
+    let acc = acc.ok_or_else(|| EvalError::Empty("tile: the plan has no tiles".into()))?;
+    let weight_sum =
+        Tensor::<B, 4>::from_data(TensorData::new(plan.weight_sum(), [1, 1, oh, ow]), &device);
+    let c_out = acc.dims()[1];
+    Ok((acc / weight_sum).slice([0..n, 0..c_out, 0..h * s, 0..w * s]))
+}
+
+/// [`process_tiled`] on an RGB [`Image`]: the image becomes a `[1, 3, H, W]` tensor on `device`
+/// and the result, which must have 3 channels, becomes an image `scale` times larger.
+///
+/// # Errors
+/// Those of [`process_tiled`], and [`EvalError::InvalidShape`] if the closure's output does not
+/// have 3 channels.
+pub fn process_tiled_image<B, F, E>(
+    image: &Image,
+    device: &B::Device,
+    config: &TileConfig,
+    f: F,
+) -> Result<Image>
+where
+    B: Backend,
+    F: FnMut(Tensor<B, 4>, &TileRegion) -> std::result::Result<Tensor<B, 4>, E>,
+    E: Into<BoxedError>,
+{
+    let x = image_to_tensor::<B>(image, device);
+    let y = process_tiled(x, config, f)?;
+    tensor_to_image(y)
+}
+
+/// An RGB image as a `[1, 3, H, W]` tensor (values unchanged).
+pub fn image_to_tensor<B: Backend>(image: &Image, device: &B::Device) -> Tensor<B, 4> {
+    Tensor::from_data(
+        TensorData::new(image.data().to_vec(), [1, 3, image.height(), image.width()]),
+        device,
+    )
+}
+
+/// A `[1, 3, H, W]` tensor as an RGB image (values unchanged, not clamped).
+///
+/// # Errors
+/// [`EvalError::InvalidShape`] for another batch size or channel count.
+pub fn tensor_to_image<B: Backend>(x: Tensor<B, 4>) -> Result<Image> {
+    let [n, c, h, w] = x.dims();
+    if n != 1 || c != 3 {
+        return Err(EvalError::InvalidShape(format!(
+            "expected a [1, 3, H, W] tensor for an RGB image, got {:?}",
+            [n, c, h, w]
+        )));
+    }
+    let data: Vec<f32> = x
+        .into_data()
+        .convert::<f32>()
+        .to_vec()
+        .map_err(|e| EvalError::InvalidShape(format!("cannot read tensor data: {e:?}")))?;
+    Ok(Image::from_chw(w, h, data)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::Flex;
+    use std::convert::Infallible;
+
+    type B = Flex;
+
+    fn ramp_tensor(n: usize, c: usize, h: usize, w: usize) -> Tensor<B, 4> {
+        let data: Vec<f32> = (0..n * c * h * w)
+            .map(|i| ((i * 37) % 101) as f32 / 101.0)
+            .collect();
+        Tensor::from_data(TensorData::new(data, [n, c, h, w]), &Default::default())
+    }
+
+    fn host(x: Tensor<B, 4>) -> Vec<f32> {
+        x.into_data().to_vec().unwrap()
+    }
+
+    #[test]
+    fn starts_cover_the_side_with_the_requested_overlap() {
+        assert_eq!(tile_starts(10, 16, 4), vec![0]);
+        assert_eq!(tile_starts(16, 16, 4), vec![0]);
+        // stride 12: 0, 12, then the last tile is moved back to end at 40
+        assert_eq!(tile_starts(40, 16, 4), vec![0, 12, 24]);
+        assert_eq!(tile_starts(41, 16, 4), vec![0, 12, 24, 25]);
+        for len in 17..80 {
+            let s = tile_starts(len, 16, 5);
+            assert_eq!(*s.last().unwrap() + 16, len);
+            for pair in s.windows(2) {
+                assert!(pair[1] > pair[0] && pair[1] - pair[0] <= 11, "{s:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn reflection_mirrors_about_the_edge_sample() {
+        let n = 4; // 0 1 2 3 | 2 1 0 1 2 3
+        let got: Vec<usize> = (0..10).map(|i| reflect_index(i, n)).collect();
+        assert_eq!(got, vec![0, 1, 2, 3, 2, 1, 0, 1, 2, 3]);
+        assert_eq!(reflect_index(-1, n), 1);
+        assert_eq!(reflect_index(5, 1), 0);
+    }
+
+    #[test]
+    fn identity_closure_reproduces_the_input_at_odd_sizes() {
+        for window in [BlendWindow::default(), BlendWindow::LinearRamp] {
+            for (h, w) in [(37, 23), (16, 16), (17, 50), (5, 9)] {
+                let x = ramp_tensor(2, 3, h, w);
+                let config = TileConfig::new(16, 5, 1).with_window(window);
+                let y = process_tiled(x.clone(), &config, |t, _| Ok::<_, Infallible>(t)).unwrap();
+                assert_eq!(y.dims(), [2, 3, h, w]);
+                let (a, b) = (host(x), host(y));
+                let err = a.iter().zip(&b).map(|(p, q)| (p - q).abs()).fold(0.0, f32::max);
+                // one f32 rounding of Σw·x / Σw
+                assert!(err < 1e-6, "{window:?} {h}x{w}: max error {err}");
+            }
+        }
+    }
+
+    #[test]
+    fn constant_stays_constant_across_seams() {
+        // a constant image through the identity, and any image through a constant-producing
+        // closure (a different constant per tile would show seams; one constant must not)
+        let x = Tensor::<B, 4>::full([1, 3, 45, 31], 0.625, &Default::default());
+        let config = TileConfig::new(12, 4, 1);
+        let y = host(process_tiled(x, &config, |t, _| Ok::<_, Infallible>(t)).unwrap());
+        assert!(y.iter().all(|&v| (v - 0.625).abs() < 1e-6));
+
+        let x = ramp_tensor(1, 3, 45, 31);
+        let config = TileConfig::new(12, 4, 3).with_window(BlendWindow::LinearRamp);
+        let y = process_tiled(x, &config, |t, _| {
+            let [n, _, s, _] = t.dims();
+            Ok::<_, Infallible>(Tensor::<B, 4>::full([n, 4, 3 * s, 3 * s], -0.25, &t.device()))
+        })
+        .unwrap();
+        assert_eq!(y.dims(), [1, 4, 135, 93]);
+        assert!(host(y).iter().all(|&v| (v + 0.25).abs() < 1e-6));
+    }
+
+    #[test]
+    fn scaled_tiles_match_a_whole_image_nearest_upsampling() {
+        // nearest ×2 is local, so tiling must give exactly the whole-image result
+        let x = ramp_tensor(1, 2, 21, 34);
+        let xs = host(x.clone());
+        let mut expected = vec![0f32; 2 * 42 * 68];
+        for c in 0..2 {
+            for y in 0..42 {
+                for xx in 0..68 {
+                    expected[(c * 42 + y) * 68 + xx] = xs[(c * 21 + y / 2) * 34 + xx / 2];
+                }
+            }
+        }
+        let config = TileConfig::new(8, 3, 2);
+        let tiled = process_tiled(x, &config, |t, _| {
+            let [n, c, s, _] = t.dims();
+            let v = host(t.clone());
+            let mut o = vec![0f32; n * c * 4 * s * s];
+            for ch in 0..n * c {
+                for y in 0..2 * s {
+                    for xx in 0..2 * s {
+                        o[(ch * 2 * s + y) * 2 * s + xx] = v[(ch * s + y / 2) * s + xx / 2];
+                    }
+                }
+            }
+            Ok::<_, Infallible>(Tensor::<B, 4>::from_data(
+                TensorData::new(o, [n, c, 2 * s, 2 * s]),
+                &t.device(),
+            ))
+        })
+        .unwrap();
+        assert_eq!(tiled.dims(), [1, 2, 42, 68]);
+        let tiled = host(tiled);
+        let err = tiled.iter().zip(&expected).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+        assert!(err < 1e-6, "max error {err}");
+    }
+
+    #[test]
+    fn small_images_are_reflection_padded_before_the_model_sees_them() {
+        // a 3x5 image with tile 8: the model sees the reflected 8x8 tile
+        let x = ramp_tensor(1, 1, 3, 5);
+        let xs = host(x.clone());
+        let config = TileConfig::new(8, 2, 1);
+        let mut seen = Vec::new();
+        let y = process_tiled(x, &config, |t, r| {
+            assert_eq!(r.count, 1);
+            seen = host(t.clone());
+            Ok::<_, Infallible>(t)
+        })
+        .unwrap();
+        assert_eq!(y.dims(), [1, 1, 3, 5]);
+        for row in 0..8 {
+            for col in 0..8 {
+                let src = reflect_index(row as isize, 3) * 5 + reflect_index(col as isize, 5);
+                assert_eq!(seen[row * 8 + col], xs[src]);
+            }
+        }
+    }
+
+    #[test]
+    fn bad_settings_and_bad_outputs_are_errors() {
+        let x = ramp_tensor(1, 3, 20, 20);
+        for bad in [TileConfig::new(0, 0, 1), TileConfig::new(8, 8, 1), TileConfig::new(8, 2, 0)] {
+            let e = process_tiled(x.clone(), &bad, |t, _| Ok::<_, Infallible>(t)).unwrap_err();
+            assert!(matches!(e, EvalError::InvalidTiling(_)), "{e}");
+        }
+        let config = TileConfig::new(8, 2, 2);
+        let e = process_tiled(x.clone(), &config, |t, _| Ok::<_, Infallible>(t)).unwrap_err();
+        match e {
+            EvalError::TileOutputShape { expected, got, index, .. } => {
+                assert_eq!((expected, got, index), ([1, 3, 16, 16], [1, 3, 8, 8], 0));
+            }
+            other => panic!("unexpected {other}"),
+        }
+        let e = process_tiled(x, &config, |_, r| {
+            Err::<Tensor<B, 4>, _>(std::io::Error::other(format!("boom {}", r.index)))
+        })
+        .unwrap_err();
+        assert!(e.to_string().contains("tile 0") && e.to_string().contains("boom 0"), "{e}");
+    }
+
+    #[test]
+    fn image_round_trip_through_tiles() {
+        let img = Image::from_fn(19, 11, |c, y, x| (c * 7 + y * 3 + x) as f32 / 60.0).unwrap();
+        let out = process_tiled_image::<B, _, _>(&img, &Default::default(), &TileConfig::new(8, 3, 1), |t, _| {
+            Ok::<_, Infallible>(t)
+        })
+        .unwrap();
+        assert_eq!((out.width(), out.height()), (19, 11));
+        let err = img.data().iter().zip(out.data()).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+        assert!(err < 1e-6);
+    }
+}
