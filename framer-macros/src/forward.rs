@@ -96,7 +96,7 @@ fn check_signature(f: &ImplItemFn, cx: &mut Ctxt) {
         );
     }
     if f.sig.asyncness.is_some() {
-        cx.error_spanned_by(&f.sig.asyncness, "`forward` must not be `async` for `#[framer_forward]`");
+        cx.error_spanned_by(f.sig.asyncness, "`forward` must not be `async` for `#[framer_forward]`");
     }
 }
 

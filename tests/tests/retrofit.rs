@@ -249,7 +249,8 @@ impl<B: Backend> TinyUNet<B> {
     fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let mut h = self.conv_in.forward(x);
         let mut skips = Vec::new();
-        for (_, block) in self.down_blocks.iter().enumerate() {
+        for (i, block) in self.down_blocks.iter().enumerate() {
+            debug_assert_eq!(skips.len(), i);
             let (next, skip) = block.forward(h);
             skips.push(skip);
             h = next;
