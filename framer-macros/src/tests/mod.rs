@@ -186,3 +186,59 @@ fn errors_are_accumulated_next_to_a_stub() {
     });
     insta::assert_snapshot!(pretty(out));
 }
+
+#[test]
+fn struct_attribute_without_arguments() {
+    let out = crate::structure::expand(
+        TokenStream::new(),
+        quote! {
+            #[derive(Module, Debug)]
+            pub struct Net<B: Backend> {
+                #[framer(student)]
+                blocks: Vec<Block<B>>,
+                #[module(skip)]
+                scale: f32,
+            }
+        },
+    );
+    insta::assert_snapshot!(pretty(out));
+}
+
+#[test]
+fn forward_readout_without_arguments_and_nested_loops() {
+    insta::assert_snapshot!(forward(
+        quote! {
+            #[framer(__container(readout = to_image))]
+            pub struct Net<B: Backend> {
+                #[framer(student)]
+                stages: Vec<Stage<B>>,
+                #[framer(student, indices = [1])]
+                extra: Vec<Block<B>>,
+            }
+        },
+        quote! {
+            impl<B: Backend> Net<B> {
+                pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+                    let mut h = x;
+                    for stage in &self.stages {
+                        for block in &self.extra {
+                            h = block.forward(h);
+                        }
+                        h = stage.forward(h);
+                    }
+                    self.to_image(h)
+                }
+            }
+        }
+    ));
+}
+
+#[test]
+fn forward_after_a_broken_struct_is_a_stub() {
+    let item = quote! {
+        impl<B: Backend> Broken<B> {
+            pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> { x }
+        }
+    };
+    insta::assert_snapshot!(pretty(crate::forward::expand_bridge(quote!(stub #item))));
+}
