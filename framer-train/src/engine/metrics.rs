@@ -1,0 +1,302 @@
+//! Per-step metrics (JSONL or CSV) and loss-curve plots (PNG, drawn with the `image` crate: no
+//! fonts or system libraries needed).
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use image::{Rgb, RgbImage};
+use serde::{Deserialize, Serialize};
+
+use super::EngineError;
+use crate::schedule::LogFormat;
+
+/// The logged values of one step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepRecord {
+    /// Step index (0-based).
+    pub step: u64,
+    /// `base + λ·framer`.
+    pub loss: f64,
+    /// The diffusion objective's loss.
+    pub base_loss: f64,
+    /// The FRAMER loss before λ; `None` when it was not evaluated (λ = 0).
+    pub framer_loss: Option<f64>,
+    /// λ at this step.
+    pub lambda: f64,
+    /// Learning rate at this step.
+    pub lr: f64,
+    /// Global gradient norm before clipping.
+    pub grad_norm: f64,
+    /// Mean FAM·FAW weight of the low band (`avg_weight_low`).
+    pub avg_weight_low: Option<f64>,
+    /// Mean FAM·FAW weight of the high band.
+    pub avg_weight_high: Option<f64>,
+    /// `true` when the NaN/Inf guard rejected the step (no update was made).
+    pub skipped: bool,
+    /// Wall-clock seconds of the step.
+    pub seconds: f64,
+}
+
+const CSV_HEADER: &str =
+    "step,loss,base_loss,framer_loss,lambda,lr,grad_norm,avg_weight_low,avg_weight_high,skipped,seconds";
+
+fn opt(v: Option<f64>) -> String {
+    v.map(|x| x.to_string()).unwrap_or_default()
+}
+
+impl StepRecord {
+    fn to_csv(&self) -> String {
+        format!(
+            "{},{},{},{},{},{},{},{},{},{},{}",
+            self.step,
+            self.loss,
+            self.base_loss,
+            opt(self.framer_loss),
+            self.lambda,
+            self.lr,
+            self.grad_norm,
+            opt(self.avg_weight_low),
+            opt(self.avg_weight_high),
+            self.skipped,
+            self.seconds
+        )
+    }
+
+    fn from_csv(line: &str) -> Option<Self> {
+        let f: Vec<&str> = line.split(',').collect();
+        if f.len() != 11 {
+            return None;
+        }
+        let num = |s: &str| s.parse::<f64>().ok();
+        let maybe = |s: &str| if s.is_empty() { Some(None) } else { num(s).map(Some) };
+        Some(Self {
+            step: f[0].parse().ok()?,
+            loss: num(f[1])?,
+            base_loss: num(f[2])?,
+            framer_loss: maybe(f[3])?,
+            lambda: num(f[4])?,
+            lr: num(f[5])?,
+            grad_norm: num(f[6])?,
+            avg_weight_low: maybe(f[7])?,
+            avg_weight_high: maybe(f[8])?,
+            skipped: f[9].parse().ok()?,
+            seconds: num(f[10])?,
+        })
+    }
+}
+
+/// Appends step records to `metrics.jsonl` or `metrics.csv`.
+#[derive(Debug)]
+pub struct MetricsLog {
+    path: PathBuf,
+    format: LogFormat,
+    out: BufWriter<File>,
+}
+
+impl MetricsLog {
+    /// The file name of a format.
+    pub fn file_name(format: LogFormat) -> &'static str {
+        match format {
+            LogFormat::Jsonl => "metrics.jsonl",
+            LogFormat::Csv => "metrics.csv",
+        }
+    }
+
+    /// Opens the log in `dir`, keeping only the records of steps before `resume_step` (a run
+    /// resumed from a checkpoint drops what was logged after that checkpoint, so that the file
+    /// reads like one uninterrupted run).
+    pub fn open(dir: &Path, format: LogFormat, resume_step: u64) -> Result<Self, EngineError> {
+        let path = dir.join(Self::file_name(format));
+        let kept: Vec<StepRecord> =
+            read(&path, format)?.into_iter().filter(|r| r.step < resume_step).collect();
+        let file = File::create(&path).map_err(|e| EngineError::Io(format!("{}: {e}", path.display())))?;
+        let mut log = Self { path, format, out: BufWriter::new(file) };
+        if format == LogFormat::Csv {
+            writeln!(log.out, "{CSV_HEADER}").map_err(|e| log.err(e))?;
+        }
+        for r in &kept {
+            log.append(r)?;
+        }
+        log.flush()?;
+        Ok(log)
+    }
+
+    fn err(&self, e: std::io::Error) -> EngineError {
+        EngineError::Io(format!("{}: {e}", self.path.display()))
+    }
+
+    /// Appends one record.
+    pub fn append(&mut self, r: &StepRecord) -> Result<(), EngineError> {
+        let line = match self.format {
+            LogFormat::Jsonl => serde_json::to_string(r).map_err(|e| EngineError::Io(e.to_string()))?,
+            LogFormat::Csv => r.to_csv(),
+        };
+        writeln!(self.out, "{line}").map_err(|e| self.err(e))
+    }
+
+    /// Flushes to disk.
+    pub fn flush(&mut self) -> Result<(), EngineError> {
+        self.out.flush().map_err(|e| self.err(e))
+    }
+
+    /// The log's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Reads a metrics file (missing file: no records). Unparsable lines are errors naming the line.
+pub fn read(path: &Path, format: LogFormat) -> Result<Vec<StepRecord>, EngineError> {
+    let Ok(file) = OpenOptions::new().read(true).open(path) else { return Ok(Vec::new()) };
+    let mut out = Vec::new();
+    for (i, line) in BufReader::new(file).lines().enumerate() {
+        let line = line.map_err(|e| EngineError::Io(format!("{}: {e}", path.display())))?;
+        if line.trim().is_empty() || (format == LogFormat::Csv && line.starts_with("step,")) {
+            continue;
+        }
+        let rec = match format {
+            LogFormat::Jsonl => serde_json::from_str(&line).ok(),
+            LogFormat::Csv => StepRecord::from_csv(&line),
+        };
+        out.push(rec.ok_or_else(|| {
+            EngineError::Io(format!("{}:{}: not a metrics record: {line}", path.display(), i + 1))
+        })?);
+    }
+    Ok(out)
+}
+
+/// Colours of the plotted series: total loss (black), base loss (blue), λ·FRAMER (red).
+pub const PLOT_COLOURS: [[u8; 3]; 3] = [[20, 20, 20], [30, 90, 200], [210, 40, 40]];
+
+/// Draws the loss curves of `records` into a PNG at `path` (`width × height` pixels).
+///
+/// Three series share a log₁₀ y-axis: the total loss (black), the base loss (blue) and the
+/// weighted FRAMER term λ·L_FRAMER (red); skipped steps are left out. Grid lines mark the decades
+/// of the y-axis and tenths of the steps. The plot has no text, so no font is needed.
+pub fn plot_losses(records: &[StepRecord], path: &Path, width: u32, height: u32) -> Result<(), EngineError> {
+    let mut img = RgbImage::from_pixel(width, height, Rgb([255, 255, 255]));
+    let (left, right, top, bottom) = (10i64, width as i64 - 10, 10i64, height as i64 - 10);
+    let series: [Vec<(f64, f64)>; 3] = [
+        records.iter().filter(|r| !r.skipped).map(|r| (r.step as f64, r.loss)).collect(),
+        records.iter().filter(|r| !r.skipped).map(|r| (r.step as f64, r.base_loss)).collect(),
+        records
+            .iter()
+            .filter(|r| !r.skipped)
+            .filter_map(|r| r.framer_loss.map(|f| (r.step as f64, r.lambda * f)))
+            .collect(),
+    ];
+    let ys = series.iter().flatten().map(|p| p.1).filter(|y| y.is_finite() && *y > 0.0);
+    let (lo, hi) = ys.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), y| (lo.min(y), hi.max(y)));
+    if lo.is_finite() && hi.is_finite() {
+        let (lo, hi) = (lo.log10().floor(), hi.log10().ceil().max(lo.log10().floor() + 1.0));
+        let (x0, x1) = records.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), r| {
+            (a.min(r.step as f64), b.max(r.step as f64))
+        });
+        let x1 = if x1 > x0 { x1 } else { x0 + 1.0 };
+        let px = |x: f64| left + ((x - x0) / (x1 - x0) * (right - left) as f64).round() as i64;
+        let py = |y: f64| bottom - ((y.log10() - lo) / (hi - lo) * (bottom - top) as f64).round() as i64;
+        let grid = Rgb([225, 225, 225]);
+        for d in 0..=((hi - lo) as i64) {
+            let y = py(10f64.powf(lo + d as f64));
+            line(&mut img, (left, y), (right, y), grid);
+        }
+        for t in 0..=10 {
+            let x = left + (right - left) * t / 10;
+            line(&mut img, (x, top), (x, bottom), grid);
+        }
+        for (points, colour) in series.iter().zip(PLOT_COLOURS) {
+            let pts: Vec<(i64, i64)> =
+                points.iter().filter(|p| p.1.is_finite() && p.1 > 0.0).map(|&(x, y)| (px(x), py(y))).collect();
+            for w in pts.windows(2) {
+                line(&mut img, w[0], w[1], Rgb(colour));
+            }
+            if pts.len() == 1 {
+                line(&mut img, pts[0], pts[0], Rgb(colour));
+            }
+        }
+    }
+    let axis = Rgb([0, 0, 0]);
+    line(&mut img, (left, bottom), (right, bottom), axis);
+    line(&mut img, (left, top), (left, bottom), axis);
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent).map_err(|e| EngineError::Io(format!("{}: {e}", parent.display())))?;
+    }
+    let tmp = path.with_extension("png.tmp");
+    img.save_with_format(&tmp, image::ImageFormat::Png)
+        .map_err(|e| EngineError::Io(format!("{}: {e}", tmp.display())))?;
+    fs::rename(&tmp, path).map_err(|e| EngineError::Io(format!("{}: {e}", path.display())))
+}
+
+/// Bresenham line, clipped to the image.
+fn line(img: &mut RgbImage, (mut x0, mut y0): (i64, i64), (x1, y1): (i64, i64), colour: Rgb<u8>) {
+    let (dx, dy) = ((x1 - x0).abs(), -(y1 - y0).abs());
+    let (sx, sy) = (if x0 < x1 { 1 } else { -1 }, if y0 < y1 { 1 } else { -1 });
+    let mut err = dx + dy;
+    loop {
+        if x0 >= 0 && y0 >= 0 && (x0 as u32) < img.width() && (y0 as u32) < img.height() {
+            img.put_pixel(x0 as u32, y0 as u32, colour);
+        }
+        if x0 == x1 && y0 == y1 {
+            break;
+        }
+        let e2 = 2 * err;
+        if e2 >= dy {
+            err += dy;
+            x0 += sx;
+        }
+        if e2 <= dx {
+            err += dx;
+            y0 += sy;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(step: u64, loss: f64) -> StepRecord {
+        StepRecord {
+            step,
+            loss,
+            base_loss: loss * 0.9,
+            framer_loss: (step % 2 == 0).then_some(1.0),
+            lambda: 0.1,
+            lr: 1e-4,
+            grad_norm: 0.5,
+            avg_weight_low: None,
+            avg_weight_high: Some(0.25),
+            skipped: step == 3,
+            seconds: 0.01,
+        }
+    }
+
+    #[test]
+    fn logs_round_trip_and_resume_truncates() {
+        let dir = std::env::temp_dir().join(format!("framer-metrics-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        for format in [LogFormat::Jsonl, LogFormat::Csv] {
+            let mut log = MetricsLog::open(&dir, format, 0).unwrap();
+            let records: Vec<_> = (0..6).map(|s| rec(s, 1.0 / (s + 1) as f64)).collect();
+            for r in &records {
+                log.append(r).unwrap();
+            }
+            log.flush().unwrap();
+            drop(log);
+            assert_eq!(read(&dir.join(MetricsLog::file_name(format)), format).unwrap(), records);
+            // resuming at step 4 keeps steps 0..4
+            drop(MetricsLog::open(&dir, format, 4).unwrap());
+            assert_eq!(read(&dir.join(MetricsLog::file_name(format)), format).unwrap(), records[..4]);
+        }
+        let png = dir.join("loss.png");
+        plot_losses(&(0..50).map(|s| rec(s, 1.0 / (s + 1) as f64)).collect::<Vec<_>>(), &png, 200, 100).unwrap();
+        let img = image::open(&png).unwrap().to_rgb8();
+        assert_eq!(img.dimensions(), (200, 100));
+        let coloured = |c: [u8; 3]| img.pixels().filter(|p| p.0 == c).count();
+        assert!(coloured(PLOT_COLOURS[0]) > 50, "the total-loss curve is drawn");
+        assert!(coloured(PLOT_COLOURS[2]) > 10, "the FRAMER curve is drawn");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}

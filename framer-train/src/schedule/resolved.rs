@@ -1,0 +1,464 @@
+//! The validated experiment: plain values, ready for the engine.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use super::phase::{Ramp, Segment, StepSchedule};
+use super::sections::{
+    BackboneKind, BetaSchedule, LogFormat, LrScheduleKind, ObjectiveKind, SigmaSampling,
+};
+
+/// `[model]`, resolved.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ModelConfig {
+    /// Backbone family.
+    pub backbone: BackboneKind,
+    /// Size preset.
+    pub preset: String,
+}
+
+/// `[data]`, resolved (paths are absolute or relative to the current directory).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DataConfig {
+    /// HR photo folder; `None`: the embedded photos.
+    pub hr_dir: Option<PathBuf>,
+    /// Side of the HR crop, in pixels.
+    pub crop_size: usize,
+    /// Super-resolution factor; the LR crop is `crop_size / scale`.
+    pub scale: usize,
+}
+
+/// `[objective]`, resolved.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ObjectiveConfig {
+    /// Which objective.
+    pub kind: ObjectiveKind,
+    /// σ sampling (rectified flow).
+    pub sigma_sampling: SigmaSampling,
+    /// Logit-normal mean.
+    pub logit_mean: f64,
+    /// Logit-normal standard deviation.
+    pub logit_std: f64,
+    /// DDPM timesteps.
+    pub num_train_timesteps: usize,
+    /// DDPM β schedule.
+    pub beta_schedule: BetaSchedule,
+    /// First β.
+    pub beta_start: f64,
+    /// Last β.
+    pub beta_end: f64,
+    /// Sampler steps at inference.
+    pub sample_steps: usize,
+}
+
+/// The band mask, with its parameter.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum MaskConfig {
+    /// Magnitude quantile.
+    Quantile {
+        /// Quantile in (0, 1).
+        cutoff: f64,
+    },
+    /// Radial rings.
+    Radial {
+        /// Radius in (0, 1).
+        radius: f64,
+    },
+}
+
+impl MaskConfig {
+    /// The core crate's mask.
+    pub fn to_band_mask(self) -> framer::BandMaskKind {
+        match self {
+            Self::Quantile { cutoff } => framer::BandMaskKind::Quantile { cutoff },
+            Self::Radial { radius } => framer::BandMaskKind::Radial { radius },
+        }
+    }
+}
+
+/// Which taps are students.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Students {
+    /// Every tap of the backbone.
+    All,
+    /// These tap indices, sorted and distinct.
+    Indices(Vec<usize>),
+}
+
+impl Serialize for Students {
+    /// `"all"` or the list of indices, as written in a schedule.
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::All => serializer.serialize_str("all"),
+            Self::Indices(ix) => ix.serialize(serializer),
+        }
+    }
+}
+
+impl Students {
+    /// The selected indices out of `available` taps, or a message naming the bad index.
+    pub fn select(&self, available: usize) -> Result<Vec<usize>, String> {
+        match self {
+            Self::All => Ok((0..available).collect()),
+            Self::Indices(ix) => match ix.iter().find(|&&i| i >= available) {
+                Some(i) => Err(format!(
+                    "`students` names tap {i}, but the backbone has {available} taps (0..{available})"
+                )),
+                None => Ok(ix.clone()),
+            },
+        }
+    }
+}
+
+/// `[framer]`, resolved (the values outside every phase).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FramerConfig {
+    /// FRAMER on.
+    pub enabled: bool,
+    /// λ.
+    pub lambda: f64,
+    /// Band mask.
+    pub mask: MaskConfig,
+    /// τ.
+    pub temperature: f64,
+    /// Student taps.
+    pub students: Students,
+    /// FAW on.
+    pub adaptive_weight: bool,
+    /// FAM on.
+    pub alignment_modulation: bool,
+}
+
+/// `[optimizer]`, resolved.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OptimizerConfig {
+    /// Peak learning rate.
+    pub lr: f64,
+    /// β1.
+    pub beta1: f64,
+    /// β2.
+    pub beta2: f64,
+    /// Decoupled weight decay.
+    pub weight_decay: f64,
+    /// ε.
+    pub eps: f64,
+    /// Global-norm clipping threshold; `None`: no clipping.
+    pub max_grad_norm: Option<f64>,
+}
+
+/// `[lr_schedule]`, resolved.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LrScheduleConfig {
+    /// Shape.
+    pub kind: LrScheduleKind,
+    /// Warm-up steps.
+    pub warmup_steps: u64,
+    /// Final learning rate of the decaying shapes.
+    pub min_lr: f64,
+}
+
+/// `[train]`, resolved.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TrainConfig {
+    /// Optimiser steps.
+    pub steps: u64,
+    /// Images per step.
+    pub batch_size: usize,
+    /// Seed of every random draw.
+    pub seed: u64,
+    /// EMA decay; `None`: no EMA.
+    pub ema_decay: Option<f64>,
+    /// Consecutive non-finite steps tolerated before aborting.
+    pub max_bad_steps: u64,
+}
+
+/// `[checkpoint]`, resolved.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CheckpointConfig {
+    /// Save period in steps.
+    pub every: u64,
+    /// Folder, relative to the run folder.
+    pub dir: PathBuf,
+    /// Resume from the newest checkpoint.
+    pub resume: bool,
+    /// Checkpoints kept.
+    pub keep: usize,
+}
+
+/// `[logging]`, resolved.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LoggingConfig {
+    /// Metrics period in steps.
+    pub every: u64,
+    /// Metrics file format.
+    pub format: LogFormat,
+    /// Plot period in steps (0: at the end only).
+    pub plot_every: u64,
+    /// Progress bar on.
+    pub progress: bool,
+}
+
+/// One `[[schedule.phase]]`, resolved.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Phase {
+    /// Label.
+    pub name: Option<String>,
+    /// First step.
+    pub start: u64,
+    /// One past the last step.
+    pub end: u64,
+    /// λ override.
+    pub lambda: Option<Ramp>,
+    /// Learning-rate override.
+    pub lr: Option<Ramp>,
+    /// τ override.
+    pub temperature: Option<Ramp>,
+    /// FAW override.
+    pub adaptive_weight: Option<bool>,
+    /// FAM override.
+    pub alignment_modulation: Option<bool>,
+}
+
+/// The scheduled values at one step.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct StepValues {
+    /// λ (0 when FRAMER is disabled).
+    pub lambda: f64,
+    /// Learning rate.
+    pub lr: f64,
+    /// τ.
+    pub temperature: f64,
+    /// FAW on.
+    pub adaptive_weight: bool,
+    /// FAM on.
+    pub alignment_modulation: bool,
+}
+
+/// A validated experiment: every section resolved to plain values, plus the phases.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Experiment {
+    /// Name (the file stem when not given).
+    pub name: String,
+    /// `[model]`.
+    pub model: ModelConfig,
+    /// `[data]`.
+    pub data: DataConfig,
+    /// `[degradation]` (its `scale` is `data.scale`).
+    pub degradation: framer_data::DegradationConfig,
+    /// `[objective]`.
+    pub objective: ObjectiveConfig,
+    /// `[framer]`.
+    pub framer: FramerConfig,
+    /// `[optimizer]`.
+    pub optimizer: OptimizerConfig,
+    /// `[lr_schedule]`.
+    pub lr_schedule: LrScheduleConfig,
+    /// `[train]`.
+    pub train: TrainConfig,
+    /// `[checkpoint]`.
+    pub checkpoint: CheckpointConfig,
+    /// `[logging]`.
+    pub logging: LoggingConfig,
+    /// Phases, sorted and non-overlapping.
+    pub phases: Vec<Phase>,
+}
+
+impl Experiment {
+    fn ramp_schedule(&self, base: f64, pick: impl Fn(&Phase) -> Option<Ramp>) -> StepSchedule<Ramp> {
+        StepSchedule {
+            base: Ramp::Constant(base),
+            segments: self
+                .phases
+                .iter()
+                .filter_map(|p| pick(p).map(|value| Segment { start: p.start, end: p.end, value }))
+                .collect(),
+        }
+    }
+
+    fn flag_schedule(&self, base: bool, pick: impl Fn(&Phase) -> Option<bool>) -> StepSchedule<bool> {
+        StepSchedule {
+            base,
+            segments: self
+                .phases
+                .iter()
+                .filter_map(|p| pick(p).map(|value| Segment { start: p.start, end: p.end, value }))
+                .collect(),
+        }
+    }
+
+    /// λ over steps (not counting `[framer] enabled = false`).
+    pub fn lambda_schedule(&self) -> StepSchedule<Ramp> {
+        self.ramp_schedule(self.framer.lambda, |p| p.lambda)
+    }
+
+    /// τ over steps.
+    pub fn temperature_schedule(&self) -> StepSchedule<Ramp> {
+        self.ramp_schedule(self.framer.temperature, |p| p.temperature)
+    }
+
+    /// FAW on/off over steps.
+    pub fn adaptive_weight_schedule(&self) -> StepSchedule<bool> {
+        self.flag_schedule(self.framer.adaptive_weight, |p| p.adaptive_weight)
+    }
+
+    /// FAM on/off over steps.
+    pub fn alignment_modulation_schedule(&self) -> StepSchedule<bool> {
+        self.flag_schedule(self.framer.alignment_modulation, |p| p.alignment_modulation)
+    }
+
+    /// The learning rate of `[optimizer]` shaped by `[lr_schedule]`, before phase overrides.
+    ///
+    /// With peak `lr`, warm-up `w`, total `T` steps and floor `min_lr` (diffusers' conventions):
+    /// `lr·step/w` during the warm-up, then constant `lr`, or the linear / cosine decay
+    /// `min_lr + (lr − min_lr)·f` with `f = (T − step)/(T − w)` or `½(1 + cos(π·(step − w)/(T − w)))`.
+    pub fn base_lr_at(&self, step: u64) -> f64 {
+        let peak = self.optimizer.lr;
+        let w = self.lr_schedule.warmup_steps;
+        if step < w {
+            return peak * step as f64 / w as f64;
+        }
+        let total = self.train.steps;
+        let progress = if total > w {
+            ((step - w) as f64 / (total - w) as f64).clamp(0.0, 1.0)
+        } else {
+            1.0
+        };
+        let min = self.lr_schedule.min_lr;
+        match self.lr_schedule.kind {
+            LrScheduleKind::Constant => peak,
+            LrScheduleKind::Linear => min + (peak - min) * (1.0 - progress),
+            LrScheduleKind::Cosine => {
+                min + (peak - min) * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos())
+            }
+        }
+    }
+
+    /// Every scheduled value at `step`.
+    pub fn values_at(&self, step: u64) -> StepValues {
+        let lr = match self.ramp_schedule(0.0, |p| p.lr).segment_at(step) {
+            Some(s) => s.value.value_at(step, s.start, s.end),
+            None => self.base_lr_at(step),
+        };
+        StepValues {
+            lambda: if self.framer.enabled { self.lambda_schedule().value_at(step) } else { 0.0 },
+            lr,
+            temperature: self.temperature_schedule().value_at(step),
+            adaptive_weight: self.adaptive_weight_schedule().value_at(step),
+            alignment_modulation: self.alignment_modulation_schedule().value_at(step),
+        }
+    }
+
+    /// The FRAMER loss settings at `step`.
+    pub fn framer_loss_at(&self, step: u64) -> framer::FramerLossConfig {
+        let v = self.values_at(step);
+        framer::FramerLossConfig::new()
+            .with_mask(self.framer.mask.to_band_mask())
+            .with_temperature(v.temperature)
+            .with_adaptive_weight(v.adaptive_weight)
+            .with_alignment_modulation(v.alignment_modulation)
+    }
+
+    /// The steps at which some scheduled value changes course: 0, each phase's start and end, the
+    /// warm-up's end and the last step (sorted, distinct, `< steps`).
+    pub fn key_steps(&self) -> Vec<u64> {
+        let last = self.train.steps.saturating_sub(1);
+        let mut steps = vec![0, last];
+        for p in &self.phases {
+            steps.push(p.start);
+            steps.push(p.end.saturating_sub(1));
+            steps.push(p.end);
+        }
+        steps.push(self.lr_schedule.warmup_steps);
+        steps.retain(|&s| s <= last);
+        steps.sort_unstable();
+        steps.dedup();
+        steps
+    }
+}
+
+fn fmt_ramp(r: &Ramp) -> String {
+    match r {
+        Ramp::Constant(v) => format!("{v}"),
+        Ramp::Linear { from, to } => format!("{from} → {to}"),
+    }
+}
+
+impl fmt::Display for Experiment {
+    /// The resolved schedule as TOML, followed by the phases and a table of the scheduled values
+    /// at the steps where they change course.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        #[derive(Serialize)]
+        struct Sections<'a> {
+            name: &'a str,
+            model: &'a ModelConfig,
+            data: &'a DataConfig,
+            degradation: &'a framer_data::DegradationConfig,
+            objective: &'a ObjectiveConfig,
+            framer: &'a FramerConfig,
+            optimizer: &'a OptimizerConfig,
+            lr_schedule: &'a LrScheduleConfig,
+            train: &'a TrainConfig,
+            checkpoint: &'a CheckpointConfig,
+            logging: &'a LoggingConfig,
+        }
+        let sections = Sections {
+            name: &self.name,
+            model: &self.model,
+            data: &self.data,
+            degradation: &self.degradation,
+            objective: &self.objective,
+            framer: &self.framer,
+            optimizer: &self.optimizer,
+            lr_schedule: &self.lr_schedule,
+            train: &self.train,
+            checkpoint: &self.checkpoint,
+            logging: &self.logging,
+        };
+        let text = toml::to_string(&sections).map_err(|_| fmt::Error)?;
+        writeln!(f, "{}", text.trim_end())?;
+        writeln!(f)?;
+        if self.phases.is_empty() {
+            writeln!(f, "# phases: none (the section values apply at every step)")?;
+        } else {
+            writeln!(f, "# phases (steps start..end):")?;
+            for (i, p) in self.phases.iter().enumerate() {
+                let mut parts = Vec::new();
+                if let Some(r) = &p.lambda {
+                    parts.push(format!("lambda {}", fmt_ramp(r)));
+                }
+                if let Some(r) = &p.lr {
+                    parts.push(format!("lr {}", fmt_ramp(r)));
+                }
+                if let Some(r) = &p.temperature {
+                    parts.push(format!("temperature {}", fmt_ramp(r)));
+                }
+                if let Some(b) = p.adaptive_weight {
+                    parts.push(format!("adaptive_weight {b}"));
+                }
+                if let Some(b) = p.alignment_modulation {
+                    parts.push(format!("alignment_modulation {b}"));
+                }
+                let name = p.name.as_deref().map(|n| format!(" \"{n}\"")).unwrap_or_default();
+                writeln!(f, "#   {}{name}: {}..{}: {}", i + 1, p.start, p.end, parts.join(", "))?;
+            }
+        }
+        writeln!(f, "# scheduled values:")?;
+        writeln!(f, "# {:>10}  {:>12}  {:>12}  {:>11}  {:>5}  {:>5}", "step", "lambda", "lr", "temperature", "FAW", "FAM")?;
+        for step in self.key_steps() {
+            let v = self.values_at(step);
+            writeln!(
+                f,
+                "# {step:>10}  {:>12.6e}  {:>12.6e}  {:>11.4}  {:>5}  {:>5}",
+                v.lambda,
+                v.lr,
+                v.temperature,
+                if v.adaptive_weight { "on" } else { "off" },
+                if v.alignment_modulation { "on" } else { "off" },
+            )?;
+        }
+        Ok(())
+    }
+}

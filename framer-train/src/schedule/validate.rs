@@ -1,0 +1,497 @@
+//! Range and consistency checks, and the resolution of a [`ScheduleFile`] into an [`Experiment`].
+
+use std::ops::Range;
+use std::path::Path;
+
+use toml::Spanned;
+
+use super::error::{ScheduleError, suggest};
+use super::phase::{PhaseSection, Ramp};
+use super::resolved::*;
+use super::sections::*;
+
+/// What the checks need to point at the file.
+pub(crate) struct Ctx<'a> {
+    pub path: &'a str,
+    pub source: &'a str,
+    pub base_dir: &'a Path,
+}
+
+type Result<T> = std::result::Result<T, ScheduleError>;
+
+impl Ctx<'_> {
+    fn err(&self, span: Range<usize>, key: &str, message: impl Into<String>) -> ScheduleError {
+        ScheduleError::at(self.path, self.source, span, key, message)
+    }
+
+    fn finite(&self, key: &str, v: &Spanned<f64>) -> Result<f64> {
+        let x = *v.get_ref();
+        if !x.is_finite() {
+            return Err(self.err(v.span(), key, format!("expected `{key}` to be a finite number, got {x}")));
+        }
+        Ok(x)
+    }
+
+    /// `lo < x < hi`.
+    fn open(&self, key: &str, v: &Spanned<f64>, lo: f64, hi: f64) -> Result<f64> {
+        let x = self.finite(key, v)?;
+        if !(x > lo && x < hi) {
+            return Err(self.err(v.span(), key, format!("expected `{key}` in ({lo}, {hi}), got {x}")));
+        }
+        Ok(x)
+    }
+
+    /// `lo ≤ x < hi`.
+    fn half_open(&self, key: &str, v: &Spanned<f64>, lo: f64, hi: f64) -> Result<f64> {
+        let x = self.finite(key, v)?;
+        if !(x >= lo && x < hi) {
+            return Err(self.err(v.span(), key, format!("expected `{key}` in [{lo}, {hi}), got {x}")));
+        }
+        Ok(x)
+    }
+
+    fn positive(&self, key: &str, v: &Spanned<f64>) -> Result<f64> {
+        let x = self.finite(key, v)?;
+        if x <= 0.0 {
+            return Err(self.err(v.span(), key, format!("expected `{key}` > 0, got {x}")));
+        }
+        Ok(x)
+    }
+
+    fn non_negative(&self, key: &str, v: &Spanned<f64>) -> Result<f64> {
+        let x = self.finite(key, v)?;
+        if x < 0.0 {
+            return Err(self.err(v.span(), key, format!("expected `{key}` ≥ 0, got {x}")));
+        }
+        Ok(x)
+    }
+
+    fn count(&self, key: &str, v: &Spanned<i64>, min: i64) -> Result<u64> {
+        let x = *v.get_ref();
+        if x < min {
+            return Err(self.err(v.span(), key, format!("expected `{key}` ≥ {min}, got {x}")));
+        }
+        Ok(x as u64)
+    }
+
+    fn ramp(&self, key: &str, v: &Spanned<Ramp>, check: impl Fn(f64) -> bool, what: &str) -> Result<Ramp> {
+        for x in v.get_ref().endpoints() {
+            if !x.is_finite() || !check(x) {
+                return Err(self.err(v.span(), key, format!("expected `{key}` {what}, got {x}")));
+            }
+        }
+        Ok(*v.get_ref())
+    }
+
+    fn folder(&self, key: &str, v: &Spanned<std::path::PathBuf>) -> Result<std::path::PathBuf> {
+        let resolved = self.base_dir.join(v.get_ref());
+        if !resolved.is_dir() {
+            return Err(self.err(
+                v.span(),
+                key,
+                format!("`{key}` = \"{}\" is not a folder (looked for {})", v.get_ref().display(), resolved.display()),
+            )
+            .with_help("paths are relative to the schedule file's folder"));
+        }
+        Ok(resolved)
+    }
+}
+
+pub(crate) fn resolve(file: ScheduleFile, ctx: &Ctx<'_>) -> Result<Experiment> {
+    let train = train(&file.train, ctx)?;
+    let model = ModelConfig {
+        backbone: file.model.backbone,
+        preset: preset(file.model.backbone, &file.model.preset, ctx)?,
+    };
+    let data = data(&file.data, ctx)?;
+    let objective = objective(&file.objective, ctx)?;
+    let framer = framer(&file.framer, ctx)?;
+    let optimizer = optimizer(&file.optimizer, ctx)?;
+    let lr_schedule = lr_schedule(&file.lr_schedule, &optimizer, &train, ctx)?;
+    let c = &file.checkpoint;
+    let checkpoint = CheckpointConfig {
+        every: ctx.count("checkpoint.every", &c.every, 1)?,
+        dir: c.dir.clone(),
+        resume: c.resume,
+        keep: ctx.count("checkpoint.keep", &c.keep, 1)? as usize,
+    };
+    let l = &file.logging;
+    let logging = LoggingConfig {
+        every: ctx.count("logging.every", &l.every, 1)?,
+        format: l.format,
+        plot_every: ctx.count("logging.plot_every", &l.plot_every, 0)?,
+        progress: l.progress,
+    };
+    let phases = phases(&file.schedule.phase, &train, ctx)?;
+    if file.objective.kind != ObjectiveKind::RectifiedFlow {
+        if objective.sample_steps > objective.num_train_timesteps {
+            let v = &file.objective.sample_steps;
+            return Err(ctx.err(
+                v.span(),
+                "objective.sample_steps",
+                format!(
+                    "expected `objective.sample_steps` ≤ `num_train_timesteps` ({}), got {}",
+                    objective.num_train_timesteps, objective.sample_steps
+                ),
+            ));
+        }
+    }
+    let degradation = degradation(file.degradation, &file.data, &data, ctx)?;
+    let name = file.name.unwrap_or_else(|| {
+        Path::new(ctx.path).file_stem().map_or("experiment".into(), |s| s.to_string_lossy().into_owned())
+    });
+    Ok(Experiment {
+        name,
+        model,
+        data,
+        degradation,
+        objective,
+        framer,
+        optimizer,
+        lr_schedule,
+        train,
+        checkpoint,
+        logging,
+        phases,
+    })
+}
+
+fn degradation(
+    section: Option<Spanned<framer_data::DegradationConfig>>,
+    written: &DataSection,
+    data: &DataConfig,
+    ctx: &Ctx<'_>,
+) -> Result<framer_data::DegradationConfig> {
+    let Some(section) = section else {
+        return Ok(framer_data::DegradationConfig { scale: data.scale, ..Default::default() });
+    };
+    let table_span = section.span();
+    let mut config = section.into_inner();
+    if let Some(span) = key_span(ctx.source, "degradation", "scale")
+        && config.scale != data.scale
+    {
+        return Err(ctx
+            .err(
+                span,
+                "degradation.scale",
+                format!("`degradation.scale` ({}) differs from `data.scale` ({})", config.scale, data.scale),
+            )
+            .with_help(if written.scale.span().is_empty() {
+                "`data.scale` defaults to 4; set it, or remove `scale` from [degradation]"
+            } else {
+                "remove `scale` from [degradation]: it follows `data.scale`"
+            }));
+    }
+    config.scale = data.scale;
+    if let Err(e) = config.validate() {
+        let (key, message) = match e {
+            framer_data::DataError::Config { key, message } => (key.to_string(), message),
+            other => (String::new(), other.to_string()),
+        };
+        let span = key_span(ctx.source, "degradation", &key).unwrap_or(table_span);
+        return Err(ctx.err(
+            span,
+            &format!("degradation.{key}"),
+            format!("`degradation.{key}` {message}"),
+        ));
+    }
+    Ok(config)
+}
+
+/// The span of `key` as written in the table `[table]` of `source`, if it is there.
+fn key_span(source: &str, table: &str, key: &str) -> Option<Range<usize>> {
+    let mut current = String::new();
+    let mut pos = 0;
+    for line in source.split_inclusive('\n') {
+        let t = line.trim_start();
+        let indent = line.len() - t.len();
+        if let Some(rest) = t.strip_prefix('[') {
+            current = rest.trim_start_matches('[').split(']').next().unwrap_or("").trim().to_string();
+        } else if current == table
+            && let Some(after) = t.strip_prefix(key)
+            && after.trim_start().starts_with('=')
+        {
+            return Some(pos + indent..pos + indent + key.len());
+        }
+        pos += line.len();
+    }
+    None
+}
+
+fn preset(kind: BackboneKind, v: &Spanned<String>, ctx: &Ctx<'_>) -> Result<String> {
+    let name = v.get_ref();
+    let presets: &[&str] = match kind {
+        BackboneKind::Unet => &framer_backbones::UNetConfig::PRESETS,
+        BackboneKind::Dit => &framer_backbones::DiTConfig::PRESETS,
+    };
+    if presets.contains(&name.as_str()) {
+        return Ok(name.clone());
+    }
+    let mut message = format!("unknown value \"{name}\" for `preset` in [model]");
+    if let Some(s) = suggest(name, presets.iter().copied()) {
+        message.push_str(&format!("; did you mean \"{s}\"?"));
+    }
+    Err(ctx.err(v.span(), "model.preset", message).with_help(format!(
+        "expected one of {}",
+        presets.iter().map(|p| format!("\"{p}\"")).collect::<Vec<_>>().join(", ")
+    )))
+}
+
+fn train(t: &TrainSection, ctx: &Ctx<'_>) -> Result<TrainConfig> {
+    Ok(TrainConfig {
+        steps: ctx.count("train.steps", &t.steps, 1)?,
+        batch_size: ctx.count("train.batch_size", &t.batch_size, 1)? as usize,
+        seed: t.seed,
+        ema_decay: match &t.ema_decay {
+            Some(v) => Some(ctx.half_open("train.ema_decay", v, 0.0, 1.0)?),
+            None => None,
+        },
+        max_bad_steps: ctx.count("train.max_bad_steps", &t.max_bad_steps, 1)?,
+    })
+}
+
+fn data(d: &DataSection, ctx: &Ctx<'_>) -> Result<DataConfig> {
+    let crop_size = ctx.count("data.crop_size", &d.crop_size, 1)? as usize;
+    let scale = ctx.count("data.scale", &d.scale, 1)? as usize;
+    if scale > 8 {
+        return Err(ctx.err(d.scale.span(), "data.scale", format!("expected `data.scale` in 1..=8, got {scale}")));
+    }
+    if crop_size % scale != 0 {
+        return Err(ctx.err(
+            d.crop_size.span(),
+            "data.crop_size",
+            format!("`data.crop_size` ({crop_size}) must be a multiple of `data.scale` ({scale})"),
+        ));
+    }
+    let hr_dir = d.hr_dir.as_ref().map(|v| ctx.folder("data.hr_dir", v)).transpose()?;
+    Ok(DataConfig { hr_dir, crop_size, scale })
+}
+
+fn objective(o: &ObjectiveSection, ctx: &Ctx<'_>) -> Result<ObjectiveConfig> {
+    let beta_start = ctx.open("objective.beta_start", &o.beta_start, 0.0, 1.0)?;
+    let beta_end = ctx.open("objective.beta_end", &o.beta_end, 0.0, 1.0)?;
+    if beta_start >= beta_end {
+        return Err(ctx.err(
+            o.beta_end.span(),
+            "objective.beta_end",
+            format!("expected `objective.beta_end` > `beta_start` ({beta_start}), got {beta_end}"),
+        ));
+    }
+    Ok(ObjectiveConfig {
+        kind: o.kind,
+        sigma_sampling: o.sigma_sampling,
+        logit_mean: ctx.finite("objective.logit_mean", &o.logit_mean)?,
+        logit_std: ctx.positive("objective.logit_std", &o.logit_std)?,
+        num_train_timesteps: ctx.count("objective.num_train_timesteps", &o.num_train_timesteps, 2)?
+            as usize,
+        beta_schedule: o.beta_schedule,
+        beta_start,
+        beta_end,
+        sample_steps: ctx.count("objective.sample_steps", &o.sample_steps, 1)? as usize,
+    })
+}
+
+fn framer(f: &FramerSection, ctx: &Ctx<'_>) -> Result<FramerConfig> {
+    let lambda = ctx.non_negative("framer.lambda", &f.lambda)?;
+    let temperature = ctx.positive("framer.temperature", &f.temperature)?;
+    let mask = match f.mask.get_ref() {
+        MaskKind::Quantile => {
+            if let Some(r) = &f.radius {
+                return Err(ctx
+                    .err(r.span(), "framer.radius", "`framer.radius` is only used with `mask = \"radial\"`")
+                    .with_help("the quantile mask takes `cutoff`; set `mask = \"radial\"` to use `radius`"));
+            }
+            let cutoff = match &f.cutoff {
+                Some(c) => ctx.open("framer.cutoff", c, 0.0, 1.0)?,
+                None => 0.2,
+            };
+            MaskConfig::Quantile { cutoff }
+        }
+        MaskKind::Radial => {
+            if let Some(c) = &f.cutoff {
+                return Err(ctx
+                    .err(c.span(), "framer.cutoff", "`framer.cutoff` is only used with `mask = \"quantile\"`")
+                    .with_help("the radial mask takes `radius`"));
+            }
+            let Some(r) = &f.radius else {
+                return Err(ctx
+                    .err(f.mask.span(), "framer.radius", "`mask = \"radial\"` needs `radius` in [framer]")
+                    .with_help("add e.g. `radius = 0.25` (normalised frequency radius in (0, 1))"));
+            };
+            MaskConfig::Radial { radius: ctx.open("framer.radius", r, 0.0, 1.0)? }
+        }
+    };
+    let students = match f.students.get_ref() {
+        StudentsSpec::Named(n) if n == "all" => Students::All,
+        StudentsSpec::Named(n) => {
+            let mut message = format!("unknown value \"{n}\" for `students` in [framer]");
+            if suggest(n, ["all"]).is_some() {
+                message.push_str("; did you mean \"all\"?");
+            }
+            return Err(ctx
+                .err(f.students.span(), "framer.students", message)
+                .with_help("expected \"all\" or a list of tap indices such as [0, 2, 4]"));
+        }
+        StudentsSpec::Indices(ix) => {
+            if let Some(i) = ix.iter().find(|&&i| i < 0) {
+                return Err(ctx.err(
+                    f.students.span(),
+                    "framer.students",
+                    format!("`framer.students` holds a negative index ({i})"),
+                ));
+            }
+            let mut sorted: Vec<usize> = ix.iter().map(|&i| i as usize).collect();
+            sorted.sort_unstable();
+            if let Some(w) = sorted.windows(2).find(|w| w[0] == w[1]) {
+                return Err(ctx.err(
+                    f.students.span(),
+                    "framer.students",
+                    format!("`framer.students` lists tap {} twice", w[0]),
+                ));
+            }
+            if sorted.len() < 2 {
+                return Err(ctx.err(
+                    f.students.span(),
+                    "framer.students",
+                    format!(
+                        "FRAMER needs at least 2 students (each student's negative is another student), got {}",
+                        sorted.len()
+                    ),
+                ));
+            }
+            Students::Indices(sorted)
+        }
+    };
+    Ok(FramerConfig {
+        enabled: f.enabled,
+        lambda,
+        mask,
+        temperature,
+        students,
+        adaptive_weight: f.adaptive_weight,
+        alignment_modulation: f.alignment_modulation,
+    })
+}
+
+fn optimizer(o: &OptimizerSection, ctx: &Ctx<'_>) -> Result<OptimizerConfig> {
+    Ok(OptimizerConfig {
+        lr: ctx.positive("optimizer.lr", &o.lr)?,
+        beta1: ctx.half_open("optimizer.beta1", &o.beta1, 0.0, 1.0)?,
+        beta2: ctx.half_open("optimizer.beta2", &o.beta2, 0.0, 1.0)?,
+        weight_decay: ctx.non_negative("optimizer.weight_decay", &o.weight_decay)?,
+        eps: ctx.positive("optimizer.eps", &o.eps)?,
+        max_grad_norm: match &o.max_grad_norm {
+            Some(v) => Some(ctx.positive("optimizer.max_grad_norm", v).map_err(|e| {
+                e.with_help("remove `max_grad_norm` to train without clipping")
+            })?),
+            None => None,
+        },
+    })
+}
+
+fn lr_schedule(
+    s: &LrScheduleSection,
+    opt: &OptimizerConfig,
+    train: &TrainConfig,
+    ctx: &Ctx<'_>,
+) -> Result<LrScheduleConfig> {
+    let warmup_steps = ctx.count("lr_schedule.warmup_steps", &s.warmup_steps, 0)?;
+    if warmup_steps > train.steps {
+        return Err(ctx.err(
+            s.warmup_steps.span(),
+            "lr_schedule.warmup_steps",
+            format!(
+                "`lr_schedule.warmup_steps` ({warmup_steps}) exceeds `train.steps` ({})",
+                train.steps
+            ),
+        ));
+    }
+    let min_lr = ctx.non_negative("lr_schedule.min_lr", &s.min_lr)?;
+    if min_lr > opt.lr {
+        return Err(ctx.err(
+            s.min_lr.span(),
+            "lr_schedule.min_lr",
+            format!("expected `lr_schedule.min_lr` ≤ `optimizer.lr` ({}), got {min_lr}", opt.lr),
+        ));
+    }
+    Ok(LrScheduleConfig { kind: s.kind, warmup_steps, min_lr })
+}
+
+fn phases(list: &[PhaseSection], train: &TrainConfig, ctx: &Ctx<'_>) -> Result<Vec<Phase>> {
+    let mut out: Vec<Phase> = Vec::with_capacity(list.len());
+    for (i, p) in list.iter().enumerate() {
+        let key = |k: &str| format!("schedule.phase[{i}].{k}");
+        let start = ctx.count(&key("start"), &p.start, 0)?;
+        let end = match &p.end {
+            Some(e) => {
+                let end = *e.get_ref();
+                if end <= start as i64 {
+                    return Err(ctx.err(
+                        e.span(),
+                        &key("end"),
+                        format!("phase {} ends at step {end}, not after its start ({start})", i + 1),
+                    ));
+                }
+                if end as u64 > train.steps {
+                    return Err(ctx.err(
+                        e.span(),
+                        &key("end"),
+                        format!("phase {} ends at step {end}, after the last step (`train.steps` = {})", i + 1, train.steps),
+                    ));
+                }
+                end as u64
+            }
+            None => train.steps,
+        };
+        if start >= train.steps {
+            return Err(ctx.err(
+                p.start.span(),
+                &key("start"),
+                format!("phase {} starts at step {start}, after training ends (`train.steps` = {})", i + 1, train.steps),
+            ));
+        }
+        if let Some(prev) = out.last()
+            && start < prev.end
+        {
+            return Err(ctx
+                .err(
+                    p.start.span(),
+                    &key("start"),
+                    format!("phase {} starts at step {start}, before phase {} ends ({})", i + 1, i, prev.end),
+                )
+                .with_help("phases must be listed in step order and must not overlap"));
+        }
+        let lambda = p
+            .lambda
+            .as_ref()
+            .map(|v| ctx.ramp(&key("lambda"), v, |x| x >= 0.0, "≥ 0"))
+            .transpose()?;
+        let lr = p.lr.as_ref().map(|v| ctx.ramp(&key("lr"), v, |x| x >= 0.0, "≥ 0")).transpose()?;
+        let temperature = p
+            .temperature
+            .as_ref()
+            .map(|v| ctx.ramp(&key("temperature"), v, |x| x > 0.0, "> 0"))
+            .transpose()?;
+        if lambda.is_none()
+            && lr.is_none()
+            && temperature.is_none()
+            && p.adaptive_weight.is_none()
+            && p.alignment_modulation.is_none()
+        {
+            return Err(ctx
+                .err(p.start.span(), &format!("schedule.phase[{i}]"), format!("phase {} sets no value", i + 1))
+                .with_help("a phase sets one or more of `lambda`, `lr`, `temperature`, `adaptive_weight`, `alignment_modulation`"));
+        }
+        out.push(Phase {
+            name: p.name.clone(),
+            start,
+            end,
+            lambda,
+            lr,
+            temperature,
+            adaptive_weight: p.adaptive_weight,
+            alignment_modulation: p.alignment_modulation,
+        });
+    }
+    Ok(out)
+}
