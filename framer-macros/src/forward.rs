@@ -31,8 +31,8 @@ pub(crate) fn expand_attribute(args: TokenStream, item: TokenStream) -> TokenStr
     let self_ident = check_impl(&item_impl, &mut cx);
     match self_ident {
         Some(self_ident) if !cx.has_errors() => {
-            let bridge = bridge_name(&self_ident);
-            let bridge = syn::Ident::new(&bridge.to_string(), self_ident.span());
+            let mut bridge = bridge_name(&self_ident);
+            bridge.set_span(self_ident.span());
             quote_spanned! {self_ident.span()=>
                 #item_impl
                 #bridge! { #item_impl }

@@ -10,6 +10,7 @@
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
 use syn::visit_mut::{self, VisitMut};
+use syn::parse::Parser;
 use syn::{Expr, FnArg, Ident, ImplItemFn, Member, Pat};
 
 use crate::ctxt::Ctxt;
@@ -95,6 +96,11 @@ fn is_call<'e>(expr: &'e Expr, method: &str) -> Option<&'e Expr> {
         Expr::MethodCall(m) if m.method == method && m.args.is_empty() && m.turbofish.is_none() => Some(&m.receiver),
         _ => None,
     }
+}
+
+/// The expression naming a local variable.
+fn path_expr(ident: Ident) -> Expr {
+    Expr::Path(syn::ExprPath { attrs: Vec::new(), qself: None, path: ident.into() })
 }
 
 fn strip_mut(expr: &mut Expr) -> &mut Expr {
@@ -186,13 +192,21 @@ impl Rewriter<'_> {
         self.counter += 1;
         let element = element_binding(&fl.pat, enumerate);
         let source = &fl.expr;
-        let zipped: Expr = syn::parse_quote! {
+        let zipped = syn::parse2::<Expr>(quote! {
             ::framer::__private::Iterator::zip(::framer::__private::IntoIterator::into_iter(#source), 0usize..)
-        };
+        });
         let pat = &fl.pat;
-        let pat: Pat = syn::parse_quote!((#pat, #index));
-        *fl.expr = zipped;
-        *fl.pat = pat;
+        let pat = Pat::parse_single.parse2(quote!((#pat, #index)));
+        match (zipped, pat) {
+            (Ok(zipped), Ok(pat)) => {
+                *fl.expr = zipped;
+                *fl.pat = pat;
+            }
+            (Err(e), _) | (_, Err(e)) => {
+                self.cx.error_spanned_by(&fl.pat, format!("framer could not instrument this loop: {e}"));
+                return;
+            }
+        }
         let pushed = element.is_some();
         if let Some(element) = element {
             self.loops.push(LoopBinding { element, field, index });
@@ -218,8 +232,7 @@ impl Rewriter<'_> {
             && let Some(ident) = p.path.get_ident()
         {
             let binding = self.loops.iter().rev().find(|b| b.element == *ident)?;
-            let index = &binding.index;
-            return Some((binding.field, Some(syn::parse_quote!(#index))));
+            return Some((binding.field, Some(path_expr(binding.index.clone()))));
         }
         None
     }
@@ -242,7 +255,7 @@ impl Rewriter<'_> {
                 let idx = Ident::new("__framer_idx", span);
                 prelude = quote_spanned!(span=> let #idx: usize = #index_expr;);
                 if let Expr::Index(ix) = strip_mut(&mut m.receiver) {
-                    *ix.index = syn::parse_quote!(#idx);
+                    *ix.index = path_expr(idx.clone());
                 }
                 Some(quote!(#idx))
             }
@@ -265,7 +278,8 @@ impl Rewriter<'_> {
             (Role::Student, Readout::Method { method, args }) => {
                 let self_token = syn::token::SelfValue { span: self.self_span };
                 let args = args.iter().map(|a| {
-                    let local = Ident::new(&a.to_string(), a.span().resolved_at(self.self_span));
+                    let mut local = a.clone();
+                    local.set_span(a.span().resolved_at(self.self_span));
                     quote!(#p::Clone::clone(&#local))
                 });
                 quote_spanned! {span=>
@@ -288,15 +302,18 @@ impl Rewriter<'_> {
             _ => record,
         };
         let original = &*call;
-        let wrapped: Expr = syn::parse_quote_spanned! {span=>
+        let wrapped = syn::parse2::<Expr>(quote_spanned! {span=>
             {
                 #prelude
                 let #output = #original;
                 #record
                 #output
             }
-        };
-        *call = wrapped;
+        });
+        match wrapped {
+            Ok(wrapped) => *call = wrapped,
+            Err(e) => self.cx.error_spanned_by(&*call, format!("framer could not instrument this call: {e}")),
+        }
     }
 }
 
