@@ -38,18 +38,18 @@ pub fn intra_contrastive_loss<B: Backend>(
 /// `logsumexp_k(logits/τ) − s₊/τ`.
 ///
 /// # Shapes
-/// - `logits`: `[B, S, 2B]`, cosines of each student's high band to the `2B` keys
-/// - `positive`: `[B, S]`, the cosine to the sample's own teacher (the label's logit)
-/// - returns `[B, S]`
+/// - `logits`: `[S, B, 2B]`, cosines of each student's high band to the `2B` keys
+/// - `positive`: `[S, B]`, the cosine to the sample's own teacher (the label's logit)
+/// - returns `[S, B]`
 #[doc(alias = "InterCL")]
 pub fn inter_contrastive_loss<B: Backend>(
     logits: Tensor<B, 3>,
     positive: Tensor<B, 2>,
     temperature: f64,
 ) -> Tensor<B, 2> {
-    let [b, s, _] = logits.dims();
+    let [s, b, _] = logits.dims();
     let logits = logits.div_scalar(temperature);
     let max = logits.clone().max_dim(2).detach();
-    let log_sum_exp = ((logits - max.clone()).exp().sum_dim(2).log() + max).reshape([b, s]);
+    let log_sum_exp = ((logits - max.clone()).exp().sum_dim(2).log() + max).reshape([s, b]);
     log_sum_exp - positive.div_scalar(temperature)
 }

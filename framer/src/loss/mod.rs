@@ -180,43 +180,47 @@ impl FramerLoss {
         let num_students = input.students.len();
         let device = input.teacher.device();
 
-        // Clean estimates, laid out [B, S+1, C, H, W] (teacher first) so that every per-sample
-        // reduction below is one batched matmul. The teacher is under stop-gradient
-        // (`pred_hidden_states[-1].detach()`).
+        // Clean estimates, laid out [S+1, B·C·H·W] (teacher first): per-sample factors become rows
+        // broadcast over the leading axis, the fast path of every backend. The teacher is under
+        // stop-gradient (`pred_hidden_states[-1].detach()`).
+        let plane = channels * height * width;
         let (a, b) = input.parameterization.coefficients(batch)?;
-        let coefficient = |v: Vec<f32>| {
-            Tensor::<B, 1>::from_data(TensorData::new(v, [batch]), &device).reshape([batch, 1, 1, 1, 1])
+        let per_sample_row = |v: Vec<f32>| {
+            let row: Vec<f32> = v.iter().flat_map(|&c| std::iter::repeat_n(c, plane)).collect();
+            Tensor::<B, 2>::from_data(TensorData::new(row, [1, batch * plane]), &device)
         };
-        let (a, b) = (coefficient(a), coefficient(b));
-        let x_t: Tensor<B, 5> = input.x_t.unsqueeze_dim(1);
+        let x_t = input.x_t.reshape([1, batch * plane]);
+        let offset = x_t * per_sample_row(a);
         let raw = Tensor::cat(
-            vec![input.teacher.detach().unsqueeze_dim::<5>(1), Tensor::stack(input.students, 1)],
-            1,
-        );
-        let clean = x_t.mul(a) + raw.mul(b);
+            vec![input.teacher.detach().unsqueeze::<5>(), Tensor::stack(input.students, 0)],
+            0,
+        )
+        .reshape([num_students + 1, batch * plane]);
+        let clean = raw * per_sample_row(b) + offset;
 
-        // One transform for the teacher and all students: [B·(S+1)·C, H, W] → |X| in [.., W, H].
-        let dim = channels * width * height;
+        // One transform for the teacher and all students: [(S+1)·B·C, H, W] → |X| in [.., W, H].
         let magnitude = dft::magnitude_transposed(clean.reshape([
-            batch * (num_students + 1) * channels,
+            (num_students + 1) * batch * channels,
             height,
             width,
         ]))
-        .reshape([batch, num_students + 1, dim]);
-        let teacher_mag = magnitude.clone().narrow(1, 0, 1).reshape([batch, dim]).detach();
-        let student_mag = magnitude.narrow(1, 1, num_students); // [B, S, D]
+        .reshape([num_students + 1, batch * plane]);
+        let teacher_mag = magnitude.clone().narrow(0, 0, 1).detach(); // [1, B·D]
+        let student_mag = magnitude.narrow(0, 1, num_students); // [S, B·D]
 
         // Masks in the transposed layout, shared by students and negatives.
         let low = match input.low_mask {
             Some(mask) => mask.swap_dims(2, 3),
-            None => self.config.mask.low_mask(teacher_mag.clone().reshape([batch, channels, width, height])),
+            None => self
+                .config
+                .mask
+                .low_mask(teacher_mag.clone().reshape([batch, channels, width, height])),
         }
         .detach();
         let low_mask_transposed = low.clone();
-        let low = low.reshape([batch, dim]);
-        let high = low.clone().neg().add_scalar(1.0);
+        let low = low.reshape([1, batch * plane]);
 
-        let terms = self.terms(student_mag, teacher_mag, low, high, &input.negatives, channels);
+        let terms = self.terms(student_mag, teacher_mag, low, &input.negatives, batch, channels);
         let weight_low = terms.fam_low.clone() * terms.faw_low.clone();
         let weight_high = terms.fam_high.clone() * terms.faw_high.clone();
         // [S, B] → per layer mean over the batch → mean over layers
@@ -239,81 +243,81 @@ impl FramerLoss {
 
     /// Every per-layer, per-sample term, `[S, B]` each.
     ///
-    /// `student_mag` is `[B, S, D]` (tracked), `teacher_mag`, `low` and `high` are `[B, D]`
-    /// (detached), with `D = C·W·H`. Each band quantity is a matmul of the student magnitudes (or
-    /// their squares, or their products with the detached negatives) against detached per-sample
-    /// weight matrices, so the tracked graph holds few full-size tensors:
-    /// - `q·k = Σ |X|·M·k̂ / ‖|X|·M‖` with `‖|X|·M‖² = Σ |X|²·M²`,
-    /// - the in-batch InterCL logits use the weights `(1 − M_b)·k̂_high[b']` for every key `b'`.
+    /// `student_mag` is `[S, B·D]` (tracked), `teacher_mag` and `low` are `[1, B·D]` (detached),
+    /// with `D = C·W·H`. With `m = |X|·M` the masked magnitudes of a band, the cosines are
+    /// `m·k̂ / ‖m‖`; the in-batch InterCL logits are one matmul against every sample's key.
     fn terms<B: Backend>(
         &self,
-        student_mag: Tensor<B, 3>,
+        student_mag: Tensor<B, 2>,
         teacher_mag: Tensor<B, 2>,
         low: Tensor<B, 2>,
-        high: Tensor<B, 2>,
         negatives: &[usize],
+        batch: usize,
         channels: usize,
     ) -> LayerTerms<B> {
-        let [batch, num_students, _] = student_mag.dims();
+        let [num_students, width] = student_mag.dims();
+        let dim = width / batch;
         let device = student_mag.device();
         let tau = self.config.temperature;
-        let key_low = l2_normalize(teacher_mag.clone() * low.clone());
-        let key_high = l2_normalize(teacher_mag.clone() * high.clone());
+        let high = low.clone().neg().add_scalar(1.0);
+        let per_sample = |t: Tensor<B, 2>| -> Tensor<B, 2> {
+            let rows = t.dims()[0];
+            t.reshape([rows, batch, dim]).sum_dim(2).reshape([rows, batch])
+        };
+        let normalize = |t: Tensor<B, 2>| -> (Tensor<B, 2>, Tensor<B, 2>) {
+            let norm = per_sample(t.clone() * t.clone()).sqrt().clamp_min(1e-12); // [rows, B]
+            (t, norm)
+        };
 
-        // Σ |X|·w for w = M_low·k̂_low and w = M_high·k̂_high[b'] for every b'   → [B, S, 1 + B]
-        let weights = Tensor::cat(
-            vec![
-                (low.clone() * key_low).unsqueeze_dim::<3>(2),
-                high.clone().unsqueeze_dim::<3>(2) * key_high.transpose().unsqueeze_dim::<3>(0),
-            ],
-            2,
-        );
-        let dots = student_mag.clone().matmul(weights);
-        // ‖|X|·M‖² = Σ |X|²·M² for both bands                                    → [B, S, 2]
-        let squared = Tensor::stack::<3>(vec![low.clone().powi_scalar(2), high.clone().powi_scalar(2)], 2);
-        let norms = student_mag.clone().powi_scalar(2).matmul(squared.clone()).sqrt().clamp_min(1e-12);
-        let norm_low = norms.clone().narrow(2, 0, 1); // [B, S, 1]
-        let norm_high = norms.narrow(2, 1, 1);
+        // teacher keys k̂ (detached), [1, B·D] and [B, D]
+        let (key_low, key_low_norm) = normalize(teacher_mag.clone() * low.clone());
+        let key_low = (key_low.reshape([batch, dim]) / key_low_norm.reshape([batch, 1])).reshape([1, width]);
+        let (key_high, key_high_norm) = normalize(teacher_mag.clone() * high.clone());
+        let key_high = key_high.reshape([batch, dim]) / key_high_norm.reshape([batch, 1]);
 
-        // The random-layer negatives, detached (`.detach()` on `n` and `H` in the reference).
+        // the random-layer negatives, detached (`.detach()` on `n` and `H` in the reference)
         let index = Tensor::<B, 1, Int>::from_data(
             TensorData::new(negatives.iter().map(|&j| j as i64).collect(), [num_students]),
             &device,
         );
-        let negative_mag = student_mag.clone().detach().select(1, index.clone()); // [B, S, D]
-        let negative_norms = norms_detached(&norm_low, &norm_high, index);
+        let negative_mag = student_mag.clone().detach().select(0, index);
 
-        // low band: cosines to the teacher and to the negative
-        let positive_low = dots.clone().narrow(2, 0, 1) / norm_low.clone();
-        let negative_low = (student_mag.clone() * negative_mag.clone())
-            .matmul(squared.narrow(2, 0, 1))
-            / (norm_low * negative_norms.0);
-        // high band: logits against every sample's teacher and every sample's negative
-        let to_teachers = dots.narrow(2, 1, batch) / norm_high.clone(); // [B, S, B']
-        let eye = Tensor::<B, 2>::eye(batch, &device).unsqueeze_dim::<3>(1); // [B, 1, B']
-        let positive_high = (to_teachers.clone() * eye).sum_dim(2); // [B, S, 1]
-        let student_high = (student_mag.clone() * high.clone().unsqueeze_dim::<3>(1)) / norm_high;
-        let negative_high =
-            (negative_mag * high.unsqueeze_dim::<3>(1)) / negative_norms.1; // detached
-        let to_negatives = student_high
-            .swap_dims(0, 1)
-            .matmul(negative_high.swap_dims(0, 1).swap_dims(1, 2))
-            .swap_dims(0, 1); // [B, S, B']
-        let logits = Tensor::cat(vec![to_teachers, to_negatives], 2);
+        // low band: IntraCL
+        let (student_low, norm_low) = normalize(student_mag.clone() * low.clone());
+        let (negative_low, negative_norm_low) = normalize(negative_mag.clone() * low.clone());
+        let positive_low = per_sample(student_low.clone() * key_low) / norm_low.clone();
+        let negative_low = per_sample(student_low * negative_low) / (norm_low * negative_norm_low);
+        let intra = intra_contrastive_loss(positive_low.clone(), negative_low, tau);
 
-        let to_sb = |t: Tensor<B, 3>| t.reshape([batch, num_students]).transpose(); // → [S, B]
-        let (positive_low, positive_high) = (to_sb(positive_low), to_sb(positive_high));
-        let intra = intra_contrastive_loss(positive_low.clone(), to_sb(negative_low), tau);
-        let inter = inter_contrastive_loss(logits, positive_high.clone().transpose(), tau).transpose();
+        // high band: InterCL against every sample's teacher and every sample's negative
+        let (student_high, norm_high) = normalize(student_mag.clone() * high.clone());
+        let (negative_high, negative_norm_high) = normalize(negative_mag * high.clone());
+        let student_high = student_high.reshape([num_students, batch, dim]);
+        let to_teachers = student_high
+            .clone()
+            .reshape([num_students * batch, dim])
+            .matmul(key_high.transpose())
+            .reshape([num_students, batch, batch]);
+        let to_negatives = student_high.matmul(negative_high.reshape([num_students, batch, dim]).swap_dims(1, 2))
+            / negative_norm_high.unsqueeze_dim::<3>(1); // [S, B, B'] / [S, 1, B']
+        let logits =
+            Tensor::cat(vec![to_teachers, to_negatives], 2) / norm_high.clone().unsqueeze_dim::<3>(2);
+        let eye = Tensor::<B, 2>::eye(batch, &device).unsqueeze::<3>(); // [1, B, B']
+        let positive_high = (logits.clone().narrow(2, 0, batch) * eye).sum_dim(2).reshape([num_students, batch]);
+        let inter = inter_contrastive_loss(logits, positive_high.clone(), tau);
+
         let ones = || Tensor::<B, 2>::ones([num_students, batch], &device);
         let (fam_low, fam_high) = if self.config.alignment_modulation {
-            (frequency_alignment_modulation(positive_low), frequency_alignment_modulation(positive_high))
+            (
+                frequency_alignment_modulation(positive_low),
+                frequency_alignment_modulation(positive_high),
+            )
         } else {
             (ones(), ones())
         };
         let (faw_low, faw_high) = if self.config.adaptive_weight {
-            let (student, teacher) = band_energies(student_mag.detach(), teacher_mag, low, channels);
-            let [student_low, student_high] = student.map(|e| e.transpose());
+            let (student, teacher) = band_energies(student_mag, teacher_mag, low, batch, channels);
+            let [student_low, student_high] = student;
             (
                 frequency_adaptive_weight(student_low, teacher[0].clone()),
                 frequency_adaptive_weight(student_high, teacher[1].clone()),
@@ -332,13 +336,3 @@ impl FramerLoss {
         }
     }
 }
-
-/// The detached norms of each student's negative, `[B, S, 1]` per band.
-fn norms_detached<B: Backend>(
-    low: &Tensor<B, 3>,
-    high: &Tensor<B, 3>,
-    index: Tensor<B, 1, Int>,
-) -> (Tensor<B, 3>, Tensor<B, 3>) {
-    (low.clone().detach().select(1, index.clone()), high.clone().detach().select(1, index))
-}
-

@@ -10,30 +10,33 @@ const EPS: f64 = 1e-9;
 /// Computed without gradient (FAW is detached).
 ///
 /// # Shapes
-/// - `student`: `[B, S, D]` magnitudes, `D = C·H·W` (any fixed layout of the last two axes)
-/// - `teacher`, `low`: `[B, D]`
-/// - returns `([low, high] each [B, S], [low, high] each [B])`
+/// - `student`: `[S, B·C·A]` magnitudes (`A` = area of one channel's spectrum, any layout)
+/// - `teacher`, `low`: `[1, B·C·A]`
+/// - returns `([low, high] each [S, B], [low, high] each [B])`
 pub fn band_energies<B: Backend>(
-    student: Tensor<B, 3>,
+    student: Tensor<B, 2>,
     teacher: Tensor<B, 2>,
     low: Tensor<B, 2>,
+    batch: usize,
     channels: usize,
 ) -> ([Tensor<B, 2>; 2], [Tensor<B, 1>; 2]) {
-    let [b, s, d] = student.dims();
-    let area = d / channels;
-    let student = student.detach().reshape([b, s, channels, area]);
-    let teacher = teacher.detach().reshape([b, 1, channels, area]);
-    let low = low.detach().reshape([b, 1, channels, area]);
+    let [_, width] = student.dims();
+    let area = width / (batch * channels);
+    let (student, teacher, low) = (student.detach(), teacher.detach(), low.detach());
     let high = low.clone().neg().add_scalar(1.0);
-    let energy = |mag: Tensor<B, 4>, mask: Tensor<B, 4>| {
-        let rows = mag.dims()[1];
-        let count = mask.clone().sum_dim(3).add_scalar(EPS);
-        ((mag * mask).sum_dim(3) / count).mean_dim(2).reshape([b, rows])
+    let energy = |mag: Tensor<B, 2>, mask: Tensor<B, 2>| {
+        let rows = mag.dims()[0];
+        let count = mask.clone().reshape([batch * channels, area]).sum_dim(1).add_scalar(EPS);
+        let sums = (mag * mask).reshape([rows * batch * channels, area]).sum_dim(1);
+        (sums.reshape([rows, batch * channels]) / count.reshape([1, batch * channels]))
+            .reshape([rows, batch, channels])
+            .mean_dim(2)
+            .reshape([rows, batch])
     };
     let students = [energy(student.clone(), low.clone()), energy(student, high.clone())];
     let teachers = [
-        energy(teacher.clone(), low).reshape([b]),
-        energy(teacher, high).reshape([b]),
+        energy(teacher.clone(), low).reshape([batch]),
+        energy(teacher, high).reshape([batch]),
     ];
     (students, teachers)
 }
