@@ -65,7 +65,9 @@ pub(crate) fn framer_model_impl(model: &Model) -> TokenStream {
         let elements = match (&f.kind, &f.indices) {
             (FieldKind::Single, _) => quote!(#p::TapElements::Single),
             (FieldKind::Collection { .. }, None) => quote!(#p::TapElements::All),
-            (FieldKind::Collection { .. }, Some(list)) => quote!(#p::TapElements::Indices(&[#(#list),*])),
+            (FieldKind::Collection { .. }, Some(list)) => {
+                quote!(#p::TapElements::Indices(&[#(#list),*]))
+            }
         };
         let element = match &f.element {
             Some(index) => {
@@ -129,7 +131,11 @@ fn backend_ident(model: &Model) -> TokenStream {
 /// An implementation with no taps, emitted next to the errors so that code using the model
 /// does not fail a second time.
 fn stub_impl(input: &DeriveInput) -> TokenStream {
-    let has_b = input.generics.params.iter().any(|p| matches!(p, syn::GenericParam::Type(t) if t.ident == "B"));
+    let has_b = input
+        .generics
+        .params
+        .iter()
+        .any(|p| matches!(p, syn::GenericParam::Type(t) if t.ident == "B"));
     if !has_b {
         return TokenStream::new();
     }

@@ -47,7 +47,10 @@ pub(crate) fn model(input: &DeriveInput, cx: &mut Ctxt) -> Option<Model> {
     let mut specs = Vec::new();
     for field in fields {
         if let (Some(ident), Some(spec)) = (&field.ident, field_spec(field, cx)) {
-            specs.push(TapFieldSpec { ident: ident.clone(), ..spec });
+            specs.push(TapFieldSpec {
+                ident: ident.clone(),
+                ..spec
+            });
         }
     }
     cross_field(input, &specs, cx);
@@ -127,24 +130,33 @@ fn container_key(
     cx: &mut Ctxt,
 ) -> syn::Result<()> {
     let key = meta_key(&meta);
-    let span = meta.path.to_token_stream().into_iter().next().map_or(Span::call_site(), |t| t.span());
+    let span = meta
+        .path
+        .to_token_stream()
+        .into_iter()
+        .next()
+        .map_or(Span::call_site(), |t| t.span());
     let parsed = match key.as_str() {
         "readout" => {
             let value = meta.value()?;
             let method: Ident = value.parse().map_err(|e| {
-                syn::Error::new(e.span(), "expected a method name: `readout = method` or `readout = method(local, ..)`")
+                syn::Error::new(
+                    e.span(),
+                    "expected a method name: `readout = method` or `readout = method(local, ..)`",
+                )
             })?;
             let mut args = Vec::new();
             if value.peek(syn::token::Paren) {
                 let content;
                 syn::parenthesized!(content in value);
-                let list = Punctuated::<Ident, Token![,]>::parse_terminated(&content).map_err(|e| {
-                    syn::Error::new(
-                        e.span(),
-                        "readout arguments are names of local variables of `forward`: \
+                let list =
+                    Punctuated::<Ident, Token![,]>::parse_terminated(&content).map_err(|e| {
+                        syn::Error::new(
+                            e.span(),
+                            "readout arguments are names of local variables of `forward`: \
                          `readout = method(temb, height, width)`",
-                    )
-                })?;
+                        )
+                    })?;
                 args.extend(list);
             }
             Readout::Method { method, args }
@@ -153,22 +165,35 @@ fn container_key(
             let value = meta.value()?;
             let kind: Ident = value.parse()?;
             if !HEAD_KINDS.iter().any(|k| kind == k) {
-                cx.error_spanned_by(&kind, unknown_key_message("head kind", &kind.to_string(), HEAD_KINDS));
+                cx.error_spanned_by(
+                    &kind,
+                    unknown_key_message("head kind", &kind.to_string(), HEAD_KINDS),
+                );
             }
             Readout::Heads
         }
         other => {
-            cx.push(meta.error(unknown_key_message("framer attribute", other, CONTAINER_KEYS)));
+            cx.push(meta.error(unknown_key_message(
+                "framer attribute",
+                other,
+                CONTAINER_KEYS,
+            )));
             return skip_value(&meta);
         }
     };
     match readout {
         Some((_, previous)) => {
-            let same = matches!((&*previous, &parsed), (Readout::Heads, Readout::Heads) | (Readout::Method { .. }, Readout::Method { .. }));
+            let same = matches!(
+                (&*previous, &parsed),
+                (Readout::Heads, Readout::Heads) | (Readout::Method { .. }, Readout::Method { .. })
+            );
             if same {
                 cx.error_at(span, format!("duplicate framer attribute `{key}`"));
             } else {
-                cx.error_at(span, "`readout` and `heads` are two ways to read students out: use one of them");
+                cx.error_at(
+                    span,
+                    "`readout` and `heads` are two ways to read students out: use one of them",
+                );
             }
         }
         None => *readout = Some((span, parsed)),
@@ -193,19 +218,30 @@ fn field_keys(attrs: &[Attribute], cx: &mut Ctxt) -> FieldKeys {
     let mut keys = FieldKeys::default();
     for attr in attrs.iter().filter(|a| a.path().is_ident("framer")) {
         if let syn::Meta::Path(path) = &attr.meta {
-            cx.error_spanned_by(path, "expected `#[framer(student)]` or `#[framer(teacher)]`");
+            cx.error_spanned_by(
+                path,
+                "expected `#[framer(student)]` or `#[framer(teacher)]`",
+            );
             continue;
         }
         let result = attr.parse_nested_meta(|meta| {
             let key = meta_key(&meta);
-            let span = meta.path.segments.first().map_or(Span::call_site(), |s| s.ident.span());
+            let span = meta
+                .path
+                .segments
+                .first()
+                .map_or(Span::call_site(), |s| s.ident.span());
             match key.as_str() {
                 "student" | "teacher" => {
                     if !meta.input.is_empty() && !meta.input.peek(Token![,]) {
                         cx.push(meta.error(format!("`{key}` takes no value")));
                         return skip_value(&meta);
                     }
-                    let slot = if key == "student" { &mut keys.student } else { &mut keys.teacher };
+                    let slot = if key == "student" {
+                        &mut keys.student
+                    } else {
+                        &mut keys.teacher
+                    };
                     if slot.is_some() {
                         duplicate(cx, span, &key);
                     } else {
@@ -231,7 +267,11 @@ fn field_keys(attrs: &[Attribute], cx: &mut Ctxt) -> FieldKeys {
                     }
                 }
                 other => {
-                    cx.push(meta.error(unknown_key_message("framer field attribute", other, FIELD_KEYS)));
+                    cx.push(meta.error(unknown_key_message(
+                        "framer field attribute",
+                        other,
+                        FIELD_KEYS,
+                    )));
                     return skip_value(&meta);
                 }
             }
@@ -261,13 +301,22 @@ fn parse_indices(input: ParseStream<'_>) -> syn::Result<Vec<(usize, Span)>> {
 
 fn parse_element(input: ParseStream<'_>) -> syn::Result<syn::Index> {
     let expected = "expected a tuple element: `tap = .0`";
-    input.parse::<Token![.]>().map_err(|e| syn::Error::new(e.span(), expected))?;
-    let lit: LitInt = input.parse().map_err(|e| syn::Error::new(e.span(), expected))?;
+    input
+        .parse::<Token![.]>()
+        .map_err(|e| syn::Error::new(e.span(), expected))?;
+    let lit: LitInt = input
+        .parse()
+        .map_err(|e| syn::Error::new(e.span(), expected))?;
     if !lit.suffix().is_empty() {
         return Err(syn::Error::new(lit.span(), expected));
     }
-    let index = lit.base10_parse::<u32>().map_err(|e| syn::Error::new(e.span(), expected))?;
-    Ok(syn::Index { index, span: lit.span() })
+    let index = lit
+        .base10_parse::<u32>()
+        .map_err(|e| syn::Error::new(e.span(), expected))?;
+    Ok(syn::Index {
+        index,
+        span: lit.span(),
+    })
 }
 
 /// Parses one field's keys and checks them against the field's type. `None` for fields without
@@ -279,7 +328,10 @@ fn field_spec(field: &syn::Field, cx: &mut Ctxt) -> Option<TapFieldSpec> {
         (Some(s), None) => (Role::Student, s),
         (None, Some(t)) => (Role::Teacher, t),
         (Some(_), Some(t)) => {
-            cx.error_at(t, "a field is either a `student` or the `teacher`, not both");
+            cx.error_at(
+                t,
+                "a field is either a `student` or the `teacher`, not both",
+            );
             return None;
         }
         (None, None) => {
@@ -292,7 +344,11 @@ fn field_spec(field: &syn::Field, cx: &mut Ctxt) -> Option<TapFieldSpec> {
             return None;
         }
     };
-    let role_name = if role == Role::Student { "student" } else { "teacher" };
+    let role_name = if role == Role::Student {
+        "student"
+    } else {
+        "teacher"
+    };
 
     let kind = field_kind(&field.ty);
     let element_ty = match (&kind, &field.ty) {
@@ -309,7 +365,10 @@ fn field_spec(field: &syn::Field, cx: &mut Ctxt) -> Option<TapFieldSpec> {
             FieldKind::Collection { len: Some(_) } => format!("an array of {found}"),
             FieldKind::Single => found,
         };
-        cx.error_spanned_by(&field.ty, format!("`#[framer({role_name})]` needs {what}, found {found}"));
+        cx.error_spanned_by(
+            &field.ty,
+            format!("`#[framer({role_name})]` needs {what}, found {found}"),
+        );
         return None;
     }
 
@@ -351,7 +410,10 @@ fn check_indices(
 ) -> bool {
     let mut bad = false;
     if role == Role::Teacher {
-        cx.error_at(span, "`indices` selects students; the teacher is one module");
+        cx.error_at(
+            span,
+            "`indices` selects students; the teacher is one module",
+        );
         return false;
     }
     match kind {
@@ -364,7 +426,10 @@ fn check_indices(
         }
         FieldKind::Collection { len } => {
             if list.is_empty() {
-                cx.error_at(span, "`indices` is empty: list at least one element, or drop `indices` to tap all");
+                cx.error_at(
+                    span,
+                    "`indices` is empty: list at least one element, or drop `indices` to tap all",
+                );
                 bad = true;
             }
             for (n, (i, s)) in list.iter().enumerate() {
@@ -375,7 +440,12 @@ fn check_indices(
                 if let Some(len) = len
                     && *i >= len
                 {
-                    cx.error_at(*s, format!("index {i} is out of range for `{ident}`, which has {len} elements"));
+                    cx.error_at(
+                        *s,
+                        format!(
+                            "index {i} is out of range for `{ident}`, which has {len} elements"
+                        ),
+                    );
                     bad = true;
                 }
             }
@@ -389,7 +459,10 @@ pub(crate) fn field_kind(ty: &Type) -> FieldKind {
     match ty {
         Type::Array(array) => {
             let len = match &array.len {
-                syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Int(n), .. }) => n.base10_parse().ok(),
+                syn::Expr::Lit(syn::ExprLit {
+                    lit: syn::Lit::Int(n),
+                    ..
+                }) => n.base10_parse().ok(),
                 _ => None,
             };
             // An array whose length is not a literal is still a collection; its length is unknown.
@@ -414,10 +487,12 @@ fn collection_element(ty: &Type) -> Option<&Type> {
                 return None;
             }
             match &last.arguments {
-                syn::PathArguments::AngleBracketed(args) => args.args.iter().find_map(|a| match a {
-                    syn::GenericArgument::Type(t) => Some(t),
-                    _ => None,
-                }),
+                syn::PathArguments::AngleBracketed(args) => {
+                    args.args.iter().find_map(|a| match a {
+                        syn::GenericArgument::Type(t) => Some(t),
+                        _ => None,
+                    })
+                }
                 _ => None,
             }
         }
@@ -428,9 +503,32 @@ fn collection_element(ty: &Type) -> Option<&Type> {
 /// Types that are certainly not modules with a `forward`, described for the error message.
 fn non_module(ty: &Type) -> Option<String> {
     const NOT_MODULES: &[&str] = &[
-        "bool", "char", "f32", "f64", "i8", "i16", "i32", "i64", "i128", "isize", "u8", "u16",
-        "u32", "u64", "u128", "usize", "String", "str", "Tensor", "Param", "Ignored", "PhantomData",
-        "RunningState", "Option", "HashMap", "BTreeMap",
+        "bool",
+        "char",
+        "f32",
+        "f64",
+        "i8",
+        "i16",
+        "i32",
+        "i64",
+        "i128",
+        "isize",
+        "u8",
+        "u16",
+        "u32",
+        "u64",
+        "u128",
+        "usize",
+        "String",
+        "str",
+        "Tensor",
+        "Param",
+        "Ignored",
+        "PhantomData",
+        "RunningState",
+        "Option",
+        "HashMap",
+        "BTreeMap",
     ];
     match ty {
         Type::Path(p) => {
@@ -439,7 +537,9 @@ fn non_module(ty: &Type) -> Option<String> {
             if NOT_MODULES.contains(&name.as_str()) {
                 Some(format!("`{}`", pretty(ty)))
             } else if name == "Vec" {
-                collection_element(ty).and_then(non_module).map(|inner| format!("a `Vec` of {inner}"))
+                collection_element(ty)
+                    .and_then(non_module)
+                    .map(|inner| format!("a `Vec` of {inner}"))
             } else {
                 None
             }
@@ -448,9 +548,11 @@ fn non_module(ty: &Type) -> Option<String> {
         Type::Paren(p) => non_module(&p.elem),
         Type::Tuple(_) => Some(format!("the tuple `{}`", pretty(ty))),
         Type::Reference(_) | Type::Ptr(_) => Some(format!("the reference `{}`", pretty(ty))),
-        Type::Slice(_) | Type::BareFn(_) | Type::Never(_) | Type::TraitObject(_) | Type::ImplTrait(_) => {
-            Some(format!("`{}`", pretty(ty)))
-        }
+        Type::Slice(_)
+        | Type::BareFn(_)
+        | Type::Never(_)
+        | Type::TraitObject(_)
+        | Type::ImplTrait(_) => Some(format!("`{}`", pretty(ty))),
         _ => None,
     }
 }

@@ -9,8 +9,8 @@
 
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
-use syn::visit_mut::{self, VisitMut};
 use syn::parse::Parser;
+use syn::visit_mut::{self, VisitMut};
 use syn::{Expr, FnArg, Ident, ImplItemFn, Member, Pat};
 
 use crate::ctxt::Ctxt;
@@ -18,7 +18,11 @@ use crate::model::{FieldKind, Model, Readout, Role, TapFieldSpec};
 
 /// Rewrites a copy of `forward`'s body. Errors: unsupported uses of a tapped collection and
 /// marked fields that the body never calls.
-pub(crate) fn rewrite_body(model: &Model, forward: &ImplItemFn, taps: &Ident) -> syn::Result<syn::Block> {
+pub(crate) fn rewrite_body(
+    model: &Model,
+    forward: &ImplItemFn,
+    taps: &Ident,
+) -> syn::Result<syn::Block> {
     let self_span = match forward.sig.inputs.first() {
         Some(FnArg::Receiver(r)) => r.self_token.span,
         _ => forward.sig.ident.span(),
@@ -84,7 +88,11 @@ fn self_field(expr: &Expr) -> Option<&Ident> {
         Expr::Paren(p) => self_field(&p.expr),
         Expr::Group(g) => self_field(&g.expr),
         Expr::Field(f) => match (&*f.base, &f.member) {
-            (Expr::Path(p), Member::Named(name)) if p.qself.is_none() && p.path.is_ident("self") => Some(name),
+            (Expr::Path(p), Member::Named(name))
+                if p.qself.is_none() && p.path.is_ident("self") =>
+            {
+                Some(name)
+            }
             _ => None,
         },
         _ => None,
@@ -93,14 +101,20 @@ fn self_field(expr: &Expr) -> Option<&Ident> {
 
 fn is_call<'e>(expr: &'e Expr, method: &str) -> Option<&'e Expr> {
     match expr {
-        Expr::MethodCall(m) if m.method == method && m.args.is_empty() && m.turbofish.is_none() => Some(&m.receiver),
+        Expr::MethodCall(m) if m.method == method && m.args.is_empty() && m.turbofish.is_none() => {
+            Some(&m.receiver)
+        }
         _ => None,
     }
 }
 
 /// The expression naming a local variable.
 fn path_expr(ident: Ident) -> Expr {
-    Expr::Path(syn::ExprPath { attrs: Vec::new(), qself: None, path: ident.into() })
+    Expr::Path(syn::ExprPath {
+        attrs: Vec::new(),
+        qself: None,
+        path: ident.into(),
+    })
 }
 
 fn strip_mut(expr: &mut Expr) -> &mut Expr {
@@ -141,7 +155,10 @@ impl Rewriter<'_> {
     }
 
     fn single_field(&self, name: &Ident) -> Option<usize> {
-        self.model.fields.iter().position(|f| f.ident == *name && f.kind == FieldKind::Single)
+        self.model
+            .fields
+            .iter()
+            .position(|f| f.ident == *name && f.kind == FieldKind::Single)
     }
 
     /// `&self.f`, `self.f.iter()` → `(f, false)`; `self.f.iter().enumerate()` → `(f, true)`.
@@ -150,14 +167,20 @@ impl Rewriter<'_> {
         if let Expr::Reference(r) = expr
             && r.mutability.is_none()
         {
-            return self_field(&r.expr).and_then(|f| self.collection_field(f)).map(|f| (f, false));
+            return self_field(&r.expr)
+                .and_then(|f| self.collection_field(f))
+                .map(|f| (f, false));
         }
         if let Some(receiver) = is_call(expr, "iter") {
-            return self_field(receiver).and_then(|f| self.collection_field(f)).map(|f| (f, false));
+            return self_field(receiver)
+                .and_then(|f| self.collection_field(f))
+                .map(|f| (f, false));
         }
         let iter = is_call(expr, "enumerate")?;
         let receiver = is_call(strip(iter), "iter")?;
-        self_field(receiver).and_then(|f| self.collection_field(f)).map(|f| (f, true))
+        self_field(receiver)
+            .and_then(|f| self.collection_field(f))
+            .map(|f| (f, true))
     }
 
     /// For `self.f.iter().a().b()`: the tapped collection `f` and the adapters `[a, b]`.
@@ -167,7 +190,10 @@ impl Rewriter<'_> {
         loop {
             match current {
                 Expr::MethodCall(m) => {
-                    if matches!(m.method.to_string().as_str(), "iter" | "into_iter" | "iter_mut") {
+                    if matches!(
+                        m.method.to_string().as_str(),
+                        "iter" | "into_iter" | "iter_mut"
+                    ) {
                         let field = self_field(&m.receiver)
                             .or_else(|| match strip(&m.receiver) {
                                 Expr::Reference(r) => self_field(&r.expr),
@@ -203,13 +229,20 @@ impl Rewriter<'_> {
                 *fl.pat = pat;
             }
             (Err(e), _) | (_, Err(e)) => {
-                self.cx.error_spanned_by(&fl.pat, format!("framer could not instrument this loop: {e}"));
+                self.cx.error_spanned_by(
+                    &fl.pat,
+                    format!("framer could not instrument this loop: {e}"),
+                );
                 return;
             }
         }
         let pushed = element.is_some();
         if let Some(element) = element {
-            self.loops.push(LoopBinding { element, field, index });
+            self.loops.push(LoopBinding {
+                element,
+                field,
+                index,
+            });
         }
         self.visit_block_mut(&mut fl.body);
         if pushed {
@@ -239,7 +272,9 @@ impl Rewriter<'_> {
 
     fn wrap_call(&mut self, call: &mut Expr) {
         let Expr::MethodCall(m) = call else { return };
-        let Some((field_index, index)) = self.call_target(&m.receiver) else { return };
+        let Some((field_index, index)) = self.call_target(&m.receiver) else {
+            return;
+        };
         self.seen[field_index] = true;
         let model = self.model;
         let field = &model.fields[field_index];
@@ -276,7 +311,9 @@ impl Rewriter<'_> {
                 #p::record_teacher(&mut *#taps, #name, #index_option, &#selected);
             },
             (Role::Student, Readout::Method { method, args }) => {
-                let self_token = syn::token::SelfValue { span: self.self_span };
+                let self_token = syn::token::SelfValue {
+                    span: self.self_span,
+                };
                 let args = args.iter().map(|a| {
                     let mut local = a.clone();
                     local.set_span(a.span().resolved_at(self.self_span));
@@ -312,7 +349,10 @@ impl Rewriter<'_> {
         });
         match wrapped {
             Ok(wrapped) => *call = wrapped,
-            Err(e) => self.cx.error_spanned_by(&*call, format!("framer could not instrument this call: {e}")),
+            Err(e) => self.cx.error_spanned_by(
+                &*call,
+                format!("framer could not instrument this call: {e}"),
+            ),
         }
     }
 }
@@ -333,7 +373,11 @@ impl VisitMut for Rewriter<'_> {
             }
             Expr::MethodCall(_) => {
                 let chain = self.iterator_chain(expr).map(|(field, adapters)| {
-                    let culprit = adapters.iter().find(|a| **a != "enumerate").or(adapters.last()).copied();
+                    let culprit = adapters
+                        .iter()
+                        .find(|a| **a != "enumerate")
+                        .or(adapters.last())
+                        .copied();
                     (field, culprit.cloned())
                 });
                 if let (Some((field, culprit)), Expr::MethodCall(m)) = (chain, &mut *expr) {

@@ -19,7 +19,11 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     match parsed {
         Item::Struct(s) if matches!(s.fields, Fields::Named(_) | Fields::Unit) => {
             let container = syn::Ident::new(CONTAINER, proc_macro2::Span::call_site());
-            let container = if args.is_empty() { quote!() } else { quote!(#[framer(#container(#args))]) };
+            let container = if args.is_empty() {
+                quote!()
+            } else {
+                quote!(#[framer(#container(#args))])
+            };
             quote! {
                 #[derive(::framer::__private::FramerDerive)]
                 #container
@@ -76,11 +80,15 @@ fn strip_fields(fields: &mut Fields) {
 
 fn first_token(item: &Item) -> TokenStream {
     let tokens = item.to_token_stream();
-    let mut iter = tokens.into_iter().skip_while(|t| matches!(t, proc_macro2::TokenTree::Punct(p) if p.as_char() == '#'));
+    let mut iter = tokens
+        .into_iter()
+        .skip_while(|t| matches!(t, proc_macro2::TokenTree::Punct(p) if p.as_char() == '#'));
     // Skip outer attributes (`#` followed by a bracket group), then point at the first keyword.
     loop {
         match iter.next() {
-            Some(proc_macro2::TokenTree::Group(g)) if g.delimiter() == proc_macro2::Delimiter::Bracket => {
+            Some(proc_macro2::TokenTree::Group(g))
+                if g.delimiter() == proc_macro2::Delimiter::Bracket =>
+            {
                 continue;
             }
             Some(proc_macro2::TokenTree::Punct(p)) if p.as_char() == '#' => continue,

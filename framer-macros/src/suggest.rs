@@ -33,7 +33,10 @@ pub(crate) fn unknown_key_message(what: &str, word: &str, candidates: &[&str]) -
         Some(s) => format!("unknown {what} `{word}`; did you mean `{s}`?"),
         None => {
             let list: Vec<String> = candidates.iter().map(|c| format!("`{c}`")).collect();
-            format!("unknown {what} `{word}`; expected one of {}", list.join(", "))
+            format!(
+                "unknown {what} `{word}`; expected one of {}",
+                list.join(", ")
+            )
         }
     }
 }

@@ -6,8 +6,8 @@ pub use burn::tensor::Tensor;
 pub use burn::tensor::backend::Backend;
 pub use core::clone::Clone;
 pub use core::iter::{IntoIterator, Iterator};
-pub use core::unreachable;
 pub use core::option::Option::{self, None, Some};
+pub use core::unreachable;
 pub use framer_macros::{__framer_forward_expand, FramerDerive};
 pub use std::vec::Vec;
 

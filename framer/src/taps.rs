@@ -22,10 +22,10 @@
 
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
 use burn::tensor::module::interpolate;
 use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
-use burn::tensor::Tensor;
 use thiserror::Error;
 
 use crate::{FramerError, FramerInput, FramerLoss, FramerOutput, Parameterization};
@@ -94,7 +94,10 @@ pub struct TapInfo {
 impl TapInfo {
     /// A tap named `field` (a single module), or `field.index` for an element of a collection.
     pub fn new(field: &str, index: Option<usize>, role: TapRole) -> Self {
-        Self { name: tap_name(field, index), role }
+        Self {
+            name: tap_name(field, index),
+            role,
+        }
     }
 }
 
@@ -123,7 +126,10 @@ pub trait FramerModel<B: Backend> {
 
     /// Number of student taps of this instance.
     fn num_students(&self) -> usize {
-        self.taps().iter().filter(|t| t.role == TapRole::Student).count()
+        self.taps()
+            .iter()
+            .filter(|t| t.role == TapRole::Student)
+            .count()
     }
 
     /// For `heads = conv1x1`, builds fresh heads from one sample run of `forward_with_taps`
@@ -213,17 +219,29 @@ impl<B: Backend> Taps<B> {
     /// An empty collector; `in_teacher_space` is `false` when students are hidden states that the
     /// generated heads still have to map.
     pub fn new(in_teacher_space: bool) -> Self {
-        Self { students: Vec::new(), teacher: None, in_teacher_space }
+        Self {
+            students: Vec::new(),
+            teacher: None,
+            in_teacher_space,
+        }
     }
 
     /// Records a student (used by the generated code; also usable by hand).
     pub fn push_student(&mut self, name: String, tensor: Tensor<B, 4>) {
-        self.students.push(TapRecord { name, role: TapRole::Student, tensor });
+        self.students.push(TapRecord {
+            name,
+            role: TapRole::Student,
+            tensor,
+        });
     }
 
     /// Records the teacher; a later call replaces an earlier one.
     pub fn set_teacher(&mut self, name: String, tensor: Tensor<B, 4>) {
-        self.teacher = Some(TapRecord { name, role: TapRole::Teacher, tensor });
+        self.teacher = Some(TapRecord {
+            name,
+            role: TapRole::Teacher,
+            tensor,
+        });
     }
 
     /// Number of recorded taps, students and teacher.
@@ -303,7 +321,13 @@ impl<B: Backend> Taps<B> {
         }
         let teacher = self.teacher.ok_or(TapsError::MissingTeacher)?.tensor;
         let students = self.students.into_iter().map(|r| r.tensor).collect();
-        Ok(FramerInput::new(students, teacher, x_t, parameterization, negatives))
+        Ok(FramerInput::new(
+            students,
+            teacher,
+            x_t,
+            parameterization,
+            negatives,
+        ))
     }
 
     /// Evaluates `loss` on these taps (see [`Taps::framer_input`] for the arguments).
@@ -363,7 +387,10 @@ impl<B: Backend> FramerHeads<B> {
             return Err(TapsError::AlreadyInTeacherSpace);
         }
         if taps.students.len() != self.convs.len() {
-            return Err(TapsError::HeadCount { heads: self.convs.len(), students: taps.students.len() });
+            return Err(TapsError::HeadCount {
+                heads: self.convs.len(),
+                students: taps.students.len(),
+            });
         }
         let [_, _, height, width] = taps.teacher().ok_or(TapsError::MissingTeacher)?.dims();
         let mut students = Vec::with_capacity(taps.students.len());
@@ -371,16 +398,25 @@ impl<B: Backend> FramerHeads<B> {
             let expected = conv.weight.dims()[1];
             let [_, got, h, w] = record.tensor.dims();
             if got != expected {
-                return Err(TapsError::HeadChannels { name: record.name, expected, got });
+                return Err(TapsError::HeadChannels {
+                    name: record.name,
+                    expected,
+                    got,
+                });
             }
             let mut tensor = conv.forward(record.tensor);
             if [h, w] != [height, width] {
-                let options = InterpolateOptions::new(InterpolateMode::Bilinear).with_align_corners(false);
+                let options =
+                    InterpolateOptions::new(InterpolateMode::Bilinear).with_align_corners(false);
                 tensor = interpolate(tensor, [height, width], options);
             }
             students.push(TapRecord { tensor, ..record });
         }
-        Ok(Taps { students, teacher: taps.teacher, in_teacher_space: true })
+        Ok(Taps {
+            students,
+            teacher: taps.teacher,
+            in_teacher_space: true,
+        })
     }
 }
 
@@ -432,8 +468,19 @@ mod tests {
         assert_eq!((taps.len(), taps.num_students()), (4, 3));
         assert!(taps.get("blocks.1").is_some() && taps.get("blocks.7").is_none());
         let roles: Vec<TapRole> = taps.iter().map(|r| r.role).collect();
-        assert_eq!(roles, [TapRole::Student, TapRole::Student, TapRole::Student, TapRole::Teacher]);
-        assert_eq!(TapInfo::new("mid_block", None, TapRole::Student).name, "mid_block");
+        assert_eq!(
+            roles,
+            [
+                TapRole::Student,
+                TapRole::Student,
+                TapRole::Student,
+                TapRole::Teacher
+            ]
+        );
+        assert_eq!(
+            TapInfo::new("mid_block", None, TapRole::Student).name,
+            "mid_block"
+        );
     }
 
     #[test]
@@ -441,13 +488,19 @@ mod tests {
         let param = Parameterization::RectifiedFlow { sigmas: vec![0.5] };
         let mut no_teacher = Taps::<B>::new(true);
         no_teacher.push_student("a".into(), randn([1, 1, 2, 2]));
-        let err = no_teacher.framer_input(randn([1, 1, 2, 2]), param.clone(), vec![0]).unwrap_err();
+        let err = no_teacher
+            .framer_input(randn([1, 1, 2, 2]), param.clone(), vec![0])
+            .unwrap_err();
         assert_eq!(err, TapsError::MissingTeacher);
         let hidden = sample_taps(&[[1, 8, 2, 2]; 2], [1, 3, 4, 4], false);
-        let err = hidden.framer_input(randn([1, 3, 4, 4]), param.clone(), vec![1, 0]).unwrap_err();
+        let err = hidden
+            .framer_input(randn([1, 3, 4, 4]), param.clone(), vec![1, 0])
+            .unwrap_err();
         assert_eq!(err, TapsError::NotInTeacherSpace);
         let ok = sample_taps(&[[1, 3, 4, 4]; 2], [1, 3, 4, 4], true);
-        let input = ok.framer_input(randn([1, 3, 4, 4]), param, vec![1, 0]).unwrap();
+        let input = ok
+            .framer_input(randn([1, 3, 4, 4]), param, vec![1, 0])
+            .unwrap();
         assert_eq!(input.students.len(), 2);
     }
 
@@ -457,7 +510,9 @@ mod tests {
         let taps = sample_taps(&[[1, 3, 4, 4]], [1, 3, 4, 4], true);
         let loss = crate::FramerLossConfig::new().init().unwrap();
         let param = Parameterization::RectifiedFlow { sigmas: vec![0.5] };
-        let err = taps.loss(&loss, randn([1, 3, 4, 4]), param, vec![0]).unwrap_err();
+        let err = taps
+            .loss(&loss, randn([1, 3, 4, 4]), param, vec![0])
+            .unwrap_err();
         assert_eq!(err, TapsError::Loss(FramerError::TooFewStudents(1)));
     }
 
@@ -479,7 +534,8 @@ mod tests {
             .reshape([2, 3, 3, 2])
             .permute([0, 3, 1, 2]);
         let got = mapped.students().remove(0);
-        got.into_data().assert_approx_eq::<f32>(&expected.into_data(), Tolerance::default());
+        got.into_data()
+            .assert_approx_eq::<f32>(&expected.into_data(), Tolerance::default());
     }
 
     #[test]
@@ -495,7 +551,9 @@ mod tests {
         // A spatially constant map stays constant under bilinear resizing.
         let spread = mapped.clone().max_dim(3).max_dim(2) - mapped.min_dim(3).min_dim(2);
         let zeros = TensorData::zeros::<f32, _>([1, 3, 1, 1]);
-        spread.into_data().assert_approx_eq::<f32>(&zeros, Tolerance::default());
+        spread
+            .into_data()
+            .assert_approx_eq::<f32>(&zeros, Tolerance::default());
     }
 
     #[test]
@@ -504,12 +562,28 @@ mod tests {
         let taps = sample_taps(&[[1, 4, 2, 2], [1, 8, 2, 2]], [1, 3, 2, 2], false);
         let heads = FramerHeads::<B>::init(&[4], 3, &device);
         let err = heads.forward(taps.clone()).unwrap_err();
-        assert_eq!(err, TapsError::HeadCount { heads: 1, students: 2 });
+        assert_eq!(
+            err,
+            TapsError::HeadCount {
+                heads: 1,
+                students: 2
+            }
+        );
         let heads = FramerHeads::<B>::init(&[4, 6], 3, &device);
         let err = heads.forward(taps.clone()).unwrap_err();
-        assert_eq!(err, TapsError::HeadChannels { name: "blocks.1".into(), expected: 6, got: 8 });
+        assert_eq!(
+            err,
+            TapsError::HeadChannels {
+                name: "blocks.1".into(),
+                expected: 6,
+                got: 8
+            }
+        );
         let heads = FramerHeads::<B>::init(&[4, 8], 3, &device);
         let mapped = heads.forward(taps).unwrap();
-        assert_eq!(heads.forward(mapped).unwrap_err(), TapsError::AlreadyInTeacherSpace);
+        assert_eq!(
+            heads.forward(mapped).unwrap_err(),
+            TapsError::AlreadyInTeacherSpace
+        );
     }
 }

@@ -27,7 +27,12 @@ fn randn<const D: usize>(shape: [usize; D]) -> Tensor<B, D> {
     Tensor::random(shape, Distribution::Normal(0.0, 1.0), &Default::default())
 }
 
-fn conv(c_in: usize, c_out: usize, stride: usize, device: &<B as BackendTypes>::Device) -> Conv2d<B> {
+fn conv(
+    c_in: usize,
+    c_out: usize,
+    stride: usize,
+    device: &<B as BackendTypes>::Device,
+) -> Conv2d<B> {
     Conv2dConfig::new([c_in, c_out], [3, 3])
         .with_stride([stride, stride])
         .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
@@ -35,7 +40,10 @@ fn conv(c_in: usize, c_out: usize, stride: usize, device: &<B as BackendTypes>::
 }
 
 /// L2 norm of a parameter's gradient.
-fn grad_norm<const D: usize>(param: &Param<Tensor<B, D>>, grads: &<B as AutodiffBackend>::Gradients) -> f32 {
+fn grad_norm<const D: usize>(
+    param: &Param<Tensor<B, D>>,
+    grads: &<B as AutodiffBackend>::Gradients,
+) -> f32 {
     let g = param.val().grad(grads).expect("parameter has a gradient");
     g.powf_scalar(2.0).sum().sqrt().into_scalar()
 }
@@ -87,7 +95,9 @@ impl<B: Backend> TinyDit<B> {
         let [batch, _, height, width] = x.dims();
         let temb = silu(self.time_embed.forward(t));
         let tokens = self.patch_embed.forward(x); // [batch, dim, h/p, w/p]
-        let mut hidden = tokens.reshape([batch as i32, DIM as i32, -1]).swap_dims(1, 2);
+        let mut hidden = tokens
+            .reshape([batch as i32, DIM as i32, -1])
+            .swap_dims(1, 2);
         let mut context = hidden.clone().mean_dim(1).squeeze_dim::<2>(1);
         for block in &self.transformer_blocks {
             (context, hidden) = block.forward(context, hidden, temb.clone());
@@ -96,7 +106,13 @@ impl<B: Backend> TinyDit<B> {
     }
 
     /// The shared head: `hidden [batch, tokens, dim]` → `[batch, channels, height, width]`.
-    fn early_exit(&self, hidden: Tensor<B, 3>, temb: Tensor<B, 2>, height: usize, width: usize) -> Tensor<B, 4> {
+    fn early_exit(
+        &self,
+        hidden: Tensor<B, 3>,
+        temb: Tensor<B, 2>,
+        height: usize,
+        width: usize,
+    ) -> Tensor<B, 4> {
         let [batch, _, _] = hidden.dims();
         let hidden = self.norm_out.forward(hidden + temb.unsqueeze_dim::<3>(1));
         let patches = self.proj_out.forward(hidden); // [batch, tokens, channels * p * p]
@@ -112,7 +128,9 @@ impl<B: Backend> TinyDit<B> {
 fn tiny_dit(blocks: usize) -> TinyDit<B> {
     let device = Default::default();
     TinyDit {
-        patch_embed: Conv2dConfig::new([3, DIM], [PATCH, PATCH]).with_stride([PATCH, PATCH]).init(&device),
+        patch_embed: Conv2dConfig::new([3, DIM], [PATCH, PATCH])
+            .with_stride([PATCH, PATCH])
+            .init(&device),
         time_embed: LinearConfig::new(1, DIM).init(&device),
         transformer_blocks: (0..blocks)
             .map(|_| JointBlock {
@@ -133,7 +151,13 @@ fn dit_taps_have_burn_module_paths_and_the_prediction_shape() {
     let (prediction, taps) = model.forward_with_taps(x, t);
     assert_eq!(
         taps.names(),
-        ["transformer_blocks.0", "transformer_blocks.1", "transformer_blocks.2", "transformer_blocks.3", "output"]
+        [
+            "transformer_blocks.0",
+            "transformer_blocks.1",
+            "transformer_blocks.2",
+            "transformer_blocks.3",
+            "output"
+        ]
     );
     assert_eq!(taps.len(), 5);
     assert_eq!(taps.num_students(), 4);
@@ -143,20 +167,35 @@ fn dit_taps_have_burn_module_paths_and_the_prediction_shape() {
     assert!(taps.in_teacher_space());
     // The last block's early exit is the model's own prediction.
     let last = taps.students().pop().unwrap();
-    last.into_data().assert_eq(&prediction.clone().into_data(), true);
-    taps.teacher().unwrap().clone().into_data().assert_eq(&prediction.into_data(), true);
+    last.into_data()
+        .assert_eq(&prediction.clone().into_data(), true);
+    taps.teacher()
+        .unwrap()
+        .clone()
+        .into_data()
+        .assert_eq(&prediction.into_data(), true);
 
     // The generated metadata.
     assert_eq!(TinyDit::<B>::READOUT, ReadoutKind::Method("early_exit"));
     assert_eq!(
         TinyDit::<B>::TAP_FIELDS,
-        &[TapField { field: "transformer_blocks", role: TapRole::Student, elements: TapElements::All, element: Some(1) }]
+        &[TapField {
+            field: "transformer_blocks",
+            role: TapRole::Student,
+            elements: TapElements::All,
+            element: Some(1)
+        }]
     );
     let infos = model.taps();
     let names: Vec<&str> = infos.iter().map(|t| t.name.as_str()).collect();
     assert_eq!(names, taps.names());
     assert_eq!(model.num_students(), 4);
-    assert!(model.init_heads(&taps, &Default::default()).unwrap().is_none());
+    assert!(
+        model
+            .init_heads(&taps, &Default::default())
+            .unwrap()
+            .is_none()
+    );
 }
 
 #[test]
@@ -176,8 +215,12 @@ fn dit_framer_loss_on_the_taps_is_finite_and_reaches_the_students() {
     let (x, t) = (randn([2, 3, 8, 8]), randn([2, 1]));
     let (_, taps) = model.forward_with_taps(x.clone(), t);
     let loss = FramerLossConfig::new().init().unwrap();
-    let negatives = NegativeSampler::seeded(3).sample(0, taps.num_students()).unwrap();
-    let param = Parameterization::RectifiedFlow { sigmas: vec![0.3, 0.7] };
+    let negatives = NegativeSampler::seeded(3)
+        .sample(0, taps.num_students())
+        .unwrap();
+    let param = Parameterization::RectifiedFlow {
+        sigmas: vec![0.3, 0.7],
+    };
     let out = taps.loss(&loss, x, param, negatives).unwrap();
     let value: f32 = out.loss.clone().into_scalar();
     assert!(value.is_finite(), "loss {value}");
@@ -223,7 +266,11 @@ struct Up<B: Backend> {
 impl<B: Backend> Up<B> {
     fn forward(&self, x: Tensor<B, 4>, skip: Tensor<B, 4>) -> Tensor<B, 4> {
         let [_, _, h, w] = x.dims();
-        let up = interpolate(x + skip, [2 * h, 2 * w], InterpolateOptions::new(InterpolateMode::Nearest));
+        let up = interpolate(
+            x + skip,
+            [2 * h, 2 * w],
+            InterpolateOptions::new(InterpolateMode::Nearest),
+        );
         silu(self.conv.forward(up))
     }
 }
@@ -268,9 +315,25 @@ fn tiny_unet() -> TinyUNet<B> {
     let device = Default::default();
     TinyUNet {
         conv_in: conv(3, 4, 1, &device),
-        down_blocks: vec![Down { conv: conv(4, 8, 2, &device) }, Down { conv: conv(8, 16, 2, &device) }],
-        mid_block: Mid { conv: conv(16, 16, 1, &device) },
-        up_blocks: vec![Up { conv: conv(16, 8, 1, &device) }, Up { conv: conv(8, 4, 1, &device) }],
+        down_blocks: vec![
+            Down {
+                conv: conv(4, 8, 2, &device),
+            },
+            Down {
+                conv: conv(8, 16, 2, &device),
+            },
+        ],
+        mid_block: Mid {
+            conv: conv(16, 16, 1, &device),
+        },
+        up_blocks: vec![
+            Up {
+                conv: conv(16, 8, 1, &device),
+            },
+            Up {
+                conv: conv(8, 4, 1, &device),
+            },
+        ],
         conv_out: conv(4, 3, 1, &device),
     }
 }
@@ -283,14 +346,36 @@ fn unet_taps_are_hidden_states_until_the_heads_map_them() {
     let (prediction, taps) = model.forward_with_taps(x.clone());
     assert_eq!(
         taps.names(),
-        ["down_blocks.0", "down_blocks.1", "mid_block", "up_blocks.0", "up_blocks.1", "output"]
+        [
+            "down_blocks.0",
+            "down_blocks.1",
+            "mid_block",
+            "up_blocks.0",
+            "up_blocks.1",
+            "output"
+        ]
     );
     let shapes: Vec<[usize; 4]> = taps.students().iter().map(|s| s.dims()).collect();
-    assert_eq!(shapes, [[2, 8, 8, 8], [2, 16, 4, 4], [2, 16, 4, 4], [2, 8, 8, 8], [2, 4, 16, 16]]);
+    assert_eq!(
+        shapes,
+        [
+            [2, 8, 8, 8],
+            [2, 16, 4, 4],
+            [2, 16, 4, 4],
+            [2, 8, 8, 8],
+            [2, 4, 16, 16]
+        ]
+    );
     assert!(!taps.in_teacher_space());
-    prediction.clone().into_data().assert_eq(&model.forward(x).into_data(), true);
+    prediction
+        .clone()
+        .into_data()
+        .assert_eq(&model.forward(x).into_data(), true);
 
-    let heads = model.init_heads(&taps, &Default::default()).unwrap().expect("heads = conv1x1");
+    let heads = model
+        .init_heads(&taps, &Default::default())
+        .unwrap()
+        .expect("heads = conv1x1");
     assert_eq!(heads.len(), 5);
     let mapped = heads.forward(taps).unwrap();
     assert!(mapped.in_teacher_space());
@@ -309,15 +394,27 @@ fn unet_framer_loss_reaches_the_students_and_the_heads() {
     let model = tiny_unet();
     let x = randn([2, 3, 16, 16]);
     let (_, taps) = model.forward_with_taps(x.clone());
-    let heads = model.init_heads(&taps, &Default::default()).unwrap().unwrap();
+    let heads = model
+        .init_heads(&taps, &Default::default())
+        .unwrap()
+        .unwrap();
     // Unmapped taps cannot feed the loss.
     let loss = FramerLossConfig::new().init().unwrap();
-    let param = Parameterization::Epsilon { alphas_cumprod: vec![0.5, 0.9] };
+    let param = Parameterization::Epsilon {
+        alphas_cumprod: vec![0.5, 0.9],
+    };
     let negatives = NegativeSampler::seeded(1).sample(0, 5).unwrap();
-    let err = taps.clone().loss(&loss, x.clone(), param.clone(), negatives.clone()).unwrap_err();
+    let err = taps
+        .clone()
+        .loss(&loss, x.clone(), param.clone(), negatives.clone())
+        .unwrap_err();
     assert_eq!(err, framer::TapsError::NotInTeacherSpace);
 
-    let out = heads.forward(taps).unwrap().loss(&loss, x, param, negatives).unwrap();
+    let out = heads
+        .forward(taps)
+        .unwrap()
+        .loss(&loss, x, param, negatives)
+        .unwrap();
     let value: f32 = out.loss.clone().into_scalar();
     assert!(value.is_finite(), "loss {value}");
     let grads = out.loss.backward();
@@ -371,15 +468,27 @@ impl<B: Backend, const N: usize> Stack<B, N> {
 fn generic_model_taps_the_listed_elements_and_the_teacher_field() {
     seed();
     let device = Default::default();
-    let layer = || Layer { conv: conv(3, 3, 1, &device) };
-    let model: Stack<B, 3> = Stack { layers: [layer(), layer(), layer()], last: layer() };
+    let layer = || Layer {
+        conv: conv(3, 3, 1, &device),
+    };
+    let model: Stack<B, 3> = Stack {
+        layers: [layer(), layer(), layer()],
+        last: layer(),
+    };
     let x = randn([1, 3, 8, 8]);
     let (out, taps) = model.forward_with_taps(x.clone());
     assert_eq!(out.1, 3);
     assert_eq!(taps.names(), ["layers.0", "layers.2", "last"]);
-    taps.teacher().unwrap().clone().into_data().assert_eq(&out.0.clone().into_data(), true);
+    taps.teacher()
+        .unwrap()
+        .clone()
+        .into_data()
+        .assert_eq(&out.0.clone().into_data(), true);
     let plain = model.forward(x);
-    plain.0.into_data().assert_approx_eq::<f32>(&out.0.into_data(), Tolerance::default());
+    plain
+        .0
+        .into_data()
+        .assert_approx_eq::<f32>(&out.0.into_data(), Tolerance::default());
     let names: Vec<String> = model.taps().into_iter().map(|t| t.name).collect();
     assert_eq!(names, ["layers.0", "layers.2", "last"]);
 }

@@ -5,7 +5,10 @@
 //! versions, so the suite runs on that compiler only. Regenerate after a deliberate change with
 //! `TRYBUILD=overwrite cargo test -p framer-tests --test ui`, and review the diff.
 
-#[rustversion::attr(not(stable(1.95)), ignore = "the .stderr files are rustc 1.95's output")]
+#[rustversion::attr(
+    not(stable(1.95)),
+    ignore = "the .stderr files are rustc 1.95's output"
+)]
 #[test]
 fn compile_fail() {
     let t = trybuild::TestCases::new();
