@@ -1,1 +1,459 @@
-//! placeholder
+//! Evaluation reports: one run against its ground truths ([`evaluate_run`]), or several runs
+//! side by side ([`compare_runs`]) with the relative change of each metric from the first run,
+//! as tables (terminal, CSV, Markdown, via [`framer_metrics::comparison_table`]) and a grouped
+//! bar chart PNG.
+//!
+//! Metrics that cannot be computed offline (LPIPS, MUSIQ, MANIQA: they need pretrained network
+//! weights that no offline package ships) are not an error here: they are left out of the
+//! evaluation and listed in [`EvalReport::skipped`] / [`Comparison::skipped`], and the
+//! terminal and Markdown outputs say so ([`unavailable_note`]). CSV output stays a plain table.
+
+use std::path::{Path, PathBuf};
+
+use framer_metrics::{
+    Availability, FolderEvaluation, Metric, RunSummary, TableFormat, comparison_table,
+    evaluate_folders,
+};
+
+use crate::error::{EvalError, Result};
+use crate::plot::{BarChart, BarSeries};
+
+/// The metrics the FRAMER paper reports, in its order: PSNR and SSIM on Y, LPIPS, NIQE, MANIQA,
+/// MUSIQ. The last three besides NIQE are unavailable offline and are reported as skipped.
+pub const PAPER_METRICS: [Metric; 6] = [
+    Metric::PsnrY,
+    Metric::SsimY,
+    Metric::Lpips,
+    Metric::Niqe,
+    Metric::Maniqa,
+    Metric::Musiq,
+];
+
+/// Splits `metrics` into the computable ones and the unavailable ones, keeping order and
+/// dropping repeats.
+pub fn split_available(metrics: &[Metric]) -> (Vec<Metric>, Vec<Metric>) {
+    let mut available = Vec::new();
+    let mut skipped = Vec::new();
+    for &m in metrics {
+        let list = if m.is_available() { &mut available } else { &mut skipped };
+        if !list.contains(&m) {
+            list.push(m);
+        }
+    }
+    (available, skipped)
+}
+
+/// A sentence naming the skipped metrics and why, or `None` if there are none.
+pub fn unavailable_note(skipped: &[Metric]) -> Option<String> {
+    let first = skipped.first()?;
+    let names: Vec<&str> = skipped.iter().map(|m| m.name()).collect();
+    let reason = match first.availability() {
+        Availability::Unavailable(reason) => reason,
+        Availability::Available => "it is available",
+    };
+    Some(format!("not computed: {} ({reason})", names.join(", ")))
+}
+
+fn append_note(mut table: String, skipped: &[Metric], format: TableFormat) -> String {
+    if let Some(note) = unavailable_note(skipped) {
+        match format {
+            TableFormat::Terminal => table.push_str(&format!("note: {note}\n")),
+            TableFormat::Markdown => table.push_str(&format!("\n> Note: {note}.\n")),
+            TableFormat::Csv => {}
+        }
+    }
+    table
+}
+
+fn available_or_error(metrics: &[Metric]) -> Result<(Vec<Metric>, Vec<Metric>)> {
+    let (available, skipped) = split_available(metrics);
+    if available.is_empty() {
+        return Err(EvalError::InvalidArgument(match unavailable_note(&skipped) {
+            Some(note) => format!("none of the requested metrics can be computed; {note}"),
+            None => "no metrics requested".into(),
+        }));
+    }
+    Ok((available, skipped))
+}
+
+fn write_text(path: &Path, text: &str) -> Result<()> {
+    std::fs::write(path, text).map_err(|source| EvalError::Write {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn create_dir(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|source| EvalError::Write {
+        path: dir.to_path_buf(),
+        source,
+    })
+}
+
+/// The evaluation of one folder of results.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EvalReport {
+    /// Per-image values and means of the computable metrics.
+    pub evaluation: FolderEvaluation,
+    /// Requested metrics that could not be computed.
+    pub skipped: Vec<Metric>,
+}
+
+/// Evaluates `sr_dir` against `gt_dir` (pairing by file stem) with the computable subset of
+/// `metrics`, removing `crop_border` pixels from every edge first.
+///
+/// # Errors
+/// [`EvalError::InvalidArgument`] if no requested metric is computable; the folder errors of
+/// [`framer_metrics::evaluate_folders`] as [`EvalError::Metric`] (missing folder, empty folder,
+/// image without partner, size mismatch naming both files, full-reference metric without
+/// `gt_dir` …).
+pub fn evaluate_run(
+    sr_dir: &Path,
+    gt_dir: Option<&Path>,
+    crop_border: usize,
+    metrics: &[Metric],
+) -> Result<EvalReport> {
+    let (available, skipped) = available_or_error(metrics)?;
+    let evaluation = evaluate_folders(sr_dir, gt_dir, crop_border, &available)?;
+    Ok(EvalReport {
+        evaluation,
+        skipped,
+    })
+}
+
+impl EvalReport {
+    /// The per-image table with a `mean` row; terminal and Markdown add the skipped-metrics note.
+    pub fn table(&self, format: TableFormat) -> String {
+        append_note(self.evaluation.table(format), &self.skipped, format)
+    }
+
+    /// Writes `<stem>.csv`, `<stem>.md` and `<stem>.txt` into `dir` (created if needed) and
+    /// returns their paths.
+    ///
+    /// # Errors
+    /// [`EvalError::Write`] naming the file.
+    pub fn write(&self, dir: &Path, stem: &str) -> Result<Vec<PathBuf>> {
+        create_dir(dir)?;
+        let mut paths = Vec::new();
+        for (ext, format) in [
+            ("csv", TableFormat::Csv),
+            ("md", TableFormat::Markdown),
+            ("txt", TableFormat::Terminal),
+        ] {
+            let path = dir.join(format!("{stem}.{ext}"));
+            write_text(&path, &self.table(format))?;
+            paths.push(path);
+        }
+        Ok(paths)
+    }
+}
+
+/// One run to compare: a label, its results folder and optionally its ground truths.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunSpec {
+    /// Column label (e.g. `baseline`, `framer`).
+    pub name: String,
+    /// Folder of super-resolved images.
+    pub sr_dir: PathBuf,
+    /// Folder of ground truths, paired by file stem (none: no-reference metrics only).
+    pub gt_dir: Option<PathBuf>,
+}
+
+impl RunSpec {
+    /// A run without its own ground-truth folder.
+    pub fn new(name: impl Into<String>, sr_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            name: name.into(),
+            sr_dir: sr_dir.into(),
+            gt_dir: None,
+        }
+    }
+
+    /// Sets the ground-truth folder.
+    pub fn with_gt(mut self, gt_dir: impl Into<PathBuf>) -> Self {
+        self.gt_dir = Some(gt_dir.into());
+        self
+    }
+
+    /// Parses `NAME=DIR` or a bare `DIR` (named after its last path component), the form a
+    /// command line takes.
+    ///
+    /// # Errors
+    /// [`EvalError::InvalidArgument`] for an empty name or folder.
+    pub fn parse(spec: &str) -> Result<Self> {
+        let (name, dir) = match spec.split_once('=') {
+            Some((name, dir)) => (name.trim().to_string(), dir.trim()),
+            None => {
+                let dir = spec.trim();
+                let name = Path::new(dir)
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                (name, dir)
+            }
+        };
+        if name.is_empty() || dir.is_empty() {
+            return Err(EvalError::InvalidArgument(format!(
+                "run `{spec}`: expected NAME=DIR or a folder path"
+            )));
+        }
+        Ok(Self::new(name, dir))
+    }
+}
+
+/// Several runs evaluated with the same metrics.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Comparison {
+    /// The runs, in the order given; the first is the baseline of the relative changes.
+    pub runs: Vec<(String, FolderEvaluation)>,
+    /// Requested metrics that could not be computed.
+    pub skipped: Vec<Metric>,
+}
+
+/// Evaluates every run (each against its own `gt_dir`, or `shared_gt` when it has none) and
+/// collects them for side-by-side reports.
+///
+/// # Errors
+/// [`EvalError::InvalidArgument`] for fewer than two runs, a repeated run name, or no
+/// computable metric; the errors of [`evaluate_run`] for each run.
+pub fn compare_runs(
+    runs: &[RunSpec],
+    shared_gt: Option<&Path>,
+    crop_border: usize,
+    metrics: &[Metric],
+) -> Result<Comparison> {
+    if runs.len() < 2 {
+        return Err(EvalError::InvalidArgument(format!(
+            "a comparison needs at least two runs, got {}",
+            runs.len()
+        )));
+    }
+    for (i, r) in runs.iter().enumerate() {
+        if runs[..i].iter().any(|p| p.name == r.name) {
+            return Err(EvalError::InvalidArgument(format!(
+                "run name `{}` is used twice; give each run a distinct NAME=DIR",
+                r.name
+            )));
+        }
+    }
+    let (available, skipped) = available_or_error(metrics)?;
+    let mut out = Vec::with_capacity(runs.len());
+    for r in runs {
+        let gt = r.gt_dir.as_deref().or(shared_gt);
+        let evaluation = evaluate_folders(&r.sr_dir, gt, crop_border, &available)?;
+        out.push((r.name.clone(), evaluation));
+    }
+    Ok(Comparison { runs: out, skipped })
+}
+
+/// `(v − v₀) / |v₀|` in percent, as [`framer_metrics::comparison_table`]; `None` when `v₀` is 0
+/// or either value is not finite.
+pub fn relative_change(v0: f64, v: f64) -> Option<f64> {
+    if v0 == 0.0 || !v0.is_finite() || !v.is_finite() {
+        return None;
+    }
+    Some((v - v0) / v0.abs() * 100.0)
+}
+
+impl Comparison {
+    /// The mean values of each run.
+    pub fn summaries(&self) -> Vec<RunSummary> {
+        self.runs.iter().map(|(name, e)| e.summary(name.clone())).collect()
+    }
+
+    /// The metrics evaluated, in column order.
+    pub fn metrics(&self) -> Vec<Metric> {
+        self.runs.first().map(|(_, e)| e.metrics.clone()).unwrap_or_default()
+    }
+
+    /// The side-by-side table; terminal and Markdown add the skipped-metrics note.
+    ///
+    /// # Errors
+    /// [`EvalError::Metric`] if there are no values.
+    pub fn table(&self, format: TableFormat) -> Result<String> {
+        let table = comparison_table(&self.summaries(), format)?;
+        Ok(append_note(table, &self.skipped, format))
+    }
+
+    /// Per metric, the relative change (percent) of every run after the first from the first.
+    pub fn relative_changes(&self) -> Vec<(Metric, Vec<Option<f64>>)> {
+        let summaries = self.summaries();
+        self.metrics()
+            .into_iter()
+            .map(|m| {
+                let v0 = summaries[0].get(m);
+                let changes = summaries[1..]
+                    .iter()
+                    .map(|s| match (v0, s.get(m)) {
+                        (Some(v0), Some(v)) => relative_change(v0, v),
+                        _ => None,
+                    })
+                    .collect();
+                (m, changes)
+            })
+            .collect()
+    }
+
+    /// The grouped bar chart: one group per metric (marked ↑/↓ for its better direction), one
+    /// bar per run after the first, height = relative change from the first run in percent.
+    pub fn bar_chart(&self) -> BarChart {
+        let changes = self.relative_changes();
+        let base = self.runs.first().map(|(n, _)| n.as_str()).unwrap_or("");
+        let mut chart = BarChart::new(
+            format!("relative change vs {base}"),
+            "change from the first run (%)",
+        );
+        chart.categories = changes
+            .iter()
+            .map(|(m, _)| format!("{} {}", m.name(), if m.higher_is_better() { "↑" } else { "↓" }))
+            .collect();
+        chart.series = self.runs[1..]
+            .iter()
+            .enumerate()
+            .map(|(j, (name, _))| BarSeries {
+                name: name.clone(),
+                values: changes.iter().map(|(_, c)| c[j]).collect(),
+            })
+            .collect();
+        chart.value_format = |v| format!("{v:+.2}%");
+        chart
+    }
+
+    /// Writes `comparison.csv`, `comparison.md`, `comparison.txt` and the bar chart
+    /// `comparison.png` into `dir` (created if needed) and returns their paths.
+    ///
+    /// # Errors
+    /// [`EvalError::Write`] and [`EvalError::Plot`] naming the file.
+    pub fn write(&self, dir: &Path) -> Result<Vec<PathBuf>> {
+        create_dir(dir)?;
+        let mut paths = Vec::new();
+        for (ext, format) in [
+            ("csv", TableFormat::Csv),
+            ("md", TableFormat::Markdown),
+            ("txt", TableFormat::Terminal),
+        ] {
+            let path = dir.join(format!("comparison.{ext}"));
+            write_text(&path, &self.table(format)?)?;
+            paths.push(path);
+        }
+        let png = dir.join("comparison.png");
+        self.bar_chart().save_png(&png)?;
+        paths.push(png);
+        Ok(paths)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use framer_data::Image;
+    use framer_metrics::MetricError;
+
+    /// Writes `count` images of `w×h` into `dir`, each `base + noise·pattern`.
+    fn write_set(dir: &Path, count: usize, w: usize, h: usize, noise: f32) {
+        std::fs::create_dir_all(dir).unwrap();
+        for k in 0..count {
+            let img = Image::from_fn(w, h, |c, y, x| {
+                let base = 0.3 + 0.4 * (((x + 2 * y + k) % 16) as f32 / 16.0) + 0.05 * c as f32;
+                let n = (((x * 7 + y * 13 + c * 3 + k) % 11) as f32 / 11.0 - 0.5) * noise;
+                (base + n).clamp(0.0, 1.0)
+            })
+            .unwrap();
+            img.save_png(dir.join(format!("{k:04}.png"))).unwrap();
+        }
+    }
+
+    #[test]
+    fn compare_reports_relative_changes_that_match_the_means() {
+        let tmp = tempfile::tempdir().unwrap();
+        let gt = tmp.path().join("gt");
+        write_set(&gt, 2, 48, 40, 0.0);
+        write_set(&tmp.path().join("a"), 2, 48, 40, 0.2);
+        write_set(&tmp.path().join("b"), 2, 48, 40, 0.05);
+        let runs = [
+            RunSpec::parse(&format!("base={}", tmp.path().join("a").display())).unwrap(),
+            RunSpec::new("better", tmp.path().join("b")),
+        ];
+        let metrics = [Metric::PsnrY, Metric::SsimY, Metric::Lpips];
+        let cmp = compare_runs(&runs, Some(&gt), 0, &metrics).unwrap();
+        assert_eq!(cmp.skipped, vec![Metric::Lpips]);
+        let s = cmp.summaries();
+        let changes = cmp.relative_changes();
+        for (m, c) in &changes {
+            let (v0, v1) = (s[0].get(*m).unwrap(), s[1].get(*m).unwrap());
+            let expected = (v1 - v0) / v0.abs() * 100.0;
+            assert!((c[0].unwrap() - expected).abs() < 1e-9);
+        }
+        // less noise: higher PSNR and SSIM
+        assert!(changes.iter().all(|(_, c)| c[0].unwrap() > 0.0), "{changes:?}");
+        let md = cmp.table(TableFormat::Markdown).unwrap();
+        assert!(md.contains("| psnr_y ↑ |") && md.contains("better vs base (%)"), "{md}");
+        assert!(md.contains("not computed: lpips"), "{md}");
+        let csv = cmp.table(TableFormat::Csv).unwrap();
+        assert!(!csv.contains("not computed") && csv.starts_with("metric,higher_is_better,base"));
+
+        let out = tmp.path().join("report");
+        let files = cmp.write(&out).unwrap();
+        assert_eq!(files.len(), 4);
+        let png = image::open(out.join("comparison.png")).unwrap();
+        assert!(png.width() >= 560 && png.height() == 540);
+    }
+
+    #[test]
+    fn eval_report_lists_skipped_metrics_in_terminal_and_markdown() {
+        let tmp = tempfile::tempdir().unwrap();
+        // NIQE needs at least 96×96 after the border crop
+        write_set(&tmp.path().join("gt"), 1, 200, 104, 0.0);
+        write_set(&tmp.path().join("sr"), 1, 200, 104, 0.1);
+        let report = evaluate_run(
+            &tmp.path().join("sr"),
+            Some(&tmp.path().join("gt")),
+            4,
+            &PAPER_METRICS,
+        )
+        .unwrap();
+        assert_eq!(report.skipped, vec![Metric::Lpips, Metric::Maniqa, Metric::Musiq]);
+        assert_eq!(report.evaluation.metrics, vec![Metric::PsnrY, Metric::SsimY, Metric::Niqe]);
+        let text = report.table(TableFormat::Terminal);
+        assert!(text.contains("note: not computed: lpips, maniqa, musiq"), "{text}");
+        assert!(text.contains("pretrained network weights"));
+        let files = report.write(&tmp.path().join("out"), "eval").unwrap();
+        assert!(files.iter().all(|p| p.exists()));
+    }
+
+    #[test]
+    fn bad_paths_sizes_and_arguments_give_clear_errors() {
+        let tmp = tempfile::tempdir().unwrap();
+        let gt = tmp.path().join("gt");
+        write_set(&gt, 1, 32, 32, 0.0);
+        let missing = tmp.path().join("does-not-exist");
+        let e = evaluate_run(&missing, Some(&gt), 0, &[Metric::PsnrY]).unwrap_err();
+        assert!(matches!(e, EvalError::Metric(MetricError::ReadDir { .. })));
+        assert!(e.to_string().contains("does-not-exist"), "{e}");
+
+        let small = tmp.path().join("small");
+        write_set(&small, 1, 32, 24, 0.0);
+        let e = evaluate_run(&small, Some(&gt), 0, &[Metric::PsnrY]).unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("0000.png") && msg.contains("32") && msg.contains("24"), "{msg}");
+
+        let e = evaluate_run(&gt, Some(&gt), 0, &[Metric::Lpips, Metric::Musiq]).unwrap_err();
+        assert!(e.to_string().contains("none of the requested metrics"), "{e}");
+
+        let one = [RunSpec::new("a", &gt)];
+        assert!(compare_runs(&one, None, 0, &[Metric::Niqe]).is_err());
+        let twice = [RunSpec::new("a", &gt), RunSpec::new("a", &gt)];
+        let e = compare_runs(&twice, None, 0, &[Metric::Niqe]).unwrap_err();
+        assert!(e.to_string().contains("used twice"));
+        assert!(RunSpec::parse("=x").is_err());
+        assert_eq!(RunSpec::parse("runs/framer").unwrap().name, "framer");
+    }
+
+    #[test]
+    fn relative_change_follows_the_table_convention() {
+        assert_eq!(relative_change(20.0, 22.0), Some(10.0));
+        assert_eq!(relative_change(-2.0, -1.0), Some(50.0));
+        assert_eq!(relative_change(0.0, 1.0), None);
+        assert_eq!(relative_change(f64::INFINITY, 1.0), None);
+    }
+}
