@@ -8,9 +8,8 @@
 //! The transform is unnormalised (`norm = "backward"`, as `torch.fft.fft2`):
 //! `X[u, v] = Σ_h Σ_w x[h, w] · exp(−2πi (u·h/H + v·w/W))`.
 //!
-//! Internally FRAMER only needs magnitudes, and works in a *transposed* spectral layout
-//! `[.., W, H]` (frequency along the width first) that saves a copy; masks and every reduction of
-//! the loss are elementwise or permutation-invariant, so the layout is invisible from outside.
+//! FRAMER only needs magnitudes: [`magnitude_spectrum`] transforms half of the width frequencies
+//! and mirrors the rest (conjugate symmetry of a real signal's spectrum).
 
 use std::f64::consts::PI;
 
@@ -37,56 +36,49 @@ fn safe_sqrt<B: Backend, const D: usize>(p: Tensor<B, D>) -> Tensor<B, D> {
     p.clamp_min(1e-30).sqrt()
 }
 
-/// `[cos | sin]` of `2π·n·k/N` for `n < N`, `k < num_freq`, shape `[N, 2·num_freq]`.
-fn cos_sin_matrix(n: usize, num_freq: usize) -> Vec<f32> {
-    let mut m = vec![0f32; n * 2 * num_freq];
-    for row in 0..n {
-        for k in 0..num_freq {
-            // reduce k·n mod N first so that the angle stays small and exact
-            let angle = 2.0 * PI * ((row * k) % n) as f64 / n as f64;
-            m[row * 2 * num_freq + k] = angle.cos() as f32;
-            m[row * 2 * num_freq + num_freq + k] = angle.sin() as f32;
-        }
-    }
-    m
+/// A `[rows, cols]` matrix with entries `f(row, col)`, computed in f64 and stored as f32.
+fn matrix<B: Backend>(
+    rows: usize,
+    cols: usize,
+    f: impl Fn(usize, usize) -> f64,
+    device: &B::Device,
+) -> Tensor<B, 2> {
+    let values: Vec<f32> = (0..rows * cols).map(|i| f(i / cols, i % cols) as f32).collect();
+    Tensor::from_data(TensorData::new(values, [rows, cols]), device)
 }
 
-/// The block matrix that turns the row transform `(A | B)` (cosine and sine parts along the width,
-/// laid out as `[part, h]`) into `(Re | Im)` of the full 2-D transform along the height,
-/// shape `[2H, 2H]`: `[[C, −S], [−S, −C]]`.
-fn column_block_matrix(h: usize) -> Vec<f32> {
-    let mut m = vec![0f32; 4 * h * h];
-    let cols = 2 * h;
-    for row in 0..h {
-        for k in 0..h {
-            let angle = 2.0 * PI * ((row * k) % h) as f64 / h as f64;
-            let (c, s) = (angle.cos() as f32, angle.sin() as f32);
-            m[row * cols + k] = c; // A → Re
-            m[(h + row) * cols + k] = -s; // B → Re
-            m[row * cols + h + k] = -s; // A → Im
-            m[(h + row) * cols + h + k] = -c; // B → Im
-        }
-    }
-    m
+/// `2π·(a·b mod n)/n`: reducing `a·b` first keeps the angle small and exact.
+fn angle(a: usize, b: usize, n: usize) -> f64 {
+    2.0 * PI * ((a * b) % n) as f64 / n as f64
 }
 
-/// The DFT of `x` `[N, H, W]` for the width frequencies `0..num_freq`, returned in the transposed
-/// layout `[N, num_freq, 2, H]` where index 0 / 1 of the third axis is the real / imaginary part.
-fn transposed_transform<B: Backend>(x: Tensor<B, 3>, num_freq: usize) -> Tensor<B, 4> {
+/// The DFT of `x` `[N, H, W]` for the width frequencies `0..num_freq`: real and imaginary parts,
+/// each `[N, H, num_freq]`, in the plain layout.
+///
+/// Along the width: `A = x·C_W`, `B = x·S_W` (one matmul each). Along the height, with `[A; B]`
+/// stacked: `Re = [C_H, −S_H]·[A; B]` and `Im = [−S_H, −C_H]·[A; B]` (one batched matmul each).
+fn transform<B: Backend>(x: Tensor<B, 3>, num_freq: usize) -> (Tensor<B, 3>, Tensor<B, 3>) {
     let [n, h, w] = x.dims();
     let device = x.device();
-    let row_matrix = Tensor::<B, 2>::from_data(
-        TensorData::new(cos_sin_matrix(w, num_freq), [w, 2 * num_freq]),
+    let cos_w = matrix::<B>(w, num_freq, |r, k| angle(r, k, w).cos(), &device);
+    let sin_w = matrix::<B>(w, num_freq, |r, k| angle(r, k, w).sin(), &device);
+    let re_h = matrix::<B>(
+        h,
+        2 * h,
+        |u, j| if j < h { angle(u, j, h).cos() } else { -angle(u, j - h, h).sin() },
         &device,
     );
-    let col_matrix =
-        Tensor::<B, 2>::from_data(TensorData::new(column_block_matrix(h), [2 * h, 2 * h]), &device);
-    // along the width: [N·H, W] @ [W, 2F] → (A | B)
-    let rows = x.reshape([n * h, w]).matmul(row_matrix);
-    // [N, H, 2, F] → [N, F, 2, H]: each (n, frequency) becomes a row (A(h) | B(h))
-    let rows = rows.reshape([n, h, 2, num_freq]).permute([0, 3, 2, 1]);
-    // along the height: [N·F, 2H] @ [2H, 2H] → (Re | Im)
-    rows.reshape([n * num_freq, 2 * h]).matmul(col_matrix).reshape([n, num_freq, 2, h])
+    let im_h = matrix::<B>(
+        h,
+        2 * h,
+        |u, j| if j < h { -angle(u, j, h).sin() } else { -angle(u, j - h, h).cos() },
+        &device,
+    );
+    let rows = x.reshape([n * h, w]);
+    let a = rows.clone().matmul(cos_w).reshape([n, h, num_freq]);
+    let b = rows.matmul(sin_w).reshape([n, h, num_freq]);
+    let stacked = Tensor::cat(vec![a, b], 1); // [N, 2H, F]
+    (re_h.unsqueeze::<3>().matmul(stacked.clone()), im_h.unsqueeze::<3>().matmul(stacked))
 }
 
 /// The full two-dimensional DFT over the last two dimensions.
@@ -98,13 +90,14 @@ pub fn dft2<B: Backend, const D: usize>(x: Tensor<B, D>) -> Spectrum<B, D> {
     let dims = x.dims();
     let (h, w) = (dims[D - 2], dims[D - 1]);
     let n = dims[..D - 2].iter().product::<usize>();
-    let t = transposed_transform(x.reshape([n, h, w]), w);
-    let re = t.clone().narrow(2, 0, 1).reshape([n, w, h]).swap_dims(1, 2).reshape(dims);
-    let im = t.narrow(2, 1, 1).reshape([n, w, h]).swap_dims(1, 2).reshape(dims);
-    Spectrum { re, im }
+    let (re, im) = transform(x.reshape([n, h, w]), w);
+    Spectrum { re: re.reshape(dims), im: im.reshape(dims) }
 }
 
-/// `|DFT(x)|` over the last two dimensions, in the plain layout.
+/// `|DFT(x)|` over the last two dimensions, in the plain (unshifted) layout.
+///
+/// Uses the conjugate symmetry of a real signal's spectrum, `|X[u, v]| = |X[−u, −v]|`: only the
+/// width frequencies `0..=W/2` are transformed; the rest are gathered from their mirror images.
 ///
 /// # Shapes
 /// - `x`: `[..., H, W]`
@@ -113,29 +106,20 @@ pub fn magnitude_spectrum<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor
     let dims = x.dims();
     let (h, w) = (dims[D - 2], dims[D - 1]);
     let n = dims[..D - 2].iter().product::<usize>();
-    magnitude_transposed(x.reshape([n, h, w])).swap_dims(1, 2).reshape(dims)
-}
-
-/// `|DFT(x)|` in the transposed layout: `[N, H, W]` in, `[N, W, H]` out (`out[n, v, u] = |X[n, u, v]|`).
-///
-/// Uses the conjugate symmetry of a real signal's spectrum, `|X[u, v]| = |X[−u, −v]|`: only the
-/// width frequencies `0..=W/2` are transformed; the rest are gathered from their mirror images.
-pub(crate) fn magnitude_transposed<B: Backend>(x: Tensor<B, 3>) -> Tensor<B, 3> {
-    let [n, h, w] = x.dims();
     let half = w / 2 + 1;
     let device = x.device();
-    let t = transposed_transform(x, half);
-    let half_mag = safe_sqrt(t.powi_scalar(2).sum_dim(2)).reshape([n, half, h]);
+    let (re, im) = transform(x.reshape([n, h, w]), half.min(w));
+    let half_mag = safe_sqrt(re.clone() * re + im.clone() * im);
     if half >= w {
-        return half_mag;
+        return half_mag.reshape(dims);
     }
     // width frequency v ∈ half..W mirrors W − v, height frequency u mirrors (H − u) mod H
-    let rows: Vec<i64> = (half..w).map(|v| (w - v) as i64).collect();
-    let cols: Vec<i64> = (0..h).map(|u| ((h - u) % h) as i64).collect();
-    let rows = Tensor::from_data(TensorData::new(rows, [w - half]), &device);
-    let cols = Tensor::from_data(TensorData::new(cols, [h]), &device);
-    let mirror = half_mag.clone().select(1, rows).select(2, cols);
-    Tensor::cat(vec![half_mag, mirror], 1)
+    let rows: Vec<i64> = (0..h).map(|u| ((h - u) % h) as i64).collect();
+    let cols: Vec<i64> = (half..w).map(|v| (w - v) as i64).collect();
+    let rows = Tensor::from_data(TensorData::new(rows, [h]), &device);
+    let cols = Tensor::from_data(TensorData::new(cols, [w - half]), &device);
+    let mirror = half_mag.clone().select(2, cols).select(1, rows);
+    Tensor::cat(vec![half_mag, mirror], 2).reshape(dims)
 }
 
 #[cfg(test)]

@@ -198,8 +198,8 @@ impl FramerLoss {
         .reshape([num_students + 1, batch * plane]);
         let clean = raw * per_sample_row(b) + offset;
 
-        // One transform for the teacher and all students: [(S+1)·B·C, H, W] → |X| in [.., W, H].
-        let magnitude = dft::magnitude_transposed(clean.reshape([
+        // One transform for the teacher and all students: [(S+1)·B·C, H, W] → |X|.
+        let magnitude = dft::magnitude_spectrum(clean.reshape([
             (num_students + 1) * batch * channels,
             height,
             width,
@@ -208,16 +208,16 @@ impl FramerLoss {
         let teacher_mag = magnitude.clone().narrow(0, 0, 1).detach(); // [1, B·D]
         let student_mag = magnitude.narrow(0, 1, num_students); // [S, B·D]
 
-        // Masks in the transposed layout, shared by students and negatives.
+        // Masks, shared by students and negatives.
         let low = match input.low_mask {
-            Some(mask) => mask.swap_dims(2, 3),
+            Some(mask) => mask,
             None => self
                 .config
                 .mask
-                .low_mask(teacher_mag.clone().reshape([batch, channels, width, height])),
+                .low_mask(teacher_mag.clone().reshape([batch, channels, height, width])),
         }
         .detach();
-        let low_mask_transposed = low.clone();
+        let low_mask = low.clone();
         let low = low.reshape([1, batch * plane]);
 
         let terms = self.terms(student_mag, teacher_mag, low, &input.negatives, batch, channels);
@@ -237,14 +237,14 @@ impl FramerLoss {
                 inter: terms.inter.detach(),
                 ..terms
             },
-            low_mask_transposed,
+            low_mask,
         })
     }
 
     /// Every per-layer, per-sample term, `[S, B]` each.
     ///
     /// `student_mag` is `[S, B·D]` (tracked), `teacher_mag` and `low` are `[1, B·D]` (detached),
-    /// with `D = C·W·H`. With `m = |X|·M` the masked magnitudes of a band, the cosines are
+    /// with `D = C·H·W`. With `m = |X|·M` the masked magnitudes of a band, the cosines are
     /// `m·k̂ / ‖m‖`; the in-batch InterCL logits are one matmul against every sample's key.
     fn terms<B: Backend>(
         &self,

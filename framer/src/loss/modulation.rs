@@ -44,7 +44,7 @@ pub fn band_energies<B: Backend>(
 /// FAW: `w = 1 / (1 + |E_teacher − E_student| / (E_student + 1e-9))`, detached.
 ///
 /// # Shapes
-/// - `student`: `[S, B]` band energies of the students ([`mean_band_energy`])
+/// - `student`: `[S, B]` band energies of the students ([`band_energies`])
 /// - `teacher`: `[B]` band energy of the teacher
 /// - returns `[S, B]`
 #[doc(alias = "FAW")]

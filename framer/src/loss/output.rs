@@ -32,15 +32,15 @@ pub struct FramerOutput<B: Backend> {
     pub loss: Tensor<B, 1>,
     /// Detached per-layer terms.
     pub terms: LayerTerms<B>,
-    /// The low-band mask, `[B, C, W, H]` (transposed spectral layout).
-    pub(crate) low_mask_transposed: Tensor<B, 4>,
+    /// The low-band mask, `[B, C, H, W]`.
+    pub(crate) low_mask: Tensor<B, 4>,
 }
 
 impl<B: Backend> FramerOutput<B> {
     /// The low-band mask that was used, `[B, C, H, W]` in the plain (unshifted) FFT layout; the
     /// high band is `1 − low`.
     pub fn low_mask(&self) -> Tensor<B, 4> {
-        self.low_mask_transposed.clone().swap_dims(2, 3)
+        self.low_mask.clone()
     }
 
     /// Copies the loss and every term to the host (this synchronises with the device).
