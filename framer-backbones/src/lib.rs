@@ -31,7 +31,7 @@
 //! let device = Default::default();
 //! let BackboneConfig::DiT(config) = BackboneConfig::preset("dit", "tiny")? else { unreachable!() };
 //! let model = config.init::<Flex>(&device)?;
-//! let heads = model.init_heads(&device);
+//! let heads = model.init_student_heads(&device);
 //! let x_t = Tensor::<Flex, 4>::random([1, 3, 64, 64], Distribution::Normal(0.0, 1.0), &device);
 //! let lr = Tensor::<Flex, 4>::random([1, 3, 64, 64], Distribution::Normal(0.0, 1.0), &device);
 //! let t = Tensor::<Flex, 1>::from_floats([0.5], &device);
@@ -101,7 +101,7 @@ pub trait SrBackbone<B: Backend>: Module<B> {
     }
 
     /// Freshly initialised heads matching this model.
-    fn init_heads(&self, device: &B::Device) -> Self::Heads;
+    fn init_student_heads(&self, device: &B::Device) -> Self::Heads;
 
     /// The module path of every student tap (`down_blocks.0`, …, `transformer_blocks.3`).
     fn student_names(&self) -> Vec<String>;

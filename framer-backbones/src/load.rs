@@ -11,12 +11,16 @@ use crate::BackboneError;
 /// Regex key rewrites from diffusers state-dict keys to this crate's module paths, applied in
 /// order. Only heterogeneous `ModuleList`s of diffusers differ: `to_out.0` (a Linear followed by
 /// Dropout) is the field `to_out`, and the feed-forward's `net.0.proj` / `net.2` are the fields
-/// `net_0` / `net_2`. Everything else (`conv_in`, `down_blocks.0.resnets.1.conv1`,
+/// `net_0` / `net_2`; and the norms' `weight`/`bias` are burn's `gamma`/`beta` (the U-Net's group
+/// norms `norm1`, `norm2`, `group_norm`, `conv_norm_out`, the DiT's query/key RMS norms). Everything else (`conv_in`, `down_blocks.0.resnets.1.conv1`,
 /// `transformer_blocks.3.attn.to_q_control`, …) is identical.
 pub const DIFFUSERS_KEY_REMAP: &[(&str, &str)] = &[
     (r"^(.*)\.to_out\.0\.(weight|bias)$", "$1.to_out.$2"),
     (r"^(.*)\.net\.0\.proj\.(weight|bias)$", "$1.net_0.$2"),
     (r"^(.*)\.net\.2\.(weight|bias)$", "$1.net_2.$2"),
+    (r"^(.*)\.(norm_q|norm_k)\.weight$", "$1.$2.gamma"),
+    (r"^(.*\.)?(norm1|norm2|group_norm|conv_norm_out)\.weight$", "${1}${2}.gamma"),
+    (r"^(.*\.)?(norm1|norm2|group_norm|conv_norm_out)\.bias$", "${1}${2}.beta"),
 ];
 
 /// How strict [`load_safetensors`] is.
@@ -72,7 +76,7 @@ pub fn load_safetensors<B: Backend, M: Module<B>>(
     if options.pytorch_layout {
         store = store.with_from_adapter(PyTorchToBurnAdapter);
     }
-    let result = model.load_from(&mut store).map_err(|e| fail(e.to_string()))?;
+    let result = model.load_from(&mut store).map_err(|e| fail(shorten(e.to_string())))?;
     if !result.errors.is_empty() {
         let list: Vec<String> = result.errors.iter().take(5).map(|e| e.to_string()).collect();
         return Err(fail(format!("{} tensor(s) could not be applied: {}", result.errors.len(), list.join("; "))));
@@ -98,4 +102,18 @@ pub fn load_safetensors<B: Backend, M: Module<B>>(
         )));
     }
     Ok(report)
+}
+
+/// Keeps error messages readable when burn lists every mismatched tensor.
+fn shorten(mut message: String) -> String {
+    const MAX: usize = 600;
+    if message.len() > MAX {
+        let mut cut = MAX;
+        while !message.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        message.truncate(cut);
+        message.push_str(" …");
+    }
+    message
 }

@@ -94,7 +94,9 @@ impl<B: Backend> AdaLayerNormContinuous<B> {
 /// Image stream: `q, k, v = to_q(x), to_k(x), to_v(x)`. Control stream:
 /// `q_c = to_q_control(to_q(c))` (likewise `k_c`, `v_c`). Optional RMS norms on queries and keys.
 /// One softmax attention over all `2N` tokens, then `to_out` on the image half and
-/// `to_out_control(attn_c + c)` on the control half.
+/// `to_out_control(attn_c + c)` on the control half. (The reference normalises the control keys
+/// with `norm_k(key)` of the image stream, an apparent slip; here `norm_k` applies to each
+/// stream's own keys.)
 #[derive(Module, Debug)]
 pub struct JointAttention<B: Backend> {
     /// Image query projection.

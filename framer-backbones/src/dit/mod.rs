@@ -79,7 +79,7 @@ impl DiTConfig {
     pub const PRESETS: [&'static str; 3] = ["tiny", "small", "sd35-medium"];
 
     /// CPU preset: RGB pixels at 64×64, 4×4 patches (256 tokens per stream), width 64 (4 heads of
-    /// 16), 4 blocks, RMS q/k norm. About 0.35 M parameters.
+    /// 16), 4 blocks, RMS q/k norm. About 0.48 M parameters.
     pub fn tiny() -> Self {
         Self {
             in_channels: 3,
@@ -115,7 +115,9 @@ impl DiTConfig {
 
     /// Stable Diffusion 3.5 medium shapes on 16-channel latents (128×128 for 1024-pixel images):
     /// 2×2 patches, width 1536 (24 heads of 64), 24 blocks, RMS q/k norm, 384-patch position table,
-    /// zero-initialised control modules as DiT4SR. Documentation and GPU use only; never built in CI.
+    /// zero-initialised control modules as DiT4SR. Documentation and GPU use only (about 1.5 G
+    /// parameters with the control modules, 226 M of them the position table); its parameters are
+    /// lazy, so only a forward pass allocates them.
     pub fn sd35_medium() -> Self {
         Self {
             in_channels: 16,
@@ -292,15 +294,9 @@ impl<B: Backend> DiT<B> {
         self.unpatchify(tokens, grid)
     }
 
-    /// `[batch, h·w, p·p·C] → [batch, C, h·p, w·p]` (`b (h w) (p q c) -> b c (h p) (w q)`).
+    /// [`unpatchify`] with this model's patch size and output channels.
     pub fn unpatchify(&self, tokens: Tensor<B, 3>, grid: [usize; 2]) -> Tensor<B, 4> {
-        let [b, _, _] = tokens.dims();
-        let (p, c) = (self.config.patch_size, self.config.out_channels);
-        let [h, w] = grid;
-        tokens
-            .reshape([b, h, w, p, p, c])
-            .permute([0, 5, 1, 3, 2, 4])
-            .reshape([b, c, h * p, w * p])
+        unpatchify(tokens, grid, self.config.patch_size, self.config.out_channels)
     }
 
     /// Student tap names: `transformer_blocks.{i}`.
@@ -332,6 +328,17 @@ impl<B: Backend> DiT<B> {
     }
 }
 
+/// `[batch, h·w, p·p·C] → [batch, C, h·p, w·p]`, the einops pattern
+/// `b (h w) (p q c) -> b c (h p) (w q)` of SD3 and DiT4SR.
+pub fn unpatchify<B: Backend>(tokens: Tensor<B, 3>, grid: [usize; 2], patch: usize, channels: usize) -> Tensor<B, 4> {
+    let [b, _, _] = tokens.dims();
+    let [h, w] = grid;
+    tokens
+        .reshape([b, h, w, patch, patch, channels])
+        .permute([0, 5, 1, 3, 2, 4])
+        .reshape([b, channels, h * patch, w * patch])
+}
+
 /// Empty heads: the DiT's students share its own `norm_out`/`proj_out`.
 #[derive(Module, Debug)]
 pub struct NoHeads<B: Backend> {
@@ -361,7 +368,7 @@ impl<B: Backend> SrBackbone<B> for DiT<B> {
         Ok(self.forward_with_taps(x_t, timesteps, lr_upsampled))
     }
 
-    fn init_heads(&self, _device: &B::Device) -> Self::Heads {
+    fn init_student_heads(&self, _device: &B::Device) -> Self::Heads {
         NoHeads::default()
     }
 
@@ -387,5 +394,53 @@ impl<B: Backend> SrBackbone<B> for DiT<B> {
 
     fn max_spatial_size(&self) -> Option<usize> {
         Some(self.config.patch_size * self.config.pos_embed_max_size)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::Flex;
+    use burn::tensor::TensorData;
+
+    #[test]
+    fn unpatchify_places_token_channels_as_in_the_einops_pattern() {
+        // tokens[b, i·w + j, (p·P + q)·C + c] must land at out[b, c, i·P + p, j·P + q].
+        let (b, h, w, pp, c) = (2, 2, 3, 2, 3);
+        let n = b * h * w * pp * pp * c;
+        let values: Vec<f32> = (0..n).map(|v| v as f32).collect();
+        let tokens = Tensor::<Flex, 3>::from_data(
+            TensorData::new(values.clone(), [b, h * w, pp * pp * c]),
+            &Default::default(),
+        );
+        let out = unpatchify(tokens, [h, w], pp, c).into_data().to_vec::<f32>().unwrap();
+        let (oh, ow) = (h * pp, w * pp);
+        for bi in 0..b {
+            for i in 0..h {
+                for j in 0..w {
+                    for p in 0..pp {
+                        for q in 0..pp {
+                            for ci in 0..c {
+                                let src = (bi * h * w + i * w + j) * pp * pp * c + (p * pp + q) * c + ci;
+                                let dst = ((bi * c + ci) * oh + i * pp + p) * ow + j * pp + q;
+                                assert_eq!(out[dst], values[src], "b{bi} i{i} j{j} p{p} q{q} c{ci}");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn layer_norm_without_affine_standardises_the_last_dimension() {
+        let x = Tensor::<Flex, 3>::from_floats([[[1.0, 2.0, 3.0, 6.0], [0.0, 0.0, 4.0, 4.0]]], &Default::default());
+        let y = layer_norm_no_affine(x, 0.0).into_data().to_vec::<f32>().unwrap();
+        // Row 1: mean 3, population variance 3.5; row 2: mean 2, variance 4.
+        let s = 3.5f32.sqrt();
+        let expect = [-2.0 / s, -1.0 / s, 0.0, 3.0 / s, -1.0, -1.0, 1.0, 1.0];
+        for (a, e) in y.iter().zip(expect) {
+            assert!((a - e).abs() < 1e-5, "{y:?}");
+        }
     }
 }
