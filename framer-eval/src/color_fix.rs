@@ -85,7 +85,10 @@ fn check_same_size(sr: &Image, reference: &Image) -> Result<()> {
 pub fn mean_std(plane: &[f32], eps: f64) -> (f64, f64) {
     let n = plane.len() as f64;
     let mean = plane.iter().map(|&v| v as f64).sum::<f64>() / n;
-    let ss = plane.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>();
+    let ss = plane
+        .iter()
+        .map(|&v| (v as f64 - mean).powi(2))
+        .sum::<f64>();
     let var = if plane.len() > 1 { ss / (n - 1.0) } else { 0.0 };
     (mean, (var + eps).sqrt())
 }
@@ -224,7 +227,12 @@ mod tests {
     fn adain_of_an_image_with_itself_is_identity() {
         let img = textured(9, 8, 3);
         let out = adain_color_fix(&img, &img).unwrap();
-        let err = img.data().iter().zip(out.data()).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+        let err = img
+            .data()
+            .iter()
+            .zip(out.data())
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f32::max);
         assert!(err < 1e-6);
     }
 
@@ -262,7 +270,12 @@ mod tests {
     fn wavelet_fix_with_itself_is_identity_and_takes_the_reference_colour() {
         let img = textured(31, 26, 2);
         let out = wavelet_color_fix(&img, &img).unwrap();
-        let err = img.data().iter().zip(out.data()).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+        let err = img
+            .data()
+            .iter()
+            .zip(out.data())
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f32::max);
         assert!(err < 1e-5, "{err}");
         // a constant reference: the result's mean moves to the reference constant, since the
         // high band of the SR image has (nearly) zero mean
@@ -270,7 +283,10 @@ mod tests {
         let out = wavelet_color_fix(&img, &flat).unwrap();
         for c in 0..3 {
             let (m, _) = mean_std(out.channel(c), 0.0);
-            assert!((m - [0.1, 0.5, 0.9][c]).abs() < 0.02, "channel {c}: mean {m}");
+            assert!(
+                (m - [0.1, 0.5, 0.9][c]).abs() < 0.02,
+                "channel {c}: mean {m}"
+            );
         }
     }
 
@@ -278,11 +294,20 @@ mod tests {
     fn mismatched_sizes_are_errors_naming_both_sizes() {
         let a = textured(8, 8, 0);
         let b = textured(8, 9, 0);
-        for fix in [ColorFix::None, ColorFix::AdaptiveInstanceNormalization, ColorFix::Wavelet] {
+        for fix in [
+            ColorFix::None,
+            ColorFix::AdaptiveInstanceNormalization,
+            ColorFix::Wavelet,
+        ] {
             let e = fix.apply(&a, &b).unwrap_err().to_string();
             assert!(e.contains("8x8") && e.contains("8x9"), "{e}");
         }
         assert!(ColorFix::parse("AdaIN").is_ok());
-        assert!(ColorFix::parse("hist").unwrap_err().to_string().contains("wavelet"));
+        assert!(
+            ColorFix::parse("hist")
+                .unwrap_err()
+                .to_string()
+                .contains("wavelet")
+        );
     }
 }

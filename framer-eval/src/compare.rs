@@ -35,7 +35,11 @@ pub fn split_available(metrics: &[Metric]) -> (Vec<Metric>, Vec<Metric>) {
     let mut available = Vec::new();
     let mut skipped = Vec::new();
     for &m in metrics {
-        let list = if m.is_available() { &mut available } else { &mut skipped };
+        let list = if m.is_available() {
+            &mut available
+        } else {
+            &mut skipped
+        };
         if !list.contains(&m) {
             list.push(m);
         }
@@ -68,10 +72,12 @@ fn append_note(mut table: String, skipped: &[Metric], format: TableFormat) -> St
 fn available_or_error(metrics: &[Metric]) -> Result<(Vec<Metric>, Vec<Metric>)> {
     let (available, skipped) = split_available(metrics);
     if available.is_empty() {
-        return Err(EvalError::InvalidArgument(match unavailable_note(&skipped) {
-            Some(note) => format!("none of the requested metrics can be computed; {note}"),
-            None => "no metrics requested".into(),
-        }));
+        return Err(EvalError::InvalidArgument(
+            match unavailable_note(&skipped) {
+                Some(note) => format!("none of the requested metrics can be computed; {note}"),
+                None => "no metrics requested".into(),
+            },
+        ));
     }
     Ok((available, skipped))
 }
@@ -258,12 +264,18 @@ pub fn relative_change(v0: f64, v: f64) -> Option<f64> {
 impl Comparison {
     /// The mean values of each run.
     pub fn summaries(&self) -> Vec<RunSummary> {
-        self.runs.iter().map(|(name, e)| e.summary(name.clone())).collect()
+        self.runs
+            .iter()
+            .map(|(name, e)| e.summary(name.clone()))
+            .collect()
     }
 
     /// The metrics evaluated, in column order.
     pub fn metrics(&self) -> Vec<Metric> {
-        self.runs.first().map(|(_, e)| e.metrics.clone()).unwrap_or_default()
+        self.runs
+            .first()
+            .map(|(_, e)| e.metrics.clone())
+            .unwrap_or_default()
     }
 
     /// The side-by-side table; terminal and Markdown add the skipped-metrics note.
@@ -305,7 +317,13 @@ impl Comparison {
         );
         chart.categories = changes
             .iter()
-            .map(|(m, _)| format!("{} {}", m.name(), if m.higher_is_better() { "↑" } else { "↓" }))
+            .map(|(m, _)| {
+                format!(
+                    "{} {}",
+                    m.name(),
+                    if m.higher_is_better() { "↑" } else { "↓" }
+                )
+            })
             .collect();
         chart.series = self.runs[1..]
             .iter()
@@ -385,9 +403,15 @@ mod tests {
             assert!((c[0].unwrap() - expected).abs() < 1e-9);
         }
         // less noise: higher PSNR and SSIM
-        assert!(changes.iter().all(|(_, c)| c[0].unwrap() > 0.0), "{changes:?}");
+        assert!(
+            changes.iter().all(|(_, c)| c[0].unwrap() > 0.0),
+            "{changes:?}"
+        );
         let md = cmp.table(TableFormat::Markdown).unwrap();
-        assert!(md.contains("| psnr_y ↑ |") && md.contains("better vs base (%)"), "{md}");
+        assert!(
+            md.contains("| psnr_y ↑ |") && md.contains("better vs base (%)"),
+            "{md}"
+        );
         assert!(md.contains("not computed: lpips"), "{md}");
         let csv = cmp.table(TableFormat::Csv).unwrap();
         assert!(!csv.contains("not computed") && csv.starts_with("metric,higher_is_better,base"));
@@ -412,10 +436,19 @@ mod tests {
             &PAPER_METRICS,
         )
         .unwrap();
-        assert_eq!(report.skipped, vec![Metric::Lpips, Metric::Maniqa, Metric::Musiq]);
-        assert_eq!(report.evaluation.metrics, vec![Metric::PsnrY, Metric::SsimY, Metric::Niqe]);
+        assert_eq!(
+            report.skipped,
+            vec![Metric::Lpips, Metric::Maniqa, Metric::Musiq]
+        );
+        assert_eq!(
+            report.evaluation.metrics,
+            vec![Metric::PsnrY, Metric::SsimY, Metric::Niqe]
+        );
         let text = report.table(TableFormat::Terminal);
-        assert!(text.contains("note: not computed: lpips, maniqa, musiq"), "{text}");
+        assert!(
+            text.contains("note: not computed: lpips, maniqa, musiq"),
+            "{text}"
+        );
         assert!(text.contains("pretrained network weights"));
         let files = report.write(&tmp.path().join("out"), "eval").unwrap();
         assert!(files.iter().all(|p| p.exists()));
@@ -435,10 +468,16 @@ mod tests {
         write_set(&small, 1, 32, 24, 0.0);
         let e = evaluate_run(&small, Some(&gt), 0, &[Metric::PsnrY]).unwrap_err();
         let msg = e.to_string();
-        assert!(msg.contains("0000.png") && msg.contains("32") && msg.contains("24"), "{msg}");
+        assert!(
+            msg.contains("0000.png") && msg.contains("32") && msg.contains("24"),
+            "{msg}"
+        );
 
         let e = evaluate_run(&gt, Some(&gt), 0, &[Metric::Lpips, Metric::Musiq]).unwrap_err();
-        assert!(e.to_string().contains("none of the requested metrics"), "{e}");
+        assert!(
+            e.to_string().contains("none of the requested metrics"),
+            "{e}"
+        );
 
         let one = [RunSpec::new("a", &gt)];
         assert!(compare_runs(&one, None, 0, &[Metric::Niqe]).is_err());

@@ -46,9 +46,7 @@ pub enum EvalError {
         source: BoxedError,
     },
     /// Two images that must have the same size do not.
-    #[error(
-        "{what}: size mismatch, {width}x{height} vs {ref_width}x{ref_height} (width x height)"
-    )]
+    #[error("{what}: size mismatch, {width}x{height} vs {ref_width}x{ref_height} (width x height)")]
     SizeMismatch {
         /// What was compared (e.g. `colour fix: SR image vs reference`, or a file path).
         what: String,

@@ -161,7 +161,11 @@ pub struct LinePlot {
 
 impl LinePlot {
     /// An empty 960×540 plot.
-    pub fn new(title: impl Into<String>, x_label: impl Into<String>, y_label: impl Into<String>) -> Self {
+    pub fn new(
+        title: impl Into<String>,
+        x_label: impl Into<String>,
+        y_label: impl Into<String>,
+    ) -> Self {
         Self {
             title: title.into(),
             x_label: x_label.into(),
@@ -198,11 +202,8 @@ impl LinePlot {
         let points = || self.series.iter().flat_map(|s| s.points.iter());
         let (x0, x1) = padded_range(points().map(|p| p.0), false)
             .ok_or_else(|| err("no finite points to plot".into()))?;
-        let (y0, y1) = padded_range(
-            points().filter(|p| p.0.is_finite()).map(|p| p.1),
-            false,
-        )
-        .ok_or_else(|| err("no finite points to plot".into()))?;
+        let (y0, y1) = padded_range(points().filter(|p| p.0.is_finite()).map(|p| p.1), false)
+            .ok_or_else(|| err("no finite points to plot".into()))?;
         let (w, h) = self.size;
         let mut buf = vec![255u8; (w * h * 3) as usize];
         {
@@ -318,7 +319,9 @@ impl BarChart {
         let err = plot_err(path);
         let n = self.categories.len();
         if n == 0 || self.series.is_empty() {
-            return Err(err("a bar chart needs at least one category and one series".into()));
+            return Err(err(
+                "a bar chart needs at least one category and one series".into(),
+            ));
         }
         if let Some(s) = self.series.iter().find(|s| s.values.len() != n) {
             return Err(err(format!(
@@ -328,8 +331,13 @@ impl BarChart {
             )));
         }
         let finite = |v: &Option<f64>| v.filter(|v| v.is_finite());
-        let (y0, y1) = padded_range(self.series.iter().flat_map(|s| s.values.iter().filter_map(finite)), true)
-            .unwrap_or((-1.0, 1.0));
+        let (y0, y1) = padded_range(
+            self.series
+                .iter()
+                .flat_map(|s| s.values.iter().filter_map(finite)),
+            true,
+        )
+        .unwrap_or((-1.0, 1.0));
         let (w, h) = if self.size == (0, 0) {
             ((280 + 130 * n as u32).clamp(560, 1600), 540)
         } else {
@@ -358,7 +366,10 @@ impl BarChart {
                 .draw()
                 .map_err(|e| err(e.to_string()))?;
             chart
-                .draw_series(LineSeries::new([(0.0, 0.0), (n as f64, 0.0)], BLACK.stroke_width(1)))
+                .draw_series(LineSeries::new(
+                    [(0.0, 0.0), (n as f64, 0.0)],
+                    BLACK.stroke_width(1),
+                ))
                 .map_err(|e| err(e.to_string()))?;
             // category names centred under their groups
             let label_style = TextStyle::from((FONT, 15).into_font()).color(&BLACK);
@@ -366,7 +377,11 @@ impl BarChart {
                 let (px, py) = chart.backend_coord(&(i as f64 + 0.5, y0));
                 let half = 4 * name.chars().count() as i32;
                 plot_area
-                    .draw(&Text::new(name.clone(), (px - half, py + 8), label_style.clone()))
+                    .draw(&Text::new(
+                        name.clone(),
+                        (px - half, py + 8),
+                        label_style.clone(),
+                    ))
                     .map_err(|e| err(e.to_string()))?;
             }
             let k = self.series.len() as f64;
@@ -446,7 +461,11 @@ pub fn viridis(t: f64) -> RGBColor {
         (94.0, 201.0, 98.0),
         (253.0, 231.0, 37.0),
     ];
-    let t = if t.is_finite() { t.clamp(0.0, 1.0) } else { 0.0 };
+    let t = if t.is_finite() {
+        t.clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
     let x = t * (STOPS.len() - 1) as f64;
     let i = (x.floor() as usize).min(STOPS.len() - 2);
     let f = x - i as f64;
@@ -470,7 +489,9 @@ impl Heatmap {
         let err = plot_err(path);
         let (rows, cols) = (self.values.len(), self.columns.len());
         if rows == 0 || cols == 0 {
-            return Err(err("a heat map needs at least one row and one column".into()));
+            return Err(err(
+                "a heat map needs at least one row and one column".into()
+            ));
         }
         if let Some(r) = self.values.iter().position(|r| r.len() != cols) {
             return Err(err(format!(
@@ -483,7 +504,9 @@ impl Heatmap {
             .iter()
             .flatten()
             .filter(|v| v.is_finite())
-            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
+                (a.min(v), b.max(v))
+            });
         let (lo, hi) = if lo.is_finite() { (lo, hi) } else { (0.0, 1.0) };
         let span = if hi > lo { hi - lo } else { 1.0 };
         let (w, h) = self.size;
@@ -536,11 +559,18 @@ impl Heatmap {
             for k in 0..steps {
                 let t = 1.0 - k as f64 / steps as f64;
                 bar_area
-                    .draw(&Rectangle::new([(14, top + k), (34, top + k + 1)], viridis(t).filled()))
+                    .draw(&Rectangle::new(
+                        [(14, top + k), (34, top + k + 1)],
+                        viridis(t).filled(),
+                    ))
                     .map_err(|e| err(e.to_string()))?;
             }
             let text = TextStyle::from((FONT, 13).into_font()).color(&BLACK);
-            for (label, y) in [(hi, top - 6), ((lo + hi) / 2.0, (top + bottom) / 2 - 6), (lo, bottom - 6)] {
+            for (label, y) in [
+                (hi, top - 6),
+                ((lo + hi) / 2.0, (top + bottom) / 2 - 6),
+                (lo, bottom - 6),
+            ] {
                 bar_area
                     .draw(&Text::new(format!("{label:.3}"), (40, y), text.clone()))
                     .map_err(|e| err(e.to_string()))?;
@@ -576,14 +606,24 @@ mod tests {
     }
 
     fn dark_pixels(img: &RgbImage) -> usize {
-        img.pixels().filter(|p| p[0] < 60 && p[1] < 60 && p[2] < 60).count()
+        img.pixels()
+            .filter(|p| p[0] < 60 && p[1] < 60 && p[2] < 60)
+            .count()
     }
 
     #[test]
     fn line_plot_draws_each_series_in_its_colour_with_text() {
         let plot = LinePlot::new("loss", "step", "value").with_series(vec![
-            Series::new("a", (0..50).map(|i| (i as f64, (i as f64).sqrt())).collect()),
-            Series::new("b", (0..50).map(|i| (i as f64, f64::NAN.min(1.0) + 2.0)).collect()),
+            Series::new(
+                "a",
+                (0..50).map(|i| (i as f64, (i as f64).sqrt())).collect(),
+            ),
+            Series::new(
+                "b",
+                (0..50)
+                    .map(|i| (i as f64, f64::NAN.min(1.0) + 2.0))
+                    .collect(),
+            ),
         ]);
         let img = plot.render().unwrap();
         assert_eq!(img.dimensions(), (960, 540));
@@ -594,20 +634,32 @@ mod tests {
 
     #[test]
     fn empty_or_non_finite_plots_are_errors() {
-        let plot = LinePlot::new("t", "x", "y").with_series(vec![Series::new("nan", vec![(f64::NAN, 1.0)])]);
+        let plot = LinePlot::new("t", "x", "y")
+            .with_series(vec![Series::new("nan", vec![(f64::NAN, 1.0)])]);
         assert!(matches!(plot.render(), Err(EvalError::Plot { .. })));
         let mut bars = BarChart::new("t", "y");
         assert!(bars.render().is_err());
         bars.categories = vec!["psnr".into(), "ssim".into()];
-        bars.series = vec![BarSeries { name: "r".into(), values: vec![Some(1.0)] }];
-        assert!(bars.render().unwrap_err().to_string().contains("1 values for 2 categories"));
+        bars.series = vec![BarSeries {
+            name: "r".into(),
+            values: vec![Some(1.0)],
+        }];
+        assert!(
+            bars.render()
+                .unwrap_err()
+                .to_string()
+                .contains("1 values for 2 categories")
+        );
     }
 
     #[test]
     fn bars_have_heights_proportional_to_values() {
         let mut bars = BarChart::new("relative change", "%");
         bars.categories = vec!["psnr_y ↑".into(), "niqe ↓".into(), "x".into()];
-        bars.series = vec![BarSeries { name: "run".into(), values: vec![Some(10.0), Some(-5.0), None] }];
+        bars.series = vec![BarSeries {
+            name: "run".into(),
+            values: vec![Some(10.0), Some(-5.0), None],
+        }];
         bars.size = (800, 500);
         let img = bars.render().unwrap();
         // measure the tallest run of the bar colour in each of the two bar columns

@@ -300,7 +300,9 @@ fn reflect_pad<B: Backend>(x: Tensor<B, 4>, ph: usize, pw: usize) -> Tensor<B, 4
     let [_, _, h, w] = x.dims();
     let device = x.device();
     let index = |len: usize, n: usize| {
-        let idx: Vec<i64> = (0..len).map(|i| reflect_index(i as isize, n) as i64).collect();
+        let idx: Vec<i64> = (0..len)
+            .map(|i| reflect_index(i as isize, n) as i64)
+            .collect();
         Tensor::<B, 1, Int>::from_data(TensorData::new(idx, [len]), &device)
     };
     let mut x = x;
@@ -326,7 +328,11 @@ fn reflect_pad<B: Backend>(x: Tensor<B, 4>, ph: usize, pw: usize) -> Tensor<B, 4
 /// [`EvalError::InvalidTiling`], [`EvalError::InvalidShape`] (a zero dimension),
 /// [`EvalError::TileFailed`] if `f` fails, [`EvalError::TileOutputShape`] if it returns the
 /// wrong shape.
-pub fn process_tiled<B, F, E>(input: Tensor<B, 4>, config: &TileConfig, mut f: F) -> Result<Tensor<B, 4>>
+pub fn process_tiled<B, F, E>(
+    input: Tensor<B, 4>,
+    config: &TileConfig,
+    mut f: F,
+) -> Result<Tensor<B, 4>>
 where
     B: Backend,
     F: FnMut(Tensor<B, 4>, &TileRegion) -> std::result::Result<Tensor<B, 4>, E>,
@@ -489,7 +495,11 @@ mod tests {
                 let y = process_tiled(x.clone(), &config, |t, _| Ok::<_, Infallible>(t)).unwrap();
                 assert_eq!(y.dims(), [2, 3, h, w]);
                 let (a, b) = (host(x), host(y));
-                let err = a.iter().zip(&b).map(|(p, q)| (p - q).abs()).fold(0.0, f32::max);
+                let err = a
+                    .iter()
+                    .zip(&b)
+                    .map(|(p, q)| (p - q).abs())
+                    .fold(0.0, f32::max);
                 // one f32 rounding of Σw·x / Σw
                 assert!(err < 1e-6, "{window:?} {h}x{w}: max error {err}");
             }
@@ -509,7 +519,11 @@ mod tests {
         let config = TileConfig::new(12, 4, 3).with_window(BlendWindow::LinearRamp);
         let y = process_tiled(x, &config, |t, _| {
             let [n, _, s, _] = t.dims();
-            Ok::<_, Infallible>(Tensor::<B, 4>::full([n, 4, 3 * s, 3 * s], -0.25, &t.device()))
+            Ok::<_, Infallible>(Tensor::<B, 4>::full(
+                [n, 4, 3 * s, 3 * s],
+                -0.25,
+                &t.device(),
+            ))
         })
         .unwrap();
         assert_eq!(y.dims(), [1, 4, 135, 93]);
@@ -549,7 +563,11 @@ mod tests {
         .unwrap();
         assert_eq!(tiled.dims(), [1, 2, 42, 68]);
         let tiled = host(tiled);
-        let err = tiled.iter().zip(&expected).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+        let err = tiled
+            .iter()
+            .zip(&expected)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f32::max);
         assert!(err < 1e-6, "max error {err}");
     }
 
@@ -578,14 +596,23 @@ mod tests {
     #[test]
     fn bad_settings_and_bad_outputs_are_errors() {
         let x = ramp_tensor(1, 3, 20, 20);
-        for bad in [TileConfig::new(0, 0, 1), TileConfig::new(8, 8, 1), TileConfig::new(8, 2, 0)] {
+        for bad in [
+            TileConfig::new(0, 0, 1),
+            TileConfig::new(8, 8, 1),
+            TileConfig::new(8, 2, 0),
+        ] {
             let e = process_tiled(x.clone(), &bad, |t, _| Ok::<_, Infallible>(t)).unwrap_err();
             assert!(matches!(e, EvalError::InvalidTiling(_)), "{e}");
         }
         let config = TileConfig::new(8, 2, 2);
         let e = process_tiled(x.clone(), &config, |t, _| Ok::<_, Infallible>(t)).unwrap_err();
         match e {
-            EvalError::TileOutputShape { expected, got, index, .. } => {
+            EvalError::TileOutputShape {
+                expected,
+                got,
+                index,
+                ..
+            } => {
                 assert_eq!((expected, got, index), ([1, 3, 16, 16], [1, 3, 8, 8], 0));
             }
             other => panic!("unexpected {other}"),
@@ -594,18 +621,29 @@ mod tests {
             Err::<Tensor<B, 4>, _>(std::io::Error::other(format!("boom {}", r.index)))
         })
         .unwrap_err();
-        assert!(e.to_string().contains("tile 0") && e.to_string().contains("boom 0"), "{e}");
+        assert!(
+            e.to_string().contains("tile 0") && e.to_string().contains("boom 0"),
+            "{e}"
+        );
     }
 
     #[test]
     fn image_round_trip_through_tiles() {
         let img = Image::from_fn(19, 11, |c, y, x| (c * 7 + y * 3 + x) as f32 / 60.0).unwrap();
-        let out = process_tiled_image::<B, _, _>(&img, &Default::default(), &TileConfig::new(8, 3, 1), |t, _| {
-            Ok::<_, Infallible>(t)
-        })
+        let out = process_tiled_image::<B, _, _>(
+            &img,
+            &Default::default(),
+            &TileConfig::new(8, 3, 1),
+            |t, _| Ok::<_, Infallible>(t),
+        )
         .unwrap();
         assert_eq!((out.width(), out.height()), (19, 11));
-        let err = img.data().iter().zip(out.data()).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+        let err = img
+            .data()
+            .iter()
+            .zip(out.data())
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f32::max);
         assert!(err < 1e-6);
     }
 }
