@@ -106,20 +106,60 @@ pub fn magnitude_spectrum<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor
     let dims = x.dims();
     let (h, w) = (dims[D - 2], dims[D - 1]);
     let n = dims[..D - 2].iter().product::<usize>();
-    let half = w / 2 + 1;
-    let device = x.device();
-    let (re, im) = transform(x.reshape([n, h, w]), half.min(w));
-    let half_mag = safe_sqrt(re.clone() * re + im.clone() * im);
-    if half >= w {
-        return half_mag.reshape(dims);
+    mirror_full(half_magnitude(x.reshape([n, h, w])), w).reshape(dims)
+}
+
+/// The number of width frequencies a real signal of width `w` needs: `0..=W/2`.
+pub fn half_width(w: usize) -> usize {
+    (w / 2 + 1).min(w)
+}
+
+/// How many coefficients of the full spectrum each width frequency of the half spectrum stands
+/// for: 1 for `v = 0` and (for even `W`) `v = W/2`, 2 for the others. `Σ_full f = Σ_half c·f` for
+/// every `f` with `f[u, v] = f[−u, −v]`. Length [`half_width`]`(w)`.
+pub fn half_multiplicity(w: usize) -> Vec<f32> {
+    (0..half_width(w))
+        .map(|v| if v == 0 || 2 * v == w { 1.0 } else { 2.0 })
+        .collect()
+}
+
+/// `|DFT(x)|` for the width frequencies `0..=W/2`: `[N, H, W]` in, `[N, H, W/2 + 1]` out.
+pub fn half_magnitude<B: Backend>(x: Tensor<B, 3>) -> Tensor<B, 3> {
+    let [_, _, w] = x.dims();
+    let (re, im) = transform(x, half_width(w));
+    safe_sqrt(re.clone() * re + im.clone() * im)
+}
+
+/// The full magnitude spectrum `[N, H, W]` from its half `[N, H, W/2 + 1]`
+/// ([`half_magnitude`]): width frequency `v > W/2` mirrors `W − v`, height `u` mirrors `−u`.
+pub fn mirror_full<B: Backend>(half: Tensor<B, 3>, w: usize) -> Tensor<B, 3> {
+    let [_, h, f] = half.dims();
+    if f >= w {
+        return half;
     }
-    // width frequency v ∈ half..W mirrors W − v, height frequency u mirrors (H − u) mod H
+    let device = half.device();
     let rows: Vec<i64> = (0..h).map(|u| ((h - u) % h) as i64).collect();
-    let cols: Vec<i64> = (half..w).map(|v| (w - v) as i64).collect();
+    let cols: Vec<i64> = (f..w).map(|v| (w - v) as i64).collect();
     let rows = Tensor::from_data(TensorData::new(rows, [h]), &device);
-    let cols = Tensor::from_data(TensorData::new(cols, [w - half]), &device);
-    let mirror = half_mag.clone().select(2, cols).select(1, rows);
-    Tensor::cat(vec![half_mag, mirror], 2).reshape(dims)
+    let cols = Tensor::from_data(TensorData::new(cols, [w - f]), &device);
+    let mirror = half.clone().select(2, cols).select(1, rows);
+    Tensor::cat(vec![half, mirror], 2)
+}
+
+/// Whether a mask `[..., H, W]` satisfies `m[u, v] = m[−u, −v]` (as every mask computed from a
+/// real signal's magnitude spectrum does). Reads the mask back to the host.
+pub fn is_conjugate_symmetric<B: Backend, const D: usize>(mask: &Tensor<B, D>) -> bool {
+    let dims = mask.dims();
+    let (h, w) = (dims[D - 2], dims[D - 1]);
+    let values: Vec<f32> = match mask.to_data().convert::<f32>().to_vec() {
+        Ok(v) => v,
+        Err(_) => return false,
+    };
+    values.chunks(h * w).all(|plane| {
+        (0..h).all(|u| {
+            (0..w).all(|v| plane[u * w + v] == plane[((h - u) % h) * w + (w - v) % w])
+        })
+    })
 }
 
 #[cfg(test)]

@@ -176,6 +176,15 @@ impl FramerLoss {
     ///
     /// Returns the loss `[1]` with its detached per-layer terms.
     pub fn forward<B: Backend>(&self, input: FramerInput<B>) -> Result<FramerOutput<B>, FramerError> {
+        self.forward_with(input, false)
+    }
+
+    /// [`Self::forward`], optionally on the full spectrum even when the half would do.
+    fn forward_with<B: Backend>(
+        &self,
+        input: FramerInput<B>,
+        full_spectrum: bool,
+    ) -> Result<FramerOutput<B>, FramerError> {
         let [batch, channels, height, width] = input.validate()?;
         let num_students = input.students.len();
         let device = input.teacher.device();
@@ -198,29 +207,55 @@ impl FramerLoss {
         .reshape([num_students + 1, batch * plane]);
         let clean = raw * per_sample_row(b) + offset;
 
-        // One transform for the teacher and all students: [(S+1)·B·C, H, W] → |X|.
-        let magnitude = dft::magnitude_spectrum(clean.reshape([
+        // One transform for the teacher and all students: [(S+1)·B·C, H, W] → |X| for the width
+        // frequencies 0..=W/2 (the rest mirror them).
+        let half = dft::half_width(width);
+        let half_mag = dft::half_magnitude(clean.reshape([
             (num_students + 1) * batch * channels,
             height,
             width,
-        ]))
-        .reshape([num_students + 1, batch * plane]);
-        let teacher_mag = magnitude.clone().narrow(0, 0, 1).detach(); // [1, B·D]
-        let student_mag = magnitude.narrow(0, 1, num_students); // [S, B·D]
+        ]));
+        let teacher_full = dft::mirror_full(half_mag.clone().narrow(0, 0, batch * channels).detach(), width)
+            .reshape([batch, channels, height, width]);
 
         // Masks, shared by students and negatives.
-        let low = match input.low_mask {
+        let symmetric =
+            !full_spectrum && input.low_mask.as_ref().is_none_or(dft::is_conjugate_symmetric);
+        let low_mask = match input.low_mask {
             Some(mask) => mask,
-            None => self
-                .config
-                .mask
-                .low_mask(teacher_mag.clone().reshape([batch, channels, height, width])),
+            None => self.config.mask.low_mask(teacher_full.clone()),
         }
         .detach();
-        let low_mask = low.clone();
-        let low = low.reshape([1, batch * plane]);
+        // Every term is a sum over coefficients of products that are conjugate-symmetric when the
+        // mask is, so the half spectrum weighted by its multiplicity gives the full sums. Injected
+        // masks need not be symmetric: they get the full spectrum.
+        let (student_mag, teacher_mag, low, multiplicity) = if symmetric {
+            let plane = channels * height * half;
+            let mag = half_mag.reshape([num_students + 1, batch * plane]);
+            let low = low_mask.clone().narrow(3, 0, half).reshape([1, batch * plane]);
+            let row: Vec<f32> = dft::half_multiplicity(width)
+                .into_iter()
+                .cycle()
+                .take(batch * plane)
+                .collect();
+            let multiplicity = Tensor::<B, 2>::from_data(TensorData::new(row, [1, batch * plane]), &device);
+            (mag.clone().narrow(0, 1, num_students), mag.narrow(0, 0, 1).detach(), low, multiplicity)
+        } else {
+            let plane = channels * height * width;
+            let mag = dft::mirror_full(half_mag, width).reshape([num_students + 1, batch * plane]);
+            let low = low_mask.clone().reshape([1, batch * plane]);
+            let ones = Tensor::<B, 2>::ones([1, batch * plane], &device);
+            (mag.clone().narrow(0, 1, num_students), mag.narrow(0, 0, 1).detach(), low, ones)
+        };
 
-        let terms = self.terms(student_mag, teacher_mag, low, &input.negatives, batch, channels);
+        let terms = self.terms(
+            student_mag,
+            teacher_mag,
+            low,
+            multiplicity,
+            &input.negatives,
+            [batch, channels],
+        );
         let weight_low = terms.fam_low.clone() * terms.faw_low.clone();
         let weight_high = terms.fam_high.clone() * terms.faw_high.clone();
         // [S, B] → per layer mean over the batch → mean over layers
@@ -243,17 +278,19 @@ impl FramerLoss {
 
     /// Every per-layer, per-sample term, `[S, B]` each.
     ///
-    /// `student_mag` is `[S, B·D]` (tracked), `teacher_mag` and `low` are `[1, B·D]` (detached),
-    /// with `D = C·H·W`. With `m = |X|·M` the masked magnitudes of a band, the cosines are
-    /// `m·k̂ / ‖m‖`; the in-batch InterCL logits are one matmul against every sample's key.
+    /// `student_mag` is `[S, B·D]` (tracked); `teacher_mag`, `low` and `multiplicity` are
+    /// `[1, B·D]` (detached), with `D = C·H·W'` over the coefficients kept (`W' = W/2 + 1` with
+    /// multiplicities 1 or 2, or `W` with multiplicity 1). With `m = |X|·M` the masked magnitudes
+    /// of a band, the cosines are `Σ c·m·k̂ / ‖m‖`; the in-batch InterCL logits are one matmul
+    /// against every sample's key.
     fn terms<B: Backend>(
         &self,
         student_mag: Tensor<B, 2>,
         teacher_mag: Tensor<B, 2>,
         low: Tensor<B, 2>,
+        multiplicity: Tensor<B, 2>,
         negatives: &[usize],
-        batch: usize,
-        channels: usize,
+        [batch, channels]: [usize; 2],
     ) -> LayerTerms<B> {
         let [num_students, width] = student_mag.dims();
         let dim = width / batch;
@@ -264,16 +301,19 @@ impl FramerLoss {
             let rows = t.dims()[0];
             t.reshape([rows, batch, dim]).sum_dim(2).reshape([rows, batch])
         };
+        let c = multiplicity;
         let normalize = |t: Tensor<B, 2>| -> (Tensor<B, 2>, Tensor<B, 2>) {
-            let norm = per_sample(t.clone() * t.clone()).sqrt().clamp_min(1e-12); // [rows, B]
+            let norm = per_sample(t.clone() * t.clone() * c.clone()).sqrt().clamp_min(1e-12); // [rows, B]
             (t, norm)
         };
 
         // teacher keys k̂ (detached), [1, B·D] and [B, D]
         let (key_low, key_low_norm) = normalize(teacher_mag.clone() * low.clone());
-        let key_low = (key_low.reshape([batch, dim]) / key_low_norm.reshape([batch, 1])).reshape([1, width]);
+        let key_low = (key_low.reshape([batch, dim]) / key_low_norm.reshape([batch, 1]))
+            .reshape([1, width])
+            * c.clone();
         let (key_high, key_high_norm) = normalize(teacher_mag.clone() * high.clone());
-        let key_high = key_high.reshape([batch, dim]) / key_high_norm.reshape([batch, 1]);
+        let key_high = (key_high * c.clone()).reshape([batch, dim]) / key_high_norm.reshape([batch, 1]);
 
         // the random-layer negatives, detached (`.detach()` on `n` and `H` in the reference)
         let index = Tensor::<B, 1, Int>::from_data(
@@ -286,12 +326,14 @@ impl FramerLoss {
         let (student_low, norm_low) = normalize(student_mag.clone() * low.clone());
         let (negative_low, negative_norm_low) = normalize(negative_mag.clone() * low.clone());
         let positive_low = per_sample(student_low.clone() * key_low) / norm_low.clone();
-        let negative_low = per_sample(student_low * negative_low) / (norm_low * negative_norm_low);
+        let negative_low =
+            per_sample(student_low * negative_low * c.clone()) / (norm_low * negative_norm_low);
         let intra = intra_contrastive_loss(positive_low.clone(), negative_low, tau);
 
         // high band: InterCL against every sample's teacher and every sample's negative
         let (student_high, norm_high) = normalize(student_mag.clone() * high.clone());
         let (negative_high, negative_norm_high) = normalize(negative_mag * high.clone());
+        let negative_high = negative_high * c.clone();
         let student_high = student_high.reshape([num_students, batch, dim]);
         let to_teachers = student_high
             .clone()
@@ -316,7 +358,8 @@ impl FramerLoss {
             (ones(), ones())
         };
         let (faw_low, faw_high) = if self.config.adaptive_weight {
-            let (student, teacher) = band_energies(student_mag, teacher_mag, low, batch, channels);
+            let (student, teacher) =
+                band_energies(student_mag, teacher_mag, low, c, batch, channels);
             let [student_low, student_high] = student;
             (
                 frequency_adaptive_weight(student_low, teacher[0].clone()),
@@ -333,6 +376,51 @@ impl FramerLoss {
             fam_high,
             faw_low,
             faw_high,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::{Autodiff, Flex};
+    use burn::tensor::Distribution;
+
+    /// The half spectrum weighted by multiplicities must give the full-spectrum sums exactly (up to
+    /// rounding), gradients included, for even and odd widths and both mask kinds.
+    #[test]
+    fn half_spectrum_equals_full_spectrum() {
+        type A = Autodiff<Flex>;
+        let device = Default::default();
+        for (shape, mask) in [
+            ([2, 3, 8, 10], BandMaskKind::Quantile { cutoff: 0.3 }),
+            ([3, 2, 7, 9], BandMaskKind::Quantile { cutoff: 0.2 }),
+            ([2, 2, 6, 5], BandMaskKind::Radial { radius: 0.4 }),
+        ] {
+            let random = || Tensor::<A, 4>::random(shape, Distribution::Normal(0.0, 1.0), &device);
+            let students: Vec<Tensor<A, 4>> = (0..3).map(|_| random().require_grad()).collect();
+            let input = FramerInput::new(
+                students.clone(),
+                random(),
+                random(),
+                Parameterization::RectifiedFlow { sigmas: vec![0.5; shape[0]] },
+                vec![2, 0, 1],
+            );
+            let loss = FramerLossConfig::new().with_mask(mask).init().unwrap();
+            let run = |full: bool| {
+                let out = loss.forward_with(input.clone(), full).unwrap();
+                let value: f32 = out.loss.clone().into_scalar();
+                let grads = out.loss.backward();
+                let g: Vec<f32> = students[0].grad(&grads).unwrap().into_data().to_vec().unwrap();
+                (value, g)
+            };
+            let (half, half_grad) = run(false);
+            let (full, full_grad) = run(true);
+            assert!((half - full).abs() < 1e-5 * full.abs(), "{shape:?}: {half} vs {full}");
+            let scale = full_grad.iter().fold(0f32, |m, g| m.max(g.abs()));
+            for (a, b) in half_grad.iter().zip(&full_grad) {
+                assert!((a - b).abs() < 1e-4 * scale, "{shape:?}: gradient {a} vs {b}");
+            }
         }
     }
 }

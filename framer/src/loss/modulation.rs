@@ -11,19 +11,22 @@ const EPS: f64 = 1e-9;
 ///
 /// # Shapes
 /// - `student`: `[S, B·C·A]` magnitudes (`A` = area of one channel's spectrum, any layout)
-/// - `teacher`, `low`: `[1, B·C·A]`
+/// - `teacher`, `low`, `multiplicity`: `[1, B·C·A]`; `multiplicity` counts how many coefficients
+///   of the full spectrum each stored one stands for (see [`crate::dft::half_multiplicity`])
 /// - returns `([low, high] each [S, B], [low, high] each [B])`
 pub fn band_energies<B: Backend>(
     student: Tensor<B, 2>,
     teacher: Tensor<B, 2>,
     low: Tensor<B, 2>,
+    multiplicity: Tensor<B, 2>,
     batch: usize,
     channels: usize,
 ) -> ([Tensor<B, 2>; 2], [Tensor<B, 1>; 2]) {
     let [_, width] = student.dims();
     let area = width / (batch * channels);
     let (student, teacher, low) = (student.detach(), teacher.detach(), low.detach());
-    let high = low.clone().neg().add_scalar(1.0);
+    let high = low.clone().neg().add_scalar(1.0) * multiplicity.clone();
+    let low = low * multiplicity;
     let energy = |mag: Tensor<B, 2>, mask: Tensor<B, 2>| {
         let rows = mag.dims()[0];
         let count = mask.clone().reshape([batch * channels, area]).sum_dim(1).add_scalar(EPS);
