@@ -4,7 +4,7 @@
 //! training [`engine`] (objectives, AdamW with global-norm clipping, EMA, atomic checkpoints with
 //! exact resume, a NaN/Inf guard, metrics, plots and samplers).
 
-pub mod schedule;
 pub mod engine;
+pub mod schedule;
 
 pub use engine::{EngineError, RunSummary, Trainer, run_experiment, run_experiment_with};

@@ -54,7 +54,11 @@ fn main() -> ExitCode {
                 }
             };
             let out = out.unwrap_or_else(|| PathBuf::from("runs").join(&experiment.name));
-            match framer_train::run_experiment::<burn::backend::Autodiff<burn::backend::Flex>>(&experiment, &out, &Default::default()) {
+            match framer_train::run_experiment::<burn::backend::Autodiff<burn::backend::Flex>>(
+                &experiment,
+                &out,
+                &Default::default(),
+            ) {
                 Ok(summary) => {
                     println!("{summary}");
                     ExitCode::SUCCESS

@@ -8,9 +8,9 @@ use burn::tensor::{Tensor, backend::Backend};
 use framer_backbones::SrBackbone;
 use framer_data::{Degrader, TrainPairs, TrainPairsOptions, upsample_bicubic};
 
+use super::EngineError;
 use super::data::{PairBatch, PairSource};
 use super::model::Denoiser;
-use super::EngineError;
 use crate::schedule::Experiment;
 
 /// A backbone and its training-only student heads, trained together.
@@ -32,7 +32,11 @@ where
     /// `backbone` with freshly initialised heads.
     pub fn new(backbone: M, device: &B::Device) -> Self {
         let heads = backbone.init_student_heads(device);
-        Self { backbone, heads, _backend: PhantomData }
+        Self {
+            backbone,
+            heads,
+            _backend: PhantomData,
+        }
     }
 }
 
@@ -46,7 +50,12 @@ where
         self.backbone.student_names().len()
     }
 
-    fn predict(&self, x_t: Tensor<B, 4>, timesteps: Tensor<B, 1>, condition: Tensor<B, 4>) -> Tensor<B, 4> {
+    fn predict(
+        &self,
+        x_t: Tensor<B, 4>,
+        timesteps: Tensor<B, 1>,
+        condition: Tensor<B, 4>,
+    ) -> Tensor<B, 4> {
         self.backbone.predict(x_t, timesteps, condition)
     }
 
@@ -66,7 +75,10 @@ where
             return Ok((prediction, all));
         }
         let mut slots: Vec<Option<Tensor<B, 4>>> = all.into_iter().map(Some).collect();
-        let picked: Vec<_> = students.iter().filter_map(|&i| slots.get_mut(i).and_then(Option::take)).collect();
+        let picked: Vec<_> = students
+            .iter()
+            .filter_map(|&i| slots.get_mut(i).and_then(Option::take))
+            .collect();
         if picked.len() != students.len() {
             return Err(EngineError::Model(format!(
                 "the students {students:?} are not distinct taps of the {n} the backbone produced"
@@ -94,13 +106,20 @@ impl DegradedPhotos {
     pub fn from_experiment(experiment: &Experiment) -> Result<Self, EngineError> {
         let data_err = |e: framer_data::DataError| EngineError::Data(e.to_string());
         let degrader = Degrader::new(experiment.degradation.clone()).map_err(data_err)?;
-        let options = TrainPairsOptions { crop_size: experiment.data.crop_size, ..Default::default() };
+        let options = TrainPairsOptions {
+            crop_size: experiment.data.crop_size,
+            ..Default::default()
+        };
         let pairs = match &experiment.data.hr_dir {
             Some(dir) => TrainPairs::from_folder(dir, degrader, options),
             None => TrainPairs::embedded(degrader, options),
         }
         .map_err(data_err)?;
-        Ok(Self { pairs, seed: experiment.train.seed, scale: experiment.data.scale })
+        Ok(Self {
+            pairs,
+            seed: experiment.train.seed,
+            scale: experiment.data.scale,
+        })
     }
 }
 
@@ -126,12 +145,19 @@ impl PairSource for DegradedPhotos {
             hr.extend(pair.hr.data().iter().map(|v| v * 2.0 - 1.0));
             lr.extend(up.data().iter().map(|v| (v * 2.0 - 1.0).clamp(-1.0, 1.0)));
         }
-        Ok(PairBatch { hr, lr_upsampled: lr, shape })
+        Ok(PairBatch {
+            hr,
+            lr_upsampled: lr,
+            shape,
+        })
     }
 }
 
 /// Checks that a backbone trains on this schedule's RGB pixel crops.
-pub fn check_fits<B: Backend, M: SrBackbone<B>>(model: &M, experiment: &Experiment) -> Result<(), EngineError> {
+pub fn check_fits<B: Backend, M: SrBackbone<B>>(
+    model: &M,
+    experiment: &Experiment,
+) -> Result<(), EngineError> {
     let crop = experiment.data.crop_size;
     let bad = |m: String| Err(EngineError::Model(m));
     if model.in_channels() != 3 || model.lr_channels() != 3 || model.out_channels() != 3 {
@@ -141,7 +167,7 @@ pub fn check_fits<B: Backend, M: SrBackbone<B>>(model: &M, experiment: &Experime
             model.in_channels()
         ));
     }
-    if crop % model.spatial_multiple() != 0 {
+    if !crop.is_multiple_of(model.spatial_multiple()) {
         return bad(format!(
             "`data.crop_size` {crop} is not a multiple of {}, which preset \"{}\" needs",
             model.spatial_multiple(),
@@ -151,7 +177,10 @@ pub fn check_fits<B: Backend, M: SrBackbone<B>>(model: &M, experiment: &Experime
     if let Some(max) = model.max_spatial_size()
         && crop > max
     {
-        return bad(format!("`data.crop_size` {crop} exceeds the largest size preset \"{}\" accepts ({max})", experiment.model.preset));
+        return bad(format!(
+            "`data.crop_size` {crop} exceeds the largest size preset \"{}\" accepts ({max})",
+            experiment.model.preset
+        ));
     }
     Ok(())
 }

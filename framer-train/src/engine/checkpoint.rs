@@ -58,7 +58,10 @@ pub fn to_bytes<B: Backend, R: Record<B>>(record: R) -> Result<Vec<u8>, EngineEr
 }
 
 /// Loads a record from the file at `path`.
-pub fn read_record<B: Backend, R: Record<B>>(path: &Path, device: &B::Device) -> Result<R, EngineError> {
+pub fn read_record<B: Backend, R: Record<B>>(
+    path: &Path,
+    device: &B::Device,
+) -> Result<R, EngineError> {
     let bytes = fs::read(path).map_err(|e| io_err(path, e))?;
     Recorder::<B>::load(&CheckpointRecorder::default(), bytes, device)
         .map_err(|e| EngineError::Checkpoint(format!("{}: cannot decode: {e}", path.display())))
@@ -73,14 +76,22 @@ pub struct CheckpointFiles {
 
 impl CheckpointFiles {
     /// Adds a module's record.
-    pub fn module<B: Backend, M: Module<B>>(&mut self, name: &str, module: &M) -> Result<(), EngineError> {
+    pub fn module<B: Backend, M: Module<B>>(
+        &mut self,
+        name: &str,
+        module: &M,
+    ) -> Result<(), EngineError> {
         let bytes = to_bytes::<B, _>(module.clone().into_record())?;
         self.files.push((format!("{name}.mpk"), bytes));
         Ok(())
     }
 
     /// Adds any record.
-    pub fn record<B: Backend, R: Record<B>>(&mut self, name: &str, record: R) -> Result<(), EngineError> {
+    pub fn record<B: Backend, R: Record<B>>(
+        &mut self,
+        name: &str,
+        record: R,
+    ) -> Result<(), EngineError> {
         let bytes = to_bytes::<B, _>(record)?;
         self.files.push((format!("{name}.mpk"), bytes));
         Ok(())
@@ -94,7 +105,12 @@ pub fn checkpoint_name(step: u64) -> String {
 
 /// Writes a checkpoint atomically into `dir` and keeps the newest `keep` checkpoints. Returns the
 /// checkpoint's folder.
-pub fn save(dir: &Path, state: &TrainingState, files: CheckpointFiles, keep: usize) -> Result<PathBuf, EngineError> {
+pub fn save(
+    dir: &Path,
+    state: &TrainingState,
+    files: CheckpointFiles,
+    keep: usize,
+) -> Result<PathBuf, EngineError> {
     fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
     let name = checkpoint_name(state.step);
     let tmp = dir.join(format!(".{name}.tmp"));
@@ -105,7 +121,8 @@ pub fn save(dir: &Path, state: &TrainingState, files: CheckpointFiles, keep: usi
     for (file, bytes) in &files.files {
         write_synced(&tmp.join(file), bytes)?;
     }
-    let json = serde_json::to_vec_pretty(state).map_err(|e| EngineError::Checkpoint(e.to_string()))?;
+    let json =
+        serde_json::to_vec_pretty(state).map_err(|e| EngineError::Checkpoint(e.to_string()))?;
     write_synced(&tmp.join("state.json"), &json)?;
     sync_dir(&tmp);
     let target = dir.join(&name);
@@ -133,11 +150,15 @@ pub fn save(dir: &Path, state: &TrainingState, files: CheckpointFiles, keep: usi
 
 /// Complete checkpoints in `dir` (those with a `state.json`), sorted by step.
 pub fn list(dir: &Path) -> Result<Vec<(u64, PathBuf)>, EngineError> {
-    let Ok(entries) = fs::read_dir(dir) else { return Ok(Vec::new()) };
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Ok(Vec::new());
+    };
     let mut out = Vec::new();
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
-        if let Some(step) = name.strip_prefix("step-").and_then(|s| s.parse::<u64>().ok())
+        if let Some(step) = name
+            .strip_prefix("step-")
+            .and_then(|s| s.parse::<u64>().ok())
             && e.path().join("state.json").is_file()
         {
             out.push((step, e.path()));
@@ -163,5 +184,6 @@ pub fn latest(dir: &Path) -> Result<Option<PathBuf>, EngineError> {
 pub fn read_state(path: &Path) -> Result<TrainingState, EngineError> {
     let file = path.join("state.json");
     let bytes = fs::read(&file).map_err(|e| io_err(&file, e))?;
-    serde_json::from_slice(&bytes).map_err(|e| EngineError::Checkpoint(format!("{}: {e}", file.display())))
+    serde_json::from_slice(&bytes)
+        .map_err(|e| EngineError::Checkpoint(format!("{}: {e}", file.display())))
 }

@@ -66,7 +66,8 @@ impl SyntheticPairs {
         let waves: Vec<[f32; 7]> = (0..3)
             .map(|_| {
                 let angle = rng.random_range(0.0..std::f32::consts::PI);
-                let freq = rng.random_range(0.5..(n as f32 / 6.0).max(1.0)) * std::f32::consts::TAU / n as f32;
+                let freq = rng.random_range(0.5..(n as f32 / 6.0).max(1.0)) * std::f32::consts::TAU
+                    / n as f32;
                 [
                     angle.cos() * freq,
                     angle.sin() * freq,
@@ -136,7 +137,7 @@ impl SyntheticPairs {
 
 impl PairSource for SyntheticPairs {
     fn batch(&self, step: u64, batch_size: usize) -> Result<PairBatch, EngineError> {
-        if self.scale == 0 || self.size == 0 || self.size % self.scale != 0 {
+        if self.scale == 0 || self.size == 0 || !self.size.is_multiple_of(self.scale) {
             return Err(EngineError::Data(format!(
                 "synthetic pairs need a size ({}) that is a positive multiple of the scale ({})",
                 self.size, self.scale
@@ -150,7 +151,11 @@ impl PairSource for SyntheticPairs {
             lr.extend(self.degrade(&img));
             hr.extend(img);
         }
-        Ok(PairBatch { hr, lr_upsampled: lr, shape: [batch_size, 3, self.size, self.size] })
+        Ok(PairBatch {
+            hr,
+            lr_upsampled: lr,
+            shape: [batch_size, 3, self.size, self.size],
+        })
     }
 }
 
@@ -160,17 +165,29 @@ mod tests {
 
     #[test]
     fn synthetic_batches_depend_only_on_the_step() {
-        let src = SyntheticPairs { seed: 3, size: 16, scale: 4 };
+        let src = SyntheticPairs {
+            seed: 3,
+            size: 16,
+            scale: 4,
+        };
         let a = src.batch(7, 2).unwrap();
         assert_eq!(a, src.batch(7, 2).unwrap());
         assert_ne!(a.hr, src.batch(8, 2).unwrap().hr);
         assert_eq!(a.shape, [2, 3, 16, 16]);
-        assert!(a.hr.iter().chain(&a.lr_upsampled).all(|v| (-1.0..=1.0).contains(v)));
+        assert!(
+            a.hr.iter()
+                .chain(&a.lr_upsampled)
+                .all(|v| (-1.0..=1.0).contains(v))
+        );
     }
 
     #[test]
     fn degradation_of_a_constant_image_is_the_constant() {
-        let src = SyntheticPairs { seed: 0, size: 8, scale: 2 };
+        let src = SyntheticPairs {
+            seed: 0,
+            size: 8,
+            scale: 2,
+        };
         let hr = vec![0.25f32; 3 * 64];
         assert!(src.degrade(&hr).iter().all(|v| (v - 0.25).abs() < 1e-6));
         // a horizontal ramp survives box-down + bilinear-up exactly away from the borders
@@ -183,8 +200,24 @@ mod tests {
 
     #[test]
     fn bad_sizes_are_errors() {
-        assert!(SyntheticPairs { seed: 0, size: 10, scale: 4 }.batch(0, 1).is_err());
-        let fixed = FixedBatch(SyntheticPairs { seed: 0, size: 8, scale: 2 }.batch(0, 2).unwrap());
+        assert!(
+            SyntheticPairs {
+                seed: 0,
+                size: 10,
+                scale: 4
+            }
+            .batch(0, 1)
+            .is_err()
+        );
+        let fixed = FixedBatch(
+            SyntheticPairs {
+                seed: 0,
+                size: 8,
+                scale: 2,
+            }
+            .batch(0, 2)
+            .unwrap(),
+        );
         assert!(fixed.batch(5, 3).is_err());
     }
 }

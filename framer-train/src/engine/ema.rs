@@ -63,7 +63,12 @@ pub fn effective_decay(decay: f64, updates: u64) -> f64 {
 /// `ema ← d·ema + (1 − d)·current` for every float parameter, matched by parameter id (the EMA is
 /// a clone of the trained module, so the ids agree).
 pub fn ema_update<B: Backend, M: Module<B>>(ema: M, current: &M, decay: f64) -> M {
-    let mut collect = Collect { params: HashMap::new() };
+    let mut collect = Collect {
+        params: HashMap::new(),
+    };
     current.visit(&mut collect);
-    ema.map(&mut Blend { params: collect.params, decay })
+    ema.map(&mut Blend {
+        params: collect.params,
+        decay,
+    })
 }

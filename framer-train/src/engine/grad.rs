@@ -30,21 +30,29 @@ struct Scale<'a> {
 impl<B: AutodiffBackend> ModuleVisitor<B> for Scale<'_> {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
         if let Some(g) = self.grads.remove::<B::InnerBackend, D>(param.id) {
-            self.grads.register::<B::InnerBackend, D>(param.id, g.mul_scalar(self.factor));
+            self.grads
+                .register::<B::InnerBackend, D>(param.id, g.mul_scalar(self.factor));
         }
     }
 }
 
 /// The L2 norm of all of `module`'s gradients taken together, `√(Σ_params Σ g²)` (NaN or ∞ if any
 /// gradient is not finite; 0 when there are none).
-pub fn global_grad_norm<B: AutodiffBackend, M: AutodiffModule<B>>(module: &M, grads: &GradientsParams) -> f64 {
+pub fn global_grad_norm<B: AutodiffBackend, M: AutodiffModule<B>>(
+    module: &M,
+    grads: &GradientsParams,
+) -> f64 {
     let mut v = SquaredNorm::<B> { grads, sum: None };
     module.visit(&mut v);
     v.sum.map_or(0.0, |s| s.into_scalar().elem::<f64>().sqrt())
 }
 
 /// Scales every gradient of `module` by `factor`.
-pub fn scale_grads<B: AutodiffBackend, M: AutodiffModule<B>>(module: &M, grads: &mut GradientsParams, factor: f64) {
+pub fn scale_grads<B: AutodiffBackend, M: AutodiffModule<B>>(
+    module: &M,
+    grads: &mut GradientsParams,
+    factor: f64,
+) {
     let mut v = Scale { grads, factor };
     module.visit(&mut v);
 }

@@ -38,8 +38,7 @@ pub struct StepRecord {
     pub seconds: f64,
 }
 
-const CSV_HEADER: &str =
-    "step,loss,base_loss,framer_loss,lambda,lr,grad_norm,avg_weight_low,avg_weight_high,skipped,seconds";
+const CSV_HEADER: &str = "step,loss,base_loss,framer_loss,lambda,lr,grad_norm,avg_weight_low,avg_weight_high,skipped,seconds";
 
 fn opt(v: Option<f64>) -> String {
     v.map(|x| x.to_string()).unwrap_or_default()
@@ -69,7 +68,13 @@ impl StepRecord {
             return None;
         }
         let num = |s: &str| s.parse::<f64>().ok();
-        let maybe = |s: &str| if s.is_empty() { Some(None) } else { num(s).map(Some) };
+        let maybe = |s: &str| {
+            if s.is_empty() {
+                Some(None)
+            } else {
+                num(s).map(Some)
+            }
+        };
         Some(Self {
             step: f[0].parse().ok()?,
             loss: num(f[1])?,
@@ -108,10 +113,17 @@ impl MetricsLog {
     /// reads like one uninterrupted run).
     pub fn open(dir: &Path, format: LogFormat, resume_step: u64) -> Result<Self, EngineError> {
         let path = dir.join(Self::file_name(format));
-        let kept: Vec<StepRecord> =
-            read(&path, format)?.into_iter().filter(|r| r.step < resume_step).collect();
-        let file = File::create(&path).map_err(|e| EngineError::Io(format!("{}: {e}", path.display())))?;
-        let mut log = Self { path, format, out: BufWriter::new(file) };
+        let kept: Vec<StepRecord> = read(&path, format)?
+            .into_iter()
+            .filter(|r| r.step < resume_step)
+            .collect();
+        let file =
+            File::create(&path).map_err(|e| EngineError::Io(format!("{}: {e}", path.display())))?;
+        let mut log = Self {
+            path,
+            format,
+            out: BufWriter::new(file),
+        };
         if format == LogFormat::Csv {
             writeln!(log.out, "{CSV_HEADER}").map_err(|e| log.err(e))?;
         }
@@ -129,7 +141,9 @@ impl MetricsLog {
     /// Appends one record.
     pub fn append(&mut self, r: &StepRecord) -> Result<(), EngineError> {
         let line = match self.format {
-            LogFormat::Jsonl => serde_json::to_string(r).map_err(|e| EngineError::Io(e.to_string()))?,
+            LogFormat::Jsonl => {
+                serde_json::to_string(r).map_err(|e| EngineError::Io(e.to_string()))?
+            }
             LogFormat::Csv => r.to_csv(),
         };
         writeln!(self.out, "{line}").map_err(|e| self.err(e))
@@ -148,7 +162,9 @@ impl MetricsLog {
 
 /// Reads a metrics file (missing file: no records). Unparsable lines are errors naming the line.
 pub fn read(path: &Path, format: LogFormat) -> Result<Vec<StepRecord>, EngineError> {
-    let Ok(file) = OpenOptions::new().read(true).open(path) else { return Ok(Vec::new()) };
+    let Ok(file) = OpenOptions::new().read(true).open(path) else {
+        return Ok(Vec::new());
+    };
     let mut out = Vec::new();
     for (i, line) in BufReader::new(file).lines().enumerate() {
         let line = line.map_err(|e| EngineError::Io(format!("{}: {e}", path.display())))?;
@@ -160,7 +176,11 @@ pub fn read(path: &Path, format: LogFormat) -> Result<Vec<StepRecord>, EngineErr
             LogFormat::Csv => StepRecord::from_csv(&line),
         };
         out.push(rec.ok_or_else(|| {
-            EngineError::Io(format!("{}:{}: not a metrics record: {line}", path.display(), i + 1))
+            EngineError::Io(format!(
+                "{}:{}: not a metrics record: {line}",
+                path.display(),
+                i + 1
+            ))
         })?);
     }
     Ok(out)
@@ -174,28 +194,53 @@ pub const PLOT_COLOURS: [[u8; 3]; 3] = [[20, 20, 20], [30, 90, 200], [210, 40, 4
 /// Three series share a log₁₀ y-axis: the total loss (black), the base loss (blue) and the
 /// weighted FRAMER term λ·L_FRAMER (red); skipped steps are left out. Grid lines mark the decades
 /// of the y-axis and tenths of the steps. The plot has no text, so no font is needed.
-pub fn plot_losses(records: &[StepRecord], path: &Path, width: u32, height: u32) -> Result<(), EngineError> {
+pub fn plot_losses(
+    records: &[StepRecord],
+    path: &Path,
+    width: u32,
+    height: u32,
+) -> Result<(), EngineError> {
     let mut img = RgbImage::from_pixel(width, height, Rgb([255, 255, 255]));
     let (left, right, top, bottom) = (10i64, width as i64 - 10, 10i64, height as i64 - 10);
     let series: [Vec<(f64, f64)>; 3] = [
-        records.iter().filter(|r| !r.skipped).map(|r| (r.step as f64, r.loss)).collect(),
-        records.iter().filter(|r| !r.skipped).map(|r| (r.step as f64, r.base_loss)).collect(),
+        records
+            .iter()
+            .filter(|r| !r.skipped)
+            .map(|r| (r.step as f64, r.loss))
+            .collect(),
+        records
+            .iter()
+            .filter(|r| !r.skipped)
+            .map(|r| (r.step as f64, r.base_loss))
+            .collect(),
         records
             .iter()
             .filter(|r| !r.skipped)
             .filter_map(|r| r.framer_loss.map(|f| (r.step as f64, r.lambda * f)))
             .collect(),
     ];
-    let ys = series.iter().flatten().map(|p| p.1).filter(|y| y.is_finite() && *y > 0.0);
-    let (lo, hi) = ys.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), y| (lo.min(y), hi.max(y)));
+    let ys = series
+        .iter()
+        .flatten()
+        .map(|p| p.1)
+        .filter(|y| y.is_finite() && *y > 0.0);
+    let (lo, hi) = ys.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), y| {
+        (lo.min(y), hi.max(y))
+    });
     if lo.is_finite() && hi.is_finite() {
-        let (lo, hi) = (lo.log10().floor(), hi.log10().ceil().max(lo.log10().floor() + 1.0));
-        let (x0, x1) = records.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), r| {
-            (a.min(r.step as f64), b.max(r.step as f64))
-        });
+        let (lo, hi) = (
+            lo.log10().floor(),
+            hi.log10().ceil().max(lo.log10().floor() + 1.0),
+        );
+        let (x0, x1) = records
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), r| {
+                (a.min(r.step as f64), b.max(r.step as f64))
+            });
         let x1 = if x1 > x0 { x1 } else { x0 + 1.0 };
         let px = |x: f64| left + ((x - x0) / (x1 - x0) * (right - left) as f64).round() as i64;
-        let py = |y: f64| bottom - ((y.log10() - lo) / (hi - lo) * (bottom - top) as f64).round() as i64;
+        let py =
+            |y: f64| bottom - ((y.log10() - lo) / (hi - lo) * (bottom - top) as f64).round() as i64;
         let grid = Rgb([225, 225, 225]);
         for d in 0..=((hi - lo) as i64) {
             let y = py(10f64.powf(lo + d as f64));
@@ -206,8 +251,11 @@ pub fn plot_losses(records: &[StepRecord], path: &Path, width: u32, height: u32)
             line(&mut img, (x, top), (x, bottom), grid);
         }
         for (points, colour) in series.iter().zip(PLOT_COLOURS) {
-            let pts: Vec<(i64, i64)> =
-                points.iter().filter(|p| p.1.is_finite() && p.1 > 0.0).map(|&(x, y)| (px(x), py(y))).collect();
+            let pts: Vec<(i64, i64)> = points
+                .iter()
+                .filter(|p| p.1.is_finite() && p.1 > 0.0)
+                .map(|&(x, y)| (px(x), py(y)))
+                .collect();
             for w in pts.windows(2) {
                 line(&mut img, w[0], w[1], Rgb(colour));
             }
@@ -220,7 +268,8 @@ pub fn plot_losses(records: &[StepRecord], path: &Path, width: u32, height: u32)
     line(&mut img, (left, bottom), (right, bottom), axis);
     line(&mut img, (left, top), (left, bottom), axis);
     if let Some(parent) = path.parent() {
-        fs::create_dir_all(parent).map_err(|e| EngineError::Io(format!("{}: {e}", parent.display())))?;
+        fs::create_dir_all(parent)
+            .map_err(|e| EngineError::Io(format!("{}: {e}", parent.display())))?;
     }
     let tmp = path.with_extension("png.tmp");
     img.save_with_format(&tmp, image::ImageFormat::Png)
@@ -261,7 +310,7 @@ mod tests {
             step,
             loss,
             base_loss: loss * 0.9,
-            framer_loss: (step % 2 == 0).then_some(1.0),
+            framer_loss: step.is_multiple_of(2).then_some(1.0),
             lambda: 0.1,
             lr: 1e-4,
             grad_norm: 0.5,
@@ -285,17 +334,34 @@ mod tests {
             }
             log.flush().unwrap();
             drop(log);
-            assert_eq!(read(&dir.join(MetricsLog::file_name(format)), format).unwrap(), records);
+            assert_eq!(
+                read(&dir.join(MetricsLog::file_name(format)), format).unwrap(),
+                records
+            );
             // resuming at step 4 keeps steps 0..4
             drop(MetricsLog::open(&dir, format, 4).unwrap());
-            assert_eq!(read(&dir.join(MetricsLog::file_name(format)), format).unwrap(), records[..4]);
+            assert_eq!(
+                read(&dir.join(MetricsLog::file_name(format)), format).unwrap(),
+                records[..4]
+            );
         }
         let png = dir.join("loss.png");
-        plot_losses(&(0..50).map(|s| rec(s, 1.0 / (s + 1) as f64)).collect::<Vec<_>>(), &png, 200, 100).unwrap();
+        plot_losses(
+            &(0..50)
+                .map(|s| rec(s, 1.0 / (s + 1) as f64))
+                .collect::<Vec<_>>(),
+            &png,
+            200,
+            100,
+        )
+        .unwrap();
         let img = image::open(&png).unwrap().to_rgb8();
         assert_eq!(img.dimensions(), (200, 100));
         let coloured = |c: [u8; 3]| img.pixels().filter(|p| p.0 == c).count();
-        assert!(coloured(PLOT_COLOURS[0]) > 50, "the total-loss curve is drawn");
+        assert!(
+            coloured(PLOT_COLOURS[0]) > 50,
+            "the total-loss curve is drawn"
+        );
         assert!(coloured(PLOT_COLOURS[2]) > 10, "the FRAMER curve is drawn");
         fs::remove_dir_all(&dir).unwrap();
     }

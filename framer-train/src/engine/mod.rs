@@ -106,13 +106,21 @@ pub struct RunSummary {
 
 impl fmt::Display for RunSummary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "experiment {}: steps {}..{} in {:.1} s", self.experiment, self.start_step, self.end_step, self.seconds)?;
+        writeln!(
+            f,
+            "experiment {}: steps {}..{} in {:.1} s",
+            self.experiment, self.start_step, self.end_step, self.seconds
+        )?;
         match self.final_loss {
             Some(l) => writeln!(f, "  final loss {l:.6}")?,
             None => writeln!(f, "  no step completed")?,
         }
         if self.skipped_steps > 0 {
-            writeln!(f, "  {} steps skipped by the NaN/Inf guard", self.skipped_steps)?;
+            writeln!(
+                f,
+                "  {} steps skipped by the NaN/Inf guard",
+                self.skipped_steps
+            )?;
         }
         writeln!(f, "  metrics    {}", self.metrics.display())?;
         writeln!(f, "  plot       {}", self.plot.display())?;
@@ -169,8 +177,13 @@ where
         device: &B::Device,
     ) -> Result<Self, EngineError> {
         let out_dir = out_dir.as_ref().to_path_buf();
-        std::fs::create_dir_all(&out_dir).map_err(|e| EngineError::Io(format!("{}: {e}", out_dir.display())))?;
-        let students = experiment.framer.students.select(model.num_taps()).map_err(EngineError::Model)?;
+        std::fs::create_dir_all(&out_dir)
+            .map_err(|e| EngineError::Io(format!("{}: {e}", out_dir.display())))?;
+        let students = experiment
+            .framer
+            .students
+            .select(model.num_taps())
+            .map_err(EngineError::Model)?;
         if experiment.framer.enabled && students.len() < 2 {
             return Err(EngineError::Model(format!(
                 "FRAMER needs at least 2 student taps, the model has {}",
@@ -250,7 +263,8 @@ where
                 self.experiment.train.seed
             )));
         }
-        let record = checkpoint::read_record::<B, M::Record>(&path.join("model.mpk"), &self.device)?;
+        let record =
+            checkpoint::read_record::<B, M::Record>(&path.join("model.mpk"), &self.device)?;
         self.model = self.model.clone().load_record(record);
         let optim = checkpoint::read_record::<B, _>(&path.join("optim.mpk"), &self.device)?;
         self.optim = self.optim.clone().load_record(optim);
@@ -275,12 +289,19 @@ where
         if let Some(ema) = &self.ema {
             files.module::<B::InnerBackend, M::InnerModule>("ema", ema)?;
         }
-        checkpoint::save(&self.checkpoint_dir(), &self.state, files, self.experiment.checkpoint.keep)
+        checkpoint::save(
+            &self.checkpoint_dir(),
+            &self.state,
+            files,
+            self.experiment.checkpoint.keep,
+        )
     }
 
     fn host_normal(&self, step: u64, len: usize) -> Vec<f32> {
         let mut rng = step_rng(self.experiment.train.seed, step, Stream::Noise);
-        (0..len).map(|_| <StandardNormal as Distribution<f32>>::sample(&StandardNormal, &mut rng)).collect()
+        (0..len)
+            .map(|_| <StandardNormal as Distribution<f32>>::sample(&StandardNormal, &mut rng))
+            .collect()
     }
 
     /// The loss of the current model on the batch and draws of step `step`, with its parts.
@@ -298,32 +319,54 @@ where
             )));
         }
         let x0 = Tensor::<B, 4>::from_data(TensorData::new(batch.hr, shape), &self.device);
-        let condition = Tensor::<B, 4>::from_data(TensorData::new(batch.lr_upsampled, shape), &self.device);
-        let noise = Tensor::<B, 4>::from_data(TensorData::new(self.host_normal(step, numel), shape), &self.device);
-        let levels =
-            self.objective.draw_levels(shape[0], &mut step_rng(exp.train.seed, step, Stream::Time));
+        let condition =
+            Tensor::<B, 4>::from_data(TensorData::new(batch.lr_upsampled, shape), &self.device);
+        let noise = Tensor::<B, 4>::from_data(
+            TensorData::new(self.host_normal(step, numel), shape),
+            &self.device,
+        );
+        let levels = self
+            .objective
+            .draw_levels(shape[0], &mut step_rng(exp.train.seed, step, Stream::Time));
         let (x_t, target) = self.objective.noisy_and_target(x0, noise, &levels);
-        let timesteps = Tensor::<B, 1>::from_data(TensorData::new(levels.timesteps.clone(), [shape[0]]), &self.device);
+        let timesteps = Tensor::<B, 1>::from_data(
+            TensorData::new(levels.timesteps.clone(), [shape[0]]),
+            &self.device,
+        );
 
         let use_framer = exp.framer.enabled && values.lambda > 0.0;
         let (prediction, students) = if use_framer {
-            self.model.predict_with_students(x_t.clone(), timesteps, condition, &self.students)?
+            self.model
+                .predict_with_students(x_t.clone(), timesteps, condition, &self.students)?
         } else {
-            (self.model.predict(x_t.clone(), timesteps, condition), Vec::new())
+            (
+                self.model.predict(x_t.clone(), timesteps, condition),
+                Vec::new(),
+            )
         };
-        let base = self.objective.loss(prediction.clone(), x_t.clone(), target, &levels);
+        let base = self
+            .objective
+            .loss(prediction.clone(), x_t.clone(), target, &levels);
         let base_value: f64 = base.clone().into_scalar().elem();
         let (total, framer) = if use_framer {
             let loss = exp.framer_loss_at(step).init()?;
             let negatives = self.negatives.sample(step, students.len())?;
             let param = self.objective.parameterization(&levels);
-            let out = loss.forward(framer::FramerInput::new(students, prediction, x_t, param, negatives))?;
+            let out = loss.forward(framer::FramerInput::new(
+                students, prediction, x_t, param, negatives,
+            ))?;
             let diag = out.diagnostics();
             (base + out.loss.mul_scalar(values.lambda), Some(diag))
         } else {
             (base, None)
         };
-        Ok(Losses { total, base: base_value, framer, lambda: values.lambda, lr: values.lr })
+        Ok(Losses {
+            total,
+            base: base_value,
+            framer,
+            lambda: values.lambda,
+            lr: values.lr,
+        })
     }
 
     /// Evaluates the current model, without updating it, on the batch and random draws of step
@@ -331,7 +374,11 @@ where
     /// `(loss, base loss, FRAMER loss before λ)`.
     pub fn evaluate(&self, draw_step: u64) -> Result<(f64, f64, Option<f64>), EngineError> {
         let l = self.losses(draw_step)?;
-        Ok((l.total.into_scalar().elem(), l.base, l.framer.map(|d| d.loss as f64)))
+        Ok((
+            l.total.into_scalar().elem(),
+            l.base,
+            l.framer.map(|d| d.loss as f64),
+        ))
     }
 
     /// Runs one training step (step [`Self::step`]) and returns its record. A step rejected by the
@@ -341,7 +388,13 @@ where
         let started = Instant::now();
         let step = self.state.step;
         let exp = self.experiment;
-        let Losses { total, base: base_value, framer: framer_diag, lambda, lr } = self.losses(step)?;
+        let Losses {
+            total,
+            base: base_value,
+            framer: framer_diag,
+            lambda,
+            lr,
+        } = self.losses(step)?;
         let loss_value: f64 = total.clone().into_scalar().elem();
         let mut grads = GradientsParams::from_grads(total.backward(), &self.model);
         let grad_norm = grad::global_grad_norm::<B, M>(&self.model, &grads);
@@ -404,8 +457,10 @@ where
             indicatif::ProgressBar::hidden()
         };
         bar.set_style(
-            indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} [{elapsed_precise}<{eta_precise}, {per_sec}] {msg}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            indicatif::ProgressStyle::with_template(
+                "{bar:30} {pos}/{len} [{elapsed_precise}<{eta_precise}, {per_sec}] {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
         bar.set_position(start_step);
         let mut final_loss = None;
@@ -430,7 +485,10 @@ where
                 final_loss = Some(record.loss);
             }
             bar.set_message(match record.framer_loss {
-                Some(f) => format!("loss {:.4} base {:.4} framer {:.4} λ {:.3}", record.loss, record.base_loss, f, record.lambda),
+                Some(f) => format!(
+                    "loss {:.4} base {:.4} framer {:.4} λ {:.3}",
+                    record.loss, record.base_loss, f, record.lambda
+                ),
                 None => format!("loss {:.4} base {:.4}", record.loss, record.base_loss),
             });
             bar.inc(1);
@@ -438,17 +496,27 @@ where
                 log.append(&record)?;
             }
             let done = self.state.step;
-            if done % exp.checkpoint.every == 0 || done == exp.train.steps {
+            if done.is_multiple_of(exp.checkpoint.every) || done == exp.train.steps {
                 log.flush()?;
                 last_checkpoint = Some(self.save_checkpoint()?);
             }
-            if exp.logging.plot_every > 0 && done % exp.logging.plot_every == 0 {
+            if exp.logging.plot_every > 0 && done.is_multiple_of(exp.logging.plot_every) {
                 log.flush()?;
-                metrics::plot_losses(&metrics::read(log.path(), exp.logging.format)?, &plot, 800, 480)?;
+                metrics::plot_losses(
+                    &metrics::read(log.path(), exp.logging.format)?,
+                    &plot,
+                    800,
+                    480,
+                )?;
             }
         }
         log.flush()?;
-        metrics::plot_losses(&metrics::read(log.path(), exp.logging.format)?, &plot, 800, 480)?;
+        metrics::plot_losses(
+            &metrics::read(log.path(), exp.logging.format)?,
+            &plot,
+            800,
+            480,
+        )?;
         bar.finish();
         Ok(RunSummary {
             experiment: exp.name.clone(),
@@ -478,7 +546,8 @@ where
     M: AutodiffModule<B> + Denoiser<B>,
 {
     let out_dir = out_dir.as_ref();
-    std::fs::create_dir_all(out_dir).map_err(|e| EngineError::Io(format!("{}: {e}", out_dir.display())))?;
+    std::fs::create_dir_all(out_dir)
+        .map_err(|e| EngineError::Io(format!("{}: {e}", out_dir.display())))?;
     let resolved = out_dir.join("schedule.resolved.toml");
     std::fs::write(&resolved, experiment.to_string())
         .map_err(|e| EngineError::Io(format!("{}: {e}", resolved.display())))?;
@@ -508,12 +577,24 @@ pub fn run_experiment<B: AutodiffBackend>(
         BackboneConfig::UNet(c) => {
             let model = c.init::<B>(device).map_err(model_err)?;
             backbone::check_fits(&model, experiment)?;
-            run_experiment_with(experiment, WithHeads::new(model, device), source, out_dir, device)
+            run_experiment_with(
+                experiment,
+                WithHeads::new(model, device),
+                source,
+                out_dir,
+                device,
+            )
         }
         BackboneConfig::DiT(c) => {
             let model = c.init::<B>(device).map_err(model_err)?;
             backbone::check_fits(&model, experiment)?;
-            run_experiment_with(experiment, WithHeads::new(model, device), source, out_dir, device)
+            run_experiment_with(
+                experiment,
+                WithHeads::new(model, device),
+                source,
+                out_dir,
+                device,
+            )
         }
     }
 }

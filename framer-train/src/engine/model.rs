@@ -18,7 +18,12 @@ pub trait Denoiser<B: Backend>: Module<B> {
     fn num_taps(&self) -> usize;
 
     /// The final prediction only (training without FRAMER, and inference).
-    fn predict(&self, x_t: Tensor<B, 4>, timesteps: Tensor<B, 1>, condition: Tensor<B, 4>) -> Tensor<B, 4>;
+    fn predict(
+        &self,
+        x_t: Tensor<B, 4>,
+        timesteps: Tensor<B, 1>,
+        condition: Tensor<B, 4>,
+    ) -> Tensor<B, 4>;
 
     /// The final prediction (the teacher) and the predictions of the taps listed in `students`
     /// (indices `< num_taps()`, in that order), each already read out into the teacher's space.

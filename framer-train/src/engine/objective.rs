@@ -39,9 +39,18 @@ pub struct NoiseLevels {
 }
 
 /// The ᾱ_t of a DDPM β schedule, `t = 0 .. steps`.
-pub fn alphas_cumprod(schedule: BetaSchedule, beta_start: f64, beta_end: f64, steps: usize) -> Vec<f64> {
+pub fn alphas_cumprod(
+    schedule: BetaSchedule,
+    beta_start: f64,
+    beta_end: f64,
+    steps: usize,
+) -> Vec<f64> {
     let lerp = |a: f64, b: f64, i: usize| {
-        if steps == 1 { a } else { a + (b - a) * i as f64 / (steps - 1) as f64 }
+        if steps == 1 {
+            a
+        } else {
+            a + (b - a) * i as f64 / (steps - 1) as f64
+        }
     };
     let mut acc = 1.0;
     (0..steps)
@@ -80,7 +89,11 @@ impl Objective {
     /// Draws the noise level of each of `batch` samples.
     pub fn draw_levels(&self, batch: usize, rng: &mut impl Rng) -> NoiseLevels {
         match self {
-            Self::RectifiedFlow { sampling, logit_mean, logit_std } => {
+            Self::RectifiedFlow {
+                sampling,
+                logit_mean,
+                logit_std,
+            } => {
                 let sigmas: Vec<f32> = (0..batch)
                     .map(|_| match sampling {
                         SigmaSampling::LogitNormal => {
@@ -90,12 +103,20 @@ impl Objective {
                         SigmaSampling::Uniform => rng.random::<f64>(),
                     } as f32)
                     .collect();
-                NoiseLevels { timesteps: sigmas.clone(), levels: sigmas }
+                NoiseLevels {
+                    timesteps: sigmas.clone(),
+                    levels: sigmas,
+                }
             }
             Self::Ddpm { alphas_cumprod, .. } => {
-                let ts: Vec<usize> = (0..batch).map(|_| rng.random_range(0..alphas_cumprod.len())).collect();
+                let ts: Vec<usize> = (0..batch)
+                    .map(|_| rng.random_range(0..alphas_cumprod.len()))
+                    .collect();
                 NoiseLevels {
-                    timesteps: ts.iter().map(|&t| (t as f64 / alphas_cumprod.len() as f64) as f32).collect(),
+                    timesteps: ts
+                        .iter()
+                        .map(|&t| (t as f64 / alphas_cumprod.len() as f64) as f32)
+                        .collect(),
                     levels: ts.iter().map(|&t| alphas_cumprod[t] as f32).collect(),
                 }
             }
@@ -128,7 +149,11 @@ impl Objective {
                 let a = per_sample(levels.levels.iter().map(|a| a.sqrt()).collect());
                 let b = per_sample(levels.levels.iter().map(|a| (1.0 - a).sqrt()).collect());
                 let x_t = x0.clone() * a.clone() + noise.clone() * b.clone();
-                let target = if *v_prediction { noise * a - x0 * b } else { noise };
+                let target = if *v_prediction {
+                    noise * a - x0 * b
+                } else {
+                    noise
+                };
                 (x_t, target)
             }
         }
@@ -164,15 +189,20 @@ impl Objective {
     /// How FRAMER maps this objective's predictions to clean estimates.
     pub fn parameterization(&self, levels: &NoiseLevels) -> framer::Parameterization {
         match self {
-            Self::RectifiedFlow { .. } => {
-                framer::Parameterization::RectifiedFlow { sigmas: levels.levels.clone() }
-            }
-            Self::Ddpm { v_prediction: false, .. } => {
-                framer::Parameterization::Epsilon { alphas_cumprod: levels.levels.clone() }
-            }
-            Self::Ddpm { v_prediction: true, .. } => {
-                framer::Parameterization::Velocity { alphas_cumprod: levels.levels.clone() }
-            }
+            Self::RectifiedFlow { .. } => framer::Parameterization::RectifiedFlow {
+                sigmas: levels.levels.clone(),
+            },
+            Self::Ddpm {
+                v_prediction: false,
+                ..
+            } => framer::Parameterization::Epsilon {
+                alphas_cumprod: levels.levels.clone(),
+            },
+            Self::Ddpm {
+                v_prediction: true, ..
+            } => framer::Parameterization::Velocity {
+                alphas_cumprod: levels.levels.clone(),
+            },
         }
     }
 }
@@ -220,36 +250,70 @@ mod tests {
     #[test]
     fn perfect_predictions_have_zero_loss_and_exact_clean_estimates() {
         let device = Default::default();
-        let x0 = Tensor::<B, 4>::from_data(TensorData::new(vec![0.5f32, -0.25, 1.0, 0.0], [2, 1, 1, 2]), &device);
-        let eps = Tensor::<B, 4>::from_data(TensorData::new(vec![0.1f32, 0.7, -0.3, 2.0], [2, 1, 1, 2]), &device);
-        let levels = NoiseLevels { timesteps: vec![0.3, 0.8], levels: vec![0.3, 0.8] };
+        let x0 = Tensor::<B, 4>::from_data(
+            TensorData::new(vec![0.5f32, -0.25, 1.0, 0.0], [2, 1, 1, 2]),
+            &device,
+        );
+        let eps = Tensor::<B, 4>::from_data(
+            TensorData::new(vec![0.1f32, 0.7, -0.3, 2.0], [2, 1, 1, 2]),
+            &device,
+        );
+        let levels = NoiseLevels {
+            timesteps: vec![0.3, 0.8],
+            levels: vec![0.3, 0.8],
+        };
         // flow: v = ε − x0
-        let flow = Objective::RectifiedFlow { sampling: SigmaSampling::Uniform, logit_mean: 0.0, logit_std: 1.0 };
+        let flow = Objective::RectifiedFlow {
+            sampling: SigmaSampling::Uniform,
+            logit_mean: 0.0,
+            logit_std: 1.0,
+        };
         let (x_t, target) = flow.noisy_and_target(x0.clone(), eps.clone(), &levels);
         // x_t of sample 0, first pixel: 0.7·0.5 + 0.3·0.1 = 0.38
         let xt: Vec<f32> = x_t.clone().into_data().to_vec().unwrap();
         assert!((xt[0] - 0.38).abs() < 1e-6);
         let v = eps.clone() - x0.clone();
-        let loss: f32 = flow.loss(v.clone(), x_t.clone(), target, &levels).into_scalar();
+        let loss: f32 = flow
+            .loss(v.clone(), x_t.clone(), target, &levels)
+            .into_scalar();
         assert!(loss.abs() < 1e-12);
-        let back = flow.parameterization(&levels).clean_estimate(v, x_t).unwrap();
+        let back = flow
+            .parameterization(&levels)
+            .clean_estimate(v, x_t)
+            .unwrap();
         let diff: f32 = (back - x0.clone()).abs().max().into_scalar();
         assert!(diff < 1e-6);
         // ε and v prediction
-        let levels = NoiseLevels { timesteps: vec![0.01, 0.9], levels: vec![0.9, 0.2] };
+        let levels = NoiseLevels {
+            timesteps: vec![0.01, 0.9],
+            levels: vec![0.9, 0.2],
+        };
         for v_prediction in [false, true] {
-            let ddpm = Objective::Ddpm { v_prediction, alphas_cumprod: vec![] };
+            let ddpm = Objective::Ddpm {
+                v_prediction,
+                alphas_cumprod: vec![],
+            };
             let (x_t, target) = ddpm.noisy_and_target(x0.clone(), eps.clone(), &levels);
-            let loss: f32 = ddpm.loss(target.clone(), x_t.clone(), target.clone(), &levels).into_scalar();
+            let loss: f32 = ddpm
+                .loss(target.clone(), x_t.clone(), target.clone(), &levels)
+                .into_scalar();
             assert_eq!(loss, 0.0);
-            let back = ddpm.parameterization(&levels).clean_estimate(target, x_t).unwrap();
+            let back = ddpm
+                .parameterization(&levels)
+                .clean_estimate(target, x_t)
+                .unwrap();
             let diff: f32 = (back - x0.clone()).abs().max().into_scalar();
             assert!(diff < 1e-5, "v_prediction={v_prediction}: {diff}");
         }
         // loss of a wrong flow prediction, by hand: v̂ = 0 → x̂0 = x_t, loss = mean((x_t − x0)²)
-        let levels = NoiseLevels { timesteps: vec![0.5, 0.5], levels: vec![0.5, 0.5] };
+        let levels = NoiseLevels {
+            timesteps: vec![0.5, 0.5],
+            levels: vec![0.5, 0.5],
+        };
         let (x_t, target) = flow.noisy_and_target(x0.clone(), eps.clone(), &levels);
-        let loss: f32 = flow.loss(x0.clone().zeros_like(), x_t, target, &levels).into_scalar();
+        let loss: f32 = flow
+            .loss(x0.clone().zeros_like(), x_t, target, &levels)
+            .into_scalar();
         // x_t − x0 = 0.5·(ε − x0) = 0.5·[-0.4, 0.95, -1.3, 2.0] → mean of squares = 0.25·(0.16 + 0.9025 + 1.69 + 4)/4
         let expected = 0.25 * (0.16 + 0.9025 + 1.69 + 4.0) / 4.0;
         assert!((loss - expected).abs() < 1e-6, "{loss} vs {expected}");

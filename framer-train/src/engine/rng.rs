@@ -29,7 +29,9 @@ pub fn splitmix64(mut z: u64) -> u64 {
 
 /// A 64-bit seed for `(seed, step, stream)`.
 pub fn derive_seed(seed: u64, step: u64, stream: Stream) -> u64 {
-    splitmix64(splitmix64(seed ^ splitmix64(step)) ^ (stream as u64).wrapping_mul(0xA24B_AED4_963E_E407))
+    splitmix64(
+        splitmix64(seed ^ splitmix64(step)) ^ (stream as u64).wrapping_mul(0xA24B_AED4_963E_E407),
+    )
 }
 
 /// The generator of `stream` at `step`.

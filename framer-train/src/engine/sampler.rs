@@ -24,7 +24,8 @@ pub fn sample<B: Backend>(
     let steps = steps.max(1);
     let batch = noise.dims()[0];
     let device = noise.device();
-    let times = |t: f32| Tensor::<B, 1>::from_data(TensorData::new(vec![t; batch], [batch]), &device);
+    let times =
+        |t: f32| Tensor::<B, 1>::from_data(TensorData::new(vec![t; batch], [batch]), &device);
     let mut x = noise;
     match objective {
         Objective::RectifiedFlow { .. } => {
@@ -35,16 +36,28 @@ pub fn sample<B: Backend>(
                 x = x + v.mul_scalar(next - sigma);
             }
         }
-        Objective::Ddpm { v_prediction, alphas_cumprod } => {
+        Objective::Ddpm {
+            v_prediction,
+            alphas_cumprod,
+        } => {
             let total = alphas_cumprod.len();
-            let ts: Vec<usize> = (0..steps.min(total)).map(|i| i * total / steps.min(total)).collect();
+            let ts: Vec<usize> = (0..steps.min(total))
+                .map(|i| i * total / steps.min(total))
+                .collect();
             for (k, &t) in ts.iter().enumerate().rev() {
                 let a = alphas_cumprod[t];
-                let a_prev = if k == 0 { 1.0 } else { alphas_cumprod[ts[k - 1]] };
+                let a_prev = if k == 0 {
+                    1.0
+                } else {
+                    alphas_cumprod[ts[k - 1]]
+                };
                 let out = predict(x.clone(), times((t as f64 / total as f64) as f32));
                 let (sa, sb) = (a.sqrt(), (1.0 - a).sqrt());
                 let (x0, eps) = if *v_prediction {
-                    (x.clone().mul_scalar(sa) - out.clone().mul_scalar(sb), out.mul_scalar(sa) + x.mul_scalar(sb))
+                    (
+                        x.clone().mul_scalar(sa) - out.clone().mul_scalar(sb),
+                        out.mul_scalar(sa) + x.mul_scalar(sb),
+                    )
                 } else {
                     ((x.clone() - out.clone().mul_scalar(sb)).div_scalar(sa), out)
                 };
@@ -72,11 +85,15 @@ mod tests {
         let device = Default::default();
         let c = Tensor::<B, 4>::random([2, 3, 4, 4], Distribution::Uniform(-1.0, 1.0), &device);
         let noise = Tensor::<B, 4>::random([2, 3, 4, 4], Distribution::Normal(0.0, 1.0), &device);
-        let flow = Objective::RectifiedFlow { sampling: SigmaSampling::LogitNormal, logit_mean: 0.0, logit_std: 1.0 };
+        let flow = Objective::RectifiedFlow {
+            sampling: SigmaSampling::LogitNormal,
+            logit_mean: 0.0,
+            logit_std: 1.0,
+        };
         for steps in [1, 3, 40] {
             // v = (x − c)/σ
             let out = sample(&flow, noise.clone(), steps, |x, t| {
-                let sigma = t.slice([0..1]).into_scalar() as f64;
+                let sigma = t.slice(0..1).into_scalar() as f64;
                 (x - c.clone()).div_scalar(sigma)
             });
             let err: f32 = (out - c.clone()).abs().max().into_scalar();
@@ -84,13 +101,20 @@ mod tests {
         }
         let ac = alphas_cumprod(BetaSchedule::ScaledLinear, 0.00085, 0.012, 1000);
         for v_prediction in [false, true] {
-            let ddpm = Objective::Ddpm { v_prediction, alphas_cumprod: ac.clone() };
+            let ddpm = Objective::Ddpm {
+                v_prediction,
+                alphas_cumprod: ac.clone(),
+            };
             for steps in [1, 10, 50] {
                 let out = sample(&ddpm, noise.clone(), steps, |x, t| {
-                    let a = ac[(t.slice([0..1]).into_scalar() as f64 * 1000.0).round() as usize];
+                    let a = ac[(t.slice(0..1).into_scalar() as f64 * 1000.0).round() as usize];
                     let (sa, sb) = (a.sqrt(), (1.0 - a).sqrt());
                     let eps = (x - c.clone().mul_scalar(sa)).div_scalar(sb);
-                    if v_prediction { eps.mul_scalar(sa) - c.clone().mul_scalar(sb) } else { eps }
+                    if v_prediction {
+                        eps.mul_scalar(sa) - c.clone().mul_scalar(sb)
+                    } else {
+                        eps
+                    }
                 });
                 let err: f32 = (out - c.clone()).abs().max().into_scalar();
                 assert!(err < 1e-3, "DDIM v={v_prediction}, {steps} steps: {err}");
@@ -101,7 +125,11 @@ mod tests {
     #[test]
     fn euler_visits_the_expected_timesteps() {
         let device = Default::default();
-        let flow = Objective::RectifiedFlow { sampling: SigmaSampling::Uniform, logit_mean: 0.0, logit_std: 1.0 };
+        let flow = Objective::RectifiedFlow {
+            sampling: SigmaSampling::Uniform,
+            logit_mean: 0.0,
+            logit_std: 1.0,
+        };
         let mut seen = Vec::new();
         let noise = Tensor::<B, 4>::zeros([1, 1, 2, 2], &device);
         sample(&flow, noise.clone(), 4, |x, t| {
@@ -109,7 +137,10 @@ mod tests {
             x.zeros_like()
         });
         assert_eq!(seen, [1.0, 0.75, 0.5, 0.25]);
-        let ddpm = Objective::Ddpm { v_prediction: false, alphas_cumprod: vec![0.9; 1000] };
+        let ddpm = Objective::Ddpm {
+            v_prediction: false,
+            alphas_cumprod: vec![0.9; 1000],
+        };
         let mut seen = Vec::new();
         sample(&ddpm, noise, 4, |x, t| {
             seen.push(t.into_scalar());

@@ -24,13 +24,23 @@ impl Location {
     pub fn from_span(path: &str, source: &str, span: Range<usize>) -> Self {
         let start = floor_char_boundary(source, span.start.min(source.len()));
         let line_start = source[..start].rfind('\n').map_or(0, |i| i + 1);
-        let line_end = source[start..].find('\n').map_or(source.len(), |i| start + i);
-        let source_line = source[line_start..line_end].trim_end_matches('\r').to_string();
+        let line_end = source[start..]
+            .find('\n')
+            .map_or(source.len(), |i| start + i);
+        let source_line = source[line_start..line_end]
+            .trim_end_matches('\r')
+            .to_string();
         let line = source[..start].matches('\n').count() + 1;
         let column = source[line_start..start].chars().count() + 1;
         let end = floor_char_boundary(source, span.end.clamp(start, line_end));
         let width = source[start..end].chars().count().max(1);
-        Self { path: path.to_string(), line, column, source_line, width }
+        Self {
+            path: path.to_string(),
+            line,
+            column,
+            source_line,
+            width,
+        }
     }
 }
 
@@ -59,7 +69,7 @@ pub struct ScheduleError {
     /// The dotted key at fault (`framer.lambda`, `schedule.phase[1].start`), when one is known.
     pub key: Option<String>,
     /// The position in the file, when the error is about the file's content.
-    pub location: Option<Location>,
+    pub location: Option<Box<Location>>,
     /// An extra line of advice (valid values, the closest known key).
     pub help: Option<String>,
 }
@@ -67,7 +77,12 @@ pub struct ScheduleError {
 impl ScheduleError {
     /// An error without a position (e.g. the file cannot be read).
     pub fn new(message: impl Into<String>) -> Self {
-        Self { message: message.into(), key: None, location: None, help: None }
+        Self {
+            message: message.into(),
+            key: None,
+            location: None,
+            help: None,
+        }
     }
 
     /// An error about `key` at the byte range `span` of `source`.
@@ -81,7 +96,7 @@ impl ScheduleError {
         Self {
             message: message.into(),
             key: Some(key.into()),
-            location: Some(Location::from_span(path, source, span)),
+            location: Some(Box::new(Location::from_span(path, source, span))),
             help: None,
         }
     }
@@ -177,7 +192,10 @@ mod tests {
         assert_eq!((loc.line, loc.column, loc.width), (3, 1, 5));
         assert_eq!(loc.source_line, "lamda = 0.1");
         let err = ScheduleError::at("f.toml", src, loc_span(src, "0.1"), "framer.lamda", "bad");
-        assert_eq!(err.to_string(), "error: bad\n --> f.toml:3:9\n  |\n3 | lamda = 0.1\n  |         ^^^");
+        assert_eq!(
+            err.to_string(),
+            "error: bad\n --> f.toml:3:9\n  |\n3 | lamda = 0.1\n  |         ^^^"
+        );
     }
 
     fn loc_span(src: &str, needle: &str) -> Range<usize> {

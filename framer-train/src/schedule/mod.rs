@@ -45,5 +45,12 @@ pub fn load(path: impl AsRef<Path>) -> Result<Experiment, ScheduleError> {
 pub fn parse(source: &str, path: &str, base_dir: &Path) -> Result<Experiment, ScheduleError> {
     let file: ScheduleFile =
         toml::from_str(source).map_err(|e| toml_error::convert(path, source, &e))?;
-    validate::resolve(file, &validate::Ctx { path, source, base_dir })
+    validate::resolve(
+        file,
+        &validate::Ctx {
+            path,
+            source,
+            base_dir,
+        },
+    )
 }

@@ -148,12 +148,17 @@ pub struct StepSchedule<T> {
 impl<T: Copy> StepSchedule<T> {
     /// A schedule that is `base` at every step.
     pub fn constant(base: T) -> Self {
-        Self { base, segments: Vec::new() }
+        Self {
+            base,
+            segments: Vec::new(),
+        }
     }
 
     /// The segment covering `step`, if any.
     pub fn segment_at(&self, step: u64) -> Option<&Segment<T>> {
-        self.segments.iter().find(|s| s.start <= step && step < s.end)
+        self.segments
+            .iter()
+            .find(|s| s.start <= step && step < s.end)
     }
 }
 
@@ -194,7 +199,10 @@ mod tests {
         assert!((r.value_at(1500, 1000, 2000) - 0.05).abs() < 1e-15);
         assert!((r.value_at(1999, 1000, 2000) - 0.0999).abs() < 1e-15);
         // decreasing ramp: 1e-4 → 0 over [0, 4): 1e-4, 7.5e-5, 5e-5, 2.5e-5
-        let d = Ramp::Linear { from: 1e-4, to: 0.0 };
+        let d = Ramp::Linear {
+            from: 1e-4,
+            to: 0.0,
+        };
         let got: Vec<f64> = (0..4).map(|s| d.value_at(s, 0, 4)).collect();
         for (g, e) in got.iter().zip([1e-4, 7.5e-5, 5e-5, 2.5e-5]) {
             assert!((g - e).abs() < 1e-18, "{got:?}");
@@ -208,8 +216,16 @@ mod tests {
         let s = StepSchedule {
             base: Ramp::Constant(0.2),
             segments: vec![
-                Segment { start: 0, end: 10, value: Ramp::Constant(0.0) },
-                Segment { start: 10, end: 20, value: Ramp::Linear { from: 0.0, to: 0.2 } },
+                Segment {
+                    start: 0,
+                    end: 10,
+                    value: Ramp::Constant(0.0),
+                },
+                Segment {
+                    start: 10,
+                    end: 20,
+                    value: Ramp::Linear { from: 0.0, to: 0.2 },
+                },
             ],
         };
         assert_eq!(s.value_at(0), 0.0);
@@ -219,10 +235,18 @@ mod tests {
         assert!((s.value_at(19) - 0.18).abs() < 1e-15);
         assert_eq!(s.value_at(20), 0.2);
         assert_eq!(s.value_at(1_000_000), 0.2);
-        let b = StepSchedule { base: true, segments: vec![Segment { start: 5, end: 6, value: false }] };
-        assert_eq!((0..8).map(|i| b.value_at(i)).collect::<Vec<_>>(), [
-            true, true, true, true, true, false, true, true
-        ]);
+        let b = StepSchedule {
+            base: true,
+            segments: vec![Segment {
+                start: 5,
+                end: 6,
+                value: false,
+            }],
+        };
+        assert_eq!(
+            (0..8).map(|i| b.value_at(i)).collect::<Vec<_>>(),
+            [true, true, true, true, true, false, true, true]
+        );
     }
 
     #[test]
@@ -237,7 +261,13 @@ mod tests {
         assert_eq!(t.a, Ramp::Constant(1.0));
         assert_eq!(t.b, Ramp::Constant(0.5));
         assert_eq!(t.c, Ramp::Linear { from: 0.0, to: 2.5 });
-        let err = toml::from_str::<T>("a = 1\nb = 2\nc = { from = 0 }").err().unwrap();
-        assert!(err.message().contains("missing field `to`"), "{}", err.message());
+        let err = toml::from_str::<T>("a = 1\nb = 2\nc = { from = 0 }")
+            .err()
+            .unwrap();
+        assert!(
+            err.message().contains("missing field `to`"),
+            "{}",
+            err.message()
+        );
     }
 }

@@ -113,8 +113,9 @@ impl Students {
     }
 }
 
-/// `[framer]`, resolved (the values outside every phase).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// `[framer]`, resolved (the values outside every phase). Serialises in the schedule's own form
+/// (`mask = "quantile"` with `cutoff`, or `mask = "radial"` with `radius`).
+#[derive(Debug, Clone, PartialEq)]
 pub struct FramerConfig {
     /// FRAMER on.
     pub enabled: bool,
@@ -130,6 +131,30 @@ pub struct FramerConfig {
     pub adaptive_weight: bool,
     /// FAM on.
     pub alignment_modulation: bool,
+}
+
+impl Serialize for FramerConfig {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut s = serializer.serialize_struct("FramerConfig", 8)?;
+        s.serialize_field("enabled", &self.enabled)?;
+        s.serialize_field("lambda", &self.lambda)?;
+        match self.mask {
+            MaskConfig::Quantile { cutoff } => {
+                s.serialize_field("mask", "quantile")?;
+                s.serialize_field("cutoff", &cutoff)?;
+            }
+            MaskConfig::Radial { radius } => {
+                s.serialize_field("mask", "radial")?;
+                s.serialize_field("radius", &radius)?;
+            }
+        }
+        s.serialize_field("temperature", &self.temperature)?;
+        s.serialize_field("students", &self.students)?;
+        s.serialize_field("adaptive_weight", &self.adaptive_weight)?;
+        s.serialize_field("alignment_modulation", &self.alignment_modulation)?;
+        s.end()
+    }
 }
 
 /// `[optimizer]`, resolved.
@@ -205,20 +230,26 @@ pub struct LoggingConfig {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Phase {
     /// Label.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// First step.
     pub start: u64,
     /// One past the last step.
     pub end: u64,
     /// λ override.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub lambda: Option<Ramp>,
     /// Learning-rate override.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub lr: Option<Ramp>,
     /// τ override.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub temperature: Option<Ramp>,
     /// FAW override.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub adaptive_weight: Option<bool>,
     /// FAM override.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub alignment_modulation: Option<bool>,
 }
 
@@ -267,24 +298,44 @@ pub struct Experiment {
 }
 
 impl Experiment {
-    fn ramp_schedule(&self, base: f64, pick: impl Fn(&Phase) -> Option<Ramp>) -> StepSchedule<Ramp> {
+    fn ramp_schedule(
+        &self,
+        base: f64,
+        pick: impl Fn(&Phase) -> Option<Ramp>,
+    ) -> StepSchedule<Ramp> {
         StepSchedule {
             base: Ramp::Constant(base),
             segments: self
                 .phases
                 .iter()
-                .filter_map(|p| pick(p).map(|value| Segment { start: p.start, end: p.end, value }))
+                .filter_map(|p| {
+                    pick(p).map(|value| Segment {
+                        start: p.start,
+                        end: p.end,
+                        value,
+                    })
+                })
                 .collect(),
         }
     }
 
-    fn flag_schedule(&self, base: bool, pick: impl Fn(&Phase) -> Option<bool>) -> StepSchedule<bool> {
+    fn flag_schedule(
+        &self,
+        base: bool,
+        pick: impl Fn(&Phase) -> Option<bool>,
+    ) -> StepSchedule<bool> {
         StepSchedule {
             base,
             segments: self
                 .phases
                 .iter()
-                .filter_map(|p| pick(p).map(|value| Segment { start: p.start, end: p.end, value }))
+                .filter_map(|p| {
+                    pick(p).map(|value| Segment {
+                        start: p.start,
+                        end: p.end,
+                        value,
+                    })
+                })
                 .collect(),
         }
     }
@@ -343,7 +394,11 @@ impl Experiment {
             None => self.base_lr_at(step),
         };
         StepValues {
-            lambda: if self.framer.enabled { self.lambda_schedule().value_at(step) } else { 0.0 },
+            lambda: if self.framer.enabled {
+                self.lambda_schedule().value_at(step)
+            } else {
+                0.0
+            },
             lr,
             temperature: self.temperature_schedule().value_at(step),
             adaptive_weight: self.adaptive_weight_schedule().value_at(step),
@@ -387,8 +442,9 @@ fn fmt_ramp(r: &Ramp) -> String {
 }
 
 impl fmt::Display for Experiment {
-    /// The resolved schedule as TOML, followed by the phases and a table of the scheduled values
-    /// at the steps where they change course.
+    /// The resolved schedule as TOML (a valid schedule that resolves to the same experiment),
+    /// followed, as comments, by a summary of the phases and a table of the scheduled values at
+    /// the steps where they change course.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         #[derive(Serialize)]
         struct Sections<'a> {
@@ -403,6 +459,12 @@ impl fmt::Display for Experiment {
             train: &'a TrainConfig,
             checkpoint: &'a CheckpointConfig,
             logging: &'a LoggingConfig,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            schedule: Option<PhaseList<'a>>,
+        }
+        #[derive(Serialize)]
+        struct PhaseList<'a> {
+            phase: &'a [Phase],
         }
         let sections = Sections {
             name: &self.name,
@@ -416,6 +478,9 @@ impl fmt::Display for Experiment {
             train: &self.train,
             checkpoint: &self.checkpoint,
             logging: &self.logging,
+            schedule: (!self.phases.is_empty()).then_some(PhaseList {
+                phase: &self.phases,
+            }),
         };
         let text = toml::to_string(&sections).map_err(|_| fmt::Error)?;
         writeln!(f, "{}", text.trim_end())?;
@@ -441,12 +506,27 @@ impl fmt::Display for Experiment {
                 if let Some(b) = p.alignment_modulation {
                     parts.push(format!("alignment_modulation {b}"));
                 }
-                let name = p.name.as_deref().map(|n| format!(" \"{n}\"")).unwrap_or_default();
-                writeln!(f, "#   {}{name}: {}..{}: {}", i + 1, p.start, p.end, parts.join(", "))?;
+                let name = p
+                    .name
+                    .as_deref()
+                    .map(|n| format!(" \"{n}\""))
+                    .unwrap_or_default();
+                writeln!(
+                    f,
+                    "#   {}{name}: {}..{}: {}",
+                    i + 1,
+                    p.start,
+                    p.end,
+                    parts.join(", ")
+                )?;
             }
         }
         writeln!(f, "# scheduled values:")?;
-        writeln!(f, "# {:>10}  {:>12}  {:>12}  {:>11}  {:>5}  {:>5}", "step", "lambda", "lr", "temperature", "FAW", "FAM")?;
+        writeln!(
+            f,
+            "# {:>10}  {:>12}  {:>12}  {:>11}  {:>5}  {:>5}",
+            "step", "lambda", "lr", "temperature", "FAW", "FAM"
+        )?;
         for step in self.key_steps() {
             let v = self.values_at(step);
             writeln!(

@@ -100,7 +100,11 @@ pub struct DataSection {
 
 impl Default for DataSection {
     fn default() -> Self {
-        Self { hr_dir: None, crop_size: unspanned(64), scale: unspanned(4) }
+        Self {
+            hr_dir: None,
+            crop_size: unspanned(64),
+            scale: unspanned(4),
+        }
     }
 }
 
@@ -348,7 +352,11 @@ pub struct LrScheduleSection {
 
 impl Default for LrScheduleSection {
     fn default() -> Self {
-        Self { kind: LrScheduleKind::Constant, warmup_steps: unspanned(0), min_lr: unspanned(0.0) }
+        Self {
+            kind: LrScheduleKind::Constant,
+            warmup_steps: unspanned(0),
+            min_lr: unspanned(0.0),
+        }
     }
 }
 
@@ -399,7 +407,12 @@ pub struct CheckpointSection {
 
 impl Default for CheckpointSection {
     fn default() -> Self {
-        Self { every: unspanned(1000), dir: PathBuf::from("checkpoints"), resume: true, keep: unspanned(2) }
+        Self {
+            every: unspanned(1000),
+            dir: PathBuf::from("checkpoints"),
+            resume: true,
+            keep: unspanned(2),
+        }
     }
 }
 
@@ -429,7 +442,12 @@ pub struct LoggingSection {
 
 impl Default for LoggingSection {
     fn default() -> Self {
-        Self { every: unspanned(1), format: LogFormat::Jsonl, plot_every: unspanned(0), progress: true }
+        Self {
+            every: unspanned(1),
+            format: LogFormat::Jsonl,
+            plot_every: unspanned(0),
+            progress: true,
+        }
     }
 }
 

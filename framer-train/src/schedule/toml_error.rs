@@ -40,7 +40,10 @@ pub(crate) fn table_at(source: &str, offset: usize) -> (String, Option<usize>) {
 }
 
 fn normalise_key_path(s: &str) -> String {
-    s.split('.').map(|p| p.trim().trim_matches('"').trim_matches('\'')).collect::<Vec<_>>().join(".")
+    s.split('.')
+        .map(|p| p.trim().trim_matches('"').trim_matches('\''))
+        .collect::<Vec<_>>()
+        .join(".")
 }
 
 /// Whether byte `offset` lies on a `[table]` header line.
@@ -105,7 +108,8 @@ pub(crate) fn convert(path: &str, source: &str, err: &toml::de::Error) -> Schedu
     let table = table_at(source, span.start);
     let where_ = describe_table(&table);
     let prefix = key_prefix(&table);
-    let at = |key: String, message: String| ScheduleError::at(path, source, span.clone(), key, message);
+    let at =
+        |key: String, message: String| ScheduleError::at(path, source, span.clone(), key, message);
 
     if let Some(rest) = raw.strip_prefix("unknown field ") {
         let names = backquoted(rest);
@@ -113,23 +117,46 @@ pub(crate) fn convert(path: &str, source: &str, err: &toml::de::Error) -> Schedu
         let suggestion = suggest(name, expected.iter().copied());
         // an unknown table: the key sits in a `[header]` line and belongs to the parent table
         if on_header_line(source, span.start) {
-            let parent = table.0.rsplit_once('.').map_or(String::new(), |(p, _)| p.to_string());
-            let full = if parent.is_empty() { name.to_string() } else { format!("{parent}.{name}") };
+            let parent = table
+                .0
+                .rsplit_once('.')
+                .map_or(String::new(), |(p, _)| p.to_string());
+            let full = if parent.is_empty() {
+                name.to_string()
+            } else {
+                format!("{parent}.{name}")
+            };
             let mut message = format!("unknown table [{full}]");
             if let Some(s) = suggestion {
-                let s = if parent.is_empty() { s.to_string() } else { format!("{parent}.{s}") };
+                let s = if parent.is_empty() {
+                    s.to_string()
+                } else {
+                    format!("{parent}.{s}")
+                };
                 message.push_str(&format!("; did you mean [{s}]?"));
             }
-            let known = expected.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ");
+            let known = expected
+                .iter()
+                .map(|k| format!("`{k}`"))
+                .collect::<Vec<_>>()
+                .join(", ");
             return at(full, message).with_help(format!("known tables and keys here: {known}"));
         }
         let mut message = format!("unknown key `{name}` in {where_}");
         if let Some(s) = suggestion {
             message.push_str(&format!("; did you mean `{s}`?"));
         }
-        let known = expected.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ");
+        let known = expected
+            .iter()
+            .map(|k| format!("`{k}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
         let err = at(format!("{prefix}{name}"), message);
-        return if known.is_empty() { err } else { err.with_help(format!("known keys: {known}")) };
+        return if known.is_empty() {
+            err
+        } else {
+            err.with_help(format!("known keys: {known}"))
+        };
     }
     if let Some(rest) = raw.strip_prefix("unknown variant ") {
         let names = backquoted(rest);
@@ -139,7 +166,11 @@ pub(crate) fn convert(path: &str, source: &str, err: &toml::de::Error) -> Schedu
         if let Some(s) = suggest(name, expected.iter().copied()) {
             message.push_str(&format!("; did you mean \"{s}\"?"));
         }
-        let known = expected.iter().map(|k| format!("\"{k}\"")).collect::<Vec<_>>().join(", ");
+        let known = expected
+            .iter()
+            .map(|k| format!("\"{k}\""))
+            .collect::<Vec<_>>()
+            .join(", ");
         return at(format!("{prefix}{key}"), message).with_help(format!("expected one of {known}"));
     }
     if let Some(rest) = raw.strip_prefix("missing field ") {
@@ -148,7 +179,10 @@ pub(crate) fn convert(path: &str, source: &str, err: &toml::de::Error) -> Schedu
         let (key, message) = if table.0.is_empty() && matches!(name.as_str(), "model" | "train") {
             (name.clone(), format!("missing table [{name}]"))
         } else {
-            (format!("{prefix}{name}"), format!("missing key `{name}` in {where_}"))
+            (
+                format!("{prefix}{name}"),
+                format!("missing key `{name}` in {where_}"),
+            )
         };
         return at(key, message);
     }
@@ -168,17 +202,33 @@ pub(crate) fn convert(path: &str, source: &str, err: &toml::de::Error) -> Schedu
         let (found, expected) = rest.split_once(", expected ").unwrap_or((rest, "?"));
         return at(
             format!("{prefix}{key}"),
-            format!("invalid value for `{key}` in {where_}: expected {}, found {found}", type_word(expected)),
+            format!(
+                "invalid value for `{key}` in {where_}: expected {}, found {found}",
+                type_word(expected)
+            ),
         );
     }
     if let Some(rest) = raw.strip_prefix("duplicate field ") {
         let name = backquoted(rest).first().copied().unwrap_or("?").to_string();
         return at(
             format!("{prefix}{name}"),
-            format!("`{name}` is set twice in {where_} (an official alias and its name count as the same key)"),
+            format!(
+                "`{name}` is set twice in {where_} (an official alias and its name count as the same key)"
+            ),
         );
     }
     // TOML syntax errors and anything else: keep the parser's words on one line
-    let message = raw.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join("; ");
-    ScheduleError::at(path, source, span, prefix.trim_end_matches('.'), format!("invalid TOML: {message}"))
+    let message = raw
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ");
+    ScheduleError::at(
+        path,
+        source,
+        span,
+        prefix.trim_end_matches('.'),
+        format!("invalid TOML: {message}"),
+    )
 }

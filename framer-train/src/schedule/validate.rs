@@ -27,7 +27,11 @@ impl Ctx<'_> {
     fn finite(&self, key: &str, v: &Spanned<f64>) -> Result<f64> {
         let x = *v.get_ref();
         if !x.is_finite() {
-            return Err(self.err(v.span(), key, format!("expected `{key}` to be a finite number, got {x}")));
+            return Err(self.err(
+                v.span(),
+                key,
+                format!("expected `{key}` to be a finite number, got {x}"),
+            ));
         }
         Ok(x)
     }
@@ -36,7 +40,11 @@ impl Ctx<'_> {
     fn open(&self, key: &str, v: &Spanned<f64>, lo: f64, hi: f64) -> Result<f64> {
         let x = self.finite(key, v)?;
         if !(x > lo && x < hi) {
-            return Err(self.err(v.span(), key, format!("expected `{key}` in ({lo}, {hi}), got {x}")));
+            return Err(self.err(
+                v.span(),
+                key,
+                format!("expected `{key}` in ({lo}, {hi}), got {x}"),
+            ));
         }
         Ok(x)
     }
@@ -45,7 +53,11 @@ impl Ctx<'_> {
     fn half_open(&self, key: &str, v: &Spanned<f64>, lo: f64, hi: f64) -> Result<f64> {
         let x = self.finite(key, v)?;
         if !(x >= lo && x < hi) {
-            return Err(self.err(v.span(), key, format!("expected `{key}` in [{lo}, {hi}), got {x}")));
+            return Err(self.err(
+                v.span(),
+                key,
+                format!("expected `{key}` in [{lo}, {hi}), got {x}"),
+            ));
         }
         Ok(x)
     }
@@ -74,7 +86,13 @@ impl Ctx<'_> {
         Ok(x as u64)
     }
 
-    fn ramp(&self, key: &str, v: &Spanned<Ramp>, check: impl Fn(f64) -> bool, what: &str) -> Result<Ramp> {
+    fn ramp(
+        &self,
+        key: &str,
+        v: &Spanned<Ramp>,
+        check: impl Fn(f64) -> bool,
+        what: &str,
+    ) -> Result<Ramp> {
         for x in v.get_ref().endpoints() {
             if !x.is_finite() || !check(x) {
                 return Err(self.err(v.span(), key, format!("expected `{key}` {what}, got {x}")));
@@ -86,12 +104,17 @@ impl Ctx<'_> {
     fn folder(&self, key: &str, v: &Spanned<std::path::PathBuf>) -> Result<std::path::PathBuf> {
         let resolved = self.base_dir.join(v.get_ref());
         if !resolved.is_dir() {
-            return Err(self.err(
-                v.span(),
-                key,
-                format!("`{key}` = \"{}\" is not a folder (looked for {})", v.get_ref().display(), resolved.display()),
-            )
-            .with_help("paths are relative to the schedule file's folder"));
+            return Err(self
+                .err(
+                    v.span(),
+                    key,
+                    format!(
+                        "`{key}` = \"{}\" is not a folder (looked for {})",
+                        v.get_ref().display(),
+                        resolved.display()
+                    ),
+                )
+                .with_help("paths are relative to the schedule file's folder"));
         }
         Ok(resolved)
     }
@@ -123,8 +146,10 @@ pub(crate) fn resolve(file: ScheduleFile, ctx: &Ctx<'_>) -> Result<Experiment> {
         progress: l.progress,
     };
     let phases = phases(&file.schedule.phase, &train, ctx)?;
-    if file.objective.kind != ObjectiveKind::RectifiedFlow {
-        if objective.sample_steps > objective.num_train_timesteps {
+    if file.objective.kind != ObjectiveKind::RectifiedFlow
+        && objective.sample_steps > objective.num_train_timesteps
+    {
+        {
             let v = &file.objective.sample_steps;
             return Err(ctx.err(
                 v.span(),
@@ -138,7 +163,9 @@ pub(crate) fn resolve(file: ScheduleFile, ctx: &Ctx<'_>) -> Result<Experiment> {
     }
     let degradation = degradation(file.degradation, &file.data, &data, ctx)?;
     let name = file.name.unwrap_or_else(|| {
-        Path::new(ctx.path).file_stem().map_or("experiment".into(), |s| s.to_string_lossy().into_owned())
+        Path::new(ctx.path)
+            .file_stem()
+            .map_or("experiment".into(), |s| s.to_string_lossy().into_owned())
     });
     Ok(Experiment {
         name,
@@ -163,7 +190,10 @@ fn degradation(
     ctx: &Ctx<'_>,
 ) -> Result<framer_data::DegradationConfig> {
     let Some(section) = section else {
-        return Ok(framer_data::DegradationConfig { scale: data.scale, ..Default::default() });
+        return Ok(framer_data::DegradationConfig {
+            scale: data.scale,
+            ..Default::default()
+        });
     };
     let table_span = section.span();
     let mut config = section.into_inner();
@@ -174,7 +204,10 @@ fn degradation(
             .err(
                 span,
                 "degradation.scale",
-                format!("`degradation.scale` ({}) differs from `data.scale` ({})", config.scale, data.scale),
+                format!(
+                    "`degradation.scale` ({}) differs from `data.scale` ({})",
+                    config.scale, data.scale
+                ),
             )
             .with_help(if written.scale.span().is_empty() {
                 "`data.scale` defaults to 4; set it, or remove `scale` from [degradation]"
@@ -206,7 +239,13 @@ fn key_span(source: &str, table: &str, key: &str) -> Option<Range<usize>> {
         let t = line.trim_start();
         let indent = line.len() - t.len();
         if let Some(rest) = t.strip_prefix('[') {
-            current = rest.trim_start_matches('[').split(']').next().unwrap_or("").trim().to_string();
+            current = rest
+                .trim_start_matches('[')
+                .split(']')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_string();
         } else if current == table
             && let Some(after) = t.strip_prefix(key)
             && after.trim_start().starts_with('=')
@@ -231,10 +270,16 @@ fn preset(kind: BackboneKind, v: &Spanned<String>, ctx: &Ctx<'_>) -> Result<Stri
     if let Some(s) = suggest(name, presets.iter().copied()) {
         message.push_str(&format!("; did you mean \"{s}\"?"));
     }
-    Err(ctx.err(v.span(), "model.preset", message).with_help(format!(
-        "expected one of {}",
-        presets.iter().map(|p| format!("\"{p}\"")).collect::<Vec<_>>().join(", ")
-    )))
+    Err(ctx
+        .err(v.span(), "model.preset", message)
+        .with_help(format!(
+            "expected one of {}",
+            presets
+                .iter()
+                .map(|p| format!("\"{p}\""))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )))
 }
 
 fn train(t: &TrainSection, ctx: &Ctx<'_>) -> Result<TrainConfig> {
@@ -254,17 +299,29 @@ fn data(d: &DataSection, ctx: &Ctx<'_>) -> Result<DataConfig> {
     let crop_size = ctx.count("data.crop_size", &d.crop_size, 1)? as usize;
     let scale = ctx.count("data.scale", &d.scale, 1)? as usize;
     if scale > 8 {
-        return Err(ctx.err(d.scale.span(), "data.scale", format!("expected `data.scale` in 1..=8, got {scale}")));
+        return Err(ctx.err(
+            d.scale.span(),
+            "data.scale",
+            format!("expected `data.scale` in 1..=8, got {scale}"),
+        ));
     }
-    if crop_size % scale != 0 {
+    if !crop_size.is_multiple_of(scale) {
         return Err(ctx.err(
             d.crop_size.span(),
             "data.crop_size",
             format!("`data.crop_size` ({crop_size}) must be a multiple of `data.scale` ({scale})"),
         ));
     }
-    let hr_dir = d.hr_dir.as_ref().map(|v| ctx.folder("data.hr_dir", v)).transpose()?;
-    Ok(DataConfig { hr_dir, crop_size, scale })
+    let hr_dir = d
+        .hr_dir
+        .as_ref()
+        .map(|v| ctx.folder("data.hr_dir", v))
+        .transpose()?;
+    Ok(DataConfig {
+        hr_dir,
+        crop_size,
+        scale,
+    })
 }
 
 fn objective(o: &ObjectiveSection, ctx: &Ctx<'_>) -> Result<ObjectiveConfig> {
@@ -282,8 +339,11 @@ fn objective(o: &ObjectiveSection, ctx: &Ctx<'_>) -> Result<ObjectiveConfig> {
         sigma_sampling: o.sigma_sampling,
         logit_mean: ctx.finite("objective.logit_mean", &o.logit_mean)?,
         logit_std: ctx.positive("objective.logit_std", &o.logit_std)?,
-        num_train_timesteps: ctx.count("objective.num_train_timesteps", &o.num_train_timesteps, 2)?
-            as usize,
+        num_train_timesteps: ctx.count(
+            "objective.num_train_timesteps",
+            &o.num_train_timesteps,
+            2,
+        )? as usize,
         beta_schedule: o.beta_schedule,
         beta_start,
         beta_end,
@@ -298,8 +358,14 @@ fn framer(f: &FramerSection, ctx: &Ctx<'_>) -> Result<FramerConfig> {
         MaskKind::Quantile => {
             if let Some(r) = &f.radius {
                 return Err(ctx
-                    .err(r.span(), "framer.radius", "`framer.radius` is only used with `mask = \"radial\"`")
-                    .with_help("the quantile mask takes `cutoff`; set `mask = \"radial\"` to use `radius`"));
+                    .err(
+                        r.span(),
+                        "framer.radius",
+                        "`framer.radius` is only used with `mask = \"radial\"`",
+                    )
+                    .with_help(
+                        "the quantile mask takes `cutoff`; set `mask = \"radial\"` to use `radius`",
+                    ));
             }
             let cutoff = match &f.cutoff {
                 Some(c) => ctx.open("framer.cutoff", c, 0.0, 1.0)?,
@@ -310,15 +376,27 @@ fn framer(f: &FramerSection, ctx: &Ctx<'_>) -> Result<FramerConfig> {
         MaskKind::Radial => {
             if let Some(c) = &f.cutoff {
                 return Err(ctx
-                    .err(c.span(), "framer.cutoff", "`framer.cutoff` is only used with `mask = \"quantile\"`")
+                    .err(
+                        c.span(),
+                        "framer.cutoff",
+                        "`framer.cutoff` is only used with `mask = \"quantile\"`",
+                    )
                     .with_help("the radial mask takes `radius`"));
             }
             let Some(r) = &f.radius else {
                 return Err(ctx
-                    .err(f.mask.span(), "framer.radius", "`mask = \"radial\"` needs `radius` in [framer]")
-                    .with_help("add e.g. `radius = 0.25` (normalised frequency radius in (0, 1))"));
+                    .err(
+                        f.mask.span(),
+                        "framer.radius",
+                        "`mask = \"radial\"` needs `radius` in [framer]",
+                    )
+                    .with_help(
+                        "add e.g. `radius = 0.25` (normalised frequency radius in (0, 1))",
+                    ));
             };
-            MaskConfig::Radial { radius: ctx.open("framer.radius", r, 0.0, 1.0)? }
+            MaskConfig::Radial {
+                radius: ctx.open("framer.radius", r, 0.0, 1.0)?,
+            }
         }
     };
     let students = match f.students.get_ref() {
@@ -381,9 +459,10 @@ fn optimizer(o: &OptimizerSection, ctx: &Ctx<'_>) -> Result<OptimizerConfig> {
         weight_decay: ctx.non_negative("optimizer.weight_decay", &o.weight_decay)?,
         eps: ctx.positive("optimizer.eps", &o.eps)?,
         max_grad_norm: match &o.max_grad_norm {
-            Some(v) => Some(ctx.positive("optimizer.max_grad_norm", v).map_err(|e| {
-                e.with_help("remove `max_grad_norm` to train without clipping")
-            })?),
+            Some(v) => Some(
+                ctx.positive("optimizer.max_grad_norm", v)
+                    .map_err(|e| e.with_help("remove `max_grad_norm` to train without clipping"))?,
+            ),
             None => None,
         },
     })
@@ -411,10 +490,17 @@ fn lr_schedule(
         return Err(ctx.err(
             s.min_lr.span(),
             "lr_schedule.min_lr",
-            format!("expected `lr_schedule.min_lr` ≤ `optimizer.lr` ({}), got {min_lr}", opt.lr),
+            format!(
+                "expected `lr_schedule.min_lr` ≤ `optimizer.lr` ({}), got {min_lr}",
+                opt.lr
+            ),
         ));
     }
-    Ok(LrScheduleConfig { kind: s.kind, warmup_steps, min_lr })
+    Ok(LrScheduleConfig {
+        kind: s.kind,
+        warmup_steps,
+        min_lr,
+    })
 }
 
 fn phases(list: &[PhaseSection], train: &TrainConfig, ctx: &Ctx<'_>) -> Result<Vec<Phase>> {
@@ -429,14 +515,21 @@ fn phases(list: &[PhaseSection], train: &TrainConfig, ctx: &Ctx<'_>) -> Result<V
                     return Err(ctx.err(
                         e.span(),
                         &key("end"),
-                        format!("phase {} ends at step {end}, not after its start ({start})", i + 1),
+                        format!(
+                            "phase {} ends at step {end}, not after its start ({start})",
+                            i + 1
+                        ),
                     ));
                 }
                 if end as u64 > train.steps {
                     return Err(ctx.err(
                         e.span(),
                         &key("end"),
-                        format!("phase {} ends at step {end}, after the last step (`train.steps` = {})", i + 1, train.steps),
+                        format!(
+                            "phase {} ends at step {end}, after the last step (`train.steps` = {})",
+                            i + 1,
+                            train.steps
+                        ),
                     ));
                 }
                 end as u64
@@ -447,7 +540,11 @@ fn phases(list: &[PhaseSection], train: &TrainConfig, ctx: &Ctx<'_>) -> Result<V
             return Err(ctx.err(
                 p.start.span(),
                 &key("start"),
-                format!("phase {} starts at step {start}, after training ends (`train.steps` = {})", i + 1, train.steps),
+                format!(
+                    "phase {} starts at step {start}, after training ends (`train.steps` = {})",
+                    i + 1,
+                    train.steps
+                ),
             ));
         }
         if let Some(prev) = out.last()
@@ -457,7 +554,12 @@ fn phases(list: &[PhaseSection], train: &TrainConfig, ctx: &Ctx<'_>) -> Result<V
                 .err(
                     p.start.span(),
                     &key("start"),
-                    format!("phase {} starts at step {start}, before phase {} ends ({})", i + 1, i, prev.end),
+                    format!(
+                        "phase {} starts at step {start}, before phase {} ends ({})",
+                        i + 1,
+                        i,
+                        prev.end
+                    ),
                 )
                 .with_help("phases must be listed in step order and must not overlap"));
         }
@@ -466,7 +568,10 @@ fn phases(list: &[PhaseSection], train: &TrainConfig, ctx: &Ctx<'_>) -> Result<V
             .as_ref()
             .map(|v| ctx.ramp(&key("lambda"), v, |x| x >= 0.0, "≥ 0"))
             .transpose()?;
-        let lr = p.lr.as_ref().map(|v| ctx.ramp(&key("lr"), v, |x| x >= 0.0, "≥ 0")).transpose()?;
+        let lr =
+            p.lr.as_ref()
+                .map(|v| ctx.ramp(&key("lr"), v, |x| x >= 0.0, "≥ 0"))
+                .transpose()?;
         let temperature = p
             .temperature
             .as_ref()

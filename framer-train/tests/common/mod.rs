@@ -22,7 +22,9 @@ pub struct Toy<B: Backend> {
 impl<B: Backend> Toy<B> {
     pub fn new(depth: usize, hidden: usize, device: &B::Device) -> Self {
         let conv = |i, o, k| {
-            Conv2dConfig::new([i, o], [k, k]).with_padding(PaddingConfig2d::Same).init(device)
+            Conv2dConfig::new([i, o], [k, k])
+                .with_padding(PaddingConfig2d::Same)
+                .init(device)
         };
         Self {
             input: conv(7, hidden, 3),
@@ -32,7 +34,12 @@ impl<B: Backend> Toy<B> {
         }
     }
 
-    fn trunk(&self, x_t: Tensor<B, 4>, t: Tensor<B, 1>, cond: Tensor<B, 4>) -> (Tensor<B, 4>, Vec<Tensor<B, 4>>) {
+    fn trunk(
+        &self,
+        x_t: Tensor<B, 4>,
+        t: Tensor<B, 1>,
+        cond: Tensor<B, 4>,
+    ) -> (Tensor<B, 4>, Vec<Tensor<B, 4>>) {
         let [b, _, h, w] = x_t.dims();
         let plane = t.reshape([b, 1, 1, 1]).expand([b, 1, h, w]);
         let mut x = silu(self.input.forward(Tensor::cat(vec![x_t, cond, plane], 1)));
@@ -62,7 +69,10 @@ impl<B: Backend> Denoiser<B> for Toy<B> {
         students: &[usize],
     ) -> Result<(Tensor<B, 4>, Vec<Tensor<B, 4>>), EngineError> {
         let (out, taps) = self.trunk(x_t, t, cond);
-        let students = students.iter().map(|&i| self.heads[i].forward(taps[i].clone())).collect();
+        let students = students
+            .iter()
+            .map(|&i| self.heads[i].forward(taps[i].clone()))
+            .collect();
         Ok((out, students))
     }
 }
@@ -70,7 +80,10 @@ impl<B: Backend> Denoiser<B> for Toy<B> {
 /// A schedule for engine tests: tiny steps, no progress bar, everything else from `extra`.
 pub fn schedule(extra: &str) -> framer_train::schedule::Experiment {
     let src = if extra.contains("[logging]") {
-        format!("[model]\nbackbone = \"unet\"\n{}\n", extra.replace("[logging]", "[logging]\nprogress = false"))
+        format!(
+            "[model]\nbackbone = \"unet\"\n{}\n",
+            extra.replace("[logging]", "[logging]\nprogress = false")
+        )
     } else {
         format!("[model]\nbackbone = \"unet\"\n[logging]\nprogress = false\n{extra}\n")
     };

@@ -1,0 +1,55 @@
+//! The `framer` command line: `check` prints the resolved schedule or a located error.
+
+use std::process::Command;
+
+fn framer(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_framer"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+#[test]
+fn check_prints_the_resolved_schedule() {
+    let (ok, stdout, stderr) = framer(&["check", "../examples/warmup_ramp.toml"]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.starts_with("# ../examples/warmup_ramp.toml: valid"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("[framer]") && stdout.contains("lambda = 0.1"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("500..1000: lambda 0 → 0.1, alignment_modulation false"),
+        "{stdout}"
+    );
+    // the scheduled-values table: λ halfway through the ramp is not printed, but the ramp's ends are
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.trim_start_matches('#').split_whitespace().next() == Some("999")),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn check_reports_a_located_error_and_fails() {
+    let (ok, stdout, stderr) = framer(&["check", "tests/bad_schedules/unknown_key_framer.toml"]);
+    assert!(!ok);
+    assert!(stdout.is_empty());
+    assert!(
+        stderr.starts_with("error: unknown key `lamda` in [framer]; did you mean `lambda`?"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("--> tests/bad_schedules/unknown_key_framer.toml:10:1"),
+        "{stderr}"
+    );
+}
