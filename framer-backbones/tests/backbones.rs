@@ -216,7 +216,7 @@ fn backbone_config_from_toml_preset_and_full_table() {
         ("backbone = \"unet\"\n", "`preset` is missing"),
         ("backbone = \"dit\"\npreset = \"tiny\"\ncolor = 1\n", "unknown field `color`"),
     ] {
-        let err = toml::from_str::<BackboneConfig>(bad).err().expect(bad).to_string();
+        let err = toml::from_str::<BackboneConfig>(bad).expect_err(bad).to_string();
         assert!(err.contains(needle), "{bad:?}: {err}");
     }
     let mut table = toml::Table::new();

@@ -169,13 +169,13 @@ impl DiTConfig {
                 return invalid(field, "must be positive".into());
             }
         }
-        if self.inner_dim() % 4 != 0 {
+        if !self.inner_dim().is_multiple_of(4) {
             return invalid(
                 "attention_head_dim",
                 format!("times num_attention_heads must be a multiple of 4 (2-D sine table), got {}", self.inner_dim()),
             );
         }
-        if self.sample_size % self.patch_size != 0 {
+        if !self.sample_size.is_multiple_of(self.patch_size) {
             return invalid("sample_size", format!("{} is not a multiple of patch_size {}", self.sample_size, self.patch_size));
         }
         if self.sample_size / self.patch_size > self.pos_embed_max_size {

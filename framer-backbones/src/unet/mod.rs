@@ -278,14 +278,17 @@ impl UNetConfig {
                 ));
             }
         }
-        if self.block_out_channels[0] % 2 != 0 {
+        if !self.block_out_channels[0].is_multiple_of(2) {
             return Err(Self::invalid(
                 "block_out_channels",
                 "first entry must be even (it is the sinusoidal timestep projection width)",
             ));
         }
-        if !(self.norm_eps > 0.0) || !self.timestep_scale.is_finite() {
-            return Err(Self::invalid("norm_eps", "and timestep_scale must be finite, norm_eps > 0"));
+        if self.norm_eps.is_nan() || self.norm_eps <= 0.0 || !self.norm_eps.is_finite() {
+            return Err(Self::invalid("norm_eps", format!("must be finite and positive, got {}", self.norm_eps)));
+        }
+        if !self.timestep_scale.is_finite() {
+            return Err(Self::invalid("timestep_scale", "must be finite"));
         }
         Ok(())
     }
