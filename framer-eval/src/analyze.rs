@@ -473,6 +473,65 @@ impl SpectralAnalysis {
     }
 }
 
+impl SpectralAnalysis {
+    /// Each layer's statistics averaged over the steps (weighted equally).
+    pub fn mean_over_steps(&self) -> Vec<LayerBands> {
+        let n = self.steps.len().max(1) as f64;
+        (0..self.layers.len())
+            .map(|l| {
+                let mut m = LayerBands::default();
+                for s in &self.steps {
+                    let b = &s.layers[l];
+                    m.energy_low += b.energy_low / n;
+                    m.energy_high += b.energy_high / n;
+                    m.cosine_low += b.cosine_low / n;
+                    m.cosine_high += b.cosine_high / n;
+                }
+                m
+            })
+            .collect()
+    }
+}
+
+/// Several models side by side (the paper's Fig. 7: baseline vs FRAMER): for each quantity, a
+/// plot of its mean over the steps against the layer index, one line per run. Returns
+/// `(file stem, plot)` pairs named `<quantity>_runs`.
+pub fn spectra_comparison_plots(runs: &[(String, SpectralAnalysis)]) -> Vec<(String, LinePlot)> {
+    let means: Vec<(String, Vec<LayerBands>)> = runs
+        .iter()
+        .map(|(name, a)| (name.clone(), a.mean_over_steps()))
+        .collect();
+    QUANTITIES
+        .iter()
+        .enumerate()
+        .map(|(k, (stem, label))| {
+            let series = means
+                .iter()
+                .map(|(name, layers)| {
+                    Series::new(
+                        name.clone(),
+                        layers
+                            .iter()
+                            .enumerate()
+                            .map(|(i, b)| (i as f64, quantity(b, k)))
+                            .collect(),
+                    )
+                })
+                .collect();
+            (
+                format!("{stem}_runs"),
+                LinePlot::new(
+                    format!("{label} per layer, mean over steps"),
+                    "layer (last = final)",
+                    *label,
+                )
+                .with_series(series)
+                .with_markers(true),
+            )
+        })
+        .collect()
+}
+
 /// The names of the per-layer weight fields of the training log, in column order.
 pub const WEIGHT_FIELDS: [&str; 4] = ["faw_low", "faw_high", "fam_low", "fam_high"];
 
@@ -710,7 +769,10 @@ impl TrainingWeights {
             let title = match name {
                 "weight_low" => "effective LF weight FAW·FAM per layer".to_string(),
                 "weight_high" => "effective HF weight FAW·FAM per layer".to_string(),
-                other => format!("{} per layer", other.replace('_', " ").to_uppercase()),
+                other => {
+                    let (name, band) = other.split_once('_').unwrap_or((other, ""));
+                    format!("{} ({band} band) per layer", name.to_uppercase())
+                }
             };
             let heatmap = Heatmap {
                 title: title.clone(),
@@ -1008,6 +1070,28 @@ mod tests {
         let files = out.write(tmp.path()).unwrap();
         assert_eq!(files.len(), 9);
         assert!(files.iter().all(|p| p.exists()));
+    }
+
+    #[test]
+    fn runs_compare_on_the_step_means() {
+        let x = |seed| tensor(pseudo(48, seed), [1, 3, 4, 4]);
+        let run = |seeds: [usize; 4]| {
+            let mut a = SpectralAnalyzer::new(SpectralConfig::default());
+            a.add(0, 1.0, x(seeds[0]), &[x(seeds[1])]).unwrap();
+            a.add(1, 0.5, x(seeds[2]), &[x(seeds[3])]).unwrap();
+            a.finish().unwrap()
+        };
+        let (a, b) = (run([1, 2, 3, 4]), run([5, 6, 7, 8]));
+        let m = a.mean_over_steps();
+        let want = (a.steps[0].layers[0].cosine_high + a.steps[1].layers[0].cosine_high) / 2.0;
+        assert!((m[0].cosine_high - want).abs() < 1e-12);
+        let plots = spectra_comparison_plots(&[("baseline".into(), a), ("framer".into(), b)]);
+        assert_eq!(plots.len(), 4);
+        let (stem, plot) = &plots[3];
+        assert_eq!(stem, "cosine_high_runs");
+        assert_eq!(plot.series.len(), 2);
+        assert_eq!(plot.series[0].points[0], (0.0, want));
+        assert!(plot.render().is_ok());
     }
 
     #[test]
