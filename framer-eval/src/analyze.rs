@@ -35,8 +35,10 @@
 //! - Every array has the same length in every record. `null` elements (how `serde_json` writes
 //!   non-finite numbers) are read as NaN.
 //!
-//! [`WeightLogLine`] serialises exactly these fields, and [`WeightLogLine::from_diagnostics`]
-//! builds one from the loss's [`framer::FramerDiagnostics`].
+//! [`LayerWeights`] serialises exactly the four arrays (flatten it into the engine's record) and
+//! [`LayerWeights::from_diagnostics`] builds them from the loss's [`framer::FramerDiagnostics`];
+//! [`WeightLogLine`] adds the step. Per-layer arrays need the JSON Lines log: a CSV log cannot
+//! carry them.
 //!
 //! [`TrainingWeights`] writes a CSV and, per field and for the effective weights `faw·fam`, a
 //! heat map (layer × step) and a line plot (a few layers over the steps).
@@ -535,12 +537,11 @@ pub fn spectra_comparison_plots(runs: &[(String, SpectralAnalysis)]) -> Vec<(Str
 /// The names of the per-layer weight fields of the training log, in column order.
 pub const WEIGHT_FIELDS: [&str; 4] = ["faw_low", "faw_high", "fam_low", "fam_high"];
 
-/// The per-layer weight fields of one training-log record (see the module docs for the
-/// schema). Serialise it (with `serde_json`) and merge it into the engine's log line.
+/// The per-layer weight fields of a training-log record (see the module docs for the schema),
+/// without the step: add it to the engine's own record with
+/// `#[serde(flatten, default, skip_serializing_if = "Option::is_none")] weights: Option<LayerWeights>`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct WeightLogLine {
-    /// Optimiser step.
-    pub step: u64,
+pub struct LayerWeights {
     /// FAW weight per student layer, low band, mean over the batch.
     pub faw_low: Vec<f32>,
     /// FAW weight per student layer, high band.
@@ -551,9 +552,9 @@ pub struct WeightLogLine {
     pub fam_high: Vec<f32>,
 }
 
-impl WeightLogLine {
-    /// The batch means of each layer's weights in `diagnostics`.
-    pub fn from_diagnostics(step: u64, diagnostics: &FramerDiagnostics) -> Self {
+impl LayerWeights {
+    /// The batch means of each layer's weights in `diagnostics` (the loss's host copies).
+    pub fn from_diagnostics(diagnostics: &FramerDiagnostics) -> Self {
         let mean = |v: &[f32]| {
             if v.is_empty() {
                 f32::NAN
@@ -563,11 +564,31 @@ impl WeightLogLine {
         };
         let layers = &diagnostics.layers;
         Self {
-            step,
             faw_low: layers.iter().map(|l| mean(&l.faw_low)).collect(),
             faw_high: layers.iter().map(|l| mean(&l.faw_high)).collect(),
             fam_low: layers.iter().map(|l| mean(&l.fam_low)).collect(),
             fam_high: layers.iter().map(|l| mean(&l.fam_high)).collect(),
+        }
+    }
+}
+
+/// A complete minimal training-log record: `step` and the [`LayerWeights`] fields, e.g.
+/// `{"step":42,"faw_low":[…],"faw_high":[…],"fam_low":[…],"fam_high":[…]}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WeightLogLine {
+    /// Optimiser step.
+    pub step: u64,
+    /// The per-layer weights.
+    #[serde(flatten)]
+    pub weights: LayerWeights,
+}
+
+impl WeightLogLine {
+    /// The record of `step` from the loss's diagnostics.
+    pub fn from_diagnostics(step: u64, diagnostics: &FramerDiagnostics) -> Self {
+        Self {
+            step,
+            weights: LayerWeights::from_diagnostics(diagnostics),
         }
     }
 }
@@ -1161,9 +1182,13 @@ mod tests {
                 .collect(),
         };
         let line = WeightLogLine::from_diagnostics(42, &diag);
-        assert_eq!(line.faw_high, vec![0.5; 3]);
-        assert!((line.fam_low[2] - 0.25).abs() < 1e-7);
+        assert_eq!(line.weights.faw_high, vec![0.5; 3]);
+        assert!((line.weights.fam_low[2] - 0.25).abs() < 1e-7);
         let text = serde_json::to_string(&line).unwrap();
+        assert!(
+            text.starts_with("{\"step\":42,\"faw_low\":[0.5,0.5,0.5],"),
+            "{text}"
+        );
         let w = parse_training_weights(&text, Path::new("x")).unwrap();
         assert_eq!(w.records[0].step, 42);
         assert_eq!(w.layers, 3);
