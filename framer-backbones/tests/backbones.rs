@@ -397,6 +397,53 @@ fn loading_reports_missing_unused_and_mismatched_tensors() {
     assert!(err.contains("no such file") && err.contains("framer-backbones-no-such-file"), "{err}");
 }
 
+/// Reads f32 tensors `(values, shape)` from a safetensors file.
+fn read_f32<const N: usize>(path: &str, names: [&str; N]) -> [(Vec<f32>, Vec<usize>); N] {
+    let bytes = std::fs::read(path).unwrap();
+    let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    names.map(|name| {
+        let t = file.tensor(name).unwrap();
+        let v = t.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+        (v, t.shape().to_vec())
+    })
+}
+
+/* Equivalent numpy code: tests/golden/mid_block.py (diffusers' UNetMidBlock2D: ResnetBlock2D,
+   group-normed self-attention, ResnetBlock2D). */
+#[test]
+fn unet_mid_block_matches_the_numpy_reference() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/mid_block.safetensors");
+    let device = Default::default();
+    let mut block = framer_backbones::unet::UNetMidBlock2D::<Cpu>::with_dims(8, true, 16, 2, 1e-5, 4, &device);
+    let options = LoadOptions { allow_unused: true, ..LoadOptions::default() };
+    let report = load_safetensors(&mut block, path, &options).unwrap();
+    assert_eq!(report.unused, ["expected.output", "input.temb", "input.x"]);
+    assert!(report.missing.is_empty());
+    let [(x, xs), (t, ts), (e, es)] = read_f32(path, ["input.x", "input.temb", "expected.output"]);
+    let x = Tensor::<Cpu, 4>::from_data(TensorData::new(x, xs), &device);
+    let temb = Tensor::<Cpu, 2>::from_data(TensorData::new(t, ts), &device);
+    let out = block.forward(x, temb);
+    out.into_data().assert_approx_eq::<f32>(&TensorData::new(e, es), Tolerance::absolute(1e-4));
+}
+
+/* Equivalent numpy code: tests/golden/joint_block.py (DiT4SR's JointTransformerBlock without text
+   tokens) wrote the weights under diffusers names and PyTorch layouts, the input and the output. */
+#[test]
+fn joint_block_matches_the_numpy_reference() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/joint_block.safetensors");
+    let device = Default::default();
+    let mut block = framer_backbones::dit::JointTransformerBlock::<Cpu>::new(8, 2, true, false, &device);
+    let options = LoadOptions { allow_unused: true, ..LoadOptions::default() };
+    let report = load_safetensors(&mut block, path, &options).unwrap();
+    assert_eq!(report.unused, ["expected.output", "input.hidden", "input.temb"]);
+    assert!(report.missing.is_empty());
+    let [(h, hs), (t, ts), (e, es)] = read_f32(path, ["input.hidden", "input.temb", "expected.output"]);
+    let hidden = Tensor::<Cpu, 3>::from_data(TensorData::new(h, hs), &device);
+    let temb = Tensor::<Cpu, 2>::from_data(TensorData::new(t, ts), &device);
+    let out = block.forward(hidden, temb, [2, 2]);
+    out.into_data().assert_approx_eq::<f32>(&TensorData::new(e, es), Tolerance::absolute(1e-4));
+}
+
 // ---------------------------------------------------------------------------------------------
 // FRAMER training steps
 // ---------------------------------------------------------------------------------------------

@@ -246,7 +246,9 @@ pub struct JointTransformerBlock<B: Backend> {
 }
 
 impl<B: Backend> JointTransformerBlock<B> {
-    pub(crate) fn new(dim: usize, heads: usize, qk_norm: bool, zero_control: bool, device: &B::Device) -> Self {
+    /// A block of width `dim` with `heads` heads, optional RMS q/k norms, and (optionally)
+    /// zero-initialised control projections and convolution.
+    pub fn new(dim: usize, heads: usize, qk_norm: bool, zero_control: bool, device: &B::Device) -> Self {
         Self {
             norm1: AdaLayerNormZero::new(dim, device),
             attn: JointAttention::new(dim, heads, qk_norm, zero_control, device),

@@ -101,6 +101,20 @@ impl<B: Backend> UNetMidBlock2D<B> {
         }
     }
 
+    /// A mid block of `channels` channels, with a `temb_dim` time embedding, `groups` norm groups
+    /// (ε = `eps`) and attention heads of width `head_dim` when `attention`.
+    pub fn with_dims(
+        channels: usize,
+        attention: bool,
+        temb_dim: usize,
+        groups: usize,
+        eps: f64,
+        head_dim: usize,
+        device: &B::Device,
+    ) -> Self {
+        Self::new(channels, attention, BlockDims { temb_dim, groups, eps, head_dim }, device)
+    }
+
     /// `[batch, C, H, W] → [batch, C, H, W]`.
     pub fn forward(&self, x: Tensor<B, 4>, temb: Tensor<B, 2>) -> Tensor<B, 4> {
         let mut x = self.resnets[0].forward(x, temb.clone());
