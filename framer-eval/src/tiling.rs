@@ -531,6 +531,33 @@ mod tests {
     }
 
     #[test]
+    fn linear_ramp_blends_two_different_tiles_into_a_linear_ramp() {
+        // width 28, tile 16, overlap 4: tiles start at columns 0 and 12. Tile 0 returns 0, tile 1
+        // returns 1. In the overlap (columns 12..16) the weights are w0 = 0.8, 0.6, 0.4, 0.2 and
+        // w1 = 0.2, 0.4, 0.6, 0.8, so the output is 0 … 0, 0.2, 0.4, 0.6, 0.8, 1 … 1.
+        let x = Tensor::<B, 4>::zeros([1, 1, 16, 28], &Default::default());
+        let config = TileConfig::new(16, 4, 1).with_window(BlendWindow::LinearRamp);
+        let y = process_tiled(x, &config, |t, r| {
+            Ok::<_, Infallible>(t.ones_like().mul_scalar(r.index as f32))
+        })
+        .unwrap();
+        let y = host(y);
+        let mut expected = vec![0f32; 28];
+        for (c, v) in expected.iter_mut().enumerate().skip(12) {
+            *v = if c < 16 { 0.2 * (c - 11) as f32 } else { 1.0 };
+        }
+        for row in 0..16 {
+            for c in 0..28 {
+                assert!(
+                    (y[row * 28 + c] - expected[c]).abs() < 1e-6,
+                    "row {row} col {c}: {}",
+                    y[row * 28 + c]
+                );
+            }
+        }
+    }
+
+    #[test]
     fn scaled_tiles_match_a_whole_image_nearest_upsampling() {
         // nearest ×2 is local, so tiling must give exactly the whole-image result
         let x = ramp_tensor(1, 2, 21, 34);
