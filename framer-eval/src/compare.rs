@@ -290,12 +290,16 @@ impl Comparison {
     /// Per metric, the relative change (percent) of every run after the first from the first.
     pub fn relative_changes(&self) -> Vec<(Metric, Vec<Option<f64>>)> {
         let summaries = self.summaries();
+        let Some(base) = summaries.first() else {
+            return Vec::new();
+        };
         self.metrics()
             .into_iter()
             .map(|m| {
-                let v0 = summaries[0].get(m);
-                let changes = summaries[1..]
+                let v0 = base.get(m);
+                let changes = summaries
                     .iter()
+                    .skip(1)
                     .map(|s| match (v0, s.get(m)) {
                         (Some(v0), Some(v)) => relative_change(v0, v),
                         _ => None,
@@ -325,8 +329,10 @@ impl Comparison {
                 )
             })
             .collect();
-        chart.series = self.runs[1..]
+        chart.series = self
+            .runs
             .iter()
+            .skip(1)
             .enumerate()
             .map(|(j, (name, _))| BarSeries {
                 name: name.clone(),

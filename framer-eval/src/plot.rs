@@ -83,6 +83,16 @@ fn save_rgb(img: &RgbImage, path: &Path) -> Result<()> {
         .map_err(|e| plot_err(path)(format!("cannot encode PNG: {e}")))
 }
 
+/// Rejects images too small for axes, labels and a legend.
+fn check_size(path: &Path, (w, h): (u32, u32)) -> Result<()> {
+    if w < 240 || h < 160 || w > 16384 || h > 16384 {
+        return Err(plot_err(path)(format!(
+            "image size {w}x{h} is outside 240x160 ..= 16384x16384"
+        )));
+    }
+    Ok(())
+}
+
 /// Finite `[min, max]` of the values, widened so that it is never empty.
 fn padded_range(values: impl Iterator<Item = f64>, include_zero: bool) -> Option<(f64, f64)> {
     let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
@@ -205,6 +215,7 @@ impl LinePlot {
         let (y0, y1) = padded_range(points().filter(|p| p.0.is_finite()).map(|p| p.1), false)
             .ok_or_else(|| err("no finite points to plot".into()))?;
         let (w, h) = self.size;
+        check_size(path, (w, h))?;
         let mut buf = vec![255u8; (w * h * 3) as usize];
         {
             let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
@@ -343,6 +354,7 @@ impl BarChart {
         } else {
             self.size
         };
+        check_size(path, (w, h))?;
         let mut buf = vec![255u8; (w * h * 3) as usize];
         {
             let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
@@ -510,6 +522,7 @@ impl Heatmap {
         let (lo, hi) = if lo.is_finite() { (lo, hi) } else { (0.0, 1.0) };
         let span = if hi > lo { hi - lo } else { 1.0 };
         let (w, h) = self.size;
+        check_size(path, (w, h))?;
         let mut buf = vec![255u8; (w * h * 3) as usize];
         {
             let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
@@ -637,6 +650,10 @@ mod tests {
         let plot = LinePlot::new("t", "x", "y")
             .with_series(vec![Series::new("nan", vec![(f64::NAN, 1.0)])]);
         assert!(matches!(plot.render(), Err(EvalError::Plot { .. })));
+        let mut tiny =
+            LinePlot::new("t", "x", "y").with_series(vec![Series::new("a", vec![(0.0, 1.0)])]);
+        tiny.size = (10, 10);
+        assert!(tiny.render().unwrap_err().to_string().contains("10x10"));
         let mut bars = BarChart::new("t", "y");
         assert!(bars.render().is_err());
         bars.categories = vec!["psnr".into(), "ssim".into()];

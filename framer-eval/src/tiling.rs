@@ -542,7 +542,7 @@ mod tests {
         })
         .unwrap();
         let y = host(y);
-        let mut expected = vec![0f32; 28];
+        let mut expected = [0f32; 28];
         for (c, v) in expected.iter_mut().enumerate().skip(12) {
             *v = if c < 16 { 0.2 * (c - 11) as f32 } else { 1.0 };
         }
