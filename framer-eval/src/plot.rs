@@ -273,7 +273,7 @@ impl LinePlot {
 
 fn legend_width<'a>(names: impl Iterator<Item = &'a str>) -> u32 {
     let longest = names.map(|n| n.chars().count()).max().unwrap_or(0) as u32;
-    (40 + 8 * longest).clamp(80, 320)
+    (48 + 9 * longest).clamp(90, 340)
 }
 
 /// One named set of bars of a [`BarChart`]: one value per category (`None` = no bar).
