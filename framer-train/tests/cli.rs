@@ -53,3 +53,34 @@ fn check_reports_a_located_error_and_fails() {
         "{stderr}"
     );
 }
+
+#[test]
+fn train_runs_a_schedule_and_resumes_when_run_again() {
+    let dir = std::env::temp_dir().join(format!("framer-cli-train-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let schedule = dir.join("tiny.toml");
+    std::fs::write(
+        &schedule,
+        "[model]\nbackbone = \"unet\"\npreset = \"tiny\"\n[data]\ncrop_size = 32\n\
+         [train]\nsteps = 2\nbatch_size = 1\n[checkpoint]\nevery = 1\n[logging]\nprogress = false\n",
+    )
+    .unwrap();
+    let out = dir.join("run");
+    let args = [
+        "train",
+        schedule.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let (ok, stdout, stderr) = framer(&args);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("experiment tiny: steps 0..2"), "{stdout}");
+    assert!(out.join("metrics.jsonl").is_file() && out.join("loss.png").is_file());
+    assert!(out.join("checkpoints/step-00000002/model.mpk").is_file());
+    // run again: everything is done, it resumes at step 2 and stops
+    let (ok, stdout, stderr) = framer(&args);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("steps 2..2"), "{stdout}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -51,6 +51,7 @@ fn training_reduces_the_loss_on_a_fixed_batch() {
              [optimizer]\nlr = 3e-3\n[framer]\nlambda = 0.1\n[checkpoint]\nevery = 1000\nresume = false"
         ));
         let device = Default::default();
+        <B as Backend>::seed(&device, 1);
         let dir = temp_dir(&format!("reduce-{objective}"));
         let mut t = Trainer::new(
             &exp,

@@ -91,8 +91,10 @@ where
 /// Real photo crops degraded by the Real-ESRGAN pipeline of `framer-data`, mapped to `[-1, 1]`;
 /// the condition is the LR image upsampled bicubically to the HR size.
 ///
-/// Item `step·batch + i` of the dataset fills slot `i` of step `step`'s batch, so the data order,
-/// crops and degradations are functions of `(seed, step)` and a resumed run sees the same data.
+/// Slot `i` of step `step`'s batch is draw `n = step·batch + i`: epoch `n / P` visits the `P`
+/// photos in an order shuffled by `(seed, epoch)`, and the crop, flips and degradation of the draw
+/// come from `(seed, n)`. The data order, crops and degradations are therefore functions of
+/// `(seed, step)`, and a resumed run sees the same data as an uninterrupted one.
 #[derive(Debug, Clone)]
 pub struct DegradedPhotos {
     pairs: TrainPairs,
@@ -123,6 +125,28 @@ impl DegradedPhotos {
     }
 }
 
+impl DegradedPhotos {
+    /// The dataset item of draw `n`: `epoch·P + perm_epoch[n mod P]`, which `TrainPairs` maps to
+    /// photo `perm_epoch[n mod P]` with a random state unique to the draw.
+    fn item(&self, n: u64) -> usize {
+        let photos = self.pairs.len() as u64;
+        let (epoch, slot) = (n / photos, n % photos);
+        let order = epoch_order(self.seed, epoch, photos as usize);
+        (epoch * photos) as usize + order[slot as usize]
+    }
+}
+
+/// The visiting order of `len` photos in `epoch`: a Fisher–Yates shuffle seeded by `(seed, epoch)`.
+pub fn epoch_order(seed: u64, epoch: u64, len: usize) -> Vec<usize> {
+    use rand::Rng;
+    let mut rng = super::rng::step_rng(seed, epoch, super::rng::Stream::Data);
+    let mut order: Vec<usize> = (0..len).collect();
+    for i in (1..len).rev() {
+        order.swap(i, rng.random_range(0..=i));
+    }
+    order
+}
+
 impl PairSource for DegradedPhotos {
     fn batch(&self, step: u64, batch_size: usize) -> Result<PairBatch, EngineError> {
         let data_err = |e: framer_data::DataError| EngineError::Data(e.to_string());
@@ -130,7 +154,7 @@ impl PairSource for DegradedPhotos {
         let mut lr = Vec::new();
         let mut shape = [batch_size, 3, 0, 0];
         for i in 0..batch_size {
-            let index = step as usize * batch_size + i;
+            let index = self.item(step * batch_size as u64 + i as u64);
             let pair = self.pairs.get(index, self.seed).map_err(data_err)?;
             let up = upsample_bicubic(&pair.lr, self.scale).map_err(data_err)?;
             let [_, h, w] = pair.hr.shape();
@@ -183,4 +207,21 @@ pub fn check_fits<B: Backend, M: SrBackbone<B>>(
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn epochs_visit_every_photo_once_in_a_seeded_order() {
+        let a = epoch_order(3, 0, 10);
+        let mut sorted = a.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, (0..10).collect::<Vec<_>>());
+        assert_eq!(a, epoch_order(3, 0, 10));
+        assert_ne!(a, epoch_order(3, 1, 10), "each epoch is reshuffled");
+        assert_ne!(a, epoch_order(4, 0, 10));
+        assert_eq!(epoch_order(0, 0, 1), [0]);
+    }
 }

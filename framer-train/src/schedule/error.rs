@@ -134,20 +134,32 @@ impl fmt::Display for ScheduleError {
 
 impl std::error::Error for ScheduleError {}
 
-/// Levenshtein distance between two short strings.
+/// Edit distance between two short strings: insertions, deletions, substitutions and swaps of two
+/// adjacent characters each cost 1 (the optimal-string-alignment form of Damerau–Levenshtein).
 pub fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, &cb) in b.iter().enumerate() {
-            let substitution = diagonal + usize::from(ca != cb);
-            diagonal = row[j + 1];
-            row[j + 1] = substitution.min(row[j] + 1).min(row[j + 1] + 1);
+    // d[i][j]: distance between the first i chars of a and the first j of b
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for j in 0..=b.len() {
+        d[0][j] = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut v = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                v = v.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = v;
         }
     }
-    row[b.len()]
+    d[a.len()][b.len()]
 }
 
 /// The known name closest to `name`, if it is a near miss: at most a third of the name's length
@@ -173,6 +185,9 @@ mod tests {
         assert_eq!(edit_distance("kitten", "sitting"), 3); // the textbook example
         assert_eq!(edit_distance("cutof", "cutoff"), 1);
         assert_eq!(edit_distance("abc", ""), 3);
+        assert_eq!(edit_distance("dti", "dit"), 1); // one swap
+        assert_eq!(edit_distance("ab", "ba"), 1);
+        assert_eq!(edit_distance("ca", "abc"), 3); // OSA: no edits inside a swapped pair
     }
 
     #[test]
