@@ -162,7 +162,7 @@ fn checksum(output: Tensor<Cpu, 4>) -> String {
     let v = output.into_data().to_vec::<f32>().unwrap();
     let sum: f64 = v.iter().map(|x| *x as f64).sum();
     let abs: f64 = v.iter().map(|x| x.abs() as f64).sum();
-    format!("shape {dims:?}\nsum {sum:.2}\nabs_sum {abs:.2}\nfirst {:.4} {:.4} {:.4}\n", v[0], v[1], v[2])
+    format!("shape {dims:?}\nsum {sum:.1}\nabs_sum {abs:.1}\nfirst {:.3} {:.3} {:.3}\n", v[0], v[1], v[2])
 }
 
 #[test]
@@ -494,6 +494,7 @@ where
 }
 
 fn assert_falls(name: &str, totals: &[f32], framers: &[f32]) {
+    eprintln!("{name}: total {totals:?}, FRAMER term {framers:?}");
     assert!(totals.iter().chain(framers).all(|v| v.is_finite()), "{name}: {totals:?} {framers:?}");
     let (first, last) = (totals[0], *totals.last().unwrap());
     assert!(last < 0.9 * first, "{name}: total loss did not fall: {totals:?} (FRAMER term {framers:?})");
