@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 
 /// FRAMER training for Burn.
 #[derive(Debug, Parser)]
@@ -28,7 +28,44 @@ enum Command {
         /// Folder of the run (metrics, plots, checkpoints); default `runs/<name>`.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Where to train: the CPU (`flex` backend) or the first CUDA GPU (needs a build with the
+        /// `cuda` feature).
+        #[arg(long, value_enum, default_value_t = Device::Cpu)]
+        device: Device,
     },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Device {
+    Cpu,
+    Cuda,
+}
+
+fn train(
+    experiment: &framer_train::schedule::Experiment,
+    out: &std::path::Path,
+    device: Device,
+) -> Result<framer_train::RunSummary, String> {
+    use burn::backend::{Autodiff, Flex};
+    match device {
+        Device::Cpu => {
+            framer_train::run_experiment::<Autodiff<Flex>>(experiment, out, &Default::default())
+                .map_err(|e| e.to_string())
+        }
+        #[cfg(feature = "cuda")]
+        Device::Cuda => framer_train::run_experiment::<Autodiff<burn::backend::Cuda>>(
+            experiment,
+            out,
+            &Default::default(),
+        )
+        .map_err(|e| e.to_string()),
+        #[cfg(not(feature = "cuda"))]
+        Device::Cuda => Err(
+            "this `framer` was built without the `cuda` feature; rebuild with \
+                             `cargo build --release --features cuda`"
+                .to_string(),
+        ),
+    }
 }
 
 fn main() -> ExitCode {
@@ -45,7 +82,11 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Train { schedule, out } => {
+        Command::Train {
+            schedule,
+            out,
+            device,
+        } => {
             let experiment = match framer_train::schedule::load(&schedule) {
                 Ok(e) => e,
                 Err(e) => {
@@ -54,11 +95,7 @@ fn main() -> ExitCode {
                 }
             };
             let out = out.unwrap_or_else(|| PathBuf::from("runs").join(&experiment.name));
-            match framer_train::run_experiment::<burn::backend::Autodiff<burn::backend::Flex>>(
-                &experiment,
-                &out,
-                &Default::default(),
-            ) {
+            match train(&experiment, &out, device) {
                 Ok(summary) => {
                     println!("{summary}");
                     ExitCode::SUCCESS
