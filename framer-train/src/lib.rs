@@ -40,6 +40,7 @@
 //! [`run_experiment`] trains the experiment of a schedule end to end on the CPU or GPU backend of
 //! the caller's choice; [`Trainer`] exposes the loop step by step for any [`engine::Denoiser`].
 
+pub mod commands;
 pub mod demo;
 pub mod engine;
 pub mod schedule;
