@@ -113,7 +113,7 @@ enabled = {framer}
 lambda = {lambda}
 
 [optimizer]
-lr = 2e-4
+lr = 1e-3
 max_grad_norm = 1.0
 
 [train]
