@@ -21,8 +21,9 @@ use rand::SeedableRng;
 
 use crate::engine::{
     DegradedPhotos, Denoiser, EngineError, Objective, RunSummary, Trainer, WithHeads, metrics,
-    sample,
 };
+
+pub use crate::engine::sampler::sample_from;
 use crate::schedule::{self, Experiment};
 
 /// Which backbone the main job trains.
@@ -168,61 +169,6 @@ fn eval_pairs(experiment: &Experiment) -> Result<Vec<EvalPair>, EngineError> {
             Ok(EvalPair { name: photo.name, hr, lr_upsampled })
         })
         .collect()
-}
-
-/// The sampler of `objective` started at `strength` from `start` (the condition) noised with
-/// `noise`, instead of from pure noise (`strength = 1` is [`sample`] itself).
-///
-/// # Shapes
-/// `start` and `noise`: `[batch, channels, height, width]`; returns the same shape.
-pub fn sample_from<B: Backend>(
-    objective: &Objective,
-    start: Tensor<B, 4>,
-    noise: Tensor<B, 4>,
-    strength: f64,
-    steps: usize,
-    mut predict: impl FnMut(Tensor<B, 4>, Tensor<B, 1>) -> Tensor<B, 4>,
-) -> Tensor<B, 4> {
-    let strength = strength.clamp(1e-3, 1.0);
-    if strength >= 1.0 {
-        return sample(objective, noise, steps, predict);
-    }
-    let steps = steps.max(1);
-    let batch = noise.dims()[0];
-    let device = noise.device();
-    let times = |t: f64| Tensor::<B, 1>::from_data(TensorData::new(vec![t as f32; batch], [batch]), &device);
-    match objective {
-        Objective::RectifiedFlow { .. } => {
-            let mut x = start.mul_scalar(1.0 - strength) + noise.mul_scalar(strength);
-            for i in 0..steps {
-                let sigma = strength * (1.0 - i as f64 / steps as f64);
-                let next = strength * (1.0 - (i + 1) as f64 / steps as f64);
-                let v = predict(x.clone(), times(sigma));
-                x = x + v.mul_scalar(next - sigma);
-            }
-            x
-        }
-        Objective::Ddpm { v_prediction, alphas_cumprod } => {
-            let total = alphas_cumprod.len();
-            let first = ((strength * total as f64) as usize).min(total - 1);
-            let ts: Vec<usize> = (0..steps.min(first + 1)).map(|i| i * (first + 1) / steps.min(first + 1)).collect();
-            let a0 = alphas_cumprod[*ts.last().unwrap_or(&0)];
-            let mut x = start.mul_scalar(a0.sqrt()) + noise.mul_scalar((1.0 - a0).sqrt());
-            for (k, &t) in ts.iter().enumerate().rev() {
-                let a = alphas_cumprod[t];
-                let a_prev = if k == 0 { 1.0 } else { alphas_cumprod[ts[k - 1]] };
-                let out = predict(x.clone(), times(t as f64 / total as f64));
-                let (sa, sb) = (a.sqrt(), (1.0 - a).sqrt());
-                let (x0, eps) = if *v_prediction {
-                    (x.clone().mul_scalar(sa) - out.clone().mul_scalar(sb), out.mul_scalar(sa) + x.mul_scalar(sb))
-                } else {
-                    ((x.clone() - out.clone().mul_scalar(sb)).div_scalar(sa), out)
-                };
-                x = x0.mul_scalar(a_prev.sqrt()) + eps.mul_scalar((1.0 - a_prev).sqrt());
-            }
-            x
-        }
-    }
 }
 
 /// Images `[3, H, W]` in [0, 1] → a batch `[N, 3, H, W]` in [−1, 1].

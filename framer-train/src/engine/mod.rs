@@ -39,7 +39,7 @@ pub use data::{FixedBatch, PairBatch, PairSource, SyntheticPairs};
 pub use metrics::{MetricsLog, StepRecord};
 pub use model::Denoiser;
 pub use objective::{NoiseLevels, Objective};
-pub use sampler::sample;
+pub use sampler::{sample, sample_from};
 
 use crate::schedule::{BackboneKind, Experiment};
 use rng::{Stream, step_rng};
