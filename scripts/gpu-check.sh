@@ -14,7 +14,9 @@ bundle=gpu-bundle
 case "${1:-run}" in
   build)
     cargo build --release -p framer --features cuda --example golden --bench loss
+    cargo build --release -p framer-train --features cuda
     mkdir -p "$bundle"
+    cp target/release/framer "$bundle/framer"
     cp target/release/examples/golden "$bundle/golden"
     # the bench binary has a hashed name: take the newest
     cp "$(ls -t target/release/deps/loss-* | grep -v '\.d$' | head -1)" "$bundle/loss-bench"
@@ -34,11 +36,15 @@ case "${1:-run}" in
       rows+=("$line")
     done
     cpu=$("$bundle/loss-bench" --batch 4 --iters 10 | tail -1)
+    echo "== the main job on the GPU (short budget) =="
+    demo_status=ok
+    ( cd "$bundle" && ./framer demo --device cuda --steps 100 --out report-gpu ) || demo_status=FAILED
     echo
     echo "| check | result |"
     echo "|---|---|"
     echo "| golden (tiny, single, paperlike) on CUDA | $golden_status |"
     for r in "${rows[@]}" "$cpu"; do echo "| loss fwd+bwd | $r |"; done
+    echo "| main job on CUDA (100 steps) | $demo_status |"
     ;;
   *)
     echo "usage: $0 build|run" >&2
