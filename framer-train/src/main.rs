@@ -1,7 +1,9 @@
 //! The `framer` command. Without a subcommand it runs the main job (`framer demo`): a tiny backbone
 //! trained on the embedded photos without and with FRAMER, then compared on held-out photos.
 //! `framer check SCHEDULE.toml` validates a schedule and prints the resolved values;
-//! `framer train SCHEDULE.toml` runs it.
+//! `framer train SCHEDULE.toml` runs it. `framer sr` super-resolves images with a trained run,
+//! `framer eval` scores results against ground truths (or compares runs), and `framer analyze`
+//! plots what the layers of a run predict over the denoising steps and its FAW/FAM weights.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -38,6 +40,196 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Device::Cpu)]
         device: Device,
     },
+    /// Super-resolve an LR image or a folder with a trained run (EMA weights when present).
+    Sr(SrArgs),
+    /// Score SR images against ground truths (PSNR/SSIM on Y, NIQE), or compare runs.
+    Eval(EvalArgs),
+    /// Per-layer band energies over the denoising steps (Fig. 2/7) and FAW/FAM over training
+    /// (Fig. 9) of a trained run.
+    Analyze(AnalyzeArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+struct SrArgs {
+    /// The run folder (written by `framer train`): its latest checkpoint and resolved schedule.
+    #[arg(long, required_unless_present = "checkpoint", conflicts_with = "checkpoint")]
+    run: Option<PathBuf>,
+    /// A checkpoint folder (`step-NNNNNNNN`) or weights file (`.mpk`) instead of `--run`.
+    #[arg(long, requires = "schedule")]
+    checkpoint: Option<PathBuf>,
+    /// The schedule of `--checkpoint`.
+    #[arg(long, requires = "checkpoint")]
+    schedule: Option<PathBuf>,
+    /// An LR image or a folder of them.
+    input: PathBuf,
+    /// A `.png` file (one input image) or a folder.
+    output: PathBuf,
+    /// Sampler steps (default: the run's `[objective] sample_steps`).
+    #[arg(long)]
+    steps: Option<usize>,
+    /// Where sampling starts: 1 = pure noise, below 1 = the upsampled LR noised to that level.
+    #[arg(long, default_value_t = 0.4)]
+    strength: f64,
+    /// Seed of the sampling noise (per image and tile).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Tile side at the SR resolution (default: the training crop size).
+    #[arg(long)]
+    tile: Option<usize>,
+    /// Overlap of neighbouring tiles (default: a quarter of the tile).
+    #[arg(long)]
+    overlap: Option<usize>,
+    /// Colour fix against the upsampled LR: adain, wavelet or none.
+    #[arg(long, default_value = "adain")]
+    color_fix: String,
+    /// Where to run the model.
+    #[arg(long, value_enum, default_value_t = Device::Cpu)]
+    device: Device,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+struct EvalArgs {
+    /// Folder of SR images (not with --compare).
+    sr_dir: Option<PathBuf>,
+    /// Ground-truth folder, paired by file stem.
+    #[arg(long)]
+    gt: Option<PathBuf>,
+    /// Pixels removed from every edge before scoring.
+    #[arg(long, default_value_t = 4)]
+    crop_border: usize,
+    /// Comma-separated metrics: psnr_y, ssim_y, psnr, ssim, niqe (lpips, musiq, maniqa are
+    /// listed as not computed).
+    #[arg(long, default_value = "psnr_y,ssim_y,niqe")]
+    metrics: String,
+    /// Also write the table as CSV.
+    #[arg(long)]
+    csv: Option<PathBuf>,
+    /// Also write the table as Markdown.
+    #[arg(long)]
+    md: Option<PathBuf>,
+    /// Compare runs side by side: NAME=DIR NAME=DIR …
+    #[arg(long, num_args = 2..)]
+    compare: Vec<String>,
+    /// Folder of the comparison's tables and bar chart (default `comparison`).
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+struct AnalyzeArgs {
+    /// The run folder.
+    #[arg(long)]
+    run: PathBuf,
+    /// A folder of LR images (default: the embedded held-out photos, degraded).
+    #[arg(long)]
+    images: Option<PathBuf>,
+    /// Output folder (default `RUN/analysis`).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Sampler steps (default: the run's `[objective] sample_steps`).
+    #[arg(long)]
+    steps: Option<usize>,
+    /// Where sampling starts: 1 = pure noise (the paper's figures).
+    #[arg(long, default_value_t = 1.0)]
+    strength: f64,
+    /// Seed of the sampling noise.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Where to run the model.
+    #[arg(long, value_enum, default_value_t = Device::Cpu)]
+    device: Device,
+}
+
+const NO_CUDA: &str = "this `framer` was built without the `cuda` feature; rebuild with \
+                       `cargo build --release --features cuda`";
+
+fn sr(args: SrArgs) -> Result<(), String> {
+    use framer_train::commands::{RunFiles, sr::{SrSettings, run_sr}};
+    let run = match (&args.run, &args.checkpoint, &args.schedule) {
+        (Some(dir), _, _) => RunFiles::from_run_dir(dir),
+        (None, Some(c), Some(s)) => RunFiles::from_checkpoint(c, s),
+        _ => return Err("give --run RUN_DIR, or --checkpoint PATH with --schedule FILE".into()),
+    }
+    .map_err(|e| e.to_string())?;
+    let settings = SrSettings {
+        input: args.input,
+        output: args.output,
+        steps: args.steps,
+        strength: args.strength,
+        seed: args.seed,
+        tile: args.tile,
+        overlap: args.overlap,
+        color_fix: args.color_fix,
+        progress: true,
+    };
+    println!("model: {}", run.weights.display());
+    let written = match args.device {
+        Device::Cpu => run_sr::<burn::backend::Flex>(&run, &settings, &Default::default()),
+        #[cfg(feature = "cuda")]
+        Device::Cuda => run_sr::<burn::backend::Cuda>(&run, &settings, &Default::default()),
+        #[cfg(not(feature = "cuda"))]
+        Device::Cuda => return Err(NO_CUDA.into()),
+    }
+    .map_err(|e| e.to_string())?;
+    for p in written {
+        println!("wrote {}", p.display());
+    }
+    Ok(())
+}
+
+fn eval(args: EvalArgs) -> Result<(), String> {
+    use framer_train::commands::eval::{EvalSettings, run_eval};
+    let text = run_eval(&EvalSettings {
+        sr_dir: args.sr_dir,
+        compare: args.compare,
+        gt: args.gt,
+        crop_border: args.crop_border,
+        metrics: args.metrics,
+        csv: args.csv,
+        md: args.md,
+        out: args.out,
+    })
+    .map_err(|e| e.to_string())?;
+    print!("{text}");
+    Ok(())
+}
+
+fn analyze(args: AnalyzeArgs) -> Result<(), String> {
+    use framer_train::commands::{RunFiles, analyze::{AnalyzeSettings, run_analyze}};
+    let run = RunFiles::from_run_dir(&args.run).map_err(|e| e.to_string())?;
+    let settings = AnalyzeSettings {
+        out: args.out.unwrap_or_else(|| args.run.join("analysis")),
+        run_dir: args.run,
+        images: args.images,
+        steps: args.steps,
+        strength: args.strength,
+        seed: args.seed,
+    };
+    let report = match args.device {
+        Device::Cpu => run_analyze::<burn::backend::Flex>(&run, &settings, &Default::default()),
+        #[cfg(feature = "cuda")]
+        Device::Cuda => run_analyze::<burn::backend::Cuda>(&run, &settings, &Default::default()),
+        #[cfg(not(feature = "cuda"))]
+        Device::Cuda => return Err(NO_CUDA.into()),
+    }
+    .map_err(|e| e.to_string())?;
+    for p in &report.written {
+        println!("wrote {}", p.display());
+    }
+    for note in &report.notes {
+        println!("note: {note}");
+    }
+    Ok(())
+}
+
+fn report(result: Result<(), String>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -167,6 +359,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let command = cli.command.unwrap_or(Command::Demo(DemoArgs::default()));
     match command {
+        Command::Sr(args) => report(sr(args)),
+        Command::Eval(args) => report(eval(args)),
+        Command::Analyze(args) => report(analyze(args)),
         Command::Demo(args) => match demo(args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

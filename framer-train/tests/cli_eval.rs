@@ -1,0 +1,223 @@
+//! The `framer sr`, `framer eval` and `framer analyze` commands, end to end on a tiny run trained
+//! for two steps.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+fn framer(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_framer"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+fn temp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("framer-cli-eval-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// A deterministic RGB test pattern.
+fn write_png(path: &Path, w: u32, h: u32, phase: u32) {
+    let img = image::RgbImage::from_fn(w, h, |x, y| {
+        image::Rgb([
+            ((x * 37 + y * 11 + phase) % 256) as u8,
+            ((x * 5 + y * 53 + 2 * phase) % 256) as u8,
+            ((x * y + 90 + phase) % 256) as u8,
+        ])
+    });
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    img.save(path).unwrap();
+}
+
+/// A tiny U-Net run (crop 32, ×4, batch 1) trained for 2 steps, shared by the tests.
+fn trained_run() -> &'static Path {
+    static RUN: OnceLock<PathBuf> = OnceLock::new();
+    RUN.get_or_init(|| {
+        let dir = temp("run");
+        let schedule = dir.join("tiny.toml");
+        std::fs::write(
+            &schedule,
+            "[model]\nbackbone = \"unet\"\npreset = \"tiny\"\n[data]\ncrop_size = 32\n\
+             [train]\nsteps = 2\nbatch_size = 1\nema_decay = 0.9\n[checkpoint]\nevery = 2\n\
+             [logging]\nprogress = false\n",
+        )
+        .unwrap();
+        let out = dir.join("run");
+        let (ok, _, stderr) = framer(&["train", s(&schedule), "--out", s(&out)]);
+        assert!(ok, "{stderr}");
+        out
+    })
+}
+
+#[test]
+fn sr_upscales_an_image_and_a_folder_with_a_trained_run() {
+    let run = trained_run();
+    let dir = temp("sr");
+    // 10×6 LR → 40×24: narrower than a 32-pixel tile in height (reflection padded)
+    let lr = dir.join("lr/a.png");
+    write_png(&lr, 10, 6, 0);
+    write_png(&dir.join("lr/b.png"), 12, 12, 7);
+    let out = dir.join("a_sr.png");
+    let (ok, stdout, stderr) = framer(&[
+        "sr", "--run", s(run), s(&lr), s(&out), "--steps", "2", "--seed", "3",
+    ]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("ema.mpk"), "the EMA weights are used: {stdout}");
+    let sr = image::open(&out).unwrap();
+    assert_eq!((sr.width(), sr.height()), (40, 24));
+    // the same seed gives the same image
+    let again = dir.join("a_again.png");
+    let (ok, _, stderr) = framer(&[
+        "sr", "--run", s(run), s(&lr), s(&again), "--steps", "2", "--seed", "3",
+    ]);
+    assert!(ok, "{stderr}");
+    assert_eq!(sr.to_rgb8(), image::open(&again).unwrap().to_rgb8());
+
+    // a folder, several tiles per image, with an explicit checkpoint and schedule
+    let checkpoint = run.join("checkpoints/step-00000002");
+    let schedule = run.join("schedule.resolved.toml");
+    let out_dir = dir.join("out");
+    let (ok, _, stderr) = framer(&[
+        "sr",
+        "--checkpoint",
+        s(&checkpoint),
+        "--schedule",
+        s(&schedule),
+        s(&dir.join("lr")),
+        s(&out_dir),
+        "--steps",
+        "1",
+        "--tile",
+        "32",
+        "--overlap",
+        "8",
+        "--color-fix",
+        "wavelet",
+    ]);
+    assert!(ok, "{stderr}");
+    let b = image::open(out_dir.join("b.png")).unwrap();
+    assert_eq!((b.width(), b.height()), (48, 48));
+    assert!(out_dir.join("a.png").is_file());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn sr_with_a_missing_run_fails_naming_the_path() {
+    let dir = temp("missing");
+    let lr = dir.join("a.png");
+    write_png(&lr, 8, 8, 0);
+    let missing = dir.join("no-such-run");
+    let (ok, _, stderr) = framer(&["sr", "--run", s(&missing), s(&lr), s(&dir.join("o.png"))]);
+    assert!(!ok);
+    assert!(stderr.contains(s(&missing)), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    // a run folder without checkpoints
+    std::fs::create_dir_all(dir.join("empty")).unwrap();
+    let (ok, _, stderr) = framer(&["sr", "--run", s(&dir.join("empty")), s(&lr), s(&dir.join("o.png"))]);
+    assert!(!ok);
+    assert!(stderr.contains("schedule.resolved.toml"), "{stderr}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn eval_of_identical_folders_is_perfect() {
+    let dir = temp("identical");
+    for (name, phase) in [("x.png", 0), ("y.png", 40)] {
+        write_png(&dir.join("sr").join(name), 24, 20, phase);
+        write_png(&dir.join("gt").join(name), 24, 20, phase);
+    }
+    let csv = dir.join("scores.csv");
+    let (ok, stdout, stderr) = framer(&[
+        "eval",
+        s(&dir.join("sr")),
+        "--gt",
+        s(&dir.join("gt")),
+        "--metrics",
+        "psnr_y,ssim_y",
+        "--csv",
+        s(&csv),
+    ]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("inf"), "{stdout}");
+    assert!(stdout.contains("LPIPS") || stdout.contains("lpips"), "{stdout}");
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let mean: Vec<&str> = lines.find(|l| l.starts_with("mean")).unwrap().split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    assert_eq!(mean[col("psnr_y")], "inf", "{text}");
+    let ssim: f64 = mean[col("ssim_y")].parse().unwrap();
+    assert!((ssim - 1.0).abs() < 1e-9, "{text}");
+
+    // the comparison mode: a table and a bar chart
+    write_png(&dir.join("other/x.png"), 24, 20, 3);
+    write_png(&dir.join("other/y.png"), 24, 20, 41);
+    let out = dir.join("cmp");
+    let same = format!("same={}", s(&dir.join("sr")));
+    let other = format!("other={}", s(&dir.join("other")));
+    let (ok, stdout, stderr) = framer(&[
+        "eval", "--compare", &same, &other, "--gt", s(&dir.join("gt")), "--metrics",
+        "psnr_y,ssim_y,lpips", "--crop-border", "2", "--out", s(&out),
+    ]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("same") && stdout.contains("other"), "{stdout}");
+    assert!(out.join("comparison.png").is_file() && out.join("comparison.csv").is_file());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn eval_with_mismatched_sizes_fails_naming_the_file() {
+    let dir = temp("mismatch");
+    write_png(&dir.join("sr/odd_one.png"), 24, 20, 0);
+    write_png(&dir.join("gt/odd_one.png"), 20, 20, 0);
+    let (ok, _, stderr) = framer(&[
+        "eval",
+        s(&dir.join("sr")),
+        "--gt",
+        s(&dir.join("gt")),
+        "--metrics",
+        "psnr_y",
+    ]);
+    assert!(!ok);
+    assert!(stderr.contains("odd_one"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn analyze_writes_band_statistics_over_the_denoising_steps() {
+    let run = trained_run();
+    let dir = temp("analyze");
+    write_png(&dir.join("lr/a.png"), 8, 8, 0);
+    let out = dir.join("analysis");
+    let (ok, stdout, stderr) = framer(&[
+        "analyze", "--run", s(run), "--images", s(&dir.join("lr")), "--out", s(&out), "--steps", "3",
+    ]);
+    assert!(ok, "{stderr}");
+    let csv = std::fs::read_to_string(out.join("spectra.csv")).unwrap();
+    assert!(csv.starts_with("step,timestep,samples,layer,"), "{csv}");
+    // 3 steps, each with at least one student layer and the final layer
+    let steps: std::collections::BTreeSet<&str> =
+        csv.lines().skip(1).map(|l| l.split(',').next().unwrap()).collect();
+    assert_eq!(steps.len(), 3, "{csv}");
+    assert!(csv.lines().count() >= 1 + 3 * 2, "{csv}");
+    assert!(out.join("energy_high_over_steps.png").is_file());
+    // Fig. 9 is either written or its absence explained
+    assert!(
+        out.join("training/weights.csv").is_file() || stdout.contains("note: FAW/FAM"),
+        "{stdout}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
