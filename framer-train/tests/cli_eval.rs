@@ -71,16 +71,35 @@ fn sr_upscales_an_image_and_a_folder_with_a_trained_run() {
     write_png(&dir.join("lr/b.png"), 12, 12, 7);
     let out = dir.join("a_sr.png");
     let (ok, stdout, stderr) = framer(&[
-        "sr", "--run", s(run), s(&lr), s(&out), "--steps", "2", "--seed", "3",
+        "sr",
+        "--run",
+        s(run),
+        s(&lr),
+        s(&out),
+        "--steps",
+        "2",
+        "--seed",
+        "3",
     ]);
     assert!(ok, "{stderr}");
-    assert!(stdout.contains("ema.mpk"), "the EMA weights are used: {stdout}");
+    assert!(
+        stdout.contains("ema.mpk"),
+        "the EMA weights are used: {stdout}"
+    );
     let sr = image::open(&out).unwrap();
     assert_eq!((sr.width(), sr.height()), (40, 24));
     // the same seed gives the same image
     let again = dir.join("a_again.png");
     let (ok, _, stderr) = framer(&[
-        "sr", "--run", s(run), s(&lr), s(&again), "--steps", "2", "--seed", "3",
+        "sr",
+        "--run",
+        s(run),
+        s(&lr),
+        s(&again),
+        "--steps",
+        "2",
+        "--seed",
+        "3",
     ]);
     assert!(ok, "{stderr}");
     assert_eq!(sr.to_rgb8(), image::open(&again).unwrap().to_rgb8());
@@ -125,7 +144,13 @@ fn sr_with_a_missing_run_fails_naming_the_path() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     // a run folder without checkpoints
     std::fs::create_dir_all(dir.join("empty")).unwrap();
-    let (ok, _, stderr) = framer(&["sr", "--run", s(&dir.join("empty")), s(&lr), s(&dir.join("o.png"))]);
+    let (ok, _, stderr) = framer(&[
+        "sr",
+        "--run",
+        s(&dir.join("empty")),
+        s(&lr),
+        s(&dir.join("o.png")),
+    ]);
     assert!(!ok);
     assert!(stderr.contains("schedule.resolved.toml"), "{stderr}");
     std::fs::remove_dir_all(&dir).unwrap();
@@ -151,11 +176,18 @@ fn eval_of_identical_folders_is_perfect() {
     ]);
     assert!(ok, "{stderr}");
     assert!(stdout.contains("inf"), "{stdout}");
-    assert!(stdout.contains("LPIPS") || stdout.contains("lpips"), "{stdout}");
+    assert!(
+        stdout.contains("LPIPS") || stdout.contains("lpips"),
+        "{stdout}"
+    );
     let text = std::fs::read_to_string(&csv).unwrap();
     let mut lines = text.lines();
     let header: Vec<&str> = lines.next().unwrap().split(',').collect();
-    let mean: Vec<&str> = lines.find(|l| l.starts_with("mean")).unwrap().split(',').collect();
+    let mean: Vec<&str> = lines
+        .find(|l| l.starts_with("mean"))
+        .unwrap()
+        .split(',')
+        .collect();
     let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
     assert_eq!(mean[col("psnr_y")], "inf", "{text}");
     let ssim: f64 = mean[col("ssim_y")].parse().unwrap();
@@ -168,11 +200,24 @@ fn eval_of_identical_folders_is_perfect() {
     let same = format!("same={}", s(&dir.join("sr")));
     let other = format!("other={}", s(&dir.join("other")));
     let (ok, stdout, stderr) = framer(&[
-        "eval", "--compare", &same, &other, "--gt", s(&dir.join("gt")), "--metrics",
-        "psnr_y,ssim_y,lpips", "--crop-border", "2", "--out", s(&out),
+        "eval",
+        "--compare",
+        &same,
+        &other,
+        "--gt",
+        s(&dir.join("gt")),
+        "--metrics",
+        "psnr_y,ssim_y,lpips",
+        "--crop-border",
+        "2",
+        "--out",
+        s(&out),
     ]);
     assert!(ok, "{stderr}");
-    assert!(stdout.contains("same") && stdout.contains("other"), "{stdout}");
+    assert!(
+        stdout.contains("same") && stdout.contains("other"),
+        "{stdout}"
+    );
     assert!(out.join("comparison.png").is_file() && out.join("comparison.csv").is_file());
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -203,16 +248,27 @@ fn analyze_writes_band_statistics_over_the_denoising_steps() {
     write_png(&dir.join("lr/a.png"), 8, 8, 0);
     let out = dir.join("analysis");
     let (ok, stdout, stderr) = framer(&[
-        "analyze", "--run", s(run), "--images", s(&dir.join("lr")), "--out", s(&out), "--steps", "3",
+        "analyze",
+        "--run",
+        s(run),
+        "--images",
+        s(&dir.join("lr")),
+        "--out",
+        s(&out),
+        "--steps",
+        "3",
     ]);
     assert!(ok, "{stderr}");
     let csv = std::fs::read_to_string(out.join("spectra.csv")).unwrap();
     assert!(csv.starts_with("step,timestep,samples,layer,"), "{csv}");
     // 3 steps, each with at least one student layer and the final layer
-    let steps: std::collections::BTreeSet<&str> =
-        csv.lines().skip(1).map(|l| l.split(',').next().unwrap()).collect();
+    let steps: std::collections::BTreeSet<&str> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap())
+        .collect();
     assert_eq!(steps.len(), 3, "{csv}");
-    assert!(csv.lines().count() >= 1 + 3 * 2, "{csv}");
+    assert!(csv.lines().skip(1).count() >= 3 * 2, "{csv}");
     assert!(out.join("energy_high_over_steps.png").is_file());
     // Fig. 9 is either written or its absence explained
     assert!(
@@ -232,7 +288,10 @@ fn clean_estimate_recovers_x0_for_every_objective() {
     use framer_train::engine::Objective;
     let device = Default::default();
     let t = |v: Vec<f32>| Tensor::<Flex, 4>::from_data(TensorData::new(v, [1, 1, 2, 2]), &device);
-    let (x0, eps) = (t(vec![0.5, -0.25, 0.9, -1.0]), t(vec![1.3, -0.7, 0.2, 0.05]));
+    let (x0, eps) = (
+        t(vec![0.5, -0.25, 0.9, -1.0]),
+        t(vec![1.3, -0.7, 0.2, 0.05]),
+    );
     let close = |a: Tensor<Flex, 4>, b: Tensor<Flex, 4>| {
         let d: f32 = (a - b).abs().max().into_scalar();
         assert!(d < 1e-5, "max difference {d}");
@@ -245,10 +304,16 @@ fn clean_estimate_recovers_x0_for_every_objective() {
     };
     let sigma = 0.7;
     let x_t = x0.clone().mul_scalar(1.0 - sigma) + eps.clone().mul_scalar(sigma);
-    close(clean_estimate(&rf, x_t, eps.clone() - x0.clone(), sigma), x0.clone());
+    close(
+        clean_estimate(&rf, x_t, eps.clone() - x0.clone(), sigma),
+        x0.clone(),
+    );
     // DDPM with ᾱ = [0.9, 0.5, 0.2, 0.1]: step 2 of 4 (level 0.5), ᾱ = 0.2
     for v_prediction in [false, true] {
-        let ddpm = Objective::Ddpm { v_prediction, alphas_cumprod: vec![0.9, 0.5, 0.2, 0.1] };
+        let ddpm = Objective::Ddpm {
+            v_prediction,
+            alphas_cumprod: vec![0.9, 0.5, 0.2, 0.1],
+        };
         let (sa, sb) = (0.2f64.sqrt(), 0.8f64.sqrt());
         let x_t = x0.clone().mul_scalar(sa) + eps.clone().mul_scalar(sb);
         let target = if v_prediction {

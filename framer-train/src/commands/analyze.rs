@@ -118,33 +118,43 @@ impl<B: Backend> ModelTask<B> for Trajectory<B> {
         let mut failure: Option<CommandError> = None;
         let objective = &self.objective;
         let condition = self.condition.clone();
-        sample_from(objective, condition.clone(), noise, self.strength, self.steps, |x, t| {
-            let level = t
-                .clone()
-                .into_data()
-                .convert::<f32>()
-                .to_vec::<f32>()
-                .ok()
-                .and_then(|v| v.first().copied())
-                .unwrap_or(0.0) as f64;
-            match model.predict_with_students(x.clone(), t, condition.clone(), &taps) {
-                Ok((teacher, students)) => {
-                    if failure.is_none() {
-                        let x0 = |p: Tensor<B, 4>| clean_estimate(objective, x.clone(), p, level);
-                        let students: Vec<_> = students.into_iter().map(x0).collect();
-                        if let Err(e) = analyzer.add(step, level, x0(teacher.clone()), &students) {
-                            failure = Some(e.into());
+        sample_from(
+            objective,
+            condition.clone(),
+            noise,
+            self.strength,
+            self.steps,
+            |x, t| {
+                let level = t
+                    .clone()
+                    .into_data()
+                    .convert::<f32>()
+                    .to_vec::<f32>()
+                    .ok()
+                    .and_then(|v| v.first().copied())
+                    .unwrap_or(0.0) as f64;
+                match model.predict_with_students(x.clone(), t, condition.clone(), &taps) {
+                    Ok((teacher, students)) => {
+                        if failure.is_none() {
+                            let x0 =
+                                |p: Tensor<B, 4>| clean_estimate(objective, x.clone(), p, level);
+                            let students: Vec<_> = students.into_iter().map(x0).collect();
+                            if let Err(e) =
+                                analyzer.add(step, level, x0(teacher.clone()), &students)
+                            {
+                                failure = Some(e.into());
+                            }
                         }
+                        step += 1;
+                        teacher
                     }
-                    step += 1;
-                    teacher
+                    Err(e) => {
+                        failure.get_or_insert(e.into());
+                        model.predict(x, t_like(level, &condition), condition.clone())
+                    }
                 }
-                Err(e) => {
-                    failure.get_or_insert(e.into());
-                    model.predict(x, t_like(level, &condition), condition.clone())
-                }
-            }
-        });
+            },
+        );
         match failure {
             Some(e) => Err(e),
             None => Ok(analyzer),

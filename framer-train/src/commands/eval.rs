@@ -54,13 +54,18 @@ pub fn run_eval(settings: &EvalSettings) -> Result<String, CommandError> {
     let skipped: Vec<Metric>;
     if settings.compare.is_empty() {
         let sr_dir = settings.sr_dir.as_deref().ok_or_else(|| {
-            CommandError::Invalid("give a folder of SR images, or --compare NAME=DIR NAME=DIR".into())
+            CommandError::Invalid(
+                "give a folder of SR images, or --compare NAME=DIR NAME=DIR".into(),
+            )
         })?;
         check_dir(sr_dir)?;
         let report = evaluate_run(sr_dir, gt, settings.crop_border, &metrics)?;
         text = report.table(TableFormat::Terminal);
         skipped = report.skipped.clone();
-        for (path, format) in [(&settings.csv, TableFormat::Csv), (&settings.md, TableFormat::Markdown)] {
+        for (path, format) in [
+            (&settings.csv, TableFormat::Csv),
+            (&settings.md, TableFormat::Markdown),
+        ] {
             if let Some(path) = path {
                 write(path, &report.table(format))?;
                 text.push_str(&format!("\nwrote {}", path.display()));
@@ -118,5 +123,6 @@ fn write(path: &Path, text: &str) -> Result<(), CommandError> {
         std::fs::create_dir_all(dir)
             .map_err(|e| CommandError::Invalid(format!("{}: {e}", dir.display())))?;
     }
-    std::fs::write(path, text).map_err(|e| CommandError::Invalid(format!("{}: {e}", path.display())))
+    std::fs::write(path, text)
+        .map_err(|e| CommandError::Invalid(format!("{}: {e}", path.display())))
 }

@@ -7,8 +7,8 @@
 
 use std::path::PathBuf;
 
-use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
+use burn::tensor::backend::Backend;
 use framer_eval::ColorFix;
 use framer_eval::sr::{SrJob, SrOptions, plan_jobs, super_resolve_jobs, tile_seed};
 
@@ -68,7 +68,9 @@ pub fn run_sr<B: Backend>(
             options,
             settings,
             objective: Objective::new(&run.experiment.objective),
-            steps: settings.steps.unwrap_or(run.experiment.objective.sample_steps),
+            steps: settings
+                .steps
+                .unwrap_or(run.experiment.objective.sample_steps),
             device,
         },
     )
@@ -127,7 +129,11 @@ impl<B: Backend> ModelTask<B> for SrTask<'_, B> {
             },
             |job| {
                 bar.inc(1);
-                bar.println(format!("{} → {}", job.input.display(), job.output.display()));
+                bar.println(format!(
+                    "{} → {}",
+                    job.input.display(),
+                    job.output.display()
+                ));
             },
         )?;
         bar.finish_and_clear();
