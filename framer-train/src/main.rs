@@ -162,7 +162,6 @@ fn sr(args: SrArgs) -> Result<(), String> {
         color_fix: args.color_fix,
         progress: true,
     };
-    println!("model: {}", run.weights.display());
     let written = match args.device {
         Device::Cpu => run_sr::<burn::backend::Flex>(&run, &settings, &Default::default()),
         #[cfg(feature = "cuda")]
@@ -171,6 +170,7 @@ fn sr(args: SrArgs) -> Result<(), String> {
         Device::Cuda => return Err(NO_CUDA.into()),
     }
     .map_err(|e| e.to_string())?;
+    println!("model: {}", run.weights.display());
     for p in written {
         println!("wrote {}", p.display());
     }
