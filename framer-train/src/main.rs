@@ -140,6 +140,7 @@ struct AnalyzeArgs {
     device: Device,
 }
 
+#[cfg(not(feature = "cuda"))]
 const NO_CUDA: &str = "this `framer` was built without the `cuda` feature; rebuild with \
                        `cargo build --release --features cuda`";
 
@@ -261,7 +262,7 @@ struct DemoArgs {
     /// Report folder.
     #[arg(long, default_value = "report")]
     out: PathBuf,
-    /// Where to train: the CPU (`flex`) or the first CUDA GPU (needs `--features framer/cuda`).
+    /// Where to train: the CPU (`flex`) or the first CUDA GPU (needs a build with `--features cuda`).
     #[arg(long, value_enum, default_value_t = Device::Cpu)]
     device: Device,
 }
@@ -315,7 +316,7 @@ fn demo(args: DemoArgs) -> Result<(), String> {
         #[cfg(not(feature = "cuda"))]
         Device::Cuda => {
             return Err("this `framer` was built without the `cuda` feature; rebuild with \
-                        `cargo run --release --features framer/cuda`"
+                        `cargo run --release --features cuda`"
                 .to_string());
         }
     }
