@@ -36,6 +36,10 @@ pub struct StepRecord {
     pub skipped: bool,
     /// Wall-clock seconds of the step.
     pub seconds: f64,
+    /// FAW and FAM per student layer (batch means), when FRAMER ran at this step: the data of
+    /// the paper's Fig. 9 (`framer analyze` plots it). JSONL only; the CSV log keeps the averages.
+    #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
+    pub layer_weights: Option<framer_eval::analyze::LayerWeights>,
 }
 
 const CSV_HEADER: &str = "step,loss,base_loss,framer_loss,lambda,lr,grad_norm,avg_weight_low,avg_weight_high,skipped,seconds";
@@ -87,6 +91,7 @@ impl StepRecord {
             avg_weight_high: maybe(f[8])?,
             skipped: f[9].parse().ok()?,
             seconds: num(f[10])?,
+            layer_weights: None,
         })
     }
 }
@@ -318,7 +323,37 @@ mod tests {
             avg_weight_high: Some(0.25),
             skipped: step == 3,
             seconds: 0.01,
+            layer_weights: None,
         }
+    }
+
+    /// The per-layer FAW/FAM arrays of the JSONL log are what `framer analyze` reads for Fig. 9.
+    #[test]
+    fn layer_weights_round_trip_and_feed_the_fig9_reader() {
+        let dir = std::env::temp_dir().join(format!("framer-weights-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let weights = |step: u64| framer_eval::analyze::LayerWeights {
+            faw_low: vec![0.5, 0.25 + step as f32],
+            faw_high: vec![0.75, 1.0],
+            fam_low: vec![0.1, 0.2],
+            fam_high: vec![0.3, 0.4],
+        };
+        let records: Vec<StepRecord> = (0..3)
+            .map(|s| StepRecord { layer_weights: Some(weights(s)), ..rec(s, 1.0) })
+            .collect();
+        let mut log = MetricsLog::open(&dir, LogFormat::Jsonl, 0).unwrap();
+        for r in &records {
+            log.append(r).unwrap();
+        }
+        log.flush().unwrap();
+        drop(log);
+        let path = dir.join(MetricsLog::file_name(LogFormat::Jsonl));
+        assert_eq!(read(&path, LogFormat::Jsonl).unwrap(), records);
+        let fig9 = framer_eval::analyze::read_training_weights(&path).unwrap();
+        assert_eq!(fig9.layers, 2);
+        assert_eq!(fig9.records.len(), 3);
+        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

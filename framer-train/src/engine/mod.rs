@@ -439,6 +439,7 @@ where
             avg_weight_high: framer_diag.as_ref().map(|d| d.avg_weight_high as f64),
             skipped,
             seconds: started.elapsed().as_secs_f64(),
+            layer_weights: framer_diag.as_ref().map(framer_eval::analyze::LayerWeights::from_diagnostics),
         })
     }
 
