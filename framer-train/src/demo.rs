@@ -221,14 +221,11 @@ where
     let conditions: Vec<&Image> = pairs.iter().map(|p| &p.lr_upsampled).collect();
     let condition = to_batch::<B::InnerBackend>(&conditions, device);
     // the same noise for both runs: seeded by the evaluation, not by the run
-    let noise = {
-        let shape = condition.dims();
-        let mut rng = rand::rngs::StdRng::seed_from_u64(experiment.train.seed ^ 0x5eed);
-        let normal = rand_distr::Normal::new(0.0f32, 1.0).map_err(|e| EngineError::Model(e.to_string()))?;
-        let values: Vec<f32> =
-            (0..shape.iter().product::<usize>()).map(|_| rand_distr::Distribution::sample(&normal, &mut rng)).collect();
-        Tensor::<B::InnerBackend, 4>::from_data(TensorData::new(values, shape), device)
-    };
+    let noise = crate::commands::normal_noise::<B::InnerBackend>(
+        condition.dims(),
+        experiment.train.seed ^ 0x5eed,
+        device,
+    );
     let sr = sample_from(
         &objective,
         condition.clone(),
