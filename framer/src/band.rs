@@ -98,6 +98,11 @@ pub fn quantile_low_mask<B: Backend>(teacher_magnitude: Tensor<B, 4>, cutoff: f6
 /// The paper's ring mask in the plain layout: 1 where the normalised radius (see
 /// [`BandMaskKind::Radial`]) is `≤ radius`. Returns `[H, W]`.
 pub fn radial_low_mask<B: Backend>(h: usize, w: usize, radius: f64, device: &B::Device) -> Tensor<B, 2> {
+    Tensor::from_data(TensorData::new(radial_low_mask_values(h, w, radius), [h, w]), device)
+}
+
+/// [`radial_low_mask`] on the host: `H·W` values, row-major `[H, W]`.
+pub fn radial_low_mask_values(h: usize, w: usize, radius: f64) -> Vec<f32> {
     let freq = |k: usize, n: usize| k.min(n - k) as f64 / n as f64;
     let mut mask = vec![0f32; h * w];
     for u in 0..h {
@@ -106,7 +111,29 @@ pub fn radial_low_mask<B: Backend>(h: usize, w: usize, radius: f64, device: &B::
             mask[u * w + v] = if r <= radius { 1.0 } else { 0.0 };
         }
     }
-    Tensor::from_data(TensorData::new(mask, [h, w]), device)
+    mask
+}
+
+/// The `cutoff` quantile of `values` exactly as [`quantile_rows`] (and `torch.quantile`) computes
+/// it, by selection instead of a full sort. `values` is reordered. NaN sorts last, as in PyTorch.
+///
+/// Returns NaN for an empty slice.
+pub fn quantile_by_selection(values: &mut [f32], cutoff: f64) -> f32 {
+    let n = values.len();
+    if n == 0 {
+        return f32::NAN;
+    }
+    let rank = cutoff as f32 * (n - 1) as f32;
+    let below = rank.floor() as usize;
+    let above = (rank.ceil() as usize).min(n - 1);
+    let weight = rank - below as f32;
+    let (_, &mut lo, upper) = values.select_nth_unstable_by(below, f32::total_cmp);
+    let hi = if above > below {
+        upper.iter().copied().min_by(f32::total_cmp).unwrap_or(lo)
+    } else {
+        lo
+    };
+    if weight < 0.5 { lo + (hi - lo) * weight } else { hi - (hi - lo) * (1.0 - weight) }
 }
 
 #[cfg(test)]
@@ -125,6 +152,27 @@ mod tests {
         let q9: f32 = quantile_rows(v, 0.9).into_scalar();
         assert!((q3 - 2.2).abs() < 1e-6, "{q3}");
         assert!((q9 - 4.6).abs() < 1e-6, "{q9}");
+    }
+
+    #[test]
+    fn quantile_by_selection_equals_the_sorted_quantile() {
+        let device = Default::default();
+        let mut seed = 12345u64;
+        let mut next = || {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((seed >> 33) as f32 / (1u64 << 31) as f32) * 10.0 - 3.0
+        };
+        for n in [1usize, 2, 5, 17, 100, 4096] {
+            // with ties: values rounded to a coarse grid
+            let values: Vec<f32> = (0..n).map(|i| if i % 3 == 0 { (next() * 4.0).round() / 4.0 } else { next() }).collect();
+            for cutoff in [0.01, 0.2, 0.5, 0.77, 0.99] {
+                let t = Tensor::<B, 2>::from_data(TensorData::new(values.clone(), [1, n]), &device);
+                let sorted: f32 = quantile_rows(t, cutoff).into_scalar();
+                let selected = quantile_by_selection(&mut values.clone(), cutoff);
+                assert_eq!(sorted.to_bits(), selected.to_bits(), "n={n} cutoff={cutoff}");
+            }
+        }
+        assert!(quantile_by_selection(&mut [], 0.5).is_nan());
     }
 
     #[test]

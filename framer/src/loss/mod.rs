@@ -2,6 +2,7 @@
 //! per sample by FAW and gated by FAM, averaged over the batch and then over the student layers.
 
 mod contrastive;
+mod host;
 mod modulation;
 mod output;
 
@@ -25,6 +26,27 @@ pub struct FramerLossConfig {
     pub adaptive_weight: bool,
     /// Frequency-based Alignment Modulation (FAM) on; when off, the gate is 1.
     pub alignment_modulation: bool,
+    /// Where the loss is computed; [`LossExecution::Auto`] by default.
+    pub execution: LossExecution,
+}
+
+/// Where [`FramerLoss::forward`] computes the loss. Both give the same values and gradients (up to
+/// f32 rounding; the golden tests run both).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LossExecution {
+    /// [`Self::Host`] on the CPU backends (`flex`, `ndarray`, with or without autodiff),
+    /// [`Self::Tensor`] elsewhere.
+    #[default]
+    Auto,
+    /// Tensor operations on the backend's device (dense DFT matrix products, gradients by
+    /// autodiff). Works on every backend.
+    Tensor,
+    /// On the host: FFTs (rustfft), fused per-band sums and a closed-form gradient, in parallel
+    /// over planes and students; the gradient enters the autodiff graph through a linear term
+    /// `Σᵢ ⟨studentᵢ, gᵢ⟩` whose value is cancelled. The data is copied to the host and back, so
+    /// this pays off on CPU backends only. `x_t` receives its gradient only when it is a leaf that
+    /// requires one (noisy inputs normally need none).
+    Host,
 }
 
 impl Default for FramerLossConfig {
@@ -34,6 +56,7 @@ impl Default for FramerLossConfig {
             temperature: 1.0,
             adaptive_weight: true,
             alignment_modulation: true,
+            execution: LossExecution::Auto,
         }
     }
 }
@@ -65,6 +88,12 @@ impl FramerLossConfig {
     /// Turns FAM on or off.
     pub fn with_alignment_modulation(mut self, on: bool) -> Self {
         self.alignment_modulation = on;
+        self
+    }
+
+    /// Chooses where the loss is computed.
+    pub fn with_execution(mut self, execution: LossExecution) -> Self {
+        self.execution = execution;
         self
     }
 
@@ -188,6 +217,9 @@ impl FramerLoss {
         let [batch, channels, height, width] = input.validate()?;
         let num_students = input.students.len();
         let device = input.teacher.device();
+        if self.runs_on_host::<B>(&device) {
+            return self.forward_host(input, [batch, channels, height, width], full_spectrum);
+        }
 
         // Clean estimates, laid out [S+1, B·C·H·W] (teacher first): per-sample factors become rows
         // broadcast over the leading axis, the fast path of every backend. The teacher is under
@@ -273,6 +305,98 @@ impl FramerLoss {
                 ..terms
             },
             low_mask,
+        })
+    }
+
+    /// Whether this evaluation goes through [`host`].
+    fn runs_on_host<B: Backend>(&self, device: &B::Device) -> bool {
+        match self.config.execution {
+            LossExecution::Tensor => false,
+            LossExecution::Host => true,
+            LossExecution::Auto => {
+                let name = B::name(device);
+                let mut inner = name.as_str();
+                while let Some(rest) = inner.strip_prefix("autodiff<") {
+                    inner = rest;
+                }
+                inner.starts_with("flex") || inner.starts_with("ndarray")
+            }
+        }
+    }
+
+    /// The loss through [`host::compute`]; its gradient enters the graph as
+    /// `loss + Σᵢ⟨sᵢ, gᵢ⟩ − detach(Σᵢ⟨sᵢ, gᵢ⟩)`, whose value is the loss and whose gradient with
+    /// respect to student `i` is `gᵢ`.
+    fn forward_host<B: Backend>(
+        &self,
+        input: FramerInput<B>,
+        shape: [usize; 4],
+        full_spectrum: bool,
+    ) -> Result<FramerOutput<B>, FramerError> {
+        let [batch, ..] = shape;
+        let num_students = input.students.len();
+        let device = input.teacher.device();
+        let to_host = |t: &Tensor<B, 4>| -> Vec<f32> {
+            t.to_data().convert::<f32>().into_vec().unwrap_or_default()
+        };
+        let (offset, scale) = input.parameterization.coefficients(batch)?;
+        let students: Vec<Vec<f32>> = input.students.iter().map(to_host).collect();
+        let teacher = to_host(&input.teacher);
+        let x_t = to_host(&input.x_t);
+        let low_mask = input.low_mask.as_ref().map(to_host);
+        let tracked = B::ad_enabled(&device);
+        let want_x_t_gradient = tracked && input.x_t.is_require_grad();
+        let out = host::compute(&host::HostInput {
+            shape,
+            students: &students,
+            teacher: &teacher,
+            x_t: &x_t,
+            offset: &offset,
+            scale: &scale,
+            negatives: &input.negatives,
+            low_mask: low_mask.as_deref(),
+            mask: self.config.mask,
+            temperature: self.config.temperature,
+            adaptive_weight: self.config.adaptive_weight,
+            alignment_modulation: self.config.alignment_modulation,
+            full_spectrum,
+            want_x_t_gradient,
+        });
+
+        let tensor4 = |v: Vec<f32>| Tensor::<B, 4>::from_data(TensorData::new(v, shape), &device);
+        let terms2 = |v: Vec<f32>| Tensor::<B, 2>::from_data(TensorData::new(v, [num_students, batch]), &device);
+        let mut loss = Tensor::<B, 1>::from_data(TensorData::new(vec![out.loss], [1]), &device);
+        if tracked {
+            let mut linear: Option<Tensor<B, 1>> = None;
+            let mut add = |t: Tensor<B, 4>, g: Vec<f32>| {
+                let term = (t * tensor4(g)).sum();
+                linear = Some(match linear.take() {
+                    Some(sum) => sum + term,
+                    None => term,
+                });
+            };
+            for (s, g) in input.students.into_iter().zip(out.student_gradients) {
+                add(s, g);
+            }
+            if let Some(g) = out.x_t_gradient {
+                add(input.x_t, g);
+            }
+            if let Some(linear) = linear {
+                loss = loss + (linear.clone() - linear.detach());
+            }
+        }
+        Ok(FramerOutput {
+            loss,
+            terms: LayerTerms {
+                layer: Tensor::from_data(TensorData::new(out.layer, [num_students]), &device),
+                intra: terms2(out.intra),
+                inter: terms2(out.inter),
+                fam_low: terms2(out.fam_low),
+                fam_high: terms2(out.fam_high),
+                faw_low: terms2(out.faw_low),
+                faw_high: terms2(out.faw_high),
+            },
+            low_mask: tensor4(out.low_mask),
         })
     }
 
@@ -406,7 +530,11 @@ mod tests {
                 Parameterization::RectifiedFlow { sigmas: vec![0.5; shape[0]] },
                 vec![2, 0, 1],
             );
-            let loss = FramerLossConfig::new().with_mask(mask).init().unwrap();
+            let loss = FramerLossConfig::new()
+                .with_mask(mask)
+                .with_execution(LossExecution::Tensor)
+                .init()
+                .unwrap();
             let run = |full: bool| {
                 let out = loss.forward_with(input.clone(), full).unwrap();
                 let value: f32 = out.loss.clone().into_scalar();
@@ -420,6 +548,89 @@ mod tests {
             let scale = full_grad.iter().fold(0f32, |m, g| m.max(g.abs()));
             for (a, b) in half_grad.iter().zip(&full_grad) {
                 assert!((a - b).abs() < 1e-4 * scale, "{shape:?}: gradient {a} vs {b}");
+            }
+        }
+    }
+
+    /// Host path against tensor path: values, every term, the mask and the gradients with
+    /// respect to the students and to `x_t`, on shapes with odd sizes, an odd number of planes,
+    /// both mask kinds, an injected asymmetric mask, FAW/FAM off and three parameterizations.
+    #[test]
+    fn host_path_equals_tensor_path() {
+        type A = Autodiff<Flex>;
+        let device = Default::default();
+        struct Case {
+            shape: [usize; 4],
+            students: usize,
+            config: FramerLossConfig,
+            param: Parameterization,
+            asymmetric_mask: bool,
+        }
+        let base = FramerLossConfig::new();
+        let cases = [
+            Case { shape: [2, 3, 8, 10], students: 3, config: base.clone(), param: Parameterization::RectifiedFlow { sigmas: vec![0.3, 0.9] }, asymmetric_mask: false },
+            Case { shape: [1, 3, 7, 9], students: 4, config: base.clone().with_temperature(0.5), param: Parameterization::Sample, asymmetric_mask: false },
+            Case { shape: [3, 2, 6, 5], students: 2, config: base.clone().with_mask(BandMaskKind::Radial { radius: 0.4 }), param: Parameterization::Epsilon { alphas_cumprod: vec![0.9, 0.5, 0.2] }, asymmetric_mask: false },
+            Case { shape: [2, 2, 8, 8], students: 3, config: base.clone().with_adaptive_weight(false), param: Parameterization::RectifiedFlow { sigmas: vec![0.5, 0.1] }, asymmetric_mask: true },
+            Case { shape: [2, 1, 5, 4], students: 3, config: base.clone().with_alignment_modulation(false).with_mask(BandMaskKind::Quantile { cutoff: 0.6 }), param: Parameterization::RectifiedFlow { sigmas: vec![0.7, 0.2] }, asymmetric_mask: false },
+        ];
+        for case in cases {
+            let shape = case.shape;
+            let random = || Tensor::<A, 4>::random(shape, Distribution::Normal(0.0, 1.0), &device);
+            let students: Vec<Tensor<A, 4>> = (0..case.students).map(|_| random().require_grad()).collect();
+            let x_t = random().require_grad();
+            let negatives: Vec<usize> = (0..case.students).map(|i| (i + 1) % case.students).collect();
+            let mut input =
+                FramerInput::new(students.clone(), random(), x_t.clone(), case.param.clone(), negatives);
+            if case.asymmetric_mask {
+                let mask = Tensor::<A, 4>::random(shape, Distribution::Bernoulli(0.3), &device);
+                assert!(!dft::is_conjugate_symmetric(&mask));
+                input = input.with_low_mask(mask);
+            }
+            let run = |execution: LossExecution| {
+                let loss = case.config.clone().with_execution(execution).init().unwrap();
+                let out = loss.forward(input.clone()).unwrap();
+                let diag = out.diagnostics();
+                let mask: Vec<f32> = out.low_mask().into_data().to_vec().unwrap();
+                let grads = out.loss.backward();
+                let host = |t: &Tensor<A, 4>| -> Vec<f32> { t.grad(&grads).unwrap().into_data().to_vec().unwrap() };
+                let mut g: Vec<Vec<f32>> = students.iter().map(host).collect();
+                g.push(host(&x_t));
+                (diag, mask, g)
+            };
+            let (host_diag, host_mask, host_grads) = run(LossExecution::Host);
+            let (tensor_diag, tensor_mask, tensor_grads) = run(LossExecution::Tensor);
+            let what = format!("{shape:?} {:?}", case.config);
+            assert_eq!(host_mask, tensor_mask, "{what}: masks");
+            let close = |a: f32, b: f32, scale: f32, tol: f32, name: &str| {
+                assert!((a - b).abs() <= tol * scale.max(1e-6), "{what}: {name}: host {a} vs tensor {b}");
+            };
+            close(host_diag.loss, tensor_diag.loss, tensor_diag.loss.abs(), 2e-5, "loss");
+            close(host_diag.avg_weight_low, tensor_diag.avg_weight_low, 1.0, 2e-5, "avg_weight_low");
+            close(host_diag.avg_weight_high, tensor_diag.avg_weight_high, 1.0, 2e-5, "avg_weight_high");
+            for (h, t) in host_diag.layers.iter().zip(&tensor_diag.layers) {
+                close(h.loss, t.loss, t.loss.abs(), 2e-5, "layer");
+                for (name, hv, tv) in [
+                    ("intra", &h.intra, &t.intra),
+                    ("inter", &h.inter, &t.inter),
+                    ("fam_low", &h.fam_low, &t.fam_low),
+                    ("fam_high", &h.fam_high, &t.fam_high),
+                    ("faw_low", &h.faw_low, &t.faw_low),
+                    ("faw_high", &h.faw_high, &t.faw_high),
+                ] {
+                    for (a, b) in hv.iter().zip(tv) {
+                        close(*a, *b, b.abs(), 2e-5, name);
+                    }
+                }
+            }
+            for (k, (h, t)) in host_grads.iter().zip(&tensor_grads).enumerate() {
+                let scale = t.iter().fold(0f32, |m, g| m.max(g.abs()));
+                // x_t (the last) has no influence under x0-prediction
+                let x0 = matches!(case.param, Parameterization::Sample);
+                assert!(scale > 0.0 || (k == case.students && x0), "{what}: gradient {k} is zero");
+                for (a, b) in h.iter().zip(t) {
+                    close(*a, *b, scale, 2e-4, &format!("gradient {k}"));
+                }
             }
         }
     }

@@ -1,0 +1,668 @@
+//! The FRAMER loss and its gradient computed on the host, for CPU backends.
+//!
+//! The tensor path ([`super::FramerLoss::forward`] on any backend) builds the loss from dense DFT
+//! matrix products and lets autodiff differentiate it. On a CPU most of that time goes into the
+//! dense transform and into dozens of elementwise passes over `[S, B, C, H, W]` tensors. This module
+//! computes exactly the same quantities with FFTs (rustfft, two real planes packed into one complex
+//! transform), fuses the per-band sums into one pass per student, and writes the gradient with
+//! respect to every student in closed form (the adjoint of the FFT is an inverse FFT), in parallel
+//! over planes and students.
+//!
+//! The closed-form gradient follows the reference's stop-gradients: only the students' own masked
+//! magnitudes `q` carry gradient; the teacher, the negatives, FAW and FAM are constants. For a
+//! cosine `s = ⟨q, k⟩/‖q‖` with a constant unit key `k`, `∂s/∂q = (k − s·q/‖q‖)/‖q‖`; the
+//! magnitude `|X|` passes `∂/∂X = X/|X|`; and for a real plane `y` with `X = F y` the gradient is
+//! `Re(F⁻¹ G)` (unnormalised inverse), computed as the inverse transform of the Hermitian part of
+//! `G` so that two planes share one complex transform again.
+//!
+//! Spectra are kept transposed, `[width frequency v][height frequency u]`, for the width
+//! frequencies `0..F` (`F = W/2 + 1` with multiplicities when the mask is conjugate-symmetric,
+//! `F = W` otherwise); masks and the returned gradients use the plain layout.
+
+use std::sync::Arc;
+
+use rayon::prelude::*;
+use rustfft::num_complex::Complex32;
+use rustfft::{Fft, FftPlanner};
+
+use crate::band::{quantile_by_selection, radial_low_mask_values};
+use crate::{BandMaskKind, dft};
+
+/// Everything the host computation reads. Plain row-major layouts.
+pub(crate) struct HostInput<'a> {
+    /// `[batch, channels, height, width]`.
+    pub shape: [usize; 4],
+    /// `S` raw student predictions, each `B·C·H·W` values.
+    pub students: &'a [Vec<f32>],
+    /// The raw teacher prediction, `B·C·H·W`.
+    pub teacher: &'a [f32],
+    /// The noisy input, `B·C·H·W`.
+    pub x_t: &'a [f32],
+    /// Per sample: clean = `scale·raw + offset·x_t`.
+    pub offset: &'a [f32],
+    /// Per sample scale of the raw prediction.
+    pub scale: &'a [f32],
+    /// The random-layer negative of each student.
+    pub negatives: &'a [usize],
+    /// An injected low mask `B·C·H·W`, if any.
+    pub low_mask: Option<&'a [f32]>,
+    /// How to compute the mask when none is injected.
+    pub mask: BandMaskKind,
+    /// Contrastive temperature.
+    pub temperature: f64,
+    /// FAW on.
+    pub adaptive_weight: bool,
+    /// FAM on.
+    pub alignment_modulation: bool,
+    /// Work on the full spectrum even when the half would do.
+    pub full_spectrum: bool,
+    /// Also return the gradient with respect to `x_t`.
+    pub want_x_t_gradient: bool,
+}
+
+/// The loss, its detached terms and the gradients.
+pub(crate) struct HostOutput {
+    /// The loss (mean over layers).
+    pub loss: f32,
+    /// `[S]` layer losses.
+    pub layer: Vec<f32>,
+    /// `[S, B]` each.
+    pub intra: Vec<f32>,
+    pub inter: Vec<f32>,
+    pub fam_low: Vec<f32>,
+    pub fam_high: Vec<f32>,
+    pub faw_low: Vec<f32>,
+    pub faw_high: Vec<f32>,
+    /// The low mask used, `B·C·H·W`, plain layout.
+    pub low_mask: Vec<f32>,
+    /// `∂loss/∂student_i` with respect to the raw predictions, `S` × `B·C·H·W`.
+    pub student_gradients: Vec<Vec<f32>>,
+    /// `∂loss/∂x_t`, `B·C·H·W`, when asked for.
+    pub x_t_gradient: Option<Vec<f32>>,
+}
+
+const NORM_EPS: f64 = 1e-12;
+const ENERGY_EPS: f64 = 1e-9;
+const POWER_EPS: f32 = 1e-30;
+
+/// FFT plans and sizes shared by the worker threads.
+struct Plans {
+    h: usize,
+    w: usize,
+    row_forward: Arc<dyn Fft<f32>>,
+    col_forward: Arc<dyn Fft<f32>>,
+    row_inverse: Arc<dyn Fft<f32>>,
+    col_inverse: Arc<dyn Fft<f32>>,
+    scratch_len: usize,
+}
+
+impl Plans {
+    fn new(h: usize, w: usize) -> Self {
+        let mut planner = FftPlanner::<f32>::new();
+        let row_forward = planner.plan_fft_forward(w);
+        let col_forward = planner.plan_fft_forward(h);
+        let row_inverse = planner.plan_fft_inverse(w);
+        let col_inverse = planner.plan_fft_inverse(h);
+        let scratch_len = [&row_forward, &col_forward, &row_inverse, &col_inverse]
+            .iter()
+            .map(|p| p.get_inplace_scratch_len())
+            .max()
+            .unwrap_or(0);
+        Self { h, w, row_forward, col_forward, row_inverse, col_inverse, scratch_len }
+    }
+
+    /// Per-thread buffers: a plane, its transpose, the FFT scratch.
+    fn buffers(&self) -> Buffers {
+        let zero = Complex32::new(0.0, 0.0);
+        Buffers {
+            plain: vec![zero; self.h * self.w],
+            transposed: vec![zero; self.h * self.w],
+            scratch: vec![zero; self.scratch_len],
+        }
+    }
+
+    /// `plain` `[H][W]` → its 2-D DFT in `transposed` `[W][H]` (`transposed[v·H + u] = X[u, v]`).
+    fn forward(&self, b: &mut Buffers) {
+        let (h, w) = (self.h, self.w);
+        self.row_forward.process_with_scratch(&mut b.plain, &mut b.scratch);
+        for u in 0..h {
+            for v in 0..w {
+                b.transposed[v * h + u] = b.plain[u * w + v];
+            }
+        }
+        self.col_forward.process_with_scratch(&mut b.transposed, &mut b.scratch);
+    }
+
+    /// `transposed` `[W][H]` spectrum → its unnormalised 2-D inverse DFT in `plain` `[H][W]`.
+    fn inverse(&self, b: &mut Buffers) {
+        let (h, w) = (self.h, self.w);
+        self.col_inverse.process_with_scratch(&mut b.transposed, &mut b.scratch);
+        for v in 0..w {
+            for u in 0..h {
+                b.plain[u * w + v] = b.transposed[v * h + u];
+            }
+        }
+        self.row_inverse.process_with_scratch(&mut b.plain, &mut b.scratch);
+    }
+}
+
+struct Buffers {
+    plain: Vec<Complex32>,
+    transposed: Vec<Complex32>,
+    scratch: Vec<Complex32>,
+}
+
+/// Sizes of the stored (transposed, possibly half) spectra.
+#[derive(Clone, Copy)]
+struct Geometry {
+    batch: usize,
+    channels: usize,
+    h: usize,
+    /// Width frequencies stored.
+    f: usize,
+}
+
+impl Geometry {
+    /// Coefficients per plane in the stored layout.
+    fn plane(&self) -> usize {
+        self.f * self.h
+    }
+    /// Coefficients per sample in the stored layout.
+    fn sample(&self) -> usize {
+        self.channels * self.plane()
+    }
+    /// Values per layer in the stored layout.
+    fn layer(&self) -> usize {
+        self.batch * self.sample()
+    }
+}
+
+pub(crate) fn compute(input: &HostInput<'_>) -> HostOutput {
+    let [batch, channels, h, w] = input.shape;
+    let num_students = input.students.len();
+    let planes = batch * channels;
+    let area = h * w;
+
+    // the injected mask decides whether the half spectrum suffices
+    let symmetric = !input.full_spectrum
+        && input.low_mask.is_none_or(|m| {
+            m.chunks(area).all(|p| {
+                (0..h).all(|u| (0..w).all(|v| p[u * w + v] == p[((h - u) % h) * w + (w - v) % w]))
+            })
+        });
+    let f = if symmetric { dft::half_width(w) } else { w };
+    let geo = Geometry { batch, channels, h, f };
+    let multiplicity: Vec<f32> = if symmetric { dft::half_multiplicity(w) } else { vec![1.0; w] };
+    let plans = Plans::new(h, w);
+
+    // ---- spectra of the teacher (layer 0) and the students (layers 1..=S) ----
+    let layers = num_students + 1;
+    let total_planes = layers * planes;
+    let plane_input = |g: usize, out: &mut [Complex32], imaginary: bool| {
+        let (layer, p) = (g / planes, g % planes);
+        let b = p / channels;
+        let raw = if layer == 0 { input.teacher } else { &input.students[layer - 1] };
+        let raw = &raw[p * area..(p + 1) * area];
+        let x_t = &input.x_t[p * area..(p + 1) * area];
+        let (s, o) = (input.scale[b], input.offset[b]);
+        for ((z, &r), &x) in out.iter_mut().zip(raw).zip(x_t) {
+            let y = r * s + x * o;
+            if imaginary {
+                z.im = y;
+            } else {
+                *z = Complex32::new(y, 0.0);
+            }
+        }
+    };
+    let plane_len = geo.plane();
+    let mut spectrum = vec![Complex32::new(0.0, 0.0); total_planes * plane_len];
+    let mut magnitude = vec![0f32; total_planes * plane_len];
+    spectrum
+        .par_chunks_mut(2 * plane_len)
+        .zip(magnitude.par_chunks_mut(2 * plane_len))
+        .enumerate()
+        .for_each_init(
+            || plans.buffers(),
+            |buf, (pair, (spec, mag))| {
+                let first = 2 * pair;
+                let two = spec.len() == 2 * plane_len;
+                plane_input(first, &mut buf.plain, false);
+                if two {
+                    plane_input(first + 1, &mut buf.plain, true);
+                }
+                plans.forward(buf);
+                // unpack: X₁ = (Z[k] + conj Z[−k]) / 2, X₂ = −i (Z[k] − conj Z[−k]) / 2
+                let z = &buf.transposed;
+                for v in 0..f {
+                    let mv = (w - v) % w;
+                    for u in 0..h {
+                        let a = z[v * h + u];
+                        let m = z[mv * h + (h - u) % h].conj();
+                        let k = v * h + u;
+                        let x1 = (a + m) * 0.5;
+                        spec[k] = x1;
+                        mag[k] = (x1.re * x1.re + x1.im * x1.im).max(POWER_EPS).sqrt();
+                        if two {
+                            let d = a - m;
+                            let x2 = Complex32::new(d.im * 0.5, -d.re * 0.5);
+                            spec[plane_len + k] = x2;
+                            mag[plane_len + k] = (x2.re * x2.re + x2.im * x2.im).max(POWER_EPS).sqrt();
+                        }
+                    }
+                }
+            },
+        );
+
+    // ---- the low mask, plain [B, C, H, W], and its stored layout ----
+    let low_plain: Vec<f32> = match input.low_mask {
+        Some(m) => m.to_vec(),
+        None => match input.mask {
+            BandMaskKind::Radial { radius } => {
+                let ring = radial_low_mask_values(h, w, radius);
+                ring.iter().copied().cycle().take(planes * area).collect()
+            }
+            BandMaskKind::Quantile { cutoff } => {
+                // the teacher's full magnitude spectrum in the plain layout
+                let teacher = &magnitude[..planes * plane_len];
+                let mut full = vec![0f32; planes * area];
+                for p in 0..planes {
+                    let stored = &teacher[p * plane_len..(p + 1) * plane_len];
+                    let out = &mut full[p * area..(p + 1) * area];
+                    for u in 0..h {
+                        for v in 0..w {
+                            out[u * w + v] = if v < f {
+                                stored[v * h + u]
+                            } else {
+                                stored[(w - v) * h + (h - u) % h]
+                            };
+                        }
+                    }
+                }
+                let per_sample = channels * area;
+                let mut mask = vec![0f32; planes * area];
+                full.par_chunks(per_sample).zip(mask.par_chunks_mut(per_sample)).for_each(
+                    |(values, mask)| {
+                        let q = quantile_by_selection(&mut values.to_vec(), cutoff);
+                        for (m, &x) in mask.iter_mut().zip(values) {
+                            *m = if x < q { 1.0 } else { 0.0 };
+                        }
+                    },
+                );
+                mask
+            }
+        },
+    };
+    let mut low = vec![0f32; planes * plane_len];
+    for p in 0..planes {
+        for v in 0..f {
+            for u in 0..h {
+                low[p * plane_len + v * h + u] = low_plain[p * area + u * w + v];
+            }
+        }
+    }
+    let high: Vec<f32> = low.iter().map(|&l| 1.0 - l).collect();
+
+    // ---- teacher keys and band energies (all detached) ----
+    let sample_len = geo.sample();
+    let teacher_mag = &magnitude[..geo.layer()];
+    let weighted_norm = |values: &mut dyn Iterator<Item = (usize, f32)>| -> f64 {
+        values.map(|(k, x)| multiplicity[(k % plane_len) / h] as f64 * (x as f64) * (x as f64)).sum::<f64>().sqrt()
+    };
+    let mut key_low = vec![0f32; geo.layer()];
+    let mut key_high = vec![0f32; geo.layer()];
+    for b in 0..batch {
+        let range = b * sample_len..(b + 1) * sample_len;
+        let m = &teacher_mag[range.clone()];
+        let (l, hi) = (&low[range.clone()], &high[range.clone()]);
+        for (key, mask) in [(&mut key_low, l), (&mut key_high, hi)] {
+            let norm = weighted_norm(&mut (0..sample_len).map(|k| (k, m[k] * mask[k]))).max(NORM_EPS);
+            for k in 0..sample_len {
+                key[b * sample_len + k] = ((m[k] * mask[k]) as f64 / norm) as f32;
+            }
+        }
+    }
+    // per (sample, channel): Σ c·M + ε for both bands
+    let counts: Vec<[f64; 2]> = (0..planes)
+        .map(|p| {
+            let mut count = [ENERGY_EPS; 2];
+            for v in 0..f {
+                let c = multiplicity[v] as f64;
+                for u in 0..h {
+                    let l = low[p * plane_len + v * h + u] as f64;
+                    count[0] += c * l;
+                    count[1] += c * (1.0 - l);
+                }
+            }
+            count
+        })
+        .collect();
+    let band_energy = |mag: &[f32], b: usize| -> [f64; 2] {
+        let mut e = [0f64; 2];
+        for c in 0..channels {
+            let p = b * channels + c;
+            let mut sums = [0f64; 2];
+            for v in 0..f {
+                let cw = multiplicity[v];
+                let (mut sl, mut sh) = (0f32, 0f32);
+                for u in 0..h {
+                    let k = p * plane_len + v * h + u;
+                    sl += mag[k] * low[k];
+                    sh += mag[k] * high[k];
+                }
+                sums[0] += (cw * sl) as f64;
+                sums[1] += (cw * sh) as f64;
+            }
+            e[0] += sums[0] / counts[p][0];
+            e[1] += sums[1] / counts[p][1];
+        }
+        [e[0] / channels as f64, e[1] / channels as f64]
+    };
+    let teacher_energy: Vec<[f64; 2]> = (0..batch).map(|b| band_energy(teacher_mag, b)).collect();
+
+    // ---- pass 1: every student's norms, dots and energies ----
+    let student_mag = |i: usize| &magnitude[(i + 1) * geo.layer()..(i + 2) * geo.layer()];
+    let student_spec = |i: usize| &spectrum[(i + 1) * geo.layer()..(i + 2) * geo.layer()];
+    let stats: Vec<Vec<SampleStats>> = (0..num_students)
+        .into_par_iter()
+        .map(|i| {
+            let m = student_mag(i);
+            let n = student_mag(input.negatives[i]);
+            (0..batch)
+                .map(|b| {
+                    let mut st = SampleStats::new(batch);
+                    for c in 0..channels {
+                        for v in 0..f {
+                            let cw = multiplicity[v] as f64;
+                            let at = |s: usize| s * sample_len + c * plane_len + v * h;
+                            let (mr, lr, hr) = (&m[at(b)..at(b) + h], &low[at(b)..at(b) + h], &high[at(b)..at(b) + h]);
+                            let (klr, nr) = (&key_low[at(b)..at(b) + h], &n[at(b)..at(b) + h]);
+                            let (mut nl2, mut nh2, mut pk, mut nn) = (0f32, 0f32, 0f32, 0f32);
+                            for u in 0..h {
+                                let ql = mr[u] * lr[u];
+                                let qh = mr[u] * hr[u];
+                                nl2 += ql * ql;
+                                nh2 += qh * qh;
+                                pk += ql * klr[u];
+                                nn += ql * (nr[u] * lr[u]);
+                            }
+                            st.norm_low += cw * nl2 as f64;
+                            st.norm_high += cw * nh2 as f64;
+                            st.dot_key_low += cw * pk as f64;
+                            st.dot_negative_low += cw * nn as f64;
+                            for b2 in 0..batch {
+                                let r2 = at(b2)..at(b2) + h;
+                                let (khr, nr2, hr2) = (&key_high[r2.clone()], &n[r2.clone()], &high[r2]);
+                                let (mut tk, mut tn) = (0f32, 0f32);
+                                for u in 0..h {
+                                    let qh = mr[u] * hr[u];
+                                    tk += qh * khr[u];
+                                    tn += qh * (nr2[u] * hr2[u]);
+                                }
+                                st.dot_keys_high[b2] += cw * tk as f64;
+                                st.dot_negatives_high[b2] += cw * tn as f64;
+                            }
+                        }
+                    }
+                    st.energy = band_energy(m, b);
+                    st.norm_low = st.norm_low.sqrt();
+                    st.norm_high = st.norm_high.sqrt();
+                    st
+                })
+                .collect()
+        })
+        .collect();
+
+    // ---- the terms and the scalar coefficients of the gradient ----
+    let tau = input.temperature;
+    let scale = 1.0 / (num_students * batch) as f64;
+    let mut out = TermsBuilder::new(num_students, batch);
+    let mut coefficients: Vec<Vec<GradientCoefficients>> = Vec::with_capacity(num_students);
+    for (i, student) in stats.iter().enumerate() {
+        let negative = &stats[input.negatives[i]];
+        let mut row = Vec::with_capacity(batch);
+        for (b, st) in student.iter().enumerate() {
+            let norm_low = st.norm_low.max(NORM_EPS);
+            let norm_high = st.norm_high.max(NORM_EPS);
+            let neg_norm_low = negative[b].norm_low.max(NORM_EPS);
+            let positive_low = st.dot_key_low / norm_low;
+            let negative_low = st.dot_negative_low / (norm_low * neg_norm_low);
+            let z = (negative_low - positive_low) / tau;
+            let intra = z.max(0.0) + (-z.abs()).exp().ln_1p();
+            let logits: Vec<f64> = (0..2 * batch)
+                .map(|k| {
+                    if k < batch {
+                        st.dot_keys_high[k] / norm_high
+                    } else {
+                        let nn = negative[k - batch].norm_high.max(NORM_EPS);
+                        st.dot_negatives_high[k - batch] / (norm_high * nn)
+                    }
+                })
+                .collect();
+            let max = logits.iter().fold(f64::NEG_INFINITY, |a, &l| a.max(l / tau));
+            let exp: Vec<f64> = logits.iter().map(|&l| (l / tau - max).exp()).collect();
+            let sum: f64 = exp.iter().sum();
+            let positive_high = logits[b];
+            let inter = sum.ln() + max - positive_high / tau;
+            let (fam_low, fam_high) = if input.alignment_modulation {
+                (positive_low.max(0.0), positive_high.max(0.0))
+            } else {
+                (1.0, 1.0)
+            };
+            let (faw_low, faw_high) = if input.adaptive_weight {
+                let faw = |t: f64, s: f64| 1.0 / (1.0 + (t - s).abs() / (s + ENERGY_EPS));
+                (faw(teacher_energy[b][0], st.energy[0]), faw(teacher_energy[b][1], st.energy[1]))
+            } else {
+                (1.0, 1.0)
+            };
+            out.push(i, b, [intra, inter, fam_low, fam_high, faw_low, faw_high]);
+
+            // ∂loss/∂(cosines), then ∂/∂q of each cosine
+            let weight_low = fam_low * faw_low * scale;
+            let weight_high = fam_high * faw_high * scale;
+            let sigmoid = 1.0 / (1.0 + (-z).exp());
+            let d_pos = -weight_low * sigmoid / tau;
+            let d_neg = weight_low * sigmoid / tau;
+            let low_clamped = st.norm_low < NORM_EPS;
+            let high_clamped = st.norm_high < NORM_EPS;
+            let d_logits: Vec<f64> = exp
+                .iter()
+                .enumerate()
+                .map(|(k, &e)| weight_high * (e / sum - if k == b { 1.0 } else { 0.0 }) / tau)
+                .collect();
+            let along_q_high: f64 = d_logits.iter().zip(&logits).map(|(d, l)| d * l).sum();
+            row.push(GradientCoefficients {
+                key_low: (d_pos / norm_low) as f32,
+                negative_low: (d_neg / (norm_low * neg_norm_low)) as f32,
+                self_low: if low_clamped {
+                    0.0
+                } else {
+                    (-(d_pos * positive_low + d_neg * negative_low) / (norm_low * norm_low)) as f32
+                },
+                keys_high: (0..batch).map(|k| (d_logits[k] / norm_high) as f32).collect(),
+                negatives_high: (0..batch)
+                    .map(|k| {
+                        let nn = negative[k].norm_high.max(NORM_EPS);
+                        (d_logits[batch + k] / (norm_high * nn)) as f32
+                    })
+                    .collect(),
+                self_high: if high_clamped { 0.0 } else { (-along_q_high / (norm_high * norm_high)) as f32 },
+            });
+        }
+        coefficients.push(row);
+    }
+    let (loss, terms) = out.finish();
+
+    // ---- pass 2: gradients, two planes per inverse transform ----
+    let student_planes = num_students * planes;
+    let mut gradient = vec![0f32; student_planes * area];
+    gradient.par_chunks_mut(2 * area).enumerate().for_each_init(
+        || (plans.buffers(), vec![Complex32::new(0.0, 0.0); 2 * h * w]),
+        |(buf, full), (pair, out)| {
+            let count = out.len() / area;
+            full.fill(Complex32::new(0.0, 0.0));
+            for t in 0..count {
+                let g = 2 * pair + t;
+                let (i, p) = (g / planes, g % planes);
+                let (b, c) = (p / channels, p % channels);
+                let co = &coefficients[i][b];
+                let m = student_mag(i);
+                let n = student_mag(input.negatives[i]);
+                let spec = student_spec(i);
+                let dst = &mut full[t * h * w..(t + 1) * h * w];
+                for v in 0..f {
+                    let cw = multiplicity[v];
+                    let start = |s: usize| s * sample_len + c * plane_len + v * h;
+                    let k0 = start(b);
+                    for u in 0..h {
+                        let k = k0 + u;
+                        let (mk, l, hi) = (m[k], low[k], high[k]);
+                        let g_low = co.key_low * key_low[k]
+                            + co.negative_low * n[k] * l
+                            + co.self_low * mk * l;
+                        let mut g_high = co.self_high * mk * hi;
+                        for b2 in 0..batch {
+                            let k2 = start(b2) + u;
+                            g_high += co.keys_high[b2] * key_high[k2]
+                                + co.negatives_high[b2] * n[k2] * high[k2];
+                        }
+                        let dm = cw * (l * g_low + hi * g_high);
+                        let x = spec[k];
+                        let power = x.re * x.re + x.im * x.im;
+                        dst[v * h + u] = if power < POWER_EPS { Complex32::new(0.0, 0.0) } else { x * (dm / mk) };
+                    }
+                }
+            }
+            // Hermitian parts, packed as H₁ + i·H₂, inverse transformed: Re → plane 1, Im → plane 2
+            for k in 0..h * w {
+                let (v, u) = (k / h, k % h);
+                let mirror = ((w - v) % w) * h + (h - u) % h;
+                let h1 = (full[k] + full[mirror].conj()) * 0.5;
+                let h2 = if count == 2 {
+                    (full[h * w + k] + full[h * w + mirror].conj()) * 0.5
+                } else {
+                    Complex32::new(0.0, 0.0)
+                };
+                buf.transposed[k] = Complex32::new(h1.re - h2.im, h1.im + h2.re);
+            }
+            plans.inverse(buf);
+            for t in 0..count {
+                let g = 2 * pair + t;
+                let b = (g % planes) / channels;
+                // ∂/∂y, or ∂/∂raw = scale·∂/∂y when x_t needs no gradient of its own
+                let s = if input.want_x_t_gradient { 1.0 } else { input.scale[b] };
+                for (o, z) in out[t * area..(t + 1) * area].iter_mut().zip(&buf.plain) {
+                    *o = s * if t == 0 { z.re } else { z.im };
+                }
+            }
+        },
+    );
+
+    // ∂/∂x_t = Σ_i offset_b · ∂/∂y_i, then ∂/∂raw_i = scale_b · ∂/∂y_i
+    let x_t_gradient = input.want_x_t_gradient.then(|| {
+        let mut g = vec![0f32; planes * area];
+        for i in 0..num_students {
+            for p in 0..planes {
+                let b = p / channels;
+                let src = &mut gradient[(i * planes + p) * area..(i * planes + p + 1) * area];
+                for (d, s) in g[p * area..(p + 1) * area].iter_mut().zip(src.iter_mut()) {
+                    *d += input.offset[b] * *s;
+                    *s *= input.scale[b];
+                }
+            }
+        }
+        g
+    });
+    let student_gradients = gradient.chunks(planes * area).map(<[f32]>::to_vec).collect();
+
+    HostOutput {
+        loss,
+        layer: terms.layer,
+        intra: terms.values[0].clone(),
+        inter: terms.values[1].clone(),
+        fam_low: terms.values[2].clone(),
+        fam_high: terms.values[3].clone(),
+        faw_low: terms.values[4].clone(),
+        faw_high: terms.values[5].clone(),
+        low_mask: low_plain,
+        student_gradients,
+        x_t_gradient,
+    }
+}
+
+/// Sums of one student and sample over the coefficients (weighted by multiplicity).
+struct SampleStats {
+    /// `‖q_low‖`, then `‖q_high‖` (square roots taken at the end of pass 1).
+    norm_low: f64,
+    norm_high: f64,
+    /// `⟨q_low, k̂_low⟩`.
+    dot_key_low: f64,
+    /// `⟨q_low, n_low⟩` with the unnormalised negative of the same sample.
+    dot_negative_low: f64,
+    /// `⟨q_high, k̂_high[b']⟩` for every sample `b'`.
+    dot_keys_high: Vec<f64>,
+    /// `⟨q_high, n_high[b']⟩` (unnormalised) for every sample `b'`.
+    dot_negatives_high: Vec<f64>,
+    /// FAW band energies `[low, high]`.
+    energy: [f64; 2],
+}
+
+impl SampleStats {
+    fn new(batch: usize) -> Self {
+        Self {
+            norm_low: 0.0,
+            norm_high: 0.0,
+            dot_key_low: 0.0,
+            dot_negative_low: 0.0,
+            dot_keys_high: vec![0.0; batch],
+            dot_negatives_high: vec![0.0; batch],
+            energy: [0.0; 2],
+        }
+    }
+}
+
+/// `∂loss/∂|X|` of one student and sample is, per coefficient,
+/// `c·[ M·(a k̂_low + b n_low + s_low q) + (1−M)·(Σ_b' d_b' k̂_high[b'] + e_b' n_high[b'] + s_high q) ]`.
+struct GradientCoefficients {
+    key_low: f32,
+    negative_low: f32,
+    self_low: f32,
+    keys_high: Vec<f32>,
+    negatives_high: Vec<f32>,
+    self_high: f32,
+}
+
+/// Collects the `[S, B]` terms and the layer means.
+struct TermsBuilder {
+    batch: usize,
+    /// intra, inter, fam_low, fam_high, faw_low, faw_high
+    values: [Vec<f32>; 6],
+    layer: Vec<f64>,
+}
+
+struct Terms {
+    values: [Vec<f32>; 6],
+    layer: Vec<f32>,
+}
+
+impl TermsBuilder {
+    fn new(num_students: usize, batch: usize) -> Self {
+        Self {
+            batch,
+            values: std::array::from_fn(|_| vec![0.0; num_students * batch]),
+            layer: vec![0.0; num_students],
+        }
+    }
+
+    fn push(&mut self, i: usize, b: usize, [intra, inter, fam_low, fam_high, faw_low, faw_high]: [f64; 6]) {
+        let k = i * self.batch + b;
+        for (slot, value) in self.values.iter_mut().zip([intra, inter, fam_low, fam_high, faw_low, faw_high]) {
+            slot[k] = value as f32;
+        }
+        self.layer[i] += (fam_low * faw_low * intra + fam_high * faw_high * inter) / self.batch as f64;
+    }
+
+    fn finish(self) -> (f32, Terms) {
+        let loss = self.layer.iter().sum::<f64>() / self.layer.len() as f64;
+        (loss as f32, Terms { values: self.values, layer: self.layer.iter().map(|&v| v as f32).collect() })
+    }
+}
