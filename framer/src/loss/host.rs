@@ -19,7 +19,7 @@
 //! frequencies `0..F` (`F = W/2 + 1` with multiplicities when the mask is conjugate-symmetric,
 //! `F = W` otherwise); masks and the returned gradients use the plain layout.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use rayon::prelude::*;
 use rustfft::num_complex::Complex32;
@@ -177,6 +177,35 @@ impl Geometry {
     }
 }
 
+/// Scratch buffers kept between calls: the spectra of a step are as large as the students, and
+/// fresh pages cost more than the transforms on a CPU. At most [`POOL_SIZE`] buffers are kept;
+/// they hold whatever the largest recent problem needed.
+static POOL: Mutex<Vec<Vec<f32>>> = Mutex::new(Vec::new());
+const POOL_SIZE: usize = 8;
+
+/// A buffer of `len` values with unspecified contents (every caller overwrites all of them).
+fn take(len: usize) -> Vec<f32> {
+    let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
+    let best = (0..pool.len()).filter(|&i| pool[i].capacity() >= len).min_by_key(|&i| pool[i].capacity());
+    match best {
+        Some(i) => {
+            let mut v = pool.swap_remove(i);
+            v.resize(len, 0.0);
+            v.truncate(len);
+            v
+        }
+        None => vec![0.0; len],
+    }
+}
+
+/// Returns buffers to the pool, keeping the largest.
+fn give(buffers: impl IntoIterator<Item = Vec<f32>>) {
+    let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
+    pool.extend(buffers);
+    pool.sort_by_key(|v| std::cmp::Reverse(v.capacity()));
+    pool.truncate(POOL_SIZE);
+}
+
 pub(crate) fn compute(input: &HostInput<'_>) -> HostOutput {
     let [batch, channels, h, w] = input.shape;
     let num_students = input.students.len();
@@ -215,17 +244,18 @@ pub(crate) fn compute(input: &HostInput<'_>) -> HostOutput {
         }
     };
     let plane_len = geo.plane();
-    let mut spectrum = vec![Complex32::new(0.0, 0.0); total_planes * plane_len];
-    let mut magnitude = vec![0f32; total_planes * plane_len];
-    spectrum
-        .par_chunks_mut(2 * plane_len)
+    let mut re = take(total_planes * plane_len);
+    let mut im = take(total_planes * plane_len);
+    let mut magnitude = take(total_planes * plane_len);
+    re.par_chunks_mut(2 * plane_len)
+        .zip(im.par_chunks_mut(2 * plane_len))
         .zip(magnitude.par_chunks_mut(2 * plane_len))
         .enumerate()
         .for_each_init(
             || plans.buffers(),
-            |buf, (pair, (spec, mag))| {
+            |buf, (pair, ((re, im), mag))| {
                 let first = 2 * pair;
-                let two = spec.len() == 2 * plane_len;
+                let two = re.len() == 2 * plane_len;
                 plane_input(first, &mut buf.plain, false);
                 if two {
                     plane_input(first + 1, &mut buf.plain, true);
@@ -234,19 +264,21 @@ pub(crate) fn compute(input: &HostInput<'_>) -> HostOutput {
                 // unpack: X₁ = (Z[k] + conj Z[−k]) / 2, X₂ = −i (Z[k] − conj Z[−k]) / 2
                 let z = &buf.transposed;
                 for v in 0..f {
-                    let mv = (w - v) % w;
+                    let row = &z[v * h..(v + 1) * h];
+                    let mirror = &z[((w - v) % w) * h..((w - v) % w + 1) * h];
                     for u in 0..h {
-                        let a = z[v * h + u];
-                        let m = z[mv * h + (h - u) % h].conj();
+                        let a = row[u];
+                        let m = mirror[(h - u) % h].conj();
                         let k = v * h + u;
-                        let x1 = (a + m) * 0.5;
-                        spec[k] = x1;
-                        mag[k] = (x1.re * x1.re + x1.im * x1.im).max(POWER_EPS).sqrt();
+                        let (r1, i1) = ((a.re + m.re) * 0.5, (a.im + m.im) * 0.5);
+                        re[k] = r1;
+                        im[k] = i1;
+                        mag[k] = (r1 * r1 + i1 * i1).max(POWER_EPS).sqrt();
                         if two {
-                            let d = a - m;
-                            let x2 = Complex32::new(d.im * 0.5, -d.re * 0.5);
-                            spec[plane_len + k] = x2;
-                            mag[plane_len + k] = (x2.re * x2.re + x2.im * x2.im).max(POWER_EPS).sqrt();
+                            let (r2, i2) = ((a.im - m.im) * 0.5, (m.re - a.re) * 0.5);
+                            re[plane_len + k] = r2;
+                            im[plane_len + k] = i2;
+                            mag[plane_len + k] = (r2 * r2 + i2 * i2).max(POWER_EPS).sqrt();
                         }
                     }
                 }
@@ -305,17 +337,20 @@ pub(crate) fn compute(input: &HostInput<'_>) -> HostOutput {
     // ---- teacher keys and band energies (all detached) ----
     let sample_len = geo.sample();
     let teacher_mag = &magnitude[..geo.layer()];
-    let weighted_norm = |values: &mut dyn Iterator<Item = (usize, f32)>| -> f64 {
-        values.map(|(k, x)| multiplicity[(k % plane_len) / h] as f64 * (x as f64) * (x as f64)).sum::<f64>().sqrt()
-    };
     let mut key_low = vec![0f32; geo.layer()];
     let mut key_high = vec![0f32; geo.layer()];
     for b in 0..batch {
         let range = b * sample_len..(b + 1) * sample_len;
         let m = &teacher_mag[range.clone()];
-        let (l, hi) = (&low[range.clone()], &high[range.clone()]);
-        for (key, mask) in [(&mut key_low, l), (&mut key_high, hi)] {
-            let norm = weighted_norm(&mut (0..sample_len).map(|k| (k, m[k] * mask[k]))).max(NORM_EPS);
+        for (key, mask) in [(&mut key_low, &low[range.clone()]), (&mut key_high, &high[range.clone()])] {
+            let norm = (0..sample_len)
+                .map(|k| {
+                    let x = (m[k] * mask[k]) as f64;
+                    multiplicity[(k % plane_len) / h] as f64 * x * x
+                })
+                .sum::<f64>()
+                .sqrt()
+                .max(NORM_EPS);
             for k in 0..sample_len {
                 key[b * sample_len + k] = ((m[k] * mask[k]) as f64 / norm) as f32;
             }
@@ -343,11 +378,11 @@ pub(crate) fn compute(input: &HostInput<'_>) -> HostOutput {
             let mut sums = [0f64; 2];
             for v in 0..f {
                 let cw = multiplicity[v];
+                let k = p * plane_len + v * h;
                 let (mut sl, mut sh) = (0f32, 0f32);
-                for u in 0..h {
-                    let k = p * plane_len + v * h + u;
-                    sl += mag[k] * low[k];
-                    sh += mag[k] * high[k];
+                for ((&m, &l), &hi) in mag[k..k + h].iter().zip(&low[k..k + h]).zip(&high[k..k + h]) {
+                    sl += m * l;
+                    sh += m * hi;
                 }
                 sums[0] += (cw * sl) as f64;
                 sums[1] += (cw * sh) as f64;
@@ -360,8 +395,8 @@ pub(crate) fn compute(input: &HostInput<'_>) -> HostOutput {
     let teacher_energy: Vec<[f64; 2]> = (0..batch).map(|b| band_energy(teacher_mag, b)).collect();
 
     // ---- pass 1: every student's norms, dots and energies ----
-    let student_mag = |i: usize| &magnitude[(i + 1) * geo.layer()..(i + 2) * geo.layer()];
-    let student_spec = |i: usize| &spectrum[(i + 1) * geo.layer()..(i + 2) * geo.layer()];
+    let layer_range = |i: usize| (i + 1) * geo.layer()..(i + 2) * geo.layer();
+    let student_mag = |i: usize| &magnitude[layer_range(i)];
     let stats: Vec<Vec<SampleStats>> = (0..num_students)
         .into_par_iter()
         .map(|i| {
@@ -374,8 +409,9 @@ pub(crate) fn compute(input: &HostInput<'_>) -> HostOutput {
                         for v in 0..f {
                             let cw = multiplicity[v] as f64;
                             let at = |s: usize| s * sample_len + c * plane_len + v * h;
-                            let (mr, lr, hr) = (&m[at(b)..at(b) + h], &low[at(b)..at(b) + h], &high[at(b)..at(b) + h]);
-                            let (klr, nr) = (&key_low[at(b)..at(b) + h], &n[at(b)..at(b) + h]);
+                            let r = at(b)..at(b) + h;
+                            let (mr, lr, hr) = (&m[r.clone()], &low[r.clone()], &high[r.clone()]);
+                            let (klr, nr) = (&key_low[r.clone()], &n[r]);
                             let (mut nl2, mut nh2, mut pk, mut nn) = (0f32, 0f32, 0f32, 0f32);
                             for u in 0..h {
                                 let ql = mr[u] * lr[u];
@@ -462,8 +498,6 @@ pub(crate) fn compute(input: &HostInput<'_>) -> HostOutput {
             let sigmoid = 1.0 / (1.0 + (-z).exp());
             let d_pos = -weight_low * sigmoid / tau;
             let d_neg = weight_low * sigmoid / tau;
-            let low_clamped = st.norm_low < NORM_EPS;
-            let high_clamped = st.norm_high < NORM_EPS;
             let d_logits: Vec<f64> = exp
                 .iter()
                 .enumerate()
@@ -473,7 +507,7 @@ pub(crate) fn compute(input: &HostInput<'_>) -> HostOutput {
             row.push(GradientCoefficients {
                 key_low: (d_pos / norm_low) as f32,
                 negative_low: (d_neg / (norm_low * neg_norm_low)) as f32,
-                self_low: if low_clamped {
+                self_low: if st.norm_low < NORM_EPS {
                     0.0
                 } else {
                     (-(d_pos * positive_low + d_neg * negative_low) / (norm_low * norm_low)) as f32
@@ -485,69 +519,83 @@ pub(crate) fn compute(input: &HostInput<'_>) -> HostOutput {
                         (d_logits[batch + k] / (norm_high * nn)) as f32
                     })
                     .collect(),
-                self_high: if high_clamped { 0.0 } else { (-along_q_high / (norm_high * norm_high)) as f32 },
+                self_high: if st.norm_high < NORM_EPS {
+                    0.0
+                } else {
+                    (-along_q_high / (norm_high * norm_high)) as f32
+                },
             });
         }
         coefficients.push(row);
     }
     let (loss, terms) = out.finish();
 
-    // ---- pass 2: gradients, two planes per inverse transform ----
-    let student_planes = num_students * planes;
-    let mut gradient = vec![0f32; student_planes * area];
-    gradient.par_chunks_mut(2 * area).enumerate().for_each_init(
-        || (plans.buffers(), vec![Complex32::new(0.0, 0.0); 2 * h * w]),
-        |(buf, full), (pair, out)| {
+    // ---- pass 2: gradients, two planes of one student per inverse transform ----
+    let mut student_gradients: Vec<Vec<f32>> = (0..num_students).map(|_| vec![0f32; planes * area]).collect();
+    let items: Vec<(usize, usize, &mut [f32])> = student_gradients
+        .iter_mut()
+        .enumerate()
+        .flat_map(|(i, g)| g.chunks_mut(2 * area).enumerate().map(move |(k, chunk)| (i, 2 * k, chunk)))
+        .collect();
+    items.into_par_iter().for_each_init(
+        || (plans.buffers(), vec![Complex32::new(0.0, 0.0); 2 * area], vec![0f32; 2 * h]),
+        |(buf, full, rows), (i, first, out)| {
             let count = out.len() / area;
-            full.fill(Complex32::new(0.0, 0.0));
+            let m = student_mag(i);
+            let n = student_mag(input.negatives[i]);
+            let (sre, sim) = (&re[layer_range(i)], &im[layer_range(i)]);
+            let (g_low, g_high) = rows.split_at_mut(h);
             for t in 0..count {
-                let g = 2 * pair + t;
-                let (i, p) = (g / planes, g % planes);
+                let p = first + t;
                 let (b, c) = (p / channels, p % channels);
                 let co = &coefficients[i][b];
-                let m = student_mag(i);
-                let n = student_mag(input.negatives[i]);
-                let spec = student_spec(i);
-                let dst = &mut full[t * h * w..(t + 1) * h * w];
+                let dst = &mut full[t * area..(t + 1) * area];
                 for v in 0..f {
                     let cw = multiplicity[v];
-                    let start = |s: usize| s * sample_len + c * plane_len + v * h;
-                    let k0 = start(b);
+                    let at = |s: usize| s * sample_len + c * plane_len + v * h;
+                    let r = at(b)..at(b) + h;
+                    let (mr, lr, hr, nr) = (&m[r.clone()], &low[r.clone()], &high[r.clone()], &n[r.clone()]);
+                    let klr = &key_low[r.clone()];
                     for u in 0..h {
-                        let k = k0 + u;
-                        let (mk, l, hi) = (m[k], low[k], high[k]);
-                        let g_low = co.key_low * key_low[k]
-                            + co.negative_low * n[k] * l
-                            + co.self_low * mk * l;
-                        let mut g_high = co.self_high * mk * hi;
-                        for b2 in 0..batch {
-                            let k2 = start(b2) + u;
-                            g_high += co.keys_high[b2] * key_high[k2]
-                                + co.negatives_high[b2] * n[k2] * high[k2];
+                        g_low[u] = co.key_low * klr[u] + (co.negative_low * nr[u] + co.self_low * mr[u]) * lr[u];
+                        g_high[u] = co.self_high * mr[u] * hr[u];
+                    }
+                    for b2 in 0..batch {
+                        let r2 = at(b2)..at(b2) + h;
+                        let (khr, nr2, hr2) = (&key_high[r2.clone()], &n[r2.clone()], &high[r2]);
+                        let (ck, cn) = (co.keys_high[b2], co.negatives_high[b2]);
+                        for u in 0..h {
+                            g_high[u] += ck * khr[u] + cn * nr2[u] * hr2[u];
                         }
-                        let dm = cw * (l * g_low + hi * g_high);
-                        let x = spec[k];
-                        let power = x.re * x.re + x.im * x.im;
-                        dst[v * h + u] = if power < POWER_EPS { Complex32::new(0.0, 0.0) } else { x * (dm / mk) };
+                    }
+                    let (xr, xi) = (&sre[r.clone()], &sim[r]);
+                    let row = &mut dst[v * h..(v + 1) * h];
+                    for u in 0..h {
+                        let dm = cw * (lr[u] * g_low[u] + hr[u] * g_high[u]);
+                        let power = xr[u] * xr[u] + xi[u] * xi[u];
+                        let factor = if power < POWER_EPS { 0.0 } else { dm / mr[u] };
+                        row[u] = Complex32::new(xr[u] * factor, xi[u] * factor);
                     }
                 }
+                dst[f * h..].fill(Complex32::new(0.0, 0.0));
             }
             // Hermitian parts, packed as H₁ + i·H₂, inverse transformed: Re → plane 1, Im → plane 2
-            for k in 0..h * w {
-                let (v, u) = (k / h, k % h);
-                let mirror = ((w - v) % w) * h + (h - u) % h;
-                let h1 = (full[k] + full[mirror].conj()) * 0.5;
-                let h2 = if count == 2 {
-                    (full[h * w + k] + full[h * w + mirror].conj()) * 0.5
-                } else {
-                    Complex32::new(0.0, 0.0)
-                };
-                buf.transposed[k] = Complex32::new(h1.re - h2.im, h1.im + h2.re);
+            for v in 0..w {
+                let mv = (w - v) % w;
+                for u in 0..h {
+                    let (k, mirror) = (v * h + u, mv * h + (h - u) % h);
+                    let h1 = (full[k] + full[mirror].conj()) * 0.5;
+                    let h2 = if count == 2 {
+                        (full[area + k] + full[area + mirror].conj()) * 0.5
+                    } else {
+                        Complex32::new(0.0, 0.0)
+                    };
+                    buf.transposed[k] = Complex32::new(h1.re - h2.im, h1.im + h2.re);
+                }
             }
             plans.inverse(buf);
             for t in 0..count {
-                let g = 2 * pair + t;
-                let b = (g % planes) / channels;
+                let b = (first + t) / channels;
                 // ∂/∂y, or ∂/∂raw = scale·∂/∂y when x_t needs no gradient of its own
                 let s = if input.want_x_t_gradient { 1.0 } else { input.scale[b] };
                 for (o, z) in out[t * area..(t + 1) * area].iter_mut().zip(&buf.plain) {
@@ -556,14 +604,15 @@ pub(crate) fn compute(input: &HostInput<'_>) -> HostOutput {
             }
         },
     );
+    give([re, im, magnitude]);
 
     // ∂/∂x_t = Σ_i offset_b · ∂/∂y_i, then ∂/∂raw_i = scale_b · ∂/∂y_i
     let x_t_gradient = input.want_x_t_gradient.then(|| {
         let mut g = vec![0f32; planes * area];
-        for i in 0..num_students {
+        for student in &mut student_gradients {
             for p in 0..planes {
                 let b = p / channels;
-                let src = &mut gradient[(i * planes + p) * area..(i * planes + p + 1) * area];
+                let src = &mut student[p * area..(p + 1) * area];
                 for (d, s) in g[p * area..(p + 1) * area].iter_mut().zip(src.iter_mut()) {
                     *d += input.offset[b] * *s;
                     *s *= input.scale[b];
@@ -572,7 +621,6 @@ pub(crate) fn compute(input: &HostInput<'_>) -> HostOutput {
         }
         g
     });
-    let student_gradients = gradient.chunks(planes * area).map(<[f32]>::to_vec).collect();
 
     HostOutput {
         loss,

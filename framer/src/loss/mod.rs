@@ -368,8 +368,11 @@ impl FramerLoss {
         let mut loss = Tensor::<B, 1>::from_data(TensorData::new(vec![out.loss], [1]), &device);
         if tracked {
             let mut linear: Option<Tensor<B, 1>> = None;
+            let numel = shape.iter().product::<usize>();
             let mut add = |t: Tensor<B, 4>, g: Vec<f32>| {
-                let term = (t * tensor4(g)).sum();
+                // ⟨t, g⟩ as a [1, n]·[n, 1] product: no temporary as large as the students
+                let g = Tensor::<B, 2>::from_data(TensorData::new(g, [numel, 1]), &device);
+                let term = t.reshape([1, numel]).matmul(g).reshape([1]);
                 linear = Some(match linear.take() {
                     Some(sum) => sum + term,
                     None => term,
