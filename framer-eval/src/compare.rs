@@ -7,19 +7,25 @@
 //! weights that no offline package ships) are not an error here: they are left out of the
 //! evaluation and listed in [`EvalReport::skipped`] / [`Comparison::skipped`], and the
 //! terminal and Markdown outputs say so ([`unavailable_note`]). CSV output stays a plain table.
+//!
+//! LPIPS is computed when the caller supplies it as a [`PairMetric`] (a
+//! [`crate::lpips::Lpips`] loaded from user-supplied weight files) to [`evaluate_run_with`] /
+//! [`compare_runs_with`]. MUSIQ and MANIQA are never computed: there is no port of their
+//! networks.
 
 use std::path::{Path, PathBuf};
 
 use framer_metrics::{
-    Availability, FolderEvaluation, Metric, RunSummary, TableFormat, comparison_table,
-    evaluate_folders,
+    Availability, FolderEvaluation, ImageScores, Metric, MetricError, MetricImage, RunSummary,
+    TableFormat, comparison_table, evaluate_folders,
 };
 
 use crate::error::{EvalError, Result};
 use crate::plot::{BarChart, BarSeries};
 
 /// The metrics the FRAMER paper reports, in its order: PSNR and SSIM on Y, LPIPS, NIQE, MANIQA,
-/// MUSIQ. The last three besides NIQE are unavailable offline and are reported as skipped.
+/// MUSIQ. LPIPS is computed only from user-supplied weights ([`PairMetric`]); MANIQA and MUSIQ
+/// are always reported as skipped.
 pub const PAPER_METRICS: [Metric; 6] = [
     Metric::PsnrY,
     Metric::SsimY,
@@ -29,13 +35,35 @@ pub const PAPER_METRICS: [Metric; 6] = [
     Metric::Musiq,
 ];
 
+/// A full-reference metric computed by a model the caller supplies (LPIPS from weight files),
+/// for [`evaluate_run_with`] and [`compare_runs_with`].
+pub trait PairMetric {
+    /// The registry entry this computes (e.g. [`Metric::Lpips`]).
+    fn metric(&self) -> Metric;
+
+    /// The value for `sr` against its ground truth `gt` (both `[H, W, 3]` in `[0, 1]`, same
+    /// size), after removing `crop_border` pixels from every edge.
+    ///
+    /// # Errors
+    /// Whatever the model reports (image too small, …).
+    fn score(&self, sr: &MetricImage, gt: &MetricImage, crop_border: usize) -> Result<f64>;
+}
+
 /// Splits `metrics` into the computable ones and the unavailable ones, keeping order and
 /// dropping repeats.
 pub fn split_available(metrics: &[Metric]) -> (Vec<Metric>, Vec<Metric>) {
+    split_available_with(metrics, &[])
+}
+
+/// As [`split_available`], counting the metrics of `extra` as computable.
+pub fn split_available_with(
+    metrics: &[Metric],
+    extra: &[&dyn PairMetric],
+) -> (Vec<Metric>, Vec<Metric>) {
     let mut available = Vec::new();
     let mut skipped = Vec::new();
     for &m in metrics {
-        let list = if m.is_available() {
+        let list = if m.is_available() || extra.iter().any(|e| e.metric() == m) {
             &mut available
         } else {
             &mut skipped
@@ -47,15 +75,26 @@ pub fn split_available(metrics: &[Metric]) -> (Vec<Metric>, Vec<Metric>) {
     (available, skipped)
 }
 
-/// A sentence naming the skipped metrics and why, or `None` if there are none.
+/// A sentence naming the skipped metrics and why (metrics sharing a reason are grouped), or
+/// `None` if there are none.
 pub fn unavailable_note(skipped: &[Metric]) -> Option<String> {
-    let first = skipped.first()?;
-    let names: Vec<&str> = skipped.iter().map(|m| m.name()).collect();
-    let reason = match first.availability() {
-        Availability::Unavailable(reason) => reason,
-        Availability::Available => "it is available",
-    };
-    Some(format!("not computed: {} ({reason})", names.join(", ")))
+    skipped.first()?;
+    let mut groups: Vec<(&str, Vec<&str>)> = Vec::new();
+    for m in skipped {
+        let reason = match m.availability() {
+            Availability::Unavailable(reason) => reason,
+            Availability::Available => "not requested from a model",
+        };
+        match groups.iter_mut().find(|(r, _)| *r == reason) {
+            Some((_, names)) => names.push(m.name()),
+            None => groups.push((reason, vec![m.name()])),
+        }
+    }
+    let parts: Vec<String> = groups
+        .iter()
+        .map(|(reason, names)| format!("{} ({reason})", names.join(", ")))
+        .collect();
+    Some(format!("not computed: {}", parts.join("; ")))
 }
 
 fn append_note(mut table: String, skipped: &[Metric], format: TableFormat) -> String {
@@ -69,8 +108,11 @@ fn append_note(mut table: String, skipped: &[Metric], format: TableFormat) -> St
     table
 }
 
-fn available_or_error(metrics: &[Metric]) -> Result<(Vec<Metric>, Vec<Metric>)> {
-    let (available, skipped) = split_available(metrics);
+fn available_or_error(
+    metrics: &[Metric],
+    extra: &[&dyn PairMetric],
+) -> Result<(Vec<Metric>, Vec<Metric>)> {
+    let (available, skipped) = split_available_with(metrics, extra);
     if available.is_empty() {
         return Err(EvalError::InvalidArgument(
             match unavailable_note(&skipped) {
@@ -119,11 +161,93 @@ pub fn evaluate_run(
     crop_border: usize,
     metrics: &[Metric],
 ) -> Result<EvalReport> {
-    let (available, skipped) = available_or_error(metrics)?;
-    let evaluation = evaluate_folders(sr_dir, gt_dir, crop_border, &available)?;
+    evaluate_run_with(sr_dir, gt_dir, crop_border, metrics, &[])
+}
+
+/// As [`evaluate_run`], with model-based metrics supplied by the caller (LPIPS from weight
+/// files): a requested metric that one of `extra` computes is evaluated, in the requested
+/// column order.
+///
+/// # Errors
+/// As [`evaluate_run`]; [`EvalError::Metric`] with [`MetricError::NeedsReference`] if an
+/// `extra` metric is requested without `gt_dir`; the errors of [`PairMetric::score`].
+pub fn evaluate_run_with(
+    sr_dir: &Path,
+    gt_dir: Option<&Path>,
+    crop_border: usize,
+    metrics: &[Metric],
+    extra: &[&dyn PairMetric],
+) -> Result<EvalReport> {
+    let (available, skipped) = available_or_error(metrics, extra)?;
+    let evaluation = evaluate_folder_with(sr_dir, gt_dir, crop_border, &available, extra)?;
     Ok(EvalReport {
         evaluation,
         skipped,
+    })
+}
+
+/// [`evaluate_folders`] for the native metrics of `metrics`, plus the columns of the `extra`
+/// ones, in the order of `metrics` (all computable).
+fn evaluate_folder_with(
+    sr_dir: &Path,
+    gt_dir: Option<&Path>,
+    crop_border: usize,
+    metrics: &[Metric],
+    extra: &[&dyn PairMetric],
+) -> Result<FolderEvaluation> {
+    let native: Vec<Metric> = metrics
+        .iter()
+        .copied()
+        .filter(|m| m.is_available())
+        .collect();
+    let models: Vec<(Metric, &dyn PairMetric)> = metrics
+        .iter()
+        .filter(|m| !m.is_available())
+        .filter_map(|&m| extra.iter().find(|e| e.metric() == m).map(|e| (m, *e)))
+        .collect();
+    if models.is_empty() {
+        return Ok(evaluate_folders(sr_dir, gt_dir, crop_border, &native)?);
+    }
+    if gt_dir.is_none() {
+        return Err(MetricError::NeedsReference {
+            name: models[0].0.name(),
+        }
+        .into());
+    }
+    // The folder walk (pairing, size checks) of `evaluate_folders` needs one native metric;
+    // PSNR is cheap and its column is dropped when it was not requested.
+    let walk = if native.is_empty() {
+        vec![Metric::Psnr]
+    } else {
+        native.clone()
+    };
+    let base = evaluate_folders(sr_dir, gt_dir, crop_border, &walk)?;
+    let mut images = Vec::with_capacity(base.images.len());
+    for img in base.images {
+        let sr = MetricImage::load(&img.sr_path)?;
+        let gt_path = img.gt_path.clone().ok_or(MetricError::NeedsReference {
+            name: models[0].0.name(),
+        })?;
+        let gt = MetricImage::load(&gt_path)?;
+        let mut values = Vec::with_capacity(metrics.len());
+        for &m in metrics {
+            if let Some(j) = walk.iter().position(|&w| w == m) {
+                values.push(img.values[j]);
+            } else if let Some((_, model)) = models.iter().find(|(mm, _)| *mm == m) {
+                values.push(model.score(&sr, &gt, crop_border)?);
+            }
+        }
+        images.push(ImageScores {
+            stem: img.stem,
+            sr_path: img.sr_path,
+            gt_path: img.gt_path,
+            values,
+        });
+    }
+    Ok(FolderEvaluation {
+        metrics: metrics.to_vec(),
+        images,
+        crop_border,
     })
 }
 
@@ -228,6 +352,21 @@ pub fn compare_runs(
     crop_border: usize,
     metrics: &[Metric],
 ) -> Result<Comparison> {
+    compare_runs_with(runs, shared_gt, crop_border, metrics, &[])
+}
+
+/// As [`compare_runs`], with model-based metrics supplied by the caller (see
+/// [`evaluate_run_with`]).
+///
+/// # Errors
+/// As [`compare_runs`] and [`evaluate_run_with`].
+pub fn compare_runs_with(
+    runs: &[RunSpec],
+    shared_gt: Option<&Path>,
+    crop_border: usize,
+    metrics: &[Metric],
+    extra: &[&dyn PairMetric],
+) -> Result<Comparison> {
     if runs.len() < 2 {
         return Err(EvalError::InvalidArgument(format!(
             "a comparison needs at least two runs, got {}",
@@ -242,11 +381,11 @@ pub fn compare_runs(
             )));
         }
     }
-    let (available, skipped) = available_or_error(metrics)?;
+    let (available, skipped) = available_or_error(metrics, extra)?;
     let mut out = Vec::with_capacity(runs.len());
     for r in runs {
         let gt = r.gt_dir.as_deref().or(shared_gt);
-        let evaluation = evaluate_folders(&r.sr_dir, gt, crop_border, &available)?;
+        let evaluation = evaluate_folder_with(&r.sr_dir, gt, crop_border, &available, extra)?;
         out.push((r.name.clone(), evaluation));
     }
     Ok(Comparison { runs: out, skipped })

@@ -102,6 +102,15 @@ pub enum EvalError {
         /// What went wrong.
         message: String,
     },
+    /// A weight file is unusable: corrupt, of an unsupported kind, or without a tensor the
+    /// network needs (the message names the tensor and the expected shape).
+    #[error("weight file {}: {message}", path.display())]
+    WeightFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
     /// There is nothing to analyse or compare.
     #[error("nothing to {0}")]
     Empty(String),

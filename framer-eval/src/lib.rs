@@ -16,17 +16,25 @@
 //! - [`plot`]: PNG line plots, grouped bar charts and heat maps with embedded fonts, reusable
 //!   for loss curves.
 //!
-//! LPIPS, MUSIQ and MANIQA need pretrained network weights that no offline package ships; the
-//! reports list them as not computed (see [`compare::unavailable_note`]).
+//! - [`lpips`]: LPIPS v0.1 (AlexNet or VGG16) from weight files the user supplies, read by
+//!   [`weight_file`] (PyTorch `.pth` or `.safetensors`).
+//!
+//! LPIPS, MUSIQ and MANIQA need pretrained network weights that no offline package ships. LPIPS
+//! is computed when the user supplies the weight files ([`lpips::LpipsFiles`]); otherwise, and
+//! always for MUSIQ and MANIQA (no port of their networks), the reports list them as not
+//! computed (see [`compare::unavailable_note`]).
 
 pub mod analyze;
 pub mod color_fix;
 pub mod compare;
 mod error;
+pub mod lpips;
 pub mod plot;
 pub mod sr;
 pub mod tiling;
+pub mod weight_file;
 
 pub use color_fix::ColorFix;
+pub use lpips::{Lpips, LpipsFiles, LpipsNet};
 pub use error::{BoxedError, EvalError, Result};
 pub use tiling::{BlendWindow, TileConfig, TilePlan, TileRegion};

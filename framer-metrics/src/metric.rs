@@ -16,7 +16,9 @@ pub enum MetricKind {
 }
 
 /// A metric known to the project. The network-based ones are listed so that tables and
-/// configuration can name them, but are [unavailable](Metric::availability) offline.
+/// configuration can name them, but are [unavailable](Metric::availability) in this crate:
+/// LPIPS is computed by `framer_eval::lpips` from weight files the user supplies, MUSIQ and
+/// MANIQA are not computed at all.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[non_exhaustive]
 pub enum Metric {
@@ -30,13 +32,15 @@ pub enum Metric {
     SsimY,
     /// NIQE with the MATLAB parameters; see [`crate::niqe()`].
     Niqe,
-    /// Learned Perceptual Image Patch Similarity (unavailable offline).
+    /// Learned Perceptual Image Patch Similarity (needs user-supplied weights; computed by
+    /// `framer_eval::lpips`, not by this crate).
     #[doc(alias = "learned perceptual image patch similarity")]
     Lpips,
-    /// Multi-scale Image Quality Transformer (unavailable offline).
+    /// Multi-scale Image Quality Transformer (not supported: no port of the network).
     #[doc(alias = "multi-scale image quality transformer")]
     Musiq,
-    /// Multi-dimension Attention Network for no-reference IQA (unavailable offline).
+    /// Multi-dimension Attention Network for no-reference IQA (not supported: no port of the
+    /// network).
     #[doc(alias = "multi-dimension attention network")]
     Maniqa,
 }
@@ -50,9 +54,16 @@ pub enum Availability {
     Unavailable(&'static str),
 }
 
-const NO_WEIGHTS: &str = "it needs pretrained network weights that no PyPI, crates.io or Debian package ships \
-     (pyiqa and torchvision download them at run time), and loading a user-supplied weight file \
-     is not supported yet";
+/// Why LPIPS is not computed here.
+const LPIPS_NEEDS_WEIGHTS: &str = "it needs pretrained network weights (torchvision's AlexNet and the lpips \
+     package's linear layers) that no PyPI, crates.io or Debian package ships offline (pyiqa and \
+     torchvision download them at run time), so without user-supplied weight files it is not \
+     supported yet; give them with `framer eval --lpips-weights DIR` (see framer-eval's README)";
+
+/// Why MUSIQ and MANIQA are not computed.
+const NO_PORT: &str = "they need pretrained transformer weights that no PyPI, crates.io or Debian \
+     package ships (pyiqa downloads them at run time), and their networks are not supported yet: \
+     framer has no port of them, so they are not computed even with a user-supplied weight file";
 
 impl Metric {
     /// Every metric, available ones first.
@@ -100,9 +111,11 @@ impl Metric {
             Metric::Ssim => "SSIM on rounded YIQ luma, Gaussian 11x11, as pyiqa `ssim`",
             Metric::SsimY => "SSIM on the Y channel of BT.601 YCbCr, as BasicSR / Real-ISR papers",
             Metric::Niqe => "NIQE (no reference) with the MATLAB pristine model, on rgb2gray luma",
-            Metric::Lpips => "LPIPS (AlexNet v0.1), perceptual distance",
-            Metric::Musiq => "MUSIQ (KonIQ), no-reference transformer score",
-            Metric::Maniqa => "MANIQA, no-reference attention-network score",
+            Metric::Lpips => {
+                "LPIPS (AlexNet v0.1), perceptual distance, from user-supplied weight files"
+            }
+            Metric::Musiq => "MUSIQ (KonIQ), no-reference transformer score (not supported)",
+            Metric::Maniqa => "MANIQA, no-reference attention-network score (not supported)",
         }
     }
 
@@ -126,7 +139,8 @@ impl Metric {
             Metric::Psnr | Metric::PsnrY | Metric::Ssim | Metric::SsimY | Metric::Niqe => {
                 Availability::Available
             }
-            Metric::Lpips | Metric::Musiq | Metric::Maniqa => Availability::Unavailable(NO_WEIGHTS),
+            Metric::Lpips => Availability::Unavailable(LPIPS_NEEDS_WEIGHTS),
+            Metric::Musiq | Metric::Maniqa => Availability::Unavailable(NO_PORT),
         }
     }
 
@@ -171,7 +185,10 @@ impl Metric {
             Metric::Niqe => crate::niqe::niqe(sr, crop_border),
             Metric::Lpips | Metric::Musiq | Metric::Maniqa => Err(MetricError::Unavailable {
                 name: self.name(),
-                reason: NO_WEIGHTS,
+                reason: match self.availability() {
+                    Availability::Unavailable(reason) => reason,
+                    Availability::Available => "not implemented in this crate",
+                },
             }),
         }
     }
