@@ -543,7 +543,7 @@ impl<'a> Unpickler<'a> {
                 let mut d = Vec::new();
                 if let Some(Value::List(pairs)) = args.first() {
                     for p in pairs {
-                        if let Value::Tuple(kv) = p
+                        if let Value::Tuple(kv) | Value::List(kv) = p
                             && kv.len() == 2
                         {
                             d.push((kv[0].clone(), kv[1].clone()));

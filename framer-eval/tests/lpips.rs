@@ -472,3 +472,27 @@ fn evaluation_reports_lpips_when_a_model_is_given() {
     let note = unavailable_note(&[Metric::Lpips, Metric::Musiq, Metric::Maniqa]).unwrap();
     assert!(note.contains("lpips (") && note.contains("; musiq, maniqa ("), "{note}");
 }
+
+/// The `lpips` package's own AlexNet linear layers (a legacy-format file saved by PyTorch 0.4
+/// from Python 2: the OrderedDict is pickled as a list of `[key, tensor]` lists, storages on
+/// `cuda:0`). Reference sums from `torch.load(..., map_location='cpu')`.
+#[test]
+fn pth_reader_reads_the_lpips_package_weights() {
+    let tensors = read_weight_file(&fixture("lpips-v0.1-alex.pth")).unwrap();
+    let want = [
+        ("lin0.model.1.weight", 64, 2.3495323137195783, 0.14750124514102936, 0.0),
+        ("lin1.model.1.weight", 192, 16.1430274810632, 0.0, 0.6362459659576416),
+        ("lin2.model.1.weight", 384, 39.26843924544403, 0.27091822028160095, 0.07086532562971115),
+        ("lin3.model.1.weight", 256, 27.197178440931964, 0.00014872811152599752, 0.10178346931934357),
+        ("lin4.model.1.weight", 256, 20.317177099761324, 0.06713376939296722, 0.08454063534736633),
+    ];
+    assert_eq!(tensors.len(), want.len());
+    for (key, channels, sum, second, last) in want {
+        let t = &tensors[key];
+        assert_eq!(t.shape, vec![1, channels, 1, 1], "{key}");
+        let s: f64 = t.data.iter().map(|&v| v as f64).sum();
+        assert!((s - sum).abs() < 1e-9 * sum.max(1.0), "{key}: sum {s} vs {sum}");
+        assert_eq!(t.data[1] as f64, second, "{key}");
+        assert_eq!(*t.data.last().unwrap() as f64, last, "{key}");
+    }
+}
