@@ -97,8 +97,9 @@ struct EvalArgs {
     /// Pixels removed from every edge before scoring.
     #[arg(long, default_value_t = 4)]
     crop_border: usize,
-    /// Comma-separated metrics: psnr_y, ssim_y, psnr, ssim, niqe (lpips, musiq, maniqa are
-    /// listed as not computed).
+    /// Comma-separated metrics: psnr_y, ssim_y, psnr, ssim, niqe, lpips (computed only with
+    /// LPIPS weight files, else listed as not computed), musiq, maniqa (never computed: no
+    /// port of their networks).
     #[arg(long, default_value = "psnr_y,ssim_y,niqe")]
     metrics: String,
     /// Also write the table as CSV.
@@ -113,6 +114,21 @@ struct EvalArgs {
     /// Folder of the comparison's tables and bar chart (default `comparison`).
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Folder with the LPIPS weight files: torchvision's backbone (alexnet*.pth, e.g.
+    /// alexnet-owt-7be5be79.pth; vgg16*.pth for --lpips-net vgg) and the lpips package's
+    /// linear layers (alex.pth / vgg.pth from lpips/weights/v0.1); .safetensors also read.
+    /// Adds lpips to --metrics.
+    #[arg(long, conflicts_with_all = ["lpips_backbone", "lpips_linear"])]
+    lpips_weights: Option<PathBuf>,
+    /// LPIPS backbone weights file (instead of --lpips-weights; needs --lpips-linear).
+    #[arg(long, requires = "lpips_linear")]
+    lpips_backbone: Option<PathBuf>,
+    /// LPIPS linear-layer weights file (instead of --lpips-weights; needs --lpips-backbone).
+    #[arg(long, requires = "lpips_backbone")]
+    lpips_linear: Option<PathBuf>,
+    /// LPIPS backbone: alex (the variant papers report) or vgg.
+    #[arg(long, default_value = "alex")]
+    lpips_net: String,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -189,6 +205,10 @@ fn eval(args: EvalArgs) -> Result<(), String> {
         csv: args.csv,
         md: args.md,
         out: args.out,
+        lpips_weights: args.lpips_weights,
+        lpips_backbone: args.lpips_backbone,
+        lpips_linear: args.lpips_linear,
+        lpips_net: args.lpips_net,
     })
     .map_err(|e| e.to_string())?;
     print!("{text}");

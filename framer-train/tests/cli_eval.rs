@@ -324,3 +324,186 @@ fn clean_estimate_recovers_x0_for_every_objective() {
         close(clean_estimate(&ddpm, x_t, target, 0.5), x0.clone());
     }
 }
+
+/// Writes a deterministic AlexNet backbone (`features.N.*`, `2 sin(2.3 i + k) / √fan_in`
+/// weights, `0.01 sin(2.3 i + k)` biases) as `.safetensors` into `dir` and returns its path.
+fn write_alexnet_backbone(dir: &Path, name: &str) -> PathBuf {
+    use framer_eval::lpips::LpipsNet;
+    use framer_eval::weight_file::{HostTensor, write_safetensors};
+    let tensors = LpipsNet::Alex
+        .backbone_weights()
+        .iter()
+        .enumerate()
+        .map(|(k, spec)| {
+            let n: usize = spec.shape.iter().product();
+            let fan_in: usize = spec.shape[1..].iter().product::<usize>().max(1);
+            let scale = if spec.shape.len() == 1 {
+                0.01
+            } else {
+                2.0 / (fan_in as f64).sqrt()
+            };
+            let data = (0..n)
+                .map(|i| (scale * (2.3 * i as f64 + k as f64).sin()) as f32)
+                .collect();
+            let t = HostTensor {
+                shape: spec.shape.clone(),
+                data,
+            };
+            (spec.name.clone(), t)
+        })
+        .collect();
+    let path = dir.join(name);
+    write_safetensors(&path, &tensors).unwrap();
+    path
+}
+
+/// The `lpips` package's own AlexNet linear layers, kept as a fixture of framer-eval.
+fn lpips_linear_fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../framer-eval/tests/fixtures/lpips-v0.1-alex.pth")
+}
+
+/// The CSV column `name` of the row starting with `row`.
+fn csv_value(text: &str, row: &str, name: &str) -> f64 {
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let col = header.iter().position(|h| *h == name).unwrap_or_else(|| panic!("{text}"));
+    let line = lines.find(|l| l.starts_with(row)).unwrap_or_else(|| panic!("{text}"));
+    line.split(',').nth(col).unwrap().parse().unwrap()
+}
+
+#[test]
+fn eval_computes_lpips_from_user_supplied_weight_files() {
+    use framer_eval::lpips::{Lpips, LpipsFiles, LpipsNet};
+    use framer_metrics::MetricImage;
+    let dir = temp("lpips");
+    write_png(&dir.join("gt/a.png"), 48, 40, 0);
+    write_png(&dir.join("sr/a.png"), 48, 40, 9);
+    write_png(&dir.join("gt/b.png"), 48, 40, 100);
+    write_png(&dir.join("sr/b.png"), 48, 40, 100);
+    let weights = dir.join("weights");
+    std::fs::create_dir_all(&weights).unwrap();
+    let backbone = write_alexnet_backbone(&weights, "alexnet-owt-test.safetensors");
+    std::fs::copy(lpips_linear_fixture(), weights.join("alex.pth")).unwrap();
+
+    // without weights: not computed, and the note says how to supply them
+    let (ok, stdout, stderr) = framer(&[
+        "eval",
+        s(&dir.join("sr")),
+        "--gt",
+        s(&dir.join("gt")),
+        "--metrics",
+        "psnr_y,lpips",
+    ]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains("not computed: lpips") && stdout.contains("--lpips-weights"),
+        "{stdout}"
+    );
+
+    // with the folder: lpips is added to the metrics and matches the library
+    let csv = dir.join("scores.csv");
+    let (ok, stdout, stderr) = framer(&[
+        "eval",
+        s(&dir.join("sr")),
+        "--gt",
+        s(&dir.join("gt")),
+        "--metrics",
+        "psnr_y",
+        "--crop-border",
+        "2",
+        "--lpips-weights",
+        s(&weights),
+        "--csv",
+        s(&csv),
+    ]);
+    assert!(ok, "{stderr}");
+    assert!(!stdout.contains("not computed: lpips"), "{stdout}");
+    assert!(stdout.contains("not computed: musiq, maniqa"), "{stdout}");
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let files = LpipsFiles {
+        net: LpipsNet::Alex,
+        backbone: backbone.clone(),
+        linear: weights.join("alex.pth"),
+    };
+    let lpips = Lpips::<burn::backend::Flex>::load(&files, &Default::default()).unwrap();
+    let load = |p: &str| MetricImage::load(dir.join(p)).unwrap();
+    let want = lpips.distance(&load("sr/a.png"), &load("gt/a.png"), 2).unwrap();
+    assert!(want > 1e-3, "{want}");
+    assert_eq!(csv_value(&text, "a", "lpips"), want, "{text}");
+    assert_eq!(csv_value(&text, "b", "lpips"), 0.0, "{text}");
+
+    // the same with explicit files, in the comparison mode
+    let out = dir.join("cmp");
+    let run_a = format!("a={}", s(&dir.join("sr")));
+    let run_b = format!("b={}", s(&dir.join("gt")));
+    let (ok, stdout, stderr) = framer(&[
+        "eval",
+        "--compare",
+        &run_a,
+        &run_b,
+        "--gt",
+        s(&dir.join("gt")),
+        "--metrics",
+        "lpips,musiq",
+        "--lpips-backbone",
+        s(&backbone),
+        "--lpips-linear",
+        s(&weights.join("alex.pth")),
+        "--out",
+        s(&out),
+    ]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("lpips") && stdout.contains("not computed: musiq"), "{stdout}");
+    let text = std::fs::read_to_string(out.join("comparison.csv")).unwrap();
+    assert!(text.lines().any(|l| l.starts_with("lpips,")), "{text}");
+
+    // unusable weights: an error naming the file and the tensor, not a panic
+    let bad = dir.join("bad");
+    std::fs::create_dir_all(&bad).unwrap();
+    std::fs::copy(lpips_linear_fixture(), bad.join("alexnet-wrong.pth")).unwrap();
+    std::fs::copy(lpips_linear_fixture(), bad.join("alex.pth")).unwrap();
+    let (ok, _, stderr) = framer(&[
+        "eval",
+        s(&dir.join("sr")),
+        "--gt",
+        s(&dir.join("gt")),
+        "--lpips-weights",
+        s(&bad),
+    ]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("alexnet-wrong.pth") && stderr.contains("features.0.weight"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let (ok, _, stderr) = framer(&[
+        "eval",
+        s(&dir.join("sr")),
+        "--gt",
+        s(&dir.join("gt")),
+        "--lpips-weights",
+        s(&dir.join("sr")),
+    ]);
+    assert!(!ok && stderr.contains("no backbone file"), "{stderr}");
+    let (ok, _, stderr) = framer(&[
+        "eval",
+        s(&dir.join("sr")),
+        "--gt",
+        s(&dir.join("gt")),
+        "--lpips-backbone",
+        s(&backbone),
+    ]);
+    assert!(!ok && stderr.contains("--lpips-linear"), "{stderr}");
+    let (ok, _, stderr) = framer(&[
+        "eval",
+        s(&dir.join("sr")),
+        "--gt",
+        s(&dir.join("gt")),
+        "--lpips-weights",
+        s(&weights),
+        "--lpips-net",
+        "squeeze",
+    ]);
+    assert!(!ok && stderr.contains("expected alex or vgg"), "{stderr}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -1,14 +1,21 @@
 //! `framer eval`: score a folder of super-resolved images against ground truths, or several
 //! runs side by side (`--compare NAME=DIR …`).
+//!
+//! LPIPS is computed on the CPU when its weight files are given (`--lpips-weights DIR`, or
+//! `--lpips-backbone FILE --lpips-linear FILE`); MUSIQ and MANIQA are never computed.
 
 use std::path::{Path, PathBuf};
 
-use framer_eval::compare::{RunSpec, compare_runs, evaluate_run, unavailable_note};
+use framer_eval::compare::{
+    PairMetric, RunSpec, compare_runs_with, evaluate_run_with, unavailable_note,
+};
+use framer_eval::lpips::{Lpips, LpipsFiles, LpipsNet};
 use framer_metrics::{Metric, TableFormat};
 
 use super::CommandError;
 
-/// The metrics that need pretrained network weights and are never computed offline.
+/// The metrics that need pretrained network weights: LPIPS is computed only from
+/// user-supplied weight files, MUSIQ and MANIQA never.
 pub const NETWORK_METRICS: [Metric; 3] = [Metric::Lpips, Metric::Musiq, Metric::Maniqa];
 
 /// Settings of `framer eval`.
@@ -30,17 +37,81 @@ pub struct EvalSettings {
     pub md: Option<PathBuf>,
     /// Folder of the comparison's table files and bar chart (comparison mode).
     pub out: Option<PathBuf>,
+    /// Folder holding the LPIPS weight files (found by name, see [`LpipsFiles::find_in`]).
+    pub lpips_weights: Option<PathBuf>,
+    /// LPIPS backbone weights file (torchvision `alexnet-owt-*.pth` / `vgg16-*.pth`, or
+    /// `.safetensors`); with [`EvalSettings::lpips_linear`], instead of `lpips_weights`.
+    pub lpips_backbone: Option<PathBuf>,
+    /// LPIPS linear-layer weights file (`lpips` package `weights/v0.1/alex.pth`, or
+    /// `.safetensors`).
+    pub lpips_linear: Option<PathBuf>,
+    /// LPIPS backbone network, `alex` (empty means `alex`) or `vgg`.
+    pub lpips_net: String,
+}
+
+impl EvalSettings {
+    /// The LPIPS weight files, if any were given.
+    ///
+    /// # Errors
+    /// [`CommandError::Invalid`] for an unknown network, a folder together with explicit
+    /// files, only one of the two explicit files, or a folder without the expected files.
+    pub fn lpips_files(&self) -> Result<Option<LpipsFiles>, CommandError> {
+        let net = if self.lpips_net.trim().is_empty() {
+            LpipsNet::Alex
+        } else {
+            LpipsNet::parse(&self.lpips_net)
+                .map_err(|e| CommandError::Invalid(format!("--lpips-net: {e}")))?
+        };
+        match (&self.lpips_weights, &self.lpips_backbone, &self.lpips_linear) {
+            (None, None, None) => Ok(None),
+            (Some(dir), None, None) => {
+                if !dir.is_dir() {
+                    return Err(CommandError::Invalid(format!(
+                        "--lpips-weights: folder {} does not exist",
+                        dir.display()
+                    )));
+                }
+                Ok(Some(LpipsFiles::find_in(dir, net)?))
+            }
+            (None, Some(backbone), Some(linear)) => Ok(Some(LpipsFiles {
+                net,
+                backbone: backbone.clone(),
+                linear: linear.clone(),
+            })),
+            (Some(_), _, _) => Err(CommandError::Invalid(
+                "give either --lpips-weights DIR or --lpips-backbone FILE --lpips-linear FILE, \
+                 not both"
+                    .into(),
+            )),
+            (None, _, _) => Err(CommandError::Invalid(
+                "--lpips-backbone and --lpips-linear go together (or give --lpips-weights DIR)"
+                    .into(),
+            )),
+        }
+    }
 }
 
 /// Runs the evaluation and returns the text to print (the table, then the note on the metrics
-/// that are not computed, then the files written).
+/// that are not computed, then the files written). With LPIPS weight files, `lpips` is added
+/// to the metrics if it is not listed, and computed on the CPU.
 ///
 /// # Errors
 /// [`CommandError`] for a missing folder, an image without partner or of another size than its
-/// ground truth (naming both files), unknown metric names, or conflicting arguments.
+/// ground truth (naming both files), unknown metric names, conflicting arguments, or an
+/// unusable LPIPS weight file (naming the file and the missing or mis-shaped tensor).
 pub fn run_eval(settings: &EvalSettings) -> Result<String, CommandError> {
-    let metrics = Metric::parse_list(&settings.metrics)
+    let mut metrics = Metric::parse_list(&settings.metrics)
         .map_err(|e| CommandError::Invalid(format!("--metrics: {e}")))?;
+    let lpips = match settings.lpips_files()? {
+        Some(files) => {
+            if !metrics.contains(&Metric::Lpips) {
+                metrics.push(Metric::Lpips);
+            }
+            Some(Lpips::<burn::backend::Flex>::load(&files, &Default::default())?)
+        }
+        None => None,
+    };
+    let models: Vec<&dyn PairMetric> = lpips.iter().map(|l| l as &dyn PairMetric).collect();
     let gt = settings.gt.as_deref();
     if let Some(gt) = gt
         && !gt.is_dir()
@@ -59,7 +130,7 @@ pub fn run_eval(settings: &EvalSettings) -> Result<String, CommandError> {
             )
         })?;
         check_dir(sr_dir)?;
-        let report = evaluate_run(sr_dir, gt, settings.crop_border, &metrics)?;
+        let report = evaluate_run_with(sr_dir, gt, settings.crop_border, &metrics, &models)?;
         text = report.table(TableFormat::Terminal);
         skipped = report.skipped.clone();
         for (path, format) in [
@@ -85,7 +156,7 @@ pub fn run_eval(settings: &EvalSettings) -> Result<String, CommandError> {
         for r in &runs {
             check_dir(&r.sr_dir)?;
         }
-        let comparison = compare_runs(&runs, gt, settings.crop_border, &metrics)?;
+        let comparison = compare_runs_with(&runs, gt, settings.crop_border, &metrics, &models)?;
         text = comparison.table(TableFormat::Terminal)?;
         skipped = comparison.skipped.clone();
         let out = settings
@@ -96,10 +167,16 @@ pub fn run_eval(settings: &EvalSettings) -> Result<String, CommandError> {
             text.push_str(&format!("\nwrote {}", p.display()));
         }
     }
-    if skipped.is_empty()
-        && let Some(note) = unavailable_note(&NETWORK_METRICS)
-    {
-        text.push_str(&format!("\n{note}"));
+    // The network metrics that were not requested are still named, so that a reader of the
+    // output knows why they are absent.
+    if skipped.is_empty() {
+        let absent: Vec<Metric> = NETWORK_METRICS
+            .into_iter()
+            .filter(|m| !(*m == Metric::Lpips && lpips.is_some()))
+            .collect();
+        if let Some(note) = unavailable_note(&absent) {
+            text.push_str(&format!("\n{note}"));
+        }
     }
     if !text.ends_with('\n') {
         text.push('\n');
