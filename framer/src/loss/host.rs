@@ -125,11 +125,7 @@ impl Plans {
     fn forward(&self, b: &mut Buffers) {
         let (h, w) = (self.h, self.w);
         self.row_forward.process_with_scratch(&mut b.plain, &mut b.scratch);
-        for u in 0..h {
-            for v in 0..w {
-                b.transposed[v * h + u] = b.plain[u * w + v];
-            }
-        }
+        transpose(&b.plain, &mut b.transposed, h, w);
         self.col_forward.process_with_scratch(&mut b.transposed, &mut b.scratch);
     }
 
@@ -137,13 +133,31 @@ impl Plans {
     fn inverse(&self, b: &mut Buffers) {
         let (h, w) = (self.h, self.w);
         self.col_inverse.process_with_scratch(&mut b.transposed, &mut b.scratch);
-        for v in 0..w {
-            for u in 0..h {
-                b.plain[u * w + v] = b.transposed[v * h + u];
-            }
-        }
+        transpose(&b.transposed, &mut b.plain, w, h);
         self.row_inverse.process_with_scratch(&mut b.plain, &mut b.scratch);
     }
+}
+
+/// `dst[c·rows + r] = src[r·cols + c]` for a row-major `[rows][cols]` source, in 8×8 tiles.
+fn transpose(src: &[Complex32], dst: &mut [Complex32], rows: usize, cols: usize) {
+    const TILE: usize = 8;
+    for r0 in (0..rows).step_by(TILE) {
+        let r1 = (r0 + TILE).min(rows);
+        for c0 in (0..cols).step_by(TILE) {
+            let c1 = (c0 + TILE).min(cols);
+            for r in r0..r1 {
+                let line = &src[r * cols + c0..r * cols + c1];
+                for (c, &x) in (c0..c1).zip(line) {
+                    dst[c * rows + r] = x;
+                }
+            }
+        }
+    }
+}
+
+/// The row `mirror[(n − u) mod n]` for `u = 0..n`: the reflection used by conjugate symmetry.
+fn reflected<T>(row: &[T]) -> impl Iterator<Item = &T> {
+    row.first().into_iter().chain(row.iter().skip(1).rev())
 }
 
 struct Buffers {
@@ -227,21 +241,12 @@ pub(crate) fn compute(input: &HostInput<'_>) -> HostOutput {
     // ---- spectra of the teacher (layer 0) and the students (layers 1..=S) ----
     let layers = num_students + 1;
     let total_planes = layers * planes;
-    let plane_input = |g: usize, out: &mut [Complex32], imaginary: bool| {
+    // the clean estimate `scale·raw + offset·x_t` of global plane `g`, as (raw, x_t, scale, offset)
+    let plane_source = |g: usize| {
         let (layer, p) = (g / planes, g % planes);
         let b = p / channels;
         let raw = if layer == 0 { input.teacher } else { &input.students[layer - 1] };
-        let raw = &raw[p * area..(p + 1) * area];
-        let x_t = &input.x_t[p * area..(p + 1) * area];
-        let (s, o) = (input.scale[b], input.offset[b]);
-        for ((z, &r), &x) in out.iter_mut().zip(raw).zip(x_t) {
-            let y = r * s + x * o;
-            if imaginary {
-                z.im = y;
-            } else {
-                *z = Complex32::new(y, 0.0);
-            }
-        }
+        (&raw[p * area..(p + 1) * area], &input.x_t[p * area..(p + 1) * area], input.scale[b], input.offset[b])
     };
     let plane_len = geo.plane();
     let mut re = take(total_planes * plane_len);
@@ -256,29 +261,52 @@ pub(crate) fn compute(input: &HostInput<'_>) -> HostOutput {
             |buf, (pair, ((re, im), mag))| {
                 let first = 2 * pair;
                 let two = re.len() == 2 * plane_len;
-                plane_input(first, &mut buf.plain, false);
+                let (raw1, x1, s1, o1) = plane_source(first);
                 if two {
-                    plane_input(first + 1, &mut buf.plain, true);
+                    let (raw2, x2, s2, o2) = plane_source(first + 1);
+                    for (z, ((&r1, &x1), (&r2, &x2))) in
+                        buf.plain.iter_mut().zip(raw1.iter().zip(x1).zip(raw2.iter().zip(x2)))
+                    {
+                        *z = Complex32::new(r1 * s1 + x1 * o1, r2 * s2 + x2 * o2);
+                    }
+                } else {
+                    for (z, (&r1, &x1)) in buf.plain.iter_mut().zip(raw1.iter().zip(x1)) {
+                        *z = Complex32::new(r1 * s1 + x1 * o1, 0.0);
+                    }
                 }
                 plans.forward(buf);
                 // unpack: X₁ = (Z[k] + conj Z[−k]) / 2, X₂ = −i (Z[k] − conj Z[−k]) / 2
                 let z = &buf.transposed;
+                let (first_re, second_re) = re.split_at_mut(plane_len.min(re.len()));
+                let (first_im, second_im) = im.split_at_mut(plane_len.min(im.len()));
+                let (first_mag, second_mag) = mag.split_at_mut(plane_len.min(mag.len()));
                 for v in 0..f {
-                    let row = &z[v * h..(v + 1) * h];
-                    let mirror = &z[((w - v) % w) * h..((w - v) % w + 1) * h];
-                    for u in 0..h {
-                        let a = row[u];
-                        let m = mirror[(h - u) % h].conj();
-                        let k = v * h + u;
-                        let (r1, i1) = ((a.re + m.re) * 0.5, (a.im + m.im) * 0.5);
-                        re[k] = r1;
-                        im[k] = i1;
-                        mag[k] = (r1 * r1 + i1 * i1).max(POWER_EPS).sqrt();
-                        if two {
-                            let (r2, i2) = ((a.im - m.im) * 0.5, (m.re - a.re) * 0.5);
-                            re[plane_len + k] = r2;
-                            im[plane_len + k] = i2;
-                            mag[plane_len + k] = (r2 * r2 + i2 * i2).max(POWER_EPS).sqrt();
+                    let rows = v * h..(v + 1) * h;
+                    let mv = (w - v) % w;
+                    let (row, mirror) = (&z[rows.clone()], &z[mv * h..(mv + 1) * h]);
+                    let unpack = |u: usize, um: usize| {
+                        let (a, m) = (row[u], mirror[um].conj());
+                        let x1 = ((a.re + m.re) * 0.5, (a.im + m.im) * 0.5);
+                        let x2 = ((a.im - m.im) * 0.5, (m.re - a.re) * 0.5);
+                        (x1, x2)
+                    };
+                    let magnitude = |(r, i): (f32, f32)| (r * r + i * i).max(POWER_EPS).sqrt();
+                    let (r1, i1, m1) = (&mut first_re[rows.clone()], &mut first_im[rows.clone()], &mut first_mag[rows.clone()]);
+                    // u = 0 mirrors itself; u ≥ 1 mirrors h − u
+                    let (x1, x2) = unpack(0, 0);
+                    (r1[0], i1[0], m1[0]) = (x1.0, x1.1, magnitude(x1));
+                    if two {
+                        let (r2, i2, m2) = (&mut second_re[rows.clone()], &mut second_im[rows.clone()], &mut second_mag[rows.clone()]);
+                        (r2[0], i2[0], m2[0]) = (x2.0, x2.1, magnitude(x2));
+                        for u in 1..h {
+                            let (x1, x2) = unpack(u, h - u);
+                            (r1[u], i1[u], m1[u]) = (x1.0, x1.1, magnitude(x1));
+                            (r2[u], i2[u], m2[u]) = (x2.0, x2.1, magnitude(x2));
+                        }
+                    } else {
+                        for u in 1..h {
+                            let (x1, _) = unpack(u, h - u);
+                            (r1[u], i1[u], m1[u]) = (x1.0, x1.1, magnitude(x1));
                         }
                     }
                 }
@@ -337,24 +365,26 @@ pub(crate) fn compute(input: &HostInput<'_>) -> HostOutput {
     // ---- teacher keys and band energies (all detached) ----
     let sample_len = geo.sample();
     let teacher_mag = &magnitude[..geo.layer()];
-    let mut key_low = vec![0f32; geo.layer()];
-    let mut key_high = vec![0f32; geo.layer()];
-    for b in 0..batch {
-        let range = b * sample_len..(b + 1) * sample_len;
-        let m = &teacher_mag[range.clone()];
-        for (key, mask) in [(&mut key_low, &low[range.clone()]), (&mut key_high, &high[range.clone()])] {
-            let norm = (0..sample_len)
-                .map(|k| {
-                    let x = (m[k] * mask[k]) as f64;
-                    multiplicity[(k % plane_len) / h] as f64 * x * x
-                })
+    let mut key_low = take(geo.layer());
+    let mut key_high = take(geo.layer());
+    for (key, mask) in [(&mut key_low, &low), (&mut key_high, &high)] {
+        key.par_chunks_mut(sample_len).enumerate().for_each(|(b, key)| {
+            let range = b * sample_len..(b + 1) * sample_len;
+            let (m, mask) = (&teacher_mag[range.clone()], &mask[range]);
+            for ((k, &x), &l) in key.iter_mut().zip(m).zip(mask) {
+                *k = x * l;
+            }
+            let norm = key
+                .chunks(h)
+                .enumerate()
+                .map(|(row, values)| multiplicity[row % f] as f64 * dot(values, values) as f64)
                 .sum::<f64>()
                 .sqrt()
                 .max(NORM_EPS);
-            for k in 0..sample_len {
-                key[b * sample_len + k] = ((m[k] * mask[k]) as f64 / norm) as f32;
+            for k in key.iter_mut() {
+                *k = (*k as f64 / norm) as f32;
             }
-        }
+        });
     }
     // per (sample, channel): Σ c·M + ε for both bands
     let counts: Vec<[f64; 2]> = (0..planes)
@@ -405,37 +435,25 @@ pub(crate) fn compute(input: &HostInput<'_>) -> HostOutput {
             (0..batch)
                 .map(|b| {
                     let mut st = SampleStats::new(batch);
+                    let (mut ql, mut qh) = (vec![0f32; h], vec![0f32; h]);
                     for c in 0..channels {
                         for v in 0..f {
                             let cw = multiplicity[v] as f64;
                             let at = |s: usize| s * sample_len + c * plane_len + v * h;
                             let r = at(b)..at(b) + h;
                             let (mr, lr, hr) = (&m[r.clone()], &low[r.clone()], &high[r.clone()]);
-                            let (klr, nr) = (&key_low[r.clone()], &n[r]);
-                            let (mut nl2, mut nh2, mut pk, mut nn) = (0f32, 0f32, 0f32, 0f32);
-                            for u in 0..h {
-                                let ql = mr[u] * lr[u];
-                                let qh = mr[u] * hr[u];
-                                nl2 += ql * ql;
-                                nh2 += qh * qh;
-                                pk += ql * klr[u];
-                                nn += ql * (nr[u] * lr[u]);
+                            for (((ql, qh), &m), (&l, &hi)) in ql.iter_mut().zip(&mut qh).zip(mr).zip(lr.iter().zip(hr)) {
+                                *ql = m * l;
+                                *qh = m * hi;
                             }
-                            st.norm_low += cw * nl2 as f64;
-                            st.norm_high += cw * nh2 as f64;
-                            st.dot_key_low += cw * pk as f64;
-                            st.dot_negative_low += cw * nn as f64;
+                            st.norm_low += cw * dot(&ql, &ql) as f64;
+                            st.norm_high += cw * dot(&qh, &qh) as f64;
+                            st.dot_key_low += cw * dot(&ql, &key_low[r.clone()]) as f64;
+                            st.dot_negative_low += cw * dot3(&ql, &n[r], lr) as f64;
                             for b2 in 0..batch {
                                 let r2 = at(b2)..at(b2) + h;
-                                let (khr, nr2, hr2) = (&key_high[r2.clone()], &n[r2.clone()], &high[r2]);
-                                let (mut tk, mut tn) = (0f32, 0f32);
-                                for u in 0..h {
-                                    let qh = mr[u] * hr[u];
-                                    tk += qh * khr[u];
-                                    tn += qh * (nr2[u] * hr2[u]);
-                                }
-                                st.dot_keys_high[b2] += cw * tk as f64;
-                                st.dot_negatives_high[b2] += cw * tn as f64;
+                                st.dot_keys_high[b2] += cw * dot(&qh, &key_high[r2.clone()]) as f64;
+                                st.dot_negatives_high[b2] += cw * dot3(&qh, &n[r2.clone()], &high[r2]) as f64;
                             }
                         }
                     }
@@ -554,22 +572,25 @@ pub(crate) fn compute(input: &HostInput<'_>) -> HostOutput {
                     let cw = multiplicity[v];
                     let at = |s: usize| s * sample_len + c * plane_len + v * h;
                     let r = at(b)..at(b) + h;
-                    let (mr, lr, hr, nr) = (&m[r.clone()], &low[r.clone()], &high[r.clone()], &n[r.clone()]);
-                    let klr = &key_low[r.clone()];
+                    // every row re-sliced to exactly `h`: no bounds checks, vectorisable loops
+                    let (mr, lr, hr) = (&m[r.clone()][..h], &low[r.clone()][..h], &high[r.clone()][..h]);
+                    let (nr, klr) = (&n[r.clone()][..h], &key_low[r.clone()][..h]);
+                    let (xr, xi) = (&sre[r.clone()][..h], &sim[r][..h]);
+                    let (g_low, g_high) = (&mut g_low[..h], &mut g_high[..h]);
                     for u in 0..h {
                         g_low[u] = co.key_low * klr[u] + (co.negative_low * nr[u] + co.self_low * mr[u]) * lr[u];
                         g_high[u] = co.self_high * mr[u] * hr[u];
                     }
                     for b2 in 0..batch {
                         let r2 = at(b2)..at(b2) + h;
-                        let (khr, nr2, hr2) = (&key_high[r2.clone()], &n[r2.clone()], &high[r2]);
+                        let (khr, nr2, hr2) = (&key_high[r2.clone()][..h], &n[r2.clone()][..h], &high[r2][..h]);
                         let (ck, cn) = (co.keys_high[b2], co.negatives_high[b2]);
                         for u in 0..h {
                             g_high[u] += ck * khr[u] + cn * nr2[u] * hr2[u];
                         }
                     }
-                    let (xr, xi) = (&sre[r.clone()], &sim[r]);
-                    let row = &mut dst[v * h..(v + 1) * h];
+                    // ∂/∂X = ∂/∂|X| · X/|X| (zero where |X| was clamped)
+                    let row = &mut dst[v * h..(v + 1) * h][..h];
                     for u in 0..h {
                         let dm = cw * (lr[u] * g_low[u] + hr[u] * g_high[u]);
                         let power = xr[u] * xr[u] + xi[u] * xi[u];
@@ -580,17 +601,23 @@ pub(crate) fn compute(input: &HostInput<'_>) -> HostOutput {
                 dst[f * h..].fill(Complex32::new(0.0, 0.0));
             }
             // Hermitian parts, packed as H₁ + i·H₂, inverse transformed: Re → plane 1, Im → plane 2
+            let (first_plane, second_plane) = full.split_at(area);
             for v in 0..w {
                 let mv = (w - v) % w;
-                for u in 0..h {
-                    let (k, mirror) = (v * h + u, mv * h + (h - u) % h);
-                    let h1 = (full[k] + full[mirror].conj()) * 0.5;
-                    let h2 = if count == 2 {
-                        (full[area + k] + full[area + mirror].conj()) * 0.5
-                    } else {
-                        Complex32::new(0.0, 0.0)
-                    };
-                    buf.transposed[k] = Complex32::new(h1.re - h2.im, h1.im + h2.re);
+                let (rows, mirror) = (v * h..(v + 1) * h, mv * h..(mv + 1) * h);
+                let dst = &mut buf.transposed[rows.clone()];
+                let first = first_plane[rows.clone()].iter().zip(reflected(&first_plane[mirror.clone()]));
+                if count == 2 {
+                    let second = second_plane[rows].iter().zip(reflected(&second_plane[mirror]));
+                    for (o, ((&a1, &m1), (&a2, &m2))) in dst.iter_mut().zip(first.zip(second)) {
+                        let h1 = (a1 + m1.conj()) * 0.5;
+                        let h2 = (a2 + m2.conj()) * 0.5;
+                        *o = Complex32::new(h1.re - h2.im, h1.im + h2.re);
+                    }
+                } else {
+                    for (o, (&a1, &m1)) in dst.iter_mut().zip(first) {
+                        *o = (a1 + m1.conj()) * 0.5;
+                    }
                 }
             }
             plans.inverse(buf);
@@ -604,7 +631,7 @@ pub(crate) fn compute(input: &HostInput<'_>) -> HostOutput {
             }
         },
     );
-    give([re, im, magnitude]);
+    give([re, im, magnitude, key_low, key_high]);
 
     // ∂/∂x_t = Σ_i offset_b · ∂/∂y_i, then ∂/∂raw_i = scale_b · ∂/∂y_i
     let x_t_gradient = input.want_x_t_gradient.then(|| {
@@ -635,6 +662,39 @@ pub(crate) fn compute(input: &HostInput<'_>) -> HostOutput {
         student_gradients,
         x_t_gradient,
     }
+}
+
+/// `Σ a·b` with eight partial sums (vectorisable; the order is fixed, so results are
+/// deterministic).
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
+    let mut acc = [0f32; 8];
+    for (x, y) in ca.zip(cb) {
+        for k in 0..8 {
+            acc[k] += x[k] * y[k];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+/// `Σ a·b·c` with eight partial sums.
+fn dot3(a: &[f32], b: &[f32], c: &[f32]) -> f32 {
+    let (ca, cb, cc) = (a.chunks_exact(8), b.chunks_exact(8), c.chunks_exact(8));
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .zip(cc.remainder())
+        .map(|((x, y), z)| x * (y * z))
+        .sum();
+    let mut acc = [0f32; 8];
+    for ((x, y), z) in ca.zip(cb).zip(cc) {
+        for k in 0..8 {
+            acc[k] += x[k] * (y[k] * z[k]);
+        }
+    }
+    acc.iter().sum::<f32>() + tail
 }
 
 /// Sums of one student and sample over the coefficients (weighted by multiplicity).
