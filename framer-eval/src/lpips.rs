@@ -403,11 +403,21 @@ impl<B: Backend> Lpips<B> {
     /// the missing tensor or the wrong shape (expected vs found), or what makes the file
     /// unreadable.
     pub fn load(files: &LpipsFiles, device: &B::Device) -> Result<Self> {
-        let backbone = WeightFile::read(&files.backbone)?;
+        // Only the tensors the network uses are decoded (not torchvision's classifier), but
+        // every name is kept for error messages.
+        let wanted: std::collections::HashSet<String> = files
+            .net
+            .backbone_weights()
+            .into_iter()
+            .chain(files.net.linear_weights())
+            .flat_map(|w| [w.name, w.lpips_name])
+            .collect();
+        let keep = |name: &str| wanted.contains(name);
+        let backbone = WeightFile::read(&files.backbone, &keep)?;
         let linear = if files.linear == files.backbone {
             backbone.clone()
         } else {
-            WeightFile::read(&files.linear)?
+            WeightFile::read(&files.linear, &keep)?
         };
         Self::from_files(files.net, &backbone, &linear, device)
     }

@@ -33,6 +33,25 @@ pub struct HostTensor {
 /// [`EvalError::Read`] if the file cannot be read, [`EvalError::WeightFile`] naming the file
 /// and what is wrong (corrupt archive, unsupported pickle content or dtype, data too short).
 pub fn read_weight_file(path: &Path) -> Result<BTreeMap<String, HostTensor>> {
+    read_weight_file_where(path, &|_| true)
+}
+
+/// As [`read_weight_file`], decoding only the tensors whose name passes `keep` (a torchvision
+/// checkpoint's large classifier is then skipped).
+///
+/// # Errors
+/// As [`read_weight_file`].
+pub fn read_weight_file_where(
+    path: &Path,
+    keep: &dyn Fn(&str) -> bool,
+) -> Result<BTreeMap<String, HostTensor>> {
+    Ok(read_with_names(path, keep)?.1)
+}
+
+/// Every float tensor name of the file, and the kept tensors.
+type Contents = (Vec<String>, BTreeMap<String, HostTensor>);
+
+fn read_with_names(path: &Path, keep: &dyn Fn(&str) -> bool) -> Result<Contents> {
     let bytes = std::fs::read(path).map_err(|source| EvalError::Read {
         path: path.to_path_buf(),
         source,
@@ -42,11 +61,11 @@ pub fn read_weight_file(path: &Path) -> Result<BTreeMap<String, HostTensor>> {
         message,
     };
     if bytes.starts_with(b"PK\x03\x04") {
-        read_torch_zip(&bytes).map_err(fail)
+        read_torch_zip(&bytes, keep).map_err(fail)
     } else if bytes.first() == Some(&0x80) {
-        read_torch_legacy(&bytes).map_err(fail)
+        read_torch_legacy(&bytes, keep).map_err(fail)
     } else {
-        read_safetensors(&bytes).map_err(|e| {
+        read_safetensors(&bytes, keep).map_err(|e| {
             fail(format!(
                 "neither a PyTorch file (zip archive or pickle) nor a safetensors file: {e}"
             ))
@@ -54,9 +73,10 @@ pub fn read_weight_file(path: &Path) -> Result<BTreeMap<String, HostTensor>> {
     }
 }
 
-fn read_safetensors(bytes: &[u8]) -> std::result::Result<BTreeMap<String, HostTensor>, String> {
+fn read_safetensors(bytes: &[u8], keep: &dyn Fn(&str) -> bool) -> PResult<Contents> {
     let st = safetensors::SafeTensors::deserialize(bytes).map_err(|e| e.to_string())?;
     let mut out = BTreeMap::new();
+    let mut names = Vec::new();
     for (name, view) in st.tensors() {
         let dtype = match view.dtype() {
             safetensors::Dtype::F32 => FloatType::F32,
@@ -65,6 +85,10 @@ fn read_safetensors(bytes: &[u8]) -> std::result::Result<BTreeMap<String, HostTe
             safetensors::Dtype::BF16 => FloatType::BF16,
             _ => continue,
         };
+        names.push(name.clone());
+        if !keep(&name) {
+            continue;
+        }
         let data = dtype.decode(view.data(), true);
         out.insert(
             name,
@@ -74,7 +98,8 @@ fn read_safetensors(bytes: &[u8]) -> std::result::Result<BTreeMap<String, HostTe
             },
         );
     }
-    Ok(out)
+    names.sort();
+    Ok((names, out))
 }
 
 /// Writes `tensors` as a float32 `.safetensors` file (names sorted).
@@ -678,7 +703,7 @@ fn assemble(
     Ok(out)
 }
 
-fn read_torch_zip(bytes: &[u8]) -> PResult<BTreeMap<String, HostTensor>> {
+fn read_torch_zip(bytes: &[u8], keep: &dyn Fn(&str) -> bool) -> PResult<Contents> {
     let mut archive =
         zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(|e| format!("zip: {e}"))?;
     let pkl = archive
@@ -703,10 +728,22 @@ fn read_torch_zip(bytes: &[u8]) -> PResult<BTreeMap<String, HostTensor>> {
     let pickle = read_entry(&mut archive, &pkl)?;
     let mut up = Unpickler::new(&pickle, 0);
     let root = up.load()?;
-    let tensors = collect_tensors(root)?;
+    let mut tensors = collect_tensors(root)?;
+    let mut names: Vec<String> = tensors
+        .iter()
+        .filter(|(_, t)| t.dtype.is_some())
+        .map(|(n, _)| n.clone())
+        .collect();
+    names.sort();
+    tensors.retain(|(name, _)| keep(name));
+    let needed: std::collections::HashSet<&str> =
+        tensors.iter().map(|(_, t)| t.storage.as_str()).collect();
     let mut storages = HashMap::new();
     for (key, &(dtype, numel, _)) in &up.storages {
         let Some(dtype) = dtype else { continue };
+        if !needed.contains(key.as_str()) {
+            continue;
+        }
         let raw = read_entry(&mut archive, &format!("{prefix}data/{key}"))?;
         if raw.len() < numel * dtype.size() {
             return Err(format!(
@@ -720,10 +757,10 @@ fn read_torch_zip(bytes: &[u8]) -> PResult<BTreeMap<String, HostTensor>> {
             dtype.decode(&raw[..numel * dtype.size()], little_endian),
         );
     }
-    assemble(tensors, &storages)
+    Ok((names, assemble(tensors, &storages)?))
 }
 
-fn read_torch_legacy(bytes: &[u8]) -> PResult<BTreeMap<String, HostTensor>> {
+fn read_torch_legacy(bytes: &[u8], keep: &dyn Fn(&str) -> bool) -> PResult<Contents> {
     const MAGIC: i128 = 0x1950a86a20f9469cfc6c;
     let mut up = Unpickler::new(bytes, 0);
     match up.load()? {
@@ -743,7 +780,16 @@ fn read_torch_legacy(bytes: &[u8]) -> PResult<BTreeMap<String, HostTensor>> {
         Value::List(k) => k,
         _ => return Err("legacy torch file: storage key list missing".into()),
     };
-    let tensors = collect_tensors(root)?;
+    let mut tensors = collect_tensors(root)?;
+    let mut names: Vec<String> = tensors
+        .iter()
+        .filter(|(_, t)| t.dtype.is_some())
+        .map(|(n, _)| n.clone())
+        .collect();
+    names.sort();
+    tensors.retain(|(name, _)| keep(name));
+    let needed: std::collections::HashSet<&str> =
+        tensors.iter().map(|(_, t)| t.storage.as_str()).collect();
     let mut pos = up.pos;
     let mut storages = HashMap::new();
     for key in keys {
@@ -770,24 +816,32 @@ fn read_torch_legacy(bytes: &[u8]) -> PResult<BTreeMap<String, HostTensor>> {
         let raw = bytes.get(pos..pos + len).ok_or_else(|| {
             format!("storage `{key}`: file ends before its {numel} elements")
         })?;
-        storages.insert(key, dtype.decode(raw, little_endian));
+        if needed.contains(key.as_str()) {
+            storages.insert(key, dtype.decode(raw, little_endian));
+        }
         pos += len;
     }
-    assemble(tensors, &storages)
+    Ok((names, assemble(tensors, &storages)?))
 }
 
 /// The path and the tensors of one weight file, for error messages that name both.
 #[derive(Clone, Debug)]
 pub(crate) struct WeightFile {
     pub(crate) path: PathBuf,
+    /// Every float tensor name in the file.
+    pub(crate) names: Vec<String>,
+    /// The tensors read.
     pub(crate) tensors: BTreeMap<String, HostTensor>,
 }
 
 impl WeightFile {
-    pub(crate) fn read(path: &Path) -> Result<Self> {
+    /// Reads the tensors whose name passes `keep`.
+    pub(crate) fn read(path: &Path, keep: &dyn Fn(&str) -> bool) -> Result<Self> {
+        let (names, tensors) = read_with_names(path, keep)?;
         Ok(Self {
             path: path.to_path_buf(),
-            tensors: read_weight_file(path)?,
+            names,
+            tensors,
         })
     }
 
@@ -795,8 +849,8 @@ impl WeightFile {
     pub(crate) fn get(&self, names: &[String], shape: &[usize]) -> Result<&HostTensor> {
         let found = names.iter().find_map(|n| self.tensors.get(n).map(|t| (n, t)));
         let Some((name, t)) = found else {
-            let mut sample: Vec<&str> = self.tensors.keys().map(String::as_str).take(8).collect();
-            if self.tensors.len() > 8 {
+            let mut sample: Vec<&str> = self.names.iter().map(String::as_str).take(8).collect();
+            if self.names.len() > 8 {
                 sample.push("…");
             }
             return Err(EvalError::WeightFile {
@@ -809,7 +863,7 @@ impl WeightFile {
                     } else {
                         String::new()
                     },
-                    self.tensors.len(),
+                    self.names.len(),
                     sample.join(", ")
                 ),
             });

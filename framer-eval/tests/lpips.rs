@@ -21,7 +21,9 @@ use burn::backend::Flex;
 use framer_eval::EvalError;
 use framer_eval::compare::{PairMetric, evaluate_run_with, unavailable_note};
 use framer_eval::lpips::{Lpips, LpipsFiles, LpipsNet, WeightSpec};
-use framer_eval::weight_file::{HostTensor, read_weight_file, write_safetensors};
+use framer_eval::weight_file::{
+    HostTensor, read_weight_file, read_weight_file_where, write_safetensors,
+};
 use framer_metrics::{Metric, MetricImage, TableFormat};
 
 type B = Flex;
@@ -259,6 +261,8 @@ fn pth_reader_reads_legacy_and_zip_files_alike() {
             "{name}"
         );
         assert_eq!(tensors["extra.double"].data, vec![0.25, -1.5], "{name}");
+        let only = read_weight_file_where(&fixture(name), &|n| n == "extra.double").unwrap();
+        assert_eq!(only.keys().collect::<Vec<_>>(), ["extra.double"], "{name}");
     }
 }
 
