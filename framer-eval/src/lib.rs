@@ -35,6 +35,6 @@ pub mod tiling;
 pub mod weight_file;
 
 pub use color_fix::ColorFix;
-pub use lpips::{Lpips, LpipsFiles, LpipsNet};
 pub use error::{BoxedError, EvalError, Result};
+pub use lpips::{Lpips, LpipsFiles, LpipsNet};
 pub use tiling::{BlendWindow, TileConfig, TilePlan, TileRegion};

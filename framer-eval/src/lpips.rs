@@ -525,7 +525,12 @@ impl<B: Backend> Lpips<B> {
             .into_iter()
             .zip(&self.linear)
             .map(|(f, w)| {
-                let norm = f.clone().powi_scalar(2).sum_dim(1).sqrt().add_scalar(NORM_EPS);
+                let norm = f
+                    .clone()
+                    .powi_scalar(2)
+                    .sum_dim(1)
+                    .sqrt()
+                    .add_scalar(NORM_EPS);
                 let f = f.div(norm);
                 let [_, c, h, w_] = f.dims();
                 let fa = f.clone().narrow(0, 0, n);
@@ -605,7 +610,10 @@ impl<B: Backend> Lpips<B> {
     /// # Errors
     /// As [`Lpips::image_layer_distances`].
     pub fn distance(&self, sr: &MetricImage, gt: &MetricImage, crop_border: usize) -> Result<f64> {
-        Ok(self.image_layer_distances(sr, gt, crop_border)?.iter().sum())
+        Ok(self
+            .image_layer_distances(sr, gt, crop_border)?
+            .iter()
+            .sum())
     }
 }
 

@@ -297,7 +297,9 @@ impl<'a> Unpickler<'a> {
     }
 
     fn pop(&mut self) -> PResult<Value> {
-        self.stack.pop().ok_or_else(|| "pickle stack underflow".into())
+        self.stack
+            .pop()
+            .ok_or_else(|| "pickle stack underflow".into())
     }
 
     fn top(&mut self) -> PResult<&mut Value> {
@@ -526,9 +528,14 @@ impl<'a> Unpickler<'a> {
             return Err("persistent id is not a tuple".into());
         };
         match items.as_slice() {
-            [Value::Str(kind), Value::Global(_, ty), key, _location, numel, rest @ ..]
-                if kind == "storage" =>
-            {
+            [
+                Value::Str(kind),
+                Value::Global(_, ty),
+                key,
+                _location,
+                numel,
+                rest @ ..,
+            ] if kind == "storage" => {
                 if let Some(view) = rest.first()
                     && !matches!(view, Value::None)
                 {
@@ -813,9 +820,9 @@ fn read_torch_legacy(bytes: &[u8], keep: &dyn Fn(&str) -> bool) -> PResult<Conte
             continue;
         };
         let len = numel * dtype.size();
-        let raw = bytes.get(pos..pos + len).ok_or_else(|| {
-            format!("storage `{key}`: file ends before its {numel} elements")
-        })?;
+        let raw = bytes
+            .get(pos..pos + len)
+            .ok_or_else(|| format!("storage `{key}`: file ends before its {numel} elements"))?;
         if needed.contains(key.as_str()) {
             storages.insert(key, dtype.decode(raw, little_endian));
         }
@@ -847,7 +854,9 @@ impl WeightFile {
 
     /// The first of `names` present, checked against `shape`.
     pub(crate) fn get(&self, names: &[String], shape: &[usize]) -> Result<&HostTensor> {
-        let found = names.iter().find_map(|n| self.tensors.get(n).map(|t| (n, t)));
+        let found = names
+            .iter()
+            .find_map(|n| self.tensors.get(n).map(|t| (n, t)));
         let Some((name, t)) = found else {
             let mut sample: Vec<&str> = self.names.iter().map(String::as_str).take(8).collect();
             if self.names.len() > 8 {

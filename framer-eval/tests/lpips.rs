@@ -60,9 +60,7 @@ fn formula(spec: &WeightSpec, k: usize) -> HostTensor {
 }
 
 /// All tensors of `net` by the oracle's formula, split into (backbone, linear).
-fn formula_weights(
-    net: LpipsNet,
-) -> (BTreeMap<String, HostTensor>, BTreeMap<String, HostTensor>) {
+fn formula_weights(net: LpipsNet) -> (BTreeMap<String, HostTensor>, BTreeMap<String, HostTensor>) {
     let backbone_specs = net.backbone_weights();
     let nb = backbone_specs.len();
     let backbone = backbone_specs
@@ -237,7 +235,10 @@ fn border_crop_equals_scoring_the_cropped_images() {
     };
     let cropped = lpips.distance(&crop(&a), &crop(&b), 0).unwrap();
     let with_border = lpips.distance(&a, &b, 4).unwrap();
-    assert!((cropped - with_border).abs() < 1e-9, "{cropped} vs {with_border}");
+    assert!(
+        (cropped - with_border).abs() < 1e-9,
+        "{cropped} vs {with_border}"
+    );
     // and it differs from the uncropped score
     assert!((lpips.distance(&a, &b, 0).unwrap() - cropped).abs() > 1e-6);
 }
@@ -297,7 +298,10 @@ fn bad_weight_files_give_errors_naming_the_file_and_the_tensor() {
         ..good.clone()
     };
     let e = Lpips::<B>::load(&missing, &device).unwrap_err();
-    assert!(matches!(e, EvalError::Read { .. }) && e.to_string().contains("nope.pth"), "{e}");
+    assert!(
+        matches!(e, EvalError::Read { .. }) && e.to_string().contains("nope.pth"),
+        "{e}"
+    );
 
     // not a weight file
     let junk = tmp.path().join("junk.pth");
@@ -365,7 +369,9 @@ fn bad_weight_files_give_errors_naming_the_file_and_the_tensor() {
     let msg = Lpips::<B>::load(&files, &device).unwrap_err().to_string();
     assert!(
         msg.contains("vgg-as-alex.safetensors")
-            && msg.contains("`features.3.weight` has shape [128, 64, 3, 3], expected [192, 64, 5, 5]"),
+            && msg.contains(
+                "`features.3.weight` has shape [128, 64, 3, 3], expected [192, 64, 5, 5]"
+            ),
         "{msg}"
     );
 }
@@ -377,7 +383,11 @@ fn small_or_mismatched_images_are_errors() {
     assert_eq!(LpipsNet::Alex.min_side(), 31);
     assert_eq!(LpipsNet::Vgg.min_side(), 16);
     // 31 is accepted, 30 is not
-    assert!(lpips.distance(&image(31, 31, 0), &image(31, 31, 1), 0).is_ok());
+    assert!(
+        lpips
+            .distance(&image(31, 31, 0), &image(31, 31, 1), 0)
+            .is_ok()
+    );
     let e = lpips
         .distance(&image(64, 30, 0), &image(64, 30, 1), 0)
         .unwrap_err();
@@ -452,7 +462,10 @@ fn evaluation_reports_lpips_when_a_model_is_given() {
     let metrics = [Metric::Lpips, Metric::PsnrY, Metric::Musiq, Metric::Maniqa];
     let models: [&dyn PairMetric; 1] = [&lpips];
     let report = evaluate_run_with(&sr_dir, Some(&gt_dir), 2, &metrics, &models).unwrap();
-    assert_eq!(report.evaluation.metrics, vec![Metric::Lpips, Metric::PsnrY]);
+    assert_eq!(
+        report.evaluation.metrics,
+        vec![Metric::Lpips, Metric::PsnrY]
+    );
     assert_eq!(report.skipped, vec![Metric::Musiq, Metric::Maniqa]);
     for img in &report.evaluation.images {
         let sr = MetricImage::load(&img.sr_path).unwrap();
@@ -462,7 +475,10 @@ fn evaluation_reports_lpips_when_a_model_is_given() {
         assert!(want > 1e-3 && img.values[1].is_finite());
     }
     let text = report.table(TableFormat::Terminal);
-    assert!(text.contains("lpips") && text.contains("not computed: musiq, maniqa"), "{text}");
+    assert!(
+        text.contains("lpips") && text.contains("not computed: musiq, maniqa"),
+        "{text}"
+    );
     assert!(!text.contains("not computed: lpips"), "{text}");
 
     // LPIPS alone: the folder walk still pairs the files; without a model it is skipped
@@ -472,9 +488,15 @@ fn evaluation_reports_lpips_when_a_model_is_given() {
     let e = evaluate_run_with(&sr_dir, None, 0, &[Metric::Lpips], &models).unwrap_err();
     assert!(e.to_string().contains("lpips"), "{e}");
     let e = evaluate_run_with(&sr_dir, Some(&gt_dir), 0, &[Metric::Lpips], &[]).unwrap_err();
-    assert!(e.to_string().contains("none of the requested metrics"), "{e}");
+    assert!(
+        e.to_string().contains("none of the requested metrics"),
+        "{e}"
+    );
     let note = unavailable_note(&[Metric::Lpips, Metric::Musiq, Metric::Maniqa]).unwrap();
-    assert!(note.contains("lpips (") && note.contains("; musiq, maniqa ("), "{note}");
+    assert!(
+        note.contains("lpips (") && note.contains("; musiq, maniqa ("),
+        "{note}"
+    );
 }
 
 /// The `lpips` package's own AlexNet linear layers (a legacy-format file saved by PyTorch 0.4
@@ -484,18 +506,51 @@ fn evaluation_reports_lpips_when_a_model_is_given() {
 fn pth_reader_reads_the_lpips_package_weights() {
     let tensors = read_weight_file(&fixture("lpips-v0.1-alex.pth")).unwrap();
     let want = [
-        ("lin0.model.1.weight", 64, 2.3495323137195783, 0.14750124514102936, 0.0),
-        ("lin1.model.1.weight", 192, 16.1430274810632, 0.0, 0.6362459659576416),
-        ("lin2.model.1.weight", 384, 39.26843924544403, 0.27091822028160095, 0.07086532562971115),
-        ("lin3.model.1.weight", 256, 27.197178440931964, 0.00014872811152599752, 0.10178346931934357),
-        ("lin4.model.1.weight", 256, 20.317177099761324, 0.06713376939296722, 0.08454063534736633),
+        (
+            "lin0.model.1.weight",
+            64,
+            2.3495323137195783,
+            0.14750124514102936,
+            0.0,
+        ),
+        (
+            "lin1.model.1.weight",
+            192,
+            16.1430274810632,
+            0.0,
+            0.6362459659576416,
+        ),
+        (
+            "lin2.model.1.weight",
+            384,
+            39.26843924544403,
+            0.27091822028160095,
+            0.07086532562971115,
+        ),
+        (
+            "lin3.model.1.weight",
+            256,
+            27.197178440931964,
+            0.00014872811152599752,
+            0.10178346931934357,
+        ),
+        (
+            "lin4.model.1.weight",
+            256,
+            20.317177099761324,
+            0.06713376939296722,
+            0.08454063534736633,
+        ),
     ];
     assert_eq!(tensors.len(), want.len());
     for (key, channels, sum, second, last) in want {
         let t = &tensors[key];
         assert_eq!(t.shape, vec![1, channels, 1, 1], "{key}");
         let s: f64 = t.data.iter().map(|&v| v as f64).sum();
-        assert!((s - sum).abs() < 1e-9 * sum.max(1.0), "{key}: sum {s} vs {sum}");
+        assert!(
+            (s - sum).abs() < 1e-9 * sum.max(1.0),
+            "{key}: sum {s} vs {sum}"
+        );
         assert_eq!(t.data[1] as f64, second, "{key}");
         assert_eq!(*t.data.last().unwrap() as f64, last, "{key}");
     }

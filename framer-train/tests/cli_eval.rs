@@ -366,8 +366,13 @@ fn lpips_linear_fixture() -> PathBuf {
 fn csv_value(text: &str, row: &str, name: &str) -> f64 {
     let mut lines = text.lines();
     let header: Vec<&str> = lines.next().unwrap().split(',').collect();
-    let col = header.iter().position(|h| *h == name).unwrap_or_else(|| panic!("{text}"));
-    let line = lines.find(|l| l.starts_with(row)).unwrap_or_else(|| panic!("{text}"));
+    let col = header
+        .iter()
+        .position(|h| *h == name)
+        .unwrap_or_else(|| panic!("{text}"));
+    let line = lines
+        .find(|l| l.starts_with(row))
+        .unwrap_or_else(|| panic!("{text}"));
     line.split(',').nth(col).unwrap().parse().unwrap()
 }
 
@@ -427,7 +432,9 @@ fn eval_computes_lpips_from_user_supplied_weight_files() {
     };
     let lpips = Lpips::<burn::backend::Flex>::load(&files, &Default::default()).unwrap();
     let load = |p: &str| MetricImage::load(dir.join(p)).unwrap();
-    let want = lpips.distance(&load("sr/a.png"), &load("gt/a.png"), 2).unwrap();
+    let want = lpips
+        .distance(&load("sr/a.png"), &load("gt/a.png"), 2)
+        .unwrap();
     assert!(want > 1e-3, "{want}");
     assert_eq!(csv_value(&text, "a", "lpips"), want, "{text}");
     assert_eq!(csv_value(&text, "b", "lpips"), 0.0, "{text}");
@@ -453,7 +460,10 @@ fn eval_computes_lpips_from_user_supplied_weight_files() {
         s(&out),
     ]);
     assert!(ok, "{stderr}");
-    assert!(stdout.contains("lpips") && stdout.contains("not computed: musiq"), "{stdout}");
+    assert!(
+        stdout.contains("lpips") && stdout.contains("not computed: musiq"),
+        "{stdout}"
+    );
     let text = std::fs::read_to_string(out.join("comparison.csv")).unwrap();
     assert!(text.lines().any(|l| l.starts_with("lpips,")), "{text}");
 

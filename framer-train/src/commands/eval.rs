@@ -62,7 +62,11 @@ impl EvalSettings {
             LpipsNet::parse(&self.lpips_net)
                 .map_err(|e| CommandError::Invalid(format!("--lpips-net: {e}")))?
         };
-        match (&self.lpips_weights, &self.lpips_backbone, &self.lpips_linear) {
+        match (
+            &self.lpips_weights,
+            &self.lpips_backbone,
+            &self.lpips_linear,
+        ) {
             (None, None, None) => Ok(None),
             (Some(dir), None, None) => {
                 if !dir.is_dir() {
@@ -107,7 +111,10 @@ pub fn run_eval(settings: &EvalSettings) -> Result<String, CommandError> {
             if !metrics.contains(&Metric::Lpips) {
                 metrics.push(Metric::Lpips);
             }
-            Some(Lpips::<burn::backend::Flex>::load(&files, &Default::default())?)
+            Some(Lpips::<burn::backend::Flex>::load(
+                &files,
+                &Default::default(),
+            )?)
         }
         None => None,
     };
