@@ -4,7 +4,12 @@
 //! cargo bench -p framer                       # B=4, C=16, 64×64, 24 students on flex
 //! cargo bench -p framer -- --batch 16         # other sizes: --batch --channels --size --students --iters
 //! cargo bench -p framer --features cuda -- --cuda
+//! cargo bench -p framer -- --compare            # host path and tensor path, one after the other
 //! ```
+//!
+//! On the CPU the loss runs on the host (FFTs, closed-form gradient); `--tensor` times the tensor
+//! path (dense DFT products, autodiff) instead, and `--compare` times both in one run (the tensor
+//! path first, so that the last line is the host path's).
 //!
 //! The last line is machine-readable:
 //! `framer_loss_fwd_bwd backend=flex B=4 C=16 H=64 W=64 S=24 median_ms=<value>`.
@@ -13,7 +18,7 @@ use std::time::Instant;
 
 use burn::backend::{Autodiff, Flex};
 use burn::tensor::{Distribution, Tensor, backend::AutodiffBackend};
-use framer::{FramerInput, FramerLossConfig, NegativeSampler, Parameterization};
+use framer::{FramerInput, FramerLossConfig, LossExecution, NegativeSampler, Parameterization};
 
 struct Args {
     batch: usize,
@@ -22,10 +27,21 @@ struct Args {
     students: usize,
     iters: usize,
     cuda: bool,
+    tensor: bool,
+    compare: bool,
 }
 
 fn parse_args() -> Args {
-    let mut args = Args { batch: 4, channels: 16, size: 64, students: 24, iters: 20, cuda: false };
+    let mut args = Args {
+        batch: 4,
+        channels: 16,
+        size: 64,
+        students: 24,
+        iters: 20,
+        cuda: false,
+        tensor: false,
+        compare: false,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = |name: &str| -> usize {
@@ -41,6 +57,8 @@ fn parse_args() -> Args {
             "--students" => args.students = value("--students"),
             "--iters" => args.iters = value("--iters"),
             "--cuda" => args.cuda = true,
+            "--tensor" => args.tensor = true,
+            "--compare" => args.compare = true,
             "--bench" => {} // passed by `cargo bench`
             other => {
                 eprintln!("unknown argument {other}");
@@ -52,6 +70,15 @@ fn parse_args() -> Args {
 }
 
 fn run<B: AutodiffBackend>(backend: &str, args: &Args, device: &B::Device) {
+    if args.compare {
+        time::<B>(backend, "tensor", args, device);
+        time::<B>(backend, "auto", args, device);
+    } else {
+        time::<B>(backend, if args.tensor { "tensor" } else { "auto" }, args, device);
+    }
+}
+
+fn time<B: AutodiffBackend>(backend: &str, path: &str, args: &Args, device: &B::Device) {
     let shape = [args.batch, args.channels, args.size, args.size];
     let normal = Distribution::Normal(0.0, 1.0);
     let students: Vec<Tensor<B, 4>> =
@@ -59,7 +86,8 @@ fn run<B: AutodiffBackend>(backend: &str, args: &Args, device: &B::Device) {
     let teacher = Tensor::<B, 4>::random(shape, normal, device);
     let x_t = Tensor::<B, 4>::random(shape, normal, device);
     let sigmas: Vec<f32> = (0..args.batch).map(|b| (b as f32 + 0.5) / args.batch as f32).collect();
-    let loss = FramerLossConfig::new().init().expect("default config is valid");
+    let execution = if path == "tensor" { LossExecution::Tensor } else { LossExecution::Auto };
+    let loss = FramerLossConfig::new().with_execution(execution).init().expect("default config is valid");
     let sampler = NegativeSampler::seeded(0);
     let mut times = Vec::with_capacity(args.iters);
     for step in 0..args.iters + 3 {
@@ -86,7 +114,7 @@ fn run<B: AutodiffBackend>(backend: &str, args: &Args, device: &B::Device) {
     times.sort_by(f64::total_cmp);
     let median = times[times.len() / 2];
     println!(
-        "min {:.2} ms, median {:.2} ms, max {:.2} ms over {} iterations",
+        "{path} path: min {:.2} ms, median {:.2} ms, max {:.2} ms over {} iterations",
         times[0],
         median,
         times[times.len() - 1],

@@ -3,7 +3,11 @@
 //! ```text
 //! cargo run --release -p framer --example golden -- path/to/CASE.json [more.json ...]
 //! cargo run --release -p framer --features cuda --example golden -- --cuda CASE.json  # on a GPU
+//! cargo run --release -p framer --example golden -- --tensor CASE.json  # tensor path on the CPU
 //! ```
+//!
+//! On CPU backends the loss runs on the host (FFTs, closed-form gradient); `--tensor` forces the
+//! tensor path (dense DFT products, autodiff) that GPU backends use.
 //!
 //! On the GPU the tolerances are relaxed to allow TF32 matrix products (terms 2e-3, gradients 5e-3).
 //!
@@ -13,17 +17,20 @@
 
 use burn::backend::{Autodiff, Flex};
 use burn::tensor::backend::AutodiffBackend;
-use framer::golden::{GoldenCase, GoldenReport, MaskSource, Tolerances, check_case};
+use framer::LossExecution;
+use framer::golden::{GoldenCase, GoldenReport, MaskSource, Tolerances, check_case_with};
 
 fn main() {
     let mut paths: Vec<String> = std::env::args().skip(1).collect();
     let cuda = paths.iter().any(|p| p == "--cuda");
-    paths.retain(|p| p != "--cuda");
+    let execution =
+        if paths.iter().any(|p| p == "--tensor") { LossExecution::Tensor } else { LossExecution::Auto };
+    paths.retain(|p| p != "--cuda" && p != "--tensor");
     if cuda {
         #[cfg(feature = "cuda")]
         {
             let tolerances = Tolerances { terms: 2e-3, gradients: 5e-3, ..Tolerances::default() };
-            return run::<Autodiff<burn::backend::Cuda>>(&paths, tolerances, &Default::default());
+            return run::<Autodiff<burn::backend::Cuda>>(&paths, tolerances, execution, &Default::default());
         }
         #[cfg(not(feature = "cuda"))]
         {
@@ -31,19 +38,25 @@ fn main() {
             std::process::exit(2);
         }
     }
-    run::<Autodiff<Flex>>(&paths, Tolerances::default(), &Default::default());
+    run::<Autodiff<Flex>>(&paths, Tolerances::default(), execution, &Default::default());
 }
 
 fn check<B: AutodiffBackend>(
     case: &GoldenCase,
     source: MaskSource,
     tolerances: Tolerances,
+    execution: LossExecution,
     device: &B::Device,
 ) -> Result<GoldenReport, framer::FramerError> {
-    check_case::<B>(case, source, tolerances, device)
+    check_case_with::<B>(case, source, tolerances, execution, device)
 }
 
-fn run<B: AutodiffBackend>(paths: &[String], tolerances: Tolerances, device: &B::Device) {
+fn run<B: AutodiffBackend>(
+    paths: &[String],
+    tolerances: Tolerances,
+    execution: LossExecution,
+    device: &B::Device,
+) {
     if paths.is_empty() {
         eprintln!("usage: golden CASE.json [CASE.json ...]  (CASE.safetensors beside each)");
         std::process::exit(2);
@@ -68,7 +81,7 @@ fn run<B: AutodiffBackend>(paths: &[String], tolerances: Tolerances, device: &B:
             &[MaskSource::Own]
         };
         for &source in sources {
-            match check::<B>(&case, source, tolerances, device) {
+            match check::<B>(&case, source, tolerances, execution, device) {
                 Ok(report) => {
                     println!("{report}");
                     all_passed &= report.passed();

@@ -13,7 +13,7 @@ use burn::tensor::{Tensor, TensorData, backend::AutodiffBackend};
 use serde::Deserialize;
 
 use crate::{
-    BandMaskKind, FramerError, FramerInput, FramerLossConfig, Parameterization,
+    BandMaskKind, FramerError, FramerInput, FramerLossConfig, LossExecution, Parameterization,
 };
 
 /// Expected per-layer terms of one student, one entry per sample.
@@ -280,10 +280,24 @@ fn vector_row(quantity: String, computed: &[f32], expected: &[f32], tolerance: f
 }
 
 /// Evaluates framer's loss (and its gradients) on `case` and compares with the reference.
+///
+/// The loss runs where [`LossExecution::Auto`] puts it (on the host for CPU backends); see
+/// [`check_case_with`] to choose.
 pub fn check_case<B: AutodiffBackend>(
     case: &GoldenCase,
     mask: MaskSource,
     tolerances: Tolerances,
+    device: &B::Device,
+) -> Result<GoldenReport, FramerError> {
+    check_case_with::<B>(case, mask, tolerances, LossExecution::Auto, device)
+}
+
+/// [`check_case`] with the loss computed where `execution` says.
+pub fn check_case_with<B: AutodiffBackend>(
+    case: &GoldenCase,
+    mask: MaskSource,
+    tolerances: Tolerances,
+    execution: LossExecution,
     device: &B::Device,
 ) -> Result<GoldenReport, FramerError> {
     let [s, b, c, h, w] = case.shape;
@@ -295,7 +309,8 @@ pub fn check_case<B: AutodiffBackend>(
         .collect();
     let config = FramerLossConfig::new()
         .with_mask(BandMaskKind::Quantile { cutoff: case.cutoff })
-        .with_temperature(case.temperature);
+        .with_temperature(case.temperature)
+        .with_execution(execution);
     let loss = config.init()?;
     let mut input = FramerInput::new(
         students.clone(),

@@ -5,9 +5,10 @@ use std::path::PathBuf;
 
 use burn::backend::{Autodiff, Flex};
 use burn::tensor::{Distribution, Tensor, TensorData};
-use framer::golden::{GoldenCase, MaskSource, Tolerances, check_case};
+use framer::golden::{GoldenCase, MaskSource, Tolerances, check_case, check_case_with};
 use framer::{
-    BandMaskKind, FramerError, FramerInput, FramerLossConfig, NegativeSampler, Parameterization,
+    BandMaskKind, FramerError, FramerInput, FramerLossConfig, LossExecution, NegativeSampler,
+    Parameterization,
 };
 
 type A = Autodiff<Flex>;
@@ -28,6 +29,25 @@ fn assert_case(name: &str, mask: MaskSource) {
         MaskSource::Own => 2,
     };
     assert_eq!(report.rows.len(), expected_rows);
+}
+
+/// The tensor path (dense DFT matrices, autodiff gradients: what GPU backends run) against the
+/// reference too; the tests above go through the host path that CPU backends use.
+#[test]
+fn tensor_path_matches_reference_on_every_case() {
+    for name in ["tiny", "single", "paperlike"] {
+        for mask in [MaskSource::Reference, MaskSource::Own] {
+            let report = check_case_with::<A>(
+                &case(name),
+                mask,
+                Tolerances::default(),
+                LossExecution::Tensor,
+                &Default::default(),
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+            assert!(report.passed(), "{name} (tensor path): {report}");
+        }
+    }
 }
 
 #[test]

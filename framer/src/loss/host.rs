@@ -406,16 +406,11 @@ pub(crate) fn compute(input: &HostInput<'_>) -> HostOutput {
         for c in 0..channels {
             let p = b * channels + c;
             let mut sums = [0f64; 2];
-            for v in 0..f {
-                let cw = multiplicity[v];
+            for (v, &cw) in multiplicity.iter().enumerate().take(f) {
                 let k = p * plane_len + v * h;
-                let (mut sl, mut sh) = (0f32, 0f32);
-                for ((&m, &l), &hi) in mag[k..k + h].iter().zip(&low[k..k + h]).zip(&high[k..k + h]) {
-                    sl += m * l;
-                    sh += m * hi;
-                }
-                sums[0] += (cw * sl) as f64;
-                sums[1] += (cw * sh) as f64;
+                let row = &mag[k..k + h];
+                sums[0] += (cw * dot(row, &low[k..k + h])) as f64;
+                sums[1] += (cw * dot(row, &high[k..k + h])) as f64;
             }
             e[0] += sums[0] / counts[p][0];
             e[1] += sums[1] / counts[p][1];
@@ -437,8 +432,8 @@ pub(crate) fn compute(input: &HostInput<'_>) -> HostOutput {
                     let mut st = SampleStats::new(batch);
                     let (mut ql, mut qh) = (vec![0f32; h], vec![0f32; h]);
                     for c in 0..channels {
-                        for v in 0..f {
-                            let cw = multiplicity[v] as f64;
+                        for (v, &cw) in multiplicity.iter().enumerate().take(f) {
+                            let cw = cw as f64;
                             let at = |s: usize| s * sample_len + c * plane_len + v * h;
                             let r = at(b)..at(b) + h;
                             let (mr, lr, hr) = (&m[r.clone()], &low[r.clone()], &high[r.clone()]);
