@@ -555,3 +555,73 @@ fn pth_reader_reads_the_lpips_package_weights() {
         assert_eq!(*t.data.last().unwrap() as f64, last, "{key}");
     }
 }
+
+/// A full `lpips.LPIPS(net='alex').state_dict()` in one file serves as both backbone and linear
+/// layers. The names are those torch prints for that state dict (plus the scaling-layer
+/// buffers and the `lins.k` aliases, which are ignored).
+#[test]
+fn a_full_lpips_state_dict_serves_as_both_files() {
+    const LPIPS_ALEX_STATE_DICT: [&str; 22] = [
+        "scaling_layer.shift",
+        "scaling_layer.scale",
+        "net.slice1.0.weight",
+        "net.slice1.0.bias",
+        "net.slice2.3.weight",
+        "net.slice2.3.bias",
+        "net.slice3.6.weight",
+        "net.slice3.6.bias",
+        "net.slice4.8.weight",
+        "net.slice4.8.bias",
+        "net.slice5.10.weight",
+        "net.slice5.10.bias",
+        "lin0.model.1.weight",
+        "lin1.model.1.weight",
+        "lin2.model.1.weight",
+        "lin3.model.1.weight",
+        "lin4.model.1.weight",
+        "lins.0.model.1.weight",
+        "lins.1.model.1.weight",
+        "lins.2.model.1.weight",
+        "lins.3.model.1.weight",
+        "lins.4.model.1.weight",
+    ];
+    let tmp = tempfile::tempdir().unwrap();
+    let (backbone, linear) = formula_weights(LpipsNet::Alex);
+    let mut full = BTreeMap::new();
+    for spec in LpipsNet::Alex.backbone_weights() {
+        assert!(LPIPS_ALEX_STATE_DICT.contains(&spec.lpips_name.as_str()));
+        full.insert(spec.lpips_name.clone(), backbone[&spec.name].clone());
+    }
+    full.extend(linear.clone());
+    for (k, spec) in LpipsNet::Alex.linear_weights().iter().enumerate() {
+        full.insert(
+            format!("lins.{k}.model.1.weight"),
+            linear[&spec.name].clone(),
+        );
+    }
+    for name in ["scaling_layer.shift", "scaling_layer.scale"] {
+        let t = HostTensor {
+            shape: vec![1, 3, 1, 1],
+            data: vec![0.0; 3],
+        };
+        full.insert(name.to_string(), t);
+    }
+    let names: Vec<&str> = full.keys().map(String::as_str).collect();
+    let mut want = LPIPS_ALEX_STATE_DICT.to_vec();
+    want.sort();
+    assert_eq!(names, want);
+    let path = tmp.path().join("lpips-alex-full.safetensors");
+    write_safetensors(&path, &full).unwrap();
+    let files = LpipsFiles {
+        net: LpipsNet::Alex,
+        backbone: path.clone(),
+        linear: path,
+    };
+    let from_full = Lpips::<B>::load(&files, &Default::default()).unwrap();
+    let from_two = Lpips::<B>::load(&alex_files(tmp.path()), &Default::default()).unwrap();
+    let (a, b) = (image(64, 48, 0), image(64, 48, 2));
+    assert_eq!(
+        from_full.distance(&a, &b, 0).unwrap(),
+        from_two.distance(&a, &b, 0).unwrap()
+    );
+}
