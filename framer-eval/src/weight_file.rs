@@ -649,19 +649,25 @@ fn materialise(name: &str, t: &TensorRef, storage: &[f32]) -> PResult<HostTensor
     if t.shape.len() != t.stride.len() {
         return Err(format!("tensor `{name}`: size and stride ranks differ"));
     }
-    let numel: usize = t.shape.iter().product();
+    let numel = t
+        .shape
+        .iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d))
+        .ok_or_else(|| format!("tensor `{name}`: size {:?} overflows", t.shape))?;
     if numel == 0 {
         return Ok(HostTensor {
             shape: t.shape.clone(),
             data: Vec::new(),
         });
     }
-    let last = t.offset
-        + t.shape
-            .iter()
-            .zip(&t.stride)
-            .map(|(&s, &st)| (s - 1) * st)
-            .sum::<usize>();
+    let last = t
+        .shape
+        .iter()
+        .zip(&t.stride)
+        .try_fold(t.offset, |acc, (&s, &st)| {
+            (s - 1).checked_mul(st).and_then(|x| acc.checked_add(x))
+        })
+        .unwrap_or(usize::MAX);
     if last >= storage.len() {
         return Err(format!(
             "tensor `{name}` (shape {:?}) reaches element {last} of a storage of {}",
@@ -752,17 +758,14 @@ fn read_torch_zip(bytes: &[u8], keep: &dyn Fn(&str) -> bool) -> PResult<Contents
             continue;
         }
         let raw = read_entry(&mut archive, &format!("{prefix}data/{key}"))?;
-        if raw.len() < numel * dtype.size() {
+        let len = numel.saturating_mul(dtype.size());
+        if raw.len() < len {
             return Err(format!(
-                "storage `{key}`: {} bytes, expected {}",
-                raw.len(),
-                numel * dtype.size()
+                "storage `{key}`: {} bytes, expected {len}",
+                raw.len()
             ));
         }
-        storages.insert(
-            key.clone(),
-            dtype.decode(&raw[..numel * dtype.size()], little_endian),
-        );
+        storages.insert(key.clone(), dtype.decode(&raw[..len], little_endian));
     }
     Ok((names, assemble(tensors, &storages)?))
 }
@@ -807,21 +810,22 @@ fn read_torch_legacy(bytes: &[u8], keep: &dyn Fn(&str) -> bool) -> PResult<Conte
             .storages
             .get(&key)
             .ok_or_else(|| format!("legacy torch file: storage `{key}` is never used"))?;
-        let header = bytes
-            .get(pos..pos + 8)
+        let header: [u8; 8] = bytes
+            .get(pos..pos.saturating_add(8))
+            .and_then(|h| h.try_into().ok())
             .ok_or_else(|| format!("storage `{key}`: file ends before its size"))?;
-        let numel = u64::from_le_bytes(header.try_into().expect("8 bytes")) as usize;
+        let numel = usize::try_from(u64::from_le_bytes(header)).unwrap_or(usize::MAX);
         pos += 8;
         let Some(dtype) = dtype else {
             // an integer storage (e.g. a batch-norm counter): skipped
             let element = element
                 .ok_or_else(|| format!("storage `{key}` has a type this reader does not know"))?;
-            pos += numel * element;
+            pos = pos.saturating_add(numel.saturating_mul(element));
             continue;
         };
-        let len = numel * dtype.size();
+        let len = numel.saturating_mul(dtype.size());
         let raw = bytes
-            .get(pos..pos + len)
+            .get(pos..pos.saturating_add(len))
             .ok_or_else(|| format!("storage `{key}`: file ends before its {numel} elements"))?;
         if needed.contains(key.as_str()) {
             storages.insert(key, dtype.decode(raw, little_endian));

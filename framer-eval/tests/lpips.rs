@@ -314,6 +314,7 @@ fn bad_weight_files_give_errors_naming_the_file_and_the_tensor() {
     // a truncated pickle
     let bytes = std::fs::read(fixture("lpips-alex-linear-legacy.pth")).unwrap();
     let cut = tmp.path().join("cut.pth");
+    let cut_path = cut.clone();
     std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
     let e = read_weight_file(&cut).unwrap_err();
     assert!(e.to_string().contains("cut.pth"), "{e}");
@@ -322,6 +323,24 @@ fn bad_weight_files_give_errors_naming_the_file_and_the_tensor() {
     std::fs::write(&cut, &bytes[..bytes.len() - 100]).unwrap();
     let e = read_weight_file(&cut).unwrap_err();
     assert!(e.to_string().contains("cut.pth"), "{e}");
+
+    // every truncation and a flipped byte in every position give a result or an error, never
+    // a panic
+    for name in [
+        "lpips-alex-linear-legacy.pth",
+        "lpips-alex-linear-zip.pth",
+        "lpips-v0.1-alex.pth",
+    ] {
+        let bytes = std::fs::read(fixture(name)).unwrap();
+        for cut in (0..bytes.len()).step_by(13) {
+            std::fs::write(&cut_path, &bytes[..cut]).unwrap();
+            let _ = read_weight_file(&cut_path);
+            let mut flipped = bytes.clone();
+            flipped[cut] ^= 0xa5;
+            std::fs::write(&cut_path, &flipped).unwrap();
+            let _ = read_weight_file(&cut_path);
+        }
+    }
 
     // the two files swapped: the backbone key is missing from the linear file
     let swapped = LpipsFiles {
