@@ -75,8 +75,10 @@ pub(crate) struct HostOutput {
     pub faw_high: Vec<f32>,
     /// The low mask used, `B·C·H·W`, plain layout.
     pub low_mask: Vec<f32>,
-    /// `∂loss/∂student_i` with respect to the raw predictions, `S` × `B·C·H·W`.
-    pub student_gradients: Vec<Vec<f32>>,
+    /// `∂loss/∂student_i` with respect to the raw predictions, `[S, B·C·H·W]` in one buffer
+    /// (one large allocation is recycled by the allocator from call to call; many 1 MiB ones
+    /// come back as fresh pages).
+    pub student_gradients: Vec<f32>,
     /// `∂loss/∂x_t`, `B·C·H·W`, when asked for.
     pub x_t_gradient: Option<Vec<f32>>,
 }
@@ -544,9 +546,9 @@ pub(crate) fn compute(input: &HostInput<'_>) -> HostOutput {
     let (loss, terms) = out.finish();
 
     // ---- pass 2: gradients, two planes of one student per inverse transform ----
-    let mut student_gradients: Vec<Vec<f32>> = (0..num_students).map(|_| vec![0f32; planes * area]).collect();
+    let mut student_gradients = vec![0f32; num_students * planes * area];
     let items: Vec<(usize, usize, &mut [f32])> = student_gradients
-        .iter_mut()
+        .chunks_mut(planes * area)
         .enumerate()
         .flat_map(|(i, g)| g.chunks_mut(2 * area).enumerate().map(move |(k, chunk)| (i, 2 * k, chunk)))
         .collect();
@@ -631,7 +633,7 @@ pub(crate) fn compute(input: &HostInput<'_>) -> HostOutput {
     // ∂/∂x_t = Σ_i offset_b · ∂/∂y_i, then ∂/∂raw_i = scale_b · ∂/∂y_i
     let x_t_gradient = input.want_x_t_gradient.then(|| {
         let mut g = vec![0f32; planes * area];
-        for student in &mut student_gradients {
+        for student in student_gradients.chunks_mut(planes * area) {
             for p in 0..planes {
                 let b = p / channels;
                 let src = &mut student[p * area..(p + 1) * area];

@@ -367,22 +367,25 @@ impl FramerLoss {
         let terms2 = |v: Vec<f32>| Tensor::<B, 2>::from_data(TensorData::new(v, [num_students, batch]), &device);
         let mut loss = Tensor::<B, 1>::from_data(TensorData::new(vec![out.loss], [1]), &device);
         if tracked {
-            let mut linear: Option<Tensor<B, 1>> = None;
+            // ⟨t, g⟩ as [1, n]·[n, 1] products: no temporary as large as the students
             let numel = shape.iter().product::<usize>();
-            let mut add = |t: Tensor<B, 4>, g: Vec<f32>| {
-                // ⟨t, g⟩ as a [1, n]·[n, 1] product: no temporary as large as the students
-                let g = Tensor::<B, 2>::from_data(TensorData::new(g, [numel, 1]), &device);
+            let gradients = Tensor::<B, 2>::from_data(
+                TensorData::new(out.student_gradients, [num_students * numel, 1]),
+                &device,
+            );
+            let mut linear: Option<Tensor<B, 1>> = None;
+            let mut add = |t: Tensor<B, 4>, g: Tensor<B, 2>| {
                 let term = t.reshape([1, numel]).matmul(g).reshape([1]);
                 linear = Some(match linear.take() {
                     Some(sum) => sum + term,
                     None => term,
                 });
             };
-            for (s, g) in input.students.into_iter().zip(out.student_gradients) {
-                add(s, g);
+            for (i, s) in input.students.into_iter().enumerate() {
+                add(s, gradients.clone().narrow(0, i * numel, numel));
             }
             if let Some(g) = out.x_t_gradient {
-                add(input.x_t, g);
+                add(input.x_t, Tensor::from_data(TensorData::new(g, [numel, 1]), &device));
             }
             if let Some(linear) = linear {
                 loss = loss + (linear.clone() - linear.detach());
