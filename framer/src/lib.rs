@@ -6,7 +6,8 @@
 //!
 //! - [`dft`]: a differentiable 2-D DFT for any `H × W`, on every backend.
 //! - [`BandMaskKind`]: the reference's magnitude-quantile masks and the paper's radial rings.
-//! - [`FramerLoss`]: IntraCL + InterCL with FAW and FAM, exact to the reference implementation.
+//! - [`FramerLoss`]: IntraCL + InterCL with FAW and FAM, exact to the reference implementation;
+//!   on CPU backends computed with FFTs and a closed-form gradient ([`LossExecution`]).
 //! - [`Parameterization`]: rectified flow, ε-, v- and x0-prediction to clean estimates.
 //! - [`NegativeSampler`]: seeded random-layer negatives.
 //! - [`golden`]: reader and checker for reference cases.

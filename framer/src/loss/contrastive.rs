@@ -4,10 +4,13 @@ use burn::tensor::{Tensor, activation::relu, backend::Backend};
 
 /// `x / max(‖x‖₂, 1e-12)` along the last dimension (`torch.nn.functional.normalize`).
 ///
+/// The norm is `√(max(Σx², 1e-24))`: the same value, and like PyTorch's a zero (not NaN) gradient
+/// for an all-zero `x`.
+///
 /// # Shapes
 /// - `x`: `[..., D]`; returns the same shape.
 pub fn l2_normalize<B: Backend, const N: usize>(x: Tensor<B, N>) -> Tensor<B, N> {
-    let norm = x.clone().powi_scalar(2).sum_dim(N - 1).sqrt().clamp_min(1e-12);
+    let norm = x.clone().powi_scalar(2).sum_dim(N - 1).clamp_min(1e-24).sqrt();
     x / norm
 }
 

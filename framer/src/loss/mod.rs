@@ -203,6 +203,9 @@ impl FramerLoss {
     /// `mean_i layer_i`. Gradients reach the students only through `q`: the teacher, the negatives,
     /// FAW and FAM are detached, as in the reference. Each layer is transformed once.
     ///
+    /// Where it runs follows [`FramerLossConfig::execution`]: by default on the host (FFTs and a
+    /// closed-form gradient) for CPU backends, as tensor operations elsewhere.
+    ///
     /// Returns the loss `[1]` with its detached per-layer terms.
     pub fn forward<B: Backend>(&self, input: FramerInput<B>) -> Result<FramerOutput<B>, FramerError> {
         self.forward_with(input, false)
@@ -433,7 +436,9 @@ impl FramerLoss {
         };
         let c = multiplicity;
         let normalize = |t: Tensor<B, 2>| -> (Tensor<B, 2>, Tensor<B, 2>) {
-            let norm = per_sample(t.clone() * t.clone() * c.clone()).sqrt().clamp_min(1e-12); // [rows, B]
+            // max(‖t‖, 1e-12) as √max(‖t‖², 1e-24): an empty band gets a zero gradient, not
+            // 0·∞ = NaN through the square root (PyTorch's norm has a zero subgradient at 0)
+            let norm = per_sample(t.clone() * t.clone() * c.clone()).clamp_min(1e-24).sqrt(); // [rows, B]
             (t, norm)
         };
 
@@ -578,18 +583,34 @@ mod tests {
             Case { shape: [1, 3, 7, 9], students: 4, config: base.clone().with_temperature(0.5), param: Parameterization::Sample, asymmetric_mask: false },
             Case { shape: [3, 2, 6, 5], students: 2, config: base.clone().with_mask(BandMaskKind::Radial { radius: 0.4 }), param: Parameterization::Epsilon { alphas_cumprod: vec![0.9, 0.5, 0.2] }, asymmetric_mask: false },
             Case { shape: [2, 2, 8, 8], students: 3, config: base.clone().with_adaptive_weight(false), param: Parameterization::RectifiedFlow { sigmas: vec![0.5, 0.1] }, asymmetric_mask: true },
+            Case { shape: [2, 1, 1, 5], students: 2, config: base.clone(), param: Parameterization::RectifiedFlow { sigmas: vec![0.4, 0.6] }, asymmetric_mask: false },
+            Case { shape: [1, 3, 5, 1], students: 3, config: base.clone().with_mask(BandMaskKind::Radial { radius: 0.5 }), param: Parameterization::RectifiedFlow { sigmas: vec![0.4] }, asymmetric_mask: false },
             Case { shape: [2, 1, 5, 4], students: 3, config: base.clone().with_alignment_modulation(false).with_mask(BandMaskKind::Quantile { cutoff: 0.6 }), param: Parameterization::RectifiedFlow { sigmas: vec![0.7, 0.2] }, asymmetric_mask: false },
         ];
+        // deterministic inputs (the backend's generator is shared by concurrent tests)
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 40) as f32 / (1u64 << 24) as f32
+        };
         for case in cases {
             let shape = case.shape;
-            let random = || Tensor::<A, 4>::random(shape, Distribution::Normal(0.0, 1.0), &device);
+            let numel = shape.iter().product::<usize>();
+            let mut random = || {
+                // sums of uniforms: roughly normal
+                let values: Vec<f32> = (0..numel).map(|_| next() + next() + next() - 1.5).collect();
+                Tensor::<A, 4>::from_data(TensorData::new(values, shape), &device)
+            };
             let students: Vec<Tensor<A, 4>> = (0..case.students).map(|_| random().require_grad()).collect();
             let x_t = random().require_grad();
             let negatives: Vec<usize> = (0..case.students).map(|i| (i + 1) % case.students).collect();
             let mut input =
                 FramerInput::new(students.clone(), random(), x_t.clone(), case.param.clone(), negatives);
             if case.asymmetric_mask {
-                let mask = Tensor::<A, 4>::random(shape, Distribution::Bernoulli(0.3), &device);
+                let values: Vec<f32> = (0..numel).map(|_| if next() < 0.3 { 1.0 } else { 0.0 }).collect();
+                let mask = Tensor::<A, 4>::from_data(TensorData::new(values, shape), &device);
                 assert!(!dft::is_conjugate_symmetric(&mask));
                 input = input.with_low_mask(mask);
             }
@@ -638,6 +659,44 @@ mod tests {
                     close(*a, *b, scale, 2e-4, &format!("gradient {k}"));
                 }
             }
+        }
+    }
+
+    /// An empty band (here an injected all-zero low mask) has a zero-norm student vector: the
+    /// reference's `F.normalize` gives it a finite gradient, and so must both paths (the tensor
+    /// path once produced 0·∞ = NaN through the square root of the norm).
+    #[test]
+    fn empty_band_gives_finite_gradients() {
+        type A = Autodiff<Flex>;
+        let device = Default::default();
+        let shape = [2, 2, 4, 6];
+        let random = || Tensor::<A, 4>::random(shape, Distribution::Normal(0.0, 1.0), &device);
+        let students: Vec<Tensor<A, 4>> = (0..3).map(|_| random().require_grad()).collect();
+        let input = FramerInput::new(
+            students.clone(),
+            random(),
+            random(),
+            Parameterization::RectifiedFlow { sigmas: vec![0.5, 0.5] },
+            vec![1, 2, 0],
+        )
+        .with_low_mask(Tensor::zeros(shape, &device));
+        let mut results = Vec::new();
+        for execution in [LossExecution::Tensor, LossExecution::Host] {
+            let loss = FramerLossConfig::new().with_execution(execution).init().unwrap();
+            let out = loss.forward(input.clone()).unwrap();
+            let value: f32 = out.loss.clone().into_scalar();
+            let grads = out.loss.backward();
+            let g: Vec<f32> = students[0].grad(&grads).unwrap().into_data().to_vec().unwrap();
+            assert!(value.is_finite(), "{execution:?}: loss {value}");
+            assert!(g.iter().all(|v| v.is_finite()), "{execution:?}: non-finite gradient");
+            assert!(g.iter().any(|&v| v != 0.0), "{execution:?}: the high band still has a gradient");
+            results.push((value, g));
+        }
+        let (tensor, host) = (&results[0], &results[1]);
+        assert!((tensor.0 - host.0).abs() < 1e-5 * tensor.0.abs());
+        let scale = tensor.1.iter().fold(0f32, |m, g| m.max(g.abs()));
+        for (a, b) in tensor.1.iter().zip(&host.1) {
+            assert!((a - b).abs() < 2e-4 * scale, "{a} vs {b}");
         }
     }
 }
