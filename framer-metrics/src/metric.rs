@@ -57,8 +57,8 @@ pub enum Availability {
 /// Why LPIPS is not computed here.
 const LPIPS_NEEDS_WEIGHTS: &str = "it needs pretrained network weights (torchvision's AlexNet and the lpips \
      package's linear layers) that no PyPI, crates.io or Debian package ships offline (pyiqa and \
-     torchvision download them at run time), so without user-supplied weight files it is not \
-     supported yet; give them with `framer eval --lpips-weights DIR` (see framer-eval's README)";
+     torchvision download them at run time); it is computed when you supply the weight files: \
+     `framer eval --lpips-weights DIR` (see framer-eval's README)";
 
 /// Why MUSIQ and MANIQA are not computed.
 const NO_PORT: &str = "they need pretrained transformer weights that no PyPI, crates.io or Debian \
