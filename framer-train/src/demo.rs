@@ -20,7 +20,8 @@ use framer_metrics::{Metric, MetricImage, TableFormat, comparison_table};
 use rand::SeedableRng;
 
 use crate::engine::{
-    DegradedPhotos, Denoiser, EngineError, Objective, RunSummary, Trainer, WithHeads, metrics,
+    DegradedPhotos, Denoiser, EngineError, ExperimentModel, Objective, RunSummary, Trainer,
+    build_model, metrics,
 };
 
 pub use crate::engine::sampler::sample_from;
@@ -162,11 +163,18 @@ fn eval_pairs(experiment: &Experiment) -> Result<Vec<EvalPair>, EngineError> {
         .enumerate()
         .map(|(i, photo)| {
             let (w, h) = (photo.image.width(), photo.image.height());
-            let hr = photo.image.crop((w - crop.min(w)) / 2, (h - crop.min(h)) / 2, crop, crop).map_err(data_err)?;
+            let hr = photo
+                .image
+                .crop((w - crop.min(w)) / 2, (h - crop.min(h)) / 2, crop, crop)
+                .map_err(data_err)?;
             let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1000 + i as u64);
             let pair = degrader.degrade(&hr, &mut rng).map_err(data_err)?;
             let lr_upsampled = upsample_bicubic(&pair.lr, scale).map_err(data_err)?;
-            Ok(EvalPair { name: photo.name, hr, lr_upsampled })
+            Ok(EvalPair {
+                name: photo.name,
+                hr,
+                lr_upsampled,
+            })
         })
         .collect()
 }
@@ -174,7 +182,10 @@ fn eval_pairs(experiment: &Experiment) -> Result<Vec<EvalPair>, EngineError> {
 /// Images `[3, H, W]` in [0, 1] → a batch `[N, 3, H, W]` in [−1, 1].
 fn to_batch<B: Backend>(images: &[&Image], device: &B::Device) -> Tensor<B, 4> {
     let (w, h) = (images[0].width(), images[0].height());
-    let data: Vec<f32> = images.iter().flat_map(|i| i.data().iter().map(|v| v * 2.0 - 1.0)).collect();
+    let data: Vec<f32> = images
+        .iter()
+        .flat_map(|i| i.data().iter().map(|v| v * 2.0 - 1.0))
+        .collect();
     Tensor::from_data(TensorData::new(data, [images.len(), 3, h, w]), device)
 }
 
@@ -188,8 +199,10 @@ fn from_batch<B: Backend>(batch: Tensor<B, 4>) -> Result<Vec<Image>, EngineError
         .map_err(|e| EngineError::Model(format!("{e:?}")))?;
     (0..n)
         .map(|i| {
-            let plane: Vec<f32> =
-                values[i * c * h * w..(i + 1) * c * h * w].iter().map(|v| ((v + 1.0) / 2.0).clamp(0.0, 1.0)).collect();
+            let plane: Vec<f32> = values[i * c * h * w..(i + 1) * c * h * w]
+                .iter()
+                .map(|v| ((v + 1.0) / 2.0).clamp(0.0, 1.0))
+                .collect();
             Image::from_chw(w, h, plane).map_err(|e| EngineError::Data(e.to_string()))
         })
         .collect()
@@ -244,19 +257,11 @@ fn run_variant<B: AutodiffBackend>(
     strength: f64,
     device: &B::Device,
 ) -> Result<(RunSummary, Vec<Image>), EngineError> {
-    use framer_backbones::{BackboneConfig, BackboneKind};
-    let model_err = |e: framer_backbones::BackboneError| EngineError::Model(e.to_string());
-    let kind = match experiment.model.backbone {
-        schedule::BackboneKind::Unet => BackboneKind::UNet,
-        schedule::BackboneKind::Dit => BackboneKind::DiT,
-    };
-    match BackboneConfig::preset_of(kind, &experiment.model.preset).map_err(model_err)? {
-        BackboneConfig::UNet(c) => {
-            let model = WithHeads::new(c.init::<B>(device).map_err(model_err)?, device);
+    match build_model::<B>(experiment, device)? {
+        ExperimentModel::UNet(model) => {
             train_and_super_resolve(experiment, model, out, pairs, strength, device)
         }
-        BackboneConfig::DiT(c) => {
-            let model = WithHeads::new(c.init::<B>(device).map_err(model_err)?, device);
+        ExperimentModel::DiT(model) => {
             train_and_super_resolve(experiment, model, out, pairs, strength, device)
         }
     }
@@ -284,9 +289,15 @@ pub struct DemoReport {
     pub out: PathBuf,
 }
 
-fn score(name: &str, images: &[Image], pairs: &[EvalPair], crop_border: usize) -> Result<DemoScores, EngineError> {
+fn score(
+    name: &str,
+    images: &[Image],
+    pairs: &[EvalPair],
+    crop_border: usize,
+) -> Result<DemoScores, EngineError> {
     let metric_err = |e: framer_metrics::MetricError| EngineError::Data(e.to_string());
-    let to_metric = |i: &Image| MetricImage::from_chw(i.width(), i.height(), i.data()).map_err(metric_err);
+    let to_metric =
+        |i: &Image| MetricImage::from_chw(i.width(), i.height(), i.data()).map_err(metric_err);
     // NIQE needs 96×96 blocks: scored only on crops that large
     let side = pairs.first().map_or(0, |p| p.hr.width().min(p.hr.height()));
     let metrics: Vec<Metric> = if side >= 96 + 2 * crop_border {
@@ -302,7 +313,10 @@ fn score(name: &str, images: &[Image], pairs: &[EvalPair], crop_border: usize) -
         }
     }
     let n = images.len().max(1) as f64;
-    Ok(DemoScores { name: name.into(), means: metrics.iter().zip(sums).map(|(m, s)| (*m, s / n)).collect() })
+    Ok(DemoScores {
+        name: name.into(),
+        means: metrics.iter().zip(sums).map(|(m, s)| (*m, s / n)).collect(),
+    })
 }
 
 /// Side by side: `[3, H, k·W]` from `k` images of the same size.
@@ -323,7 +337,10 @@ fn side_by_side(images: &[&Image]) -> Result<Image, EngineError> {
 }
 
 /// Runs the main job on backend `B`.
-pub fn run_demo<B: AutodiffBackend>(options: &DemoOptions, device: &B::Device) -> Result<DemoReport, EngineError> {
+pub fn run_demo<B: AutodiffBackend>(
+    options: &DemoOptions,
+    device: &B::Device,
+) -> Result<DemoReport, EngineError> {
     let io = |p: &Path, e: std::io::Error| EngineError::Io(format!("{}: {e}", p.display()));
     std::fs::create_dir_all(&options.out).map_err(|e| io(&options.out, e))?;
     let baseline = experiment(options, "baseline", false)?;
@@ -339,9 +356,21 @@ pub fn run_demo<B: AutodiffBackend>(options: &DemoOptions, device: &B::Device) -
         pairs.len()
     );
     println!("[1/2] baseline (no FRAMER)");
-    let (run_a, sr_a) = run_variant::<B>(&baseline, &options.out.join("baseline"), &pairs, options.strength, device)?;
+    let (run_a, sr_a) = run_variant::<B>(
+        &baseline,
+        &options.out.join("baseline"),
+        &pairs,
+        options.strength,
+        device,
+    )?;
     println!("[2/2] +FRAMER (λ = {})", options.lambda);
-    let (run_b, sr_b) = run_variant::<B>(&with_framer, &options.out.join("framer"), &pairs, options.strength, device)?;
+    let (run_b, sr_b) = run_variant::<B>(
+        &with_framer,
+        &options.out.join("framer"),
+        &pairs,
+        options.strength,
+        device,
+    )?;
 
     let crop_border = baseline.data.scale;
     let bicubic: Vec<Image> = pairs.iter().map(|p| p.lr_upsampled.clone()).collect();
@@ -353,11 +382,18 @@ pub fn run_demo<B: AutodiffBackend>(options: &DemoOptions, device: &B::Device) -
     ];
     let summaries: Vec<framer_metrics::RunSummary> = scores
         .iter()
-        .map(|s| framer_metrics::RunSummary { name: s.name.clone(), images: pairs.len(), values: s.means.clone() })
+        .map(|s| framer_metrics::RunSummary {
+            name: s.name.clone(),
+            images: pairs.len(),
+            values: s.means.clone(),
+        })
         .collect();
     let metric_err = |e: framer_metrics::MetricError| EngineError::Data(e.to_string());
     let table = comparison_table(&summaries, TableFormat::Terminal).map_err(metric_err)?;
-    for (format, file) in [(TableFormat::Markdown, "comparison.md"), (TableFormat::Csv, "comparison.csv")] {
+    for (format, file) in [
+        (TableFormat::Markdown, "comparison.md"),
+        (TableFormat::Csv, "comparison.csv"),
+    ] {
         let path = options.out.join(file);
         let text = comparison_table(&summaries, format).map_err(metric_err)?;
         std::fs::write(&path, text).map_err(|e| io(&path, e))?;
@@ -366,9 +402,10 @@ pub fn run_demo<B: AutodiffBackend>(options: &DemoOptions, device: &B::Device) -
     std::fs::create_dir_all(&samples).map_err(|e| io(&samples, e))?;
     for ((pair, a), b) in pairs.iter().zip(&sr_a).zip(&sr_b) {
         // names look like `embedded:held_out/friends.jpg`: keep the file stem
-        let stem = Path::new(&pair.name)
-            .file_stem()
-            .map_or_else(|| pair.name.replace(['/', ':'], "_"), |s| s.to_string_lossy().into_owned());
+        let stem = Path::new(&pair.name).file_stem().map_or_else(
+            || pair.name.replace(['/', ':'], "_"),
+            |s| s.to_string_lossy().into_owned(),
+        );
         let path = samples.join(format!("{stem}.png"));
         side_by_side(&[&pair.lr_upsampled, a, b, &pair.hr])?
             .save_png(&path)
@@ -380,14 +417,23 @@ pub fn run_demo<B: AutodiffBackend>(options: &DemoOptions, device: &B::Device) -
         options.sample_steps, options.strength
     );
     println!("report: {}", options.out.display());
-    Ok(DemoReport { runs: [run_a, run_b], scores, table, out: options.out.clone() })
+    Ok(DemoReport {
+        runs: [run_a, run_b],
+        scores,
+        table,
+        out: options.out.clone(),
+    })
 }
 
 /// `loss.png`: the base (denoising) loss of both runs over training.
 fn plot_both(out: &Path, a: &RunSummary, b: &RunSummary) -> Result<(), EngineError> {
     let read = |run: &RunSummary| -> Result<Vec<(f64, f64)>, EngineError> {
         let records = metrics::read(&run.metrics, crate::schedule::LogFormat::Jsonl)?;
-        Ok(records.iter().filter(|r| !r.skipped).map(|r| (r.step as f64, r.base_loss)).collect())
+        Ok(records
+            .iter()
+            .filter(|r| !r.skipped)
+            .map(|r| (r.step as f64, r.base_loss))
+            .collect())
     };
     let series = vec![
         framer_eval::plot::Series::new("baseline", read(a)?),

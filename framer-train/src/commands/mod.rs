@@ -9,11 +9,11 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::engine::{ExperimentModel, build_model};
 use burn::module::Module;
 use burn::tensor::backend::Backend;
-use framer_backbones::{BackboneConfig, BackboneKind};
 
-use crate::engine::{Denoiser, EngineError, WithHeads, checkpoint};
+use crate::engine::{Denoiser, EngineError, checkpoint};
 use crate::schedule::{self, Experiment};
 
 pub mod analyze;
@@ -141,20 +141,9 @@ pub fn with_model<B: Backend, T: ModelTask<B>>(
     device: &B::Device,
     task: T,
 ) -> Result<T::Output, CommandError> {
-    let model_err = |e: framer_backbones::BackboneError| EngineError::Model(e.to_string());
-    let kind = match experiment.model.backbone {
-        schedule::BackboneKind::Unet => BackboneKind::UNet,
-        schedule::BackboneKind::Dit => BackboneKind::DiT,
-    };
-    match BackboneConfig::preset_of(kind, &experiment.model.preset).map_err(model_err)? {
-        BackboneConfig::UNet(c) => {
-            let model = WithHeads::new(c.init::<B>(device).map_err(model_err)?, device);
-            task.run(load_weights(model, weights, device)?)
-        }
-        BackboneConfig::DiT(c) => {
-            let model = WithHeads::new(c.init::<B>(device).map_err(model_err)?, device);
-            task.run(load_weights(model, weights, device)?)
-        }
+    match build_model::<B>(experiment, device)? {
+        ExperimentModel::UNet(model) => task.run(load_weights(model, weights, device)?),
+        ExperimentModel::DiT(model) => task.run(load_weights(model, weights, device)?),
     }
 }
 

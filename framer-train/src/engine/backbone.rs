@@ -5,13 +5,13 @@ use std::marker::PhantomData;
 
 use burn::module::{Module, ModuleDisplay};
 use burn::tensor::{Tensor, backend::Backend};
-use framer_backbones::SrBackbone;
+use framer_backbones::{BackboneConfig, DiT, SrBackbone, UNet};
 use framer_data::{Degrader, TrainPairs, TrainPairsOptions, upsample_bicubic};
 
 use super::EngineError;
 use super::data::{PairBatch, PairSource};
 use super::model::Denoiser;
-use crate::schedule::Experiment;
+use crate::schedule::{BackboneKind, Experiment};
 
 /// A backbone and its training-only student heads, trained together.
 #[derive(Module, Debug)]
@@ -175,6 +175,50 @@ impl PairSource for DegradedPhotos {
             shape,
         })
     }
+}
+
+/// A U-Net with its student heads.
+pub type UNetWithHeads<B> = WithHeads<B, UNet<B>, <UNet<B> as SrBackbone<B>>::Heads>;
+/// A DiT with its student heads.
+pub type DiTWithHeads<B> = WithHeads<B, DiT<B>, <DiT<B> as SrBackbone<B>>::Heads>;
+
+/// The backbone that an experiment's `[model]` names, with fresh weights and student heads.
+#[derive(Debug)]
+pub enum ExperimentModel<B: Backend> {
+    /// `backbone = "unet"`.
+    UNet(UNetWithHeads<B>),
+    /// `backbone = "dit"`.
+    DiT(DiTWithHeads<B>),
+}
+
+/// Builds the backbone and preset of `experiment`'s `[model]` on `device` (fresh weights and
+/// student heads), after checking that it trains on the schedule's RGB crops ([`check_fits`]).
+///
+/// # Errors
+/// [`EngineError::Model`] for an unknown preset or a backbone that does not fit the schedule.
+pub fn build_model<B: Backend>(
+    experiment: &Experiment,
+    device: &B::Device,
+) -> Result<ExperimentModel<B>, EngineError> {
+    let model_err = |e: framer_backbones::BackboneError| EngineError::Model(e.to_string());
+    let kind = match experiment.model.backbone {
+        BackboneKind::Unet => framer_backbones::BackboneKind::UNet,
+        BackboneKind::Dit => framer_backbones::BackboneKind::DiT,
+    };
+    Ok(
+        match BackboneConfig::preset_of(kind, &experiment.model.preset).map_err(model_err)? {
+            BackboneConfig::UNet(c) => {
+                let model = c.init::<B>(device).map_err(model_err)?;
+                check_fits(&model, experiment)?;
+                ExperimentModel::UNet(WithHeads::new(model, device))
+            }
+            BackboneConfig::DiT(c) => {
+                let model = c.init::<B>(device).map_err(model_err)?;
+                check_fits(&model, experiment)?;
+                ExperimentModel::DiT(WithHeads::new(model, device))
+            }
+        },
+    )
 }
 
 /// Checks that a backbone trains on this schedule's RGB pixel crops.

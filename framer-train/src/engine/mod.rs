@@ -33,7 +33,7 @@ use burn::tensor::{ElementConversion, Tensor, TensorData};
 use rand_distr::{Distribution, StandardNormal};
 use thiserror::Error;
 
-pub use backbone::{DegradedPhotos, WithHeads};
+pub use backbone::{DegradedPhotos, ExperimentModel, WithHeads, build_model};
 pub use checkpoint::TrainingState;
 pub use data::{FixedBatch, PairBatch, PairSource, SyntheticPairs};
 pub use metrics::{MetricsLog, StepRecord};
@@ -41,7 +41,7 @@ pub use model::Denoiser;
 pub use objective::{NoiseLevels, Objective};
 pub use sampler::{sample, sample_from};
 
-use crate::schedule::{BackboneKind, Experiment};
+use crate::schedule::Experiment;
 use rng::{Stream, step_rng};
 
 /// Everything that can stop a run.
@@ -439,7 +439,9 @@ where
             avg_weight_high: framer_diag.as_ref().map(|d| d.avg_weight_high as f64),
             skipped,
             seconds: started.elapsed().as_secs_f64(),
-            layer_weights: framer_diag.as_ref().map(framer_eval::analyze::LayerWeights::from_diagnostics),
+            layer_weights: framer_diag
+                .as_ref()
+                .map(framer_eval::analyze::LayerWeights::from_diagnostics),
         })
     }
 
@@ -566,36 +568,13 @@ pub fn run_experiment<B: AutodiffBackend>(
     out_dir: impl AsRef<Path>,
     device: &B::Device,
 ) -> Result<RunSummary, EngineError> {
-    use framer_backbones::BackboneConfig;
-    let model_err = |e: framer_backbones::BackboneError| EngineError::Model(e.to_string());
-    let kind = match experiment.model.backbone {
-        BackboneKind::Unet => framer_backbones::BackboneKind::UNet,
-        BackboneKind::Dit => framer_backbones::BackboneKind::DiT,
-    };
-    let config = BackboneConfig::preset_of(kind, &experiment.model.preset).map_err(model_err)?;
     let source = Box::new(DegradedPhotos::from_experiment(experiment)?);
-    match config {
-        BackboneConfig::UNet(c) => {
-            let model = c.init::<B>(device).map_err(model_err)?;
-            backbone::check_fits(&model, experiment)?;
-            run_experiment_with(
-                experiment,
-                WithHeads::new(model, device),
-                source,
-                out_dir,
-                device,
-            )
+    match build_model::<B>(experiment, device)? {
+        ExperimentModel::UNet(model) => {
+            run_experiment_with(experiment, model, source, out_dir, device)
         }
-        BackboneConfig::DiT(c) => {
-            let model = c.init::<B>(device).map_err(model_err)?;
-            backbone::check_fits(&model, experiment)?;
-            run_experiment_with(
-                experiment,
-                WithHeads::new(model, device),
-                source,
-                out_dir,
-                device,
-            )
+        ExperimentModel::DiT(model) => {
+            run_experiment_with(experiment, model, source, out_dir, device)
         }
     }
 }
