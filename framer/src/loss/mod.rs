@@ -699,4 +699,31 @@ mod tests {
             assert!((a - b).abs() < 2e-4 * scale, "{a} vs {b}");
         }
     }
+
+    /// A NaN or infinity in a student reaches the loss as a non-finite value (which the engine's
+    /// guard catches) on both paths; it does not panic in the mask selection or the FFTs.
+    #[test]
+    fn non_finite_students_give_a_non_finite_loss_not_a_panic() {
+        type A = Autodiff<Flex>;
+        let device = Default::default();
+        let shape = [2, 2, 6, 6];
+        for bad in [f32::NAN, f32::INFINITY] {
+            let mut values = vec![0.25f32; 2 * 2 * 6 * 6];
+            values[7] = bad;
+            let broken = Tensor::<A, 4>::from_data(TensorData::new(values, shape), &device).require_grad();
+            let random = || Tensor::<A, 4>::random(shape, Distribution::Normal(0.0, 1.0), &device);
+            let input = FramerInput::new(
+                vec![broken, random().require_grad(), random().require_grad()],
+                random(),
+                random(),
+                Parameterization::RectifiedFlow { sigmas: vec![0.5, 0.5] },
+                vec![1, 2, 0],
+            );
+            for execution in [LossExecution::Tensor, LossExecution::Host] {
+                let loss = FramerLossConfig::new().with_execution(execution).init().unwrap();
+                let value: f32 = loss.forward(input.clone()).unwrap().loss.into_scalar();
+                assert!(!value.is_finite(), "{execution:?} with {bad}: loss {value}");
+            }
+        }
+    }
 }
