@@ -45,7 +45,9 @@ pub enum LossExecution {
     /// over planes and students; the gradient enters the autodiff graph through a linear term
     /// `Σᵢ ⟨studentᵢ, gᵢ⟩` whose value is cancelled. The data is copied to the host and back, so
     /// this pays off on CPU backends only. `x_t` receives its gradient only when it is a leaf that
-    /// requires one (noisy inputs normally need none).
+    /// requires one (noisy inputs normally need none). The spectrum buffers (about 1.5× the
+    /// students' size, up to eight buffers) are kept for the next call: fresh pages cost more than
+    /// the transforms that fill them.
     Host,
 }
 
