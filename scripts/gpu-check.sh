@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# GPU check for framer: golden cases on CUDA, the loss benchmark at the sizes, and one table.
+# GPU check for framer: golden cases on CUDA, the loss benchmark at the sizes, FRAMER's share
+# of a training step of the small DiT at batch 16 (time and memory), and one table.
 #
 # Build here (x86_64, with network for crates), then carry `gpu-bundle/` to a machine with an NVIDIA
 # GPU and no network/toolchain:
@@ -15,9 +16,11 @@ case "${1:-run}" in
   build)
     cargo build --release -p framer --features cuda --example golden --bench loss
     cargo build --release -p framer-train --features cuda
+    cargo build --release -p framer-backbones --features cuda --example step_overhead
     mkdir -p "$bundle"
     cp target/release/framer "$bundle/framer"
     cp target/release/examples/golden "$bundle/golden"
+    cp target/release/examples/step_overhead "$bundle/step-overhead"
     # the bench binary has a hashed name: take the newest
     cp "$(ls -t target/release/deps/loss-* | grep -v '\.d$' | head -1)" "$bundle/loss-bench"
     cp framer/tests/golden/*.json framer/tests/golden/*.safetensors "$bundle/"
@@ -36,6 +39,13 @@ case "${1:-run}" in
       rows+=("$line")
     done
     cpu=$("$bundle/loss-bench" --batch 4 --iters 10 | tail -1)
+    echo "== FRAMER's share of a training step (small DiT, batch 16) =="
+    step_rows=()
+    for variant in both baseline framer; do
+      line=$("$bundle/step-overhead" --cuda --preset small --batch 16 --steps 20 --variant "$variant" | tail -1) \
+        || line="step-overhead --variant $variant FAILED"
+      step_rows+=("$line")
+    done
     echo "== the main job on the GPU (short budget) =="
     demo_status=ok
     ( cd "$bundle" && ./framer demo --device cuda --steps 100 --out report-gpu ) || demo_status=FAILED
@@ -44,6 +54,7 @@ case "${1:-run}" in
     echo "|---|---|"
     echo "| golden (tiny, single, paperlike) on CUDA | $golden_status |"
     for r in "${rows[@]}" "$cpu"; do echo "| loss fwd+bwd | $r |"; done
+    for r in "${step_rows[@]}"; do echo "| training step | $r |"; done
     echo "| main job on CUDA (100 steps) | $demo_status |"
     ;;
   *)
