@@ -2,11 +2,14 @@
 # GPU check for framer: golden cases on CUDA, the loss benchmark at the issue's sizes, FRAMER's share
 # of a training step of the small DiT at batch 16 (time and memory), and one table.
 #
-# Build here (x86_64, with network for crates), then carry `gpu-bundle/` to a machine with an NVIDIA
+# Build here (x86_64, with network for crates), then carry the bundle to a machine with an NVIDIA
 # GPU and no network/toolchain:
-#   scripts/gpu-check.sh build      # cargo build --release --features cuda, copies binaries + cases
-#   scripts/gpu-check.sh run        # on the GPU machine, from the repository root
+#   scripts/gpu-check.sh build      # cargo build --release --features cuda; stripped binaries in
+#                                   # gpu-bundle/ and compressed in gpu-bundle.tgz (≈ 45 MB)
+#   scripts/gpu-check.sh run        # on the GPU machine, from the repository root (unpacks
+#                                   # gpu-bundle.tgz if gpu-bundle/ is not there)
 #
+# The golden cases are read from framer/tests/golden/ (tracked, so they travel with the tree).
 # The binaries dlopen libcuda.so and libnvrtc.so (CUDA 13, see .cargo/config.toml).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,28 +20,35 @@ case "${1:-run}" in
     cargo build --release -p framer --features cuda --example golden --bench loss
     cargo build --release -p framer-train --features cuda
     cargo build --release -p framer-backbones --features cuda --example step_overhead
-    mkdir -p "$bundle"
+    rm -rf "$bundle" && mkdir -p "$bundle"
     cp target/release/framer "$bundle/framer"
     cp target/release/examples/golden "$bundle/golden"
     cp target/release/examples/step_overhead "$bundle/step-overhead"
     # the bench binary has a hashed name: take the newest
     cp "$(ls -t target/release/deps/loss-* | grep -v '\.d$' | head -1)" "$bundle/loss-bench"
-    cp framer/tests/golden/*.json framer/tests/golden/*.safetensors "$bundle/"
-    echo "bundle ready in $bundle/"
+    if command -v strip >/dev/null; then strip "$bundle"/*; fi
+    tar czf "$bundle.tgz" -C "$bundle" .
+    ls -l "$bundle.tgz"
+    echo "bundle ready in $bundle/ and $bundle.tgz"
     ;;
   run)
+    if [ ! -d "$bundle" ] && [ -f "$bundle.tgz" ]; then
+      mkdir -p "$bundle" && tar xzf "$bundle.tgz" -C "$bundle"
+    fi
+    cases=framer/tests/golden
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
     echo "== golden cases on CUDA (TF32 tolerances) =="
     golden_status=ok
-    "$bundle/golden" --cuda "$bundle"/tiny.json "$bundle"/single.json "$bundle"/paperlike.json \
+    "$bundle/golden" --cuda "$cases"/tiny.json "$cases"/single.json "$cases"/paperlike.json \
       | grep -v '^layer' || golden_status=FAILED
     echo "== loss forward+backward =="
     rows=()
     for b in 4 16; do
-      line=$("$bundle/loss-bench" --cuda --batch "$b" --channels 16 --size 64 --students 24 --iters 30 | tail -1)
+      line=$("$bundle/loss-bench" --cuda --batch "$b" --channels 16 --size 64 --students 24 --iters 30 | tail -1) \
+        || line="loss-bench --cuda --batch $b FAILED"
       rows+=("$line")
     done
-    cpu=$("$bundle/loss-bench" --batch 4 --iters 10 | tail -1)
+    cpu=$("$bundle/loss-bench" --batch 4 --iters 10 | tail -1) || cpu="loss-bench (CPU) FAILED"
     echo "== FRAMER's share of a training step (small DiT, batch 16) =="
     step_rows=()
     for variant in both baseline framer; do
