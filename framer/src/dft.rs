@@ -151,10 +151,14 @@ pub fn mirror_full<B: Backend>(half: Tensor<B, 3>, w: usize) -> Tensor<B, 3> {
 pub fn is_conjugate_symmetric<B: Backend, const D: usize>(mask: &Tensor<B, D>) -> bool {
     let dims = mask.dims();
     let (h, w) = (dims[D - 2], dims[D - 1]);
-    let values: Vec<f32> = match mask.to_data().convert::<f32>().to_vec() {
-        Ok(v) => v,
-        Err(_) => return false,
-    };
+    match mask.to_data().convert::<f32>().to_vec::<f32>() {
+        Ok(values) => is_conjugate_symmetric_values(&values, h, w),
+        Err(_) => false,
+    }
+}
+
+/// [`is_conjugate_symmetric`] on host values: `values` holds whole `[H, W]` planes, row-major.
+pub fn is_conjugate_symmetric_values(values: &[f32], h: usize, w: usize) -> bool {
     values.chunks(h * w).all(|plane| {
         (0..h).all(|u| {
             (0..w).all(|v| plane[u * w + v] == plane[((h - u) % h) * w + (w - v) % w])

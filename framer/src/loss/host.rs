@@ -230,11 +230,7 @@ pub(crate) fn compute(input: &HostInput<'_>) -> HostOutput {
 
     // the injected mask decides whether the half spectrum suffices
     let symmetric = !input.full_spectrum
-        && input.low_mask.is_none_or(|m| {
-            m.chunks(area).all(|p| {
-                (0..h).all(|u| (0..w).all(|v| p[u * w + v] == p[((h - u) % h) * w + (w - v) % w]))
-            })
-        });
+        && input.low_mask.is_none_or(|m| dft::is_conjugate_symmetric_values(m, h, w));
     let f = if symmetric { dft::half_width(w) } else { w };
     let geo = Geometry { batch, channels, h, f };
     let multiplicity: Vec<f32> = if symmetric { dft::half_multiplicity(w) } else { vec![1.0; w] };
@@ -646,15 +642,16 @@ pub(crate) fn compute(input: &HostInput<'_>) -> HostOutput {
         g
     });
 
+    let [intra, inter, fam_low, fam_high, faw_low, faw_high] = terms.values;
     HostOutput {
         loss,
         layer: terms.layer,
-        intra: terms.values[0].clone(),
-        inter: terms.values[1].clone(),
-        fam_low: terms.values[2].clone(),
-        fam_high: terms.values[3].clone(),
-        faw_low: terms.values[4].clone(),
-        faw_high: terms.values[5].clone(),
+        intra,
+        inter,
+        fam_low,
+        fam_high,
+        faw_low,
+        faw_high,
         low_mask: low_plain,
         student_gradients,
         x_t_gradient,
