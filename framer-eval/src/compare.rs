@@ -49,6 +49,19 @@ pub trait PairMetric {
     fn score(&self, sr: &MetricImage, gt: &MetricImage, crop_border: usize) -> Result<f64>;
 }
 
+/// A no-reference metric computed by a model the caller supplies (MUSIQ or MANIQA from a weight
+/// file), for [`evaluate_run_with`] and [`compare_runs_with`]. It scores the SR image alone.
+pub trait ImageMetric {
+    /// The registry entry this computes (e.g. [`Metric::Musiq`]).
+    fn metric(&self) -> Metric;
+
+    /// The value for `image` (`[H, W, 3]` in `[0, 1]`).
+    ///
+    /// # Errors
+    /// Whatever the model reports (image too small, …).
+    fn score(&self, image: &MetricImage) -> Result<f64>;
+}
+
 /// Splits `metrics` into the computable ones and the unavailable ones, keeping order and
 /// dropping repeats.
 pub fn split_available(metrics: &[Metric]) -> (Vec<Metric>, Vec<Metric>) {

@@ -29,6 +29,8 @@ pub mod color_fix;
 pub mod compare;
 mod error;
 pub mod lpips;
+pub mod maniqa;
+pub mod musiq;
 pub mod plot;
 pub mod sr;
 pub mod tiling;

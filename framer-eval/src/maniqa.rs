@@ -1,0 +1,1 @@
+//! MANIQA (multi-dimension attention network for no-reference image quality assessment).

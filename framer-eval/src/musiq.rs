@@ -1,0 +1,1 @@
+//! MUSIQ (multi-scale image quality transformer).
