@@ -8,24 +8,24 @@
 //! evaluation and listed in [`EvalReport::skipped`] / [`Comparison::skipped`], and the
 //! terminal and Markdown outputs say so ([`unavailable_note`]). CSV output stays a plain table.
 //!
-//! LPIPS is computed when the caller supplies it as a [`PairMetric`] (a
-//! [`crate::lpips::Lpips`] loaded from user-supplied weight files) to [`evaluate_run_with`] /
-//! [`compare_runs_with`]. MUSIQ and MANIQA are never computed: there is no port of their
-//! networks.
+//! They are computed when the caller supplies the models ([`MetricModels`]) to
+//! [`evaluate_run_with`] / [`compare_runs_with`]: LPIPS as a [`PairMetric`]
+//! ([`crate::lpips::Lpips`]), MUSIQ and MANIQA as [`ImageMetric`]s ([`crate::musiq::Musiq`],
+//! [`crate::maniqa::Maniqa`]), each loaded from user-supplied weight files.
 
 use std::path::{Path, PathBuf};
 
 use framer_metrics::{
-    Availability, FolderEvaluation, ImageScores, Metric, MetricError, MetricImage, RunSummary,
-    TableFormat, comparison_table, evaluate_folders,
+    Availability, FolderEvaluation, Metric, MetricError, MetricImage, RunSummary, TableFormat,
+    comparison_table, evaluate_folders_by,
 };
 
 use crate::error::{EvalError, Result};
 use crate::plot::{BarChart, BarSeries};
 
 /// The metrics the FRAMER paper reports, in its order: PSNR and SSIM on Y, LPIPS, NIQE, MANIQA,
-/// MUSIQ. LPIPS is computed only from user-supplied weights ([`PairMetric`]); MANIQA and MUSIQ
-/// are always reported as skipped.
+/// MUSIQ. LPIPS, MANIQA and MUSIQ are computed only from user-supplied weights
+/// ([`MetricModels`]); otherwise they are reported as skipped.
 pub const PAPER_METRICS: [Metric; 6] = [
     Metric::PsnrY,
     Metric::SsimY,
@@ -62,21 +62,55 @@ pub trait ImageMetric {
     fn score(&self, image: &MetricImage) -> Result<f64>;
 }
 
+/// The model-based metrics a caller holds: full-reference ones (LPIPS) and no-reference ones
+/// (MUSIQ, MANIQA), each loaded from user-supplied weight files.
+#[derive(Clone, Copy, Default)]
+pub struct MetricModels<'a> {
+    /// Full-reference models, scored against the ground truth.
+    pub pair: &'a [&'a dyn PairMetric],
+    /// No-reference models, scored on the SR image alone (after the border crop).
+    pub image: &'a [&'a dyn ImageMetric],
+}
+
+impl std::fmt::Debug for MetricModels<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names = |ms: Vec<Metric>| ms.into_iter().map(Metric::name).collect::<Vec<_>>();
+        f.debug_struct("MetricModels")
+            .field(
+                "pair",
+                &names(self.pair.iter().map(|m| m.metric()).collect()),
+            )
+            .field(
+                "image",
+                &names(self.image.iter().map(|m| m.metric()).collect()),
+            )
+            .finish()
+    }
+}
+
+impl<'a> MetricModels<'a> {
+    /// Whether one of the models computes `metric`.
+    pub fn computes(&self, metric: Metric) -> bool {
+        self.pair.iter().any(|m| m.metric() == metric)
+            || self.image.iter().any(|m| m.metric() == metric)
+    }
+}
+
 /// Splits `metrics` into the computable ones and the unavailable ones, keeping order and
 /// dropping repeats.
 pub fn split_available(metrics: &[Metric]) -> (Vec<Metric>, Vec<Metric>) {
-    split_available_with(metrics, &[])
+    split_available_with(metrics, MetricModels::default())
 }
 
-/// As [`split_available`], counting the metrics of `extra` as computable.
+/// As [`split_available`], counting the metrics of `models` as computable.
 pub fn split_available_with(
     metrics: &[Metric],
-    extra: &[&dyn PairMetric],
+    models: MetricModels<'_>,
 ) -> (Vec<Metric>, Vec<Metric>) {
     let mut available = Vec::new();
     let mut skipped = Vec::new();
     for &m in metrics {
-        let list = if m.is_available() || extra.iter().any(|e| e.metric() == m) {
+        let list = if m.is_available() || models.computes(m) {
             &mut available
         } else {
             &mut skipped
@@ -123,9 +157,9 @@ fn append_note(mut table: String, skipped: &[Metric], format: TableFormat) -> St
 
 fn available_or_error(
     metrics: &[Metric],
-    extra: &[&dyn PairMetric],
+    models: MetricModels<'_>,
 ) -> Result<(Vec<Metric>, Vec<Metric>)> {
-    let (available, skipped) = split_available_with(metrics, extra);
+    let (available, skipped) = split_available_with(metrics, models);
     if available.is_empty() {
         return Err(EvalError::InvalidArgument(
             match unavailable_note(&skipped) {
@@ -174,93 +208,62 @@ pub fn evaluate_run(
     crop_border: usize,
     metrics: &[Metric],
 ) -> Result<EvalReport> {
-    evaluate_run_with(sr_dir, gt_dir, crop_border, metrics, &[])
+    evaluate_run_with(
+        sr_dir,
+        gt_dir,
+        crop_border,
+        metrics,
+        MetricModels::default(),
+    )
 }
 
-/// As [`evaluate_run`], with model-based metrics supplied by the caller (LPIPS from weight
-/// files): a requested metric that one of `extra` computes is evaluated, in the requested
-/// column order.
+/// As [`evaluate_run`], with model-based metrics supplied by the caller (LPIPS, MUSIQ, MANIQA
+/// from weight files): a requested metric that one of `models` computes is evaluated, in the
+/// requested column order.
 ///
 /// # Errors
-/// As [`evaluate_run`]; [`EvalError::Metric`] with [`MetricError::NeedsReference`] if an
-/// `extra` metric is requested without `gt_dir`; the errors of [`PairMetric::score`].
+/// As [`evaluate_run`]; [`EvalError::Metric`] with [`MetricError::NeedsReference`] if a
+/// full-reference model's metric is requested without `gt_dir`; the errors of
+/// [`PairMetric::score`] and [`ImageMetric::score`].
 pub fn evaluate_run_with(
     sr_dir: &Path,
     gt_dir: Option<&Path>,
     crop_border: usize,
     metrics: &[Metric],
-    extra: &[&dyn PairMetric],
+    models: MetricModels<'_>,
 ) -> Result<EvalReport> {
-    let (available, skipped) = available_or_error(metrics, extra)?;
-    let evaluation = evaluate_folder_with(sr_dir, gt_dir, crop_border, &available, extra)?;
+    let (available, skipped) = available_or_error(metrics, models)?;
+    let evaluation = evaluate_folder_with(sr_dir, gt_dir, crop_border, &available, models)?;
     Ok(EvalReport {
         evaluation,
         skipped,
     })
 }
 
-/// [`evaluate_folders`] for the native metrics of `metrics`, plus the columns of the `extra`
-/// ones, in the order of `metrics` (all computable).
+/// The values of `metrics` (all computable: native, or computed by one of `models`) for every
+/// image of `sr_dir`, in the order of `metrics`.
 fn evaluate_folder_with(
     sr_dir: &Path,
     gt_dir: Option<&Path>,
     crop_border: usize,
     metrics: &[Metric],
-    extra: &[&dyn PairMetric],
+    models: MetricModels<'_>,
 ) -> Result<FolderEvaluation> {
-    let native: Vec<Metric> = metrics
-        .iter()
-        .copied()
-        .filter(|m| m.is_available())
-        .collect();
-    let models: Vec<(Metric, &dyn PairMetric)> = metrics
-        .iter()
-        .filter(|m| !m.is_available())
-        .filter_map(|&m| extra.iter().find(|e| e.metric() == m).map(|e| (m, *e)))
-        .collect();
-    if models.is_empty() {
-        return Ok(evaluate_folders(sr_dir, gt_dir, crop_border, &native)?);
-    }
-    if gt_dir.is_none() {
-        return Err(MetricError::NeedsReference {
-            name: models[0].0.name(),
+    evaluate_folders_by(sr_dir, gt_dir, crop_border, metrics, |m, sr, gt| {
+        if m.is_available() {
+            return Ok(m.compute(sr, gt, crop_border)?);
         }
-        .into());
-    }
-    // The folder walk (pairing, size checks) of `evaluate_folders` needs one native metric;
-    // PSNR is cheap and its column is dropped when it was not requested.
-    let walk = if native.is_empty() {
-        vec![Metric::Psnr]
-    } else {
-        native.clone()
-    };
-    let base = evaluate_folders(sr_dir, gt_dir, crop_border, &walk)?;
-    let mut images = Vec::with_capacity(base.images.len());
-    for img in base.images {
-        let sr = MetricImage::load(&img.sr_path)?;
-        let gt_path = img.gt_path.clone().ok_or(MetricError::NeedsReference {
-            name: models[0].0.name(),
-        })?;
-        let gt = MetricImage::load(&gt_path)?;
-        let mut values = Vec::with_capacity(metrics.len());
-        for &m in metrics {
-            if let Some(j) = walk.iter().position(|&w| w == m) {
-                values.push(img.values[j]);
-            } else if let Some((_, model)) = models.iter().find(|(mm, _)| *mm == m) {
-                values.push(model.score(&sr, &gt, crop_border)?);
-            }
+        if let Some(model) = models.image.iter().find(|e| e.metric() == m) {
+            return model.score(&sr.crop(crop_border)?);
         }
-        images.push(ImageScores {
-            stem: img.stem,
-            sr_path: img.sr_path,
-            gt_path: img.gt_path,
-            values,
-        });
-    }
-    Ok(FolderEvaluation {
-        metrics: metrics.to_vec(),
-        images,
-        crop_border,
+        match (models.pair.iter().find(|e| e.metric() == m), gt) {
+            (Some(model), Some(gt)) => model.score(sr, gt, crop_border),
+            (Some(_), None) => Err(MetricError::NeedsReference { name: m.name() }.into()),
+            (None, _) => Err(match m.ensure_available() {
+                Err(e) => e.into(),
+                Ok(()) => EvalError::InvalidArgument(format!("no model computes {}", m.name())),
+            }),
+        }
     })
 }
 
@@ -365,7 +368,13 @@ pub fn compare_runs(
     crop_border: usize,
     metrics: &[Metric],
 ) -> Result<Comparison> {
-    compare_runs_with(runs, shared_gt, crop_border, metrics, &[])
+    compare_runs_with(
+        runs,
+        shared_gt,
+        crop_border,
+        metrics,
+        MetricModels::default(),
+    )
 }
 
 /// As [`compare_runs`], with model-based metrics supplied by the caller (see
@@ -378,7 +387,7 @@ pub fn compare_runs_with(
     shared_gt: Option<&Path>,
     crop_border: usize,
     metrics: &[Metric],
-    extra: &[&dyn PairMetric],
+    models: MetricModels<'_>,
 ) -> Result<Comparison> {
     if runs.len() < 2 {
         return Err(EvalError::InvalidArgument(format!(
@@ -394,11 +403,11 @@ pub fn compare_runs_with(
             )));
         }
     }
-    let (available, skipped) = available_or_error(metrics, extra)?;
+    let (available, skipped) = available_or_error(metrics, models)?;
     let mut out = Vec::with_capacity(runs.len());
     for r in runs {
         let gt = r.gt_dir.as_deref().or(shared_gt);
-        let evaluation = evaluate_folder_with(&r.sr_dir, gt, crop_border, &available, extra)?;
+        let evaluation = evaluate_folder_with(&r.sr_dir, gt, crop_border, &available, models)?;
         out.push((r.name.clone(), evaluation));
     }
     Ok(Comparison { runs: out, skipped })
@@ -539,6 +548,49 @@ mod tests {
         }
     }
 
+    /// A stand-in no-reference model: the image's width + mean red value (shows the crop).
+    struct WidthAndRed(Metric);
+
+    impl ImageMetric for WidthAndRed {
+        fn metric(&self) -> Metric {
+            self.0
+        }
+        fn score(&self, image: &MetricImage) -> Result<f64> {
+            let red: f64 = image.data().iter().step_by(3).map(|&v| f64::from(v)).sum();
+            Ok(image.width() as f64 + red / (image.width() * image.height()) as f64)
+        }
+    }
+
+    #[test]
+    fn image_models_score_the_cropped_sr_image_without_ground_truth() {
+        let tmp = tempfile::tempdir().unwrap();
+        let sr = tmp.path().join("sr");
+        write_set(&sr, 2, 40, 32, 0.1);
+        let musiq = WidthAndRed(Metric::Musiq);
+        let image: [&dyn ImageMetric; 1] = [&musiq];
+        let models = MetricModels {
+            pair: &[],
+            image: &image,
+        };
+        let report =
+            evaluate_run_with(&sr, None, 3, &[Metric::Musiq, Metric::Maniqa], models).unwrap();
+        assert_eq!(report.evaluation.metrics, vec![Metric::Musiq]);
+        assert_eq!(report.skipped, vec![Metric::Maniqa]);
+        for img in &report.evaluation.images {
+            let cropped = MetricImage::load(&img.sr_path).unwrap().crop(3).unwrap();
+            assert_eq!(img.values[0], musiq.score(&cropped).unwrap());
+            // 40 − 2·3 columns are left
+            assert!((34.0..35.0).contains(&img.values[0]), "{}", img.values[0]);
+        }
+        // a full-reference metric still needs the ground truth; a crop larger than the image
+        // is the metrics crate's error
+        let e =
+            evaluate_run_with(&sr, None, 0, &[Metric::PsnrY, Metric::Musiq], models).unwrap_err();
+        assert!(e.to_string().contains("psnr_y"), "{e}");
+        let e = evaluate_run_with(&sr, None, 16, &[Metric::Musiq], models).unwrap_err();
+        assert!(e.to_string().contains("16"), "{e}");
+    }
+
     #[test]
     fn compare_reports_relative_changes_that_match_the_means() {
         let tmp = tempfile::tempdir().unwrap();
@@ -603,11 +655,14 @@ mod tests {
             vec![Metric::PsnrY, Metric::SsimY, Metric::Niqe]
         );
         let text = report.table(TableFormat::Terminal);
-        // grouped by reason: LPIPS needs weight files, MANIQA and MUSIQ have no port
+        // grouped by reason: LPIPS needs its weight files, MANIQA and MUSIQ pyiqa's checkpoints
         assert!(text.contains("note: not computed: lpips ("), "{text}");
         assert!(text.contains("; maniqa, musiq ("), "{text}");
         assert!(text.contains("pretrained network weights") && text.contains("--lpips-weights"));
-        assert!(text.contains("no port"), "{text}");
+        assert!(
+            text.contains("--musiq-weights FILE --maniqa-weights FILE"),
+            "{text}"
+        );
         let files = report.write(&tmp.path().join("out"), "eval").unwrap();
         assert!(files.iter().all(|p| p.exists()));
     }

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 
 use burn::backend::Flex;
 use framer_eval::EvalError;
-use framer_eval::compare::{PairMetric, evaluate_run_with, unavailable_note};
+use framer_eval::compare::{MetricModels, PairMetric, evaluate_run_with, unavailable_note};
 use framer_eval::lpips::{Lpips, LpipsFiles, LpipsNet, WeightSpec};
 use framer_eval::weight_file::{
     HostTensor, read_weight_file, read_weight_file_where, write_safetensors,
@@ -479,8 +479,12 @@ fn evaluation_reports_lpips_when_a_model_is_given() {
         save(&image(48, 40, kind), sr_dir.join(format!("{k:04}.png")));
     }
     let metrics = [Metric::Lpips, Metric::PsnrY, Metric::Musiq, Metric::Maniqa];
-    let models: [&dyn PairMetric; 1] = [&lpips];
-    let report = evaluate_run_with(&sr_dir, Some(&gt_dir), 2, &metrics, &models).unwrap();
+    let pair: [&dyn PairMetric; 1] = [&lpips];
+    let models = MetricModels {
+        pair: &pair,
+        image: &[],
+    };
+    let report = evaluate_run_with(&sr_dir, Some(&gt_dir), 2, &metrics, models).unwrap();
     assert_eq!(
         report.evaluation.metrics,
         vec![Metric::Lpips, Metric::PsnrY]
@@ -501,12 +505,19 @@ fn evaluation_reports_lpips_when_a_model_is_given() {
     assert!(!text.contains("not computed: lpips"), "{text}");
 
     // LPIPS alone: the folder walk still pairs the files; without a model it is skipped
-    let only = evaluate_run_with(&sr_dir, Some(&gt_dir), 0, &[Metric::Lpips], &models).unwrap();
+    let only = evaluate_run_with(&sr_dir, Some(&gt_dir), 0, &[Metric::Lpips], models).unwrap();
     assert_eq!(only.evaluation.metrics, vec![Metric::Lpips]);
     assert_eq!(only.evaluation.images[0].values.len(), 1);
-    let e = evaluate_run_with(&sr_dir, None, 0, &[Metric::Lpips], &models).unwrap_err();
+    let e = evaluate_run_with(&sr_dir, None, 0, &[Metric::Lpips], models).unwrap_err();
     assert!(e.to_string().contains("lpips"), "{e}");
-    let e = evaluate_run_with(&sr_dir, Some(&gt_dir), 0, &[Metric::Lpips], &[]).unwrap_err();
+    let e = evaluate_run_with(
+        &sr_dir,
+        Some(&gt_dir),
+        0,
+        &[Metric::Lpips],
+        MetricModels::default(),
+    )
+    .unwrap_err();
     assert!(
         e.to_string().contains("none of the requested metrics"),
         "{e}"

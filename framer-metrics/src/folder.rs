@@ -82,13 +82,35 @@ pub fn evaluate_folders(
     crop_border: usize,
     metrics: &[Metric],
 ) -> Result<FolderEvaluation> {
-    if metrics.is_empty() {
-        return Err(MetricError::NoMetrics);
-    }
     for m in metrics {
         m.ensure_available()?;
+    }
+    evaluate_folders_by(sr_dir, gt_dir, crop_border, metrics, |m, sr, gt| {
+        m.compute(sr, gt, crop_border)
+    })
+}
+
+/// The folder walk of [`evaluate_folders`] (listing, pairing by stem, size checks) with the
+/// values computed by `score(metric, sr, gt)`, for metrics computed by models the caller holds
+/// (`gt` is `Some` whenever `gt_dir` is given). `score` removes `crop_border` itself; the value
+/// is recorded in the result.
+///
+/// # Errors
+/// As [`evaluate_folders`] (the availability of `metrics` is not checked), converted to `E`,
+/// and the errors of `score`.
+pub fn evaluate_folders_by<E: From<MetricError>>(
+    sr_dir: &Path,
+    gt_dir: Option<&Path>,
+    crop_border: usize,
+    metrics: &[Metric],
+    mut score: impl FnMut(Metric, &MetricImage, Option<&MetricImage>) -> std::result::Result<f64, E>,
+) -> std::result::Result<FolderEvaluation, E> {
+    if metrics.is_empty() {
+        return Err(MetricError::NoMetrics.into());
+    }
+    for m in metrics {
         if gt_dir.is_none() && m.kind() == MetricKind::FullReference {
-            return Err(MetricError::NeedsReference { name: m.name() });
+            return Err(MetricError::NeedsReference { name: m.name() }.into());
         }
     }
     let sr_files = list_images(sr_dir)?;
@@ -112,7 +134,8 @@ pub fn evaluate_folders(
                         height: sr.height(),
                         ref_width: gt.width(),
                         ref_height: gt.height(),
-                    });
+                    }
+                    .into());
                 }
                 Some(gt)
             }
@@ -120,8 +143,8 @@ pub fn evaluate_folders(
         };
         let values = metrics
             .iter()
-            .map(|m| m.compute(&sr, gt.as_ref(), crop_border))
-            .collect::<Result<Vec<_>>>()?;
+            .map(|&m| score(m, &sr, gt.as_ref()))
+            .collect::<std::result::Result<Vec<_>, E>>()?;
         images.push(ImageScores {
             stem,
             sr_path,

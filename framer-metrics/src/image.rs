@@ -161,6 +161,35 @@ impl MetricImage {
         [self.data[i], self.data[i + 1], self.data[i + 2]]
     }
 
+    /// The image without `border` pixels on every edge (BasicSR/pyiqa `img[c:-c, c:-c]`),
+    /// `[H − 2c, W − 2c, 3]`.
+    ///
+    /// # Errors
+    /// [`MetricError::CropTooLarge`] if nothing would be left.
+    pub fn crop(&self, border: usize) -> Result<MetricImage> {
+        if border == 0 {
+            return Ok(self.clone());
+        }
+        if 2 * border >= self.width || 2 * border >= self.height {
+            return Err(MetricError::CropTooLarge {
+                crop_border: border,
+                width: self.width,
+                height: self.height,
+            });
+        }
+        let (w, h) = (self.width - 2 * border, self.height - 2 * border);
+        let mut data = Vec::with_capacity(w * h * 3);
+        for y in border..border + h {
+            let row = (y * self.width + border) * 3;
+            data.extend_from_slice(&self.data[row..row + w * 3]);
+        }
+        Ok(MetricImage {
+            width: w,
+            height: h,
+            data,
+        })
+    }
+
     /// Checks that `reference` has the same size as `self`.
     pub(crate) fn check_same_size(&self, reference: &MetricImage) -> Result<()> {
         if self.width != reference.width || self.height != reference.height {

@@ -39,7 +39,7 @@ pub mod ssim;
 pub mod table;
 
 pub use error::{MetricError, Result};
-pub use folder::{FolderEvaluation, ImageScores, evaluate_folders};
+pub use folder::{FolderEvaluation, ImageScores, evaluate_folders, evaluate_folders_by};
 pub use image::MetricImage;
 pub use metric::{Availability, Metric, MetricKind};
 pub use niqe::niqe;

@@ -36,11 +36,11 @@ pub enum Metric {
     /// `framer_eval::lpips`, not by this crate).
     #[doc(alias = "learned perceptual image patch similarity")]
     Lpips,
-    /// Multi-scale Image Quality Transformer (not supported: no port of the network).
+    /// Multi-scale Image Quality Transformer (computed from a user-supplied pyiqa checkpoint).
     #[doc(alias = "multi-scale image quality transformer")]
     Musiq,
-    /// Multi-dimension Attention Network for no-reference IQA (not supported: no port of the
-    /// network).
+    /// Multi-dimension Attention Network for no-reference IQA (computed from a user-supplied
+    /// pyiqa checkpoint).
     #[doc(alias = "multi-dimension attention network")]
     Maniqa,
 }
@@ -60,10 +60,11 @@ const LPIPS_NEEDS_WEIGHTS: &str = "it needs pretrained network weights (torchvis
      torchvision download them at run time); it is computed when you supply the weight files: \
      `framer eval --lpips-weights DIR` (see framer-eval's README)";
 
-/// Why MUSIQ and MANIQA are not computed.
-const NO_PORT: &str = "they need pretrained transformer weights that no PyPI, crates.io or Debian \
-     package ships (pyiqa downloads them at run time), and their networks are not supported yet: \
-     framer has no port of them, so they are not computed even with a user-supplied weight file";
+/// Why MUSIQ and MANIQA are not computed here.
+const TRANSFORMER_NEEDS_WEIGHTS: &str = "they need pretrained transformer weights that no PyPI, crates.io or \
+     Debian package ships offline (pyiqa downloads them at run time); they are computed when you \
+     supply pyiqa's checkpoint files: `framer eval --musiq-weights FILE --maniqa-weights FILE` \
+     (see framer-eval's README)";
 
 impl Metric {
     /// Every metric, available ones first.
@@ -114,8 +115,12 @@ impl Metric {
             Metric::Lpips => {
                 "LPIPS (AlexNet v0.1), perceptual distance, from user-supplied weight files"
             }
-            Metric::Musiq => "MUSIQ (KonIQ), no-reference transformer score (not supported)",
-            Metric::Maniqa => "MANIQA, no-reference attention-network score (not supported)",
+            Metric::Musiq => {
+                "MUSIQ (KonIQ), no-reference multi-scale transformer score, as pyiqa `musiq`"
+            }
+            Metric::Maniqa => {
+                "MANIQA (KonIQ), no-reference attention-network score, as pyiqa `maniqa`"
+            }
         }
     }
 
@@ -140,7 +145,7 @@ impl Metric {
                 Availability::Available
             }
             Metric::Lpips => Availability::Unavailable(LPIPS_NEEDS_WEIGHTS),
-            Metric::Musiq | Metric::Maniqa => Availability::Unavailable(NO_PORT),
+            Metric::Musiq | Metric::Maniqa => Availability::Unavailable(TRANSFORMER_NEEDS_WEIGHTS),
         }
     }
 

@@ -39,8 +39,12 @@ fn registry_names_directions_and_availability() {
             panic!("{m} should be unavailable")
         };
         assert!(reason.contains("weights"), "{reason}");
-        // LPIPS says how to supply them; MUSIQ and MANIQA say that no port exists
-        let how = if m == Metric::Lpips { "--lpips-weights" } else { "no port" };
+        // each says how to supply the weights
+        let how = match m {
+            Metric::Lpips => "--lpips-weights",
+            Metric::Musiq => "--musiq-weights",
+            _ => "--maniqa-weights",
+        };
         assert!(reason.contains(how), "{reason}");
         let err = m.ensure_available().unwrap_err().to_string();
         assert!(err.contains(m.name()), "{err}");
@@ -329,4 +333,35 @@ fn load_converts_gray_and_16_bit_files() {
     assert_eq!(p[0], 0.0);
     assert!((p[1] - 32768.0 / 65535.0).abs() < 1e-6, "{p:?}");
     assert_eq!(p[2], 1.0);
+}
+
+#[test]
+fn crop_removes_the_border_on_every_edge() {
+    // 5×4 image whose pixel (x, y) holds (x, y, x + 10 y)
+    let data: Vec<f32> = (0..4)
+        .flat_map(|y| (0..5).flat_map(move |x| [x as f32, y as f32, (x + 10 * y) as f32]))
+        .collect();
+    let img = MetricImage::from_hwc(5, 4, data).unwrap();
+    assert_eq!(img.crop(0).unwrap(), img);
+    let c = img.crop(1).unwrap();
+    assert_eq!((c.width(), c.height()), (3, 2));
+    for y in 0..2 {
+        for x in 0..3 {
+            let (sx, sy) = (x + 1, y + 1);
+            assert_eq!(c.pixel(x, y), [sx as f32, sy as f32, (sx + 10 * sy) as f32]);
+        }
+    }
+    // 2·2 ≥ 4 rows: nothing would be left
+    let e = img.crop(2).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            MetricError::CropTooLarge {
+                crop_border: 2,
+                width: 5,
+                height: 4
+            }
+        ),
+        "{e}"
+    );
 }

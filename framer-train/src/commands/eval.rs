@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use framer_eval::compare::{
-    PairMetric, RunSpec, compare_runs_with, evaluate_run_with, unavailable_note,
+    MetricModels, PairMetric, RunSpec, compare_runs_with, evaluate_run_with, unavailable_note,
 };
 use framer_eval::lpips::{Lpips, LpipsFiles, LpipsNet};
 use framer_metrics::{Metric, TableFormat};
@@ -118,7 +118,11 @@ pub fn run_eval(settings: &EvalSettings) -> Result<String, CommandError> {
         }
         None => None,
     };
-    let models: Vec<&dyn PairMetric> = lpips.iter().map(|l| l as &dyn PairMetric).collect();
+    let pair: Vec<&dyn PairMetric> = lpips.iter().map(|l| l as &dyn PairMetric).collect();
+    let models = MetricModels {
+        pair: &pair,
+        image: &[],
+    };
     let gt = settings.gt.as_deref();
     if let Some(gt) = gt
         && !gt.is_dir()
@@ -137,7 +141,7 @@ pub fn run_eval(settings: &EvalSettings) -> Result<String, CommandError> {
             )
         })?;
         check_dir(sr_dir)?;
-        let report = evaluate_run_with(sr_dir, gt, settings.crop_border, &metrics, &models)?;
+        let report = evaluate_run_with(sr_dir, gt, settings.crop_border, &metrics, models)?;
         text = report.table(TableFormat::Terminal);
         skipped = report.skipped.clone();
         for (path, format) in [
@@ -163,7 +167,7 @@ pub fn run_eval(settings: &EvalSettings) -> Result<String, CommandError> {
         for r in &runs {
             check_dir(&r.sr_dir)?;
         }
-        let comparison = compare_runs_with(&runs, gt, settings.crop_border, &metrics, &models)?;
+        let comparison = compare_runs_with(&runs, gt, settings.crop_border, &metrics, models)?;
         text = comparison.table(TableFormat::Terminal)?;
         skipped = comparison.skipped.clone();
         let out = settings
