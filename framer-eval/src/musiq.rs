@@ -1,1 +1,927 @@
-//! MUSIQ (multi-scale image quality transformer).
+//! MUSIQ (Ke, Wang, Wang, Milanfar and Yang, ICCV 2021, "MUSIQ: Multi-scale Image Quality
+//! Transformer"), a no-reference image quality metric, computed from the checkpoint files the
+//! user supplies, as `pyiqa` 0.1.16 implements it (`pyiqa.archs.musiq_arch.MUSIQ` in eval mode).
+//!
+//! # Checkpoints
+//!
+//! [`Musiq::load`] reads pyiqa's released state dicts (PyTorch `.pth`, or `.safetensors` with the
+//! same names, see [`crate::weight_file`]), whose names are those of `MUSIQ().state_dict()`
+//! (listed by [`expected_tensors`]); a `module.` or `params.` prefix is accepted:
+//!
+//! | file                               | pyiqa metric     | head            | score range  |
+//! |------------------------------------|------------------|-----------------|--------------|
+//! | `musiq_koniq_ckpt-e95806b9.pth`    | `musiq`          | 1 output        | ~0 … ~100    |
+//! | `musiq_spaq_ckpt-358bb6af.pth`     | `musiq-spaq`     | 1 output        | ~0 … ~100    |
+//! | `musiq_paq2piq_ckpt-364c0c84.pth`  | `musiq-paq2piq`  | 1 output        | ~0 … ~100    |
+//! | `musiq_ava_ckpt-e8d3f067.pth`      | `musiq-ava`      | 10-way softmax  | 1 … 10       |
+//!
+//! Higher is better. The head is recognised from the file (`head.weight` for a single output,
+//! `head.0.weight` for pyiqa's `Linear` + `Softmax` head), so [`MusiqConfig::num_class`] need not
+//! be set when loading. The score is pyiqa's `dist_to_mos`: `Σ_k q_k · k` (k = 1 … num_class) of
+//! the head output `q`, i.e. the value itself for one output and the mean of the predicted
+//! 1 … 10 distribution for AVA.
+//!
+//! # Preprocessing ([`multiscale_patches`])
+//!
+//! pyiqa's `get_multiscale_patches` with its defaults: the image (`[H, W, 3]` in `[0, 1]`) is
+//! mapped to `[-1, 1]` (`(x − 0.5)·2`); for each longer-side length `L` (224 and 384, sorted) it is
+//! resized, keeping the aspect ratio, to `round(H·r) × round(W·r)` with `r = L / max(H, W)`
+//! (Python's `round`: ties to even) by PyTorch's bicubic interpolation (`align_corners=False`,
+//! `A = −0.75`, clamped border indices, no antialiasing even when shrinking). Each resized image,
+//! and the original one, is cut into 32 × 32 patches after TensorFlow `SAME` zero padding
+//! (`ceil(h/32) × ceil(w/32)` patches, row-major, each `[3, 32, 32]`). A patch's spatial position
+//! is hashed to a 10 × 10 grid (`nearest` interpolation of the grid indices), its scale id is the
+//! index of its scale (0, 1, then 2 for the original resolution). The patches of scale `L` are
+//! padded with zero patches (attention mask 0) to `ceil(L/32)²` tokens; all patches of the
+//! original resolution are kept.
+//!
+//! # Network
+//!
+//! Each patch goes through a ResNet stem with weight-standardised convolutions (`StdConv`: mean
+//! and unbiased standard deviation over `(in, kh, kw)`, `+1e-5`, TensorFlow `SAME` padding): 7 × 7
+//! stride-2 convolution, GroupNorm (32 groups, ε 1e-6), ReLU, 3 × 3 stride-2 max pool, and one
+//! bottleneck (GroupNorm ε 1e-4, projection shortcut), giving `[256, 8, 8]`, flattened in
+//! `(h, w, c)` order and embedded linearly. Hashed position and scale embeddings are added, a
+//! class token is prepended, and a pre-norm transformer (LayerNorm ε 1e-6, masked multi-head
+//! attention where masked pairs get the logit −1000, exact-erf GELU MLP) and a final LayerNorm
+//! follow; the head reads the class token.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use burn::tensor::activation::{gelu, relu, softmax};
+use burn::tensor::backend::Backend;
+use burn::tensor::module::{conv2d, max_pool2d};
+use burn::tensor::ops::{ConvOptions, PadMode};
+use burn::tensor::{Int, Tensor, TensorData};
+use framer_metrics::{Metric, MetricImage};
+
+use crate::error::{EvalError, Result};
+use crate::weight_file::{HostTensor, WeightFile};
+
+/// Channels of the ResNet stem (`resnet_token_dim` in pyiqa); the bottleneck outputs four times
+/// as many.
+pub const STEM_CHANNELS: usize = 64;
+/// Groups of every GroupNorm.
+pub const GROUPS: usize = 32;
+/// The logit given to masked (padding) token pairs before the softmax.
+pub const MASK_LOGIT: f32 = -1e3;
+/// Name prefixes accepted in front of the state-dict names (`module.` from `DataParallel`,
+/// `params.` from BasicSR-style checkpoints).
+pub const NAME_PREFIXES: [&str; 6] = [
+    "",
+    "module.",
+    "params.",
+    "params.module.",
+    "state_dict.",
+    "state_dict.module.",
+];
+
+/// How many patches of the original (unresized) image enter the sequence
+/// (pyiqa's `max_seq_len_from_original_res`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum OriginalResolution {
+    /// None: only the resized scales (`None` in pyiqa).
+    Skip,
+    /// All of them (`-1`, pyiqa's default).
+    #[default]
+    All,
+    /// Exactly this many: cut, or padded with masked zero patches (`n ≥ 0`).
+    Exactly(usize),
+}
+
+/// The sizes of a MUSIQ network and its preprocessing; [`Default`] is pyiqa's (the released
+/// checkpoints).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MusiqConfig {
+    /// Patch side in pixels (and stride between patches), 32; a multiple of 4.
+    pub patch_size: usize,
+    /// Outputs of the head: 1 (KonIQ, SPAQ, PaQ-2-PiQ) or 10 (AVA, with a softmax). Used by
+    /// [`expected_tensors`]; [`Musiq::load`] and [`Musiq::from_tensors`] take it from the file.
+    pub num_class: usize,
+    /// Transformer width, 384.
+    pub hidden_size: usize,
+    /// Hidden width of the transformer MLPs, 1152.
+    pub mlp_dim: usize,
+    /// Attention heads, 6 (must divide `hidden_size`).
+    pub num_heads: usize,
+    /// Transformer blocks, 14.
+    pub num_layers: usize,
+    /// Rows of the scale embedding, 3 (at least the number of scales used).
+    pub num_scales: usize,
+    /// Side of the hashed spatial-position grid, 10.
+    pub spatial_pos_grid_size: usize,
+    /// Whether the scale embedding is added (true).
+    pub use_scale_emb: bool,
+    /// Longer-side lengths of the resized scales, `[224, 384]` (sorted before use).
+    pub longer_side_lengths: Vec<usize>,
+    /// Patches of the original resolution, [`OriginalResolution::All`].
+    pub original_resolution: OriginalResolution,
+}
+
+impl Default for MusiqConfig {
+    fn default() -> Self {
+        Self {
+            patch_size: 32,
+            num_class: 1,
+            hidden_size: 384,
+            mlp_dim: 1152,
+            num_heads: 6,
+            num_layers: 14,
+            num_scales: 3,
+            spatial_pos_grid_size: 10,
+            use_scale_emb: true,
+            longer_side_lengths: vec![224, 384],
+            original_resolution: OriginalResolution::All,
+        }
+    }
+}
+
+impl MusiqConfig {
+    /// Checks that the sizes are consistent.
+    ///
+    /// # Errors
+    /// [`EvalError::InvalidArgument`] naming the setting: a zero size, a patch size that is not
+    /// a multiple of 4, heads that do not divide the width, fewer scale-embedding rows than
+    /// scales, a zero longer-side length.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(EvalError::InvalidArgument(format!("MUSIQ config: {m}")));
+        if self.patch_size == 0 || !self.patch_size.is_multiple_of(4) {
+            return bad(format!(
+                "patch_size {} must be a positive multiple of 4",
+                self.patch_size
+            ));
+        }
+        for (what, v) in [
+            ("num_class", self.num_class),
+            ("hidden_size", self.hidden_size),
+            ("mlp_dim", self.mlp_dim),
+            ("num_heads", self.num_heads),
+            ("spatial_pos_grid_size", self.spatial_pos_grid_size),
+            ("num_scales", self.num_scales),
+        ] {
+            if v == 0 {
+                return bad(format!("{what} must be positive"));
+            }
+        }
+        if !self.hidden_size.is_multiple_of(self.num_heads) {
+            return bad(format!(
+                "num_heads {} does not divide hidden_size {}",
+                self.num_heads, self.hidden_size
+            ));
+        }
+        if self.longer_side_lengths.contains(&0) {
+            return bad("a longer-side length is 0".into());
+        }
+        let scales = self.longer_side_lengths.len()
+            + usize::from(self.original_resolution != OriginalResolution::Skip);
+        if scales == 0 {
+            return bad("no scale: no longer-side length and no original resolution".into());
+        }
+        if self.use_scale_emb && scales > self.num_scales {
+            return bad(format!(
+                "{scales} scales but only {} scale embeddings (num_scales)",
+                self.num_scales
+            ));
+        }
+        Ok(())
+    }
+
+    fn token_dim(&self) -> usize {
+        STEM_CHANNELS * 4 * (self.patch_size / 4).pow(2)
+    }
+}
+
+/// The state-dict names and PyTorch shapes of a MUSIQ network with `config`, in pyiqa's
+/// `state_dict()` order (the keys of the released checkpoints for the default configuration).
+/// Linear weights are `[out, in]`, convolutions `[out, in, kh, kw]`; the head is `head.*` for
+/// one output and `head.0.*` (a `Linear` + `Softmax` sequence) for several.
+pub fn expected_tensors(config: &MusiqConfig) -> Vec<(String, Vec<usize>)> {
+    let c = STEM_CHANNELS;
+    let d = config.hidden_size;
+    let mut out: Vec<(String, Vec<usize>)> = Vec::new();
+    let mut push = |name: &str, shape: &[usize]| out.push((name.to_string(), shape.to_vec()));
+    let norm = |push: &mut dyn FnMut(&str, &[usize]), name: &str, n: usize| {
+        push(&format!("{name}.weight"), &[n]);
+        push(&format!("{name}.bias"), &[n]);
+    };
+    push("conv_root.weight", &[c, 3, 7, 7]);
+    norm(&mut push, "gn_root", c);
+    push("block1.conv1.weight", &[c, c, 1, 1]);
+    norm(&mut push, "block1.gn1", c);
+    push("block1.conv2.weight", &[c, c, 3, 3]);
+    norm(&mut push, "block1.gn2", c);
+    push("block1.conv3.weight", &[4 * c, c, 1, 1]);
+    norm(&mut push, "block1.gn3", 4 * c);
+    push("block1.conv_proj.weight", &[4 * c, c, 1, 1]);
+    norm(&mut push, "block1.gn_proj", 4 * c);
+    push("embedding.weight", &[d, config.token_dim()]);
+    push("embedding.bias", &[d]);
+    let te = "transformer_encoder";
+    push(&format!("{te}.cls"), &[1, 1, d]);
+    let g = config.spatial_pos_grid_size;
+    push(&format!("{te}.posembed_input.position_emb"), &[1, g * g, d]);
+    push(
+        &format!("{te}.scaleembed_input.scale_emb"),
+        &[config.num_scales, d],
+    );
+    norm(&mut push, &format!("{te}.encoder_norm"), d);
+    for i in 0..config.num_layers {
+        let b = format!("{te}.transformer.encoderblock_{i}");
+        norm(&mut push, &format!("{b}.norm1"), d);
+        for part in ["query", "key", "value", "out"] {
+            push(&format!("{b}.attention.{part}.weight"), &[d, d]);
+            push(&format!("{b}.attention.{part}.bias"), &[d]);
+        }
+        norm(&mut push, &format!("{b}.norm2"), d);
+        push(&format!("{b}.mlp.fc1.weight"), &[config.mlp_dim, d]);
+        push(&format!("{b}.mlp.fc1.bias"), &[config.mlp_dim]);
+        push(&format!("{b}.mlp.fc2.weight"), &[d, config.mlp_dim]);
+        push(&format!("{b}.mlp.fc2.bias"), &[d]);
+    }
+    let head = if config.num_class > 1 { "head.0" } else { "head" };
+    push(&format!("{head}.weight"), &[config.num_class, d]);
+    push(&format!("{head}.bias"), &[config.num_class]);
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// Preprocessing
+// ---------------------------------------------------------------------------------------------
+
+/// The token sequence of one image: what pyiqa's `get_multiscale_patches` returns, split up.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MultiscalePatches {
+    /// Patch side `p`.
+    pub patch_size: usize,
+    /// `[L, 3, p, p]` row-major: the patches (values in about `[-1, 1]`, zeros for padding).
+    pub patches: Vec<f32>,
+    /// `[L]`: hashed spatial position, in `0 .. grid²`.
+    pub positions: Vec<usize>,
+    /// `[L]`: scale id (0 for the smallest resized scale, …, then the original resolution).
+    pub scales: Vec<usize>,
+    /// `[L]`: false for padding tokens.
+    pub mask: Vec<bool>,
+}
+
+impl MultiscalePatches {
+    /// The number of tokens `L` (without the class token).
+    pub fn len(&self) -> usize {
+        self.positions.len()
+    }
+
+    /// Whether there is no token.
+    pub fn is_empty(&self) -> bool {
+        self.positions.is_empty()
+    }
+
+    fn push_scale(
+        &mut self,
+        planes: &[f64],
+        (h, w): (usize, usize),
+        grid: usize,
+        scale_id: usize,
+        max_len: Option<usize>,
+    ) {
+        let p = self.patch_size;
+        let (ch, cw) = (h.div_ceil(p), w.div_ceil(p));
+        let (top, left) = ((ch * p - h) / 2, (cw * p - w) / 2);
+        let hash_h = hash_positions(grid, ch);
+        let hash_w = hash_positions(grid, cw);
+        let count = ch * cw;
+        let keep = max_len.map_or(count, |m| m.min(count));
+        for idx in 0..keep {
+            let (i, j) = (idx / cw, idx % cw);
+            for c in 0..3 {
+                for ky in 0..p {
+                    let y = (i * p + ky) as isize - top as isize;
+                    for kx in 0..p {
+                        let x = (j * p + kx) as isize - left as isize;
+                        let v = if y >= 0 && x >= 0 && (y as usize) < h && (x as usize) < w {
+                            planes[(c * h + y as usize) * w + x as usize]
+                        } else {
+                            0.0
+                        };
+                        self.patches.push(v as f32);
+                    }
+                }
+            }
+            self.positions.push(hash_h[i] * grid + hash_w[j]);
+            self.scales.push(scale_id);
+            self.mask.push(true);
+        }
+        if let Some(m) = max_len {
+            for _ in keep..m {
+                self.patches.extend(std::iter::repeat_n(0.0, 3 * p * p));
+                self.positions.push(0);
+                self.scales.push(0);
+                self.mask.push(false);
+            }
+        }
+    }
+}
+
+/// PyTorch's `F.interpolate(mode='nearest')` of `0 .. grid` to `n` entries (the scale is a
+/// float32, as in PyTorch's kernel).
+fn hash_positions(grid: usize, n: usize) -> Vec<usize> {
+    if n == grid {
+        return (0..n).collect();
+    }
+    let scale = grid as f32 / n as f32;
+    (0..n)
+        .map(|i| ((i as f32 * scale).floor() as usize).min(grid - 1))
+        .collect()
+}
+
+/// Cubic convolution weights of PyTorch's bicubic kernel (`A = −0.75`) for fraction `t`.
+fn cubic_weights(t: f64) -> [f64; 4] {
+    const A: f64 = -0.75;
+    let near = |x: f64| ((A + 2.0) * x - (A + 3.0)) * x * x + 1.0;
+    let far = |x: f64| ((A * x - 5.0 * A) * x + 8.0 * A) * x - 4.0 * A;
+    [far(t + 1.0), near(t), near(1.0 - t), far(2.0 - t)]
+}
+
+/// Source indices (clamped) and weights of each output position of a 1-D bicubic resize from
+/// `n_in` to `n_out` (`align_corners=False`).
+fn cubic_taps(n_in: usize, n_out: usize) -> Vec<([usize; 4], [f64; 4])> {
+    let scale = n_in as f64 / n_out as f64;
+    (0..n_out)
+        .map(|o| {
+            let src = scale * (o as f64 + 0.5) - 0.5;
+            let f = src.floor();
+            let w = cubic_weights(src - f);
+            let base = f as isize;
+            let idx = std::array::from_fn(|k| (base - 1 + k as isize).clamp(0, n_in as isize - 1) as usize);
+            (idx, w)
+        })
+        .collect()
+}
+
+/// PyTorch's `F.interpolate(mode='bicubic', align_corners=False)` (no antialiasing) of
+/// `[3, h, w]` planes to `[3, oh, ow]`: horizontal taps first, then vertical, as PyTorch does.
+fn resize_bicubic(src: &[f64], (h, w): (usize, usize), (oh, ow): (usize, usize)) -> Vec<f64> {
+    let tx = cubic_taps(w, ow);
+    let ty = cubic_taps(h, oh);
+    let mut rows = vec![0.0; 3 * h * ow];
+    for c in 0..3 {
+        for y in 0..h {
+            let line = &src[(c * h + y) * w..(c * h + y + 1) * w];
+            let out = &mut rows[(c * h + y) * ow..(c * h + y + 1) * ow];
+            for (o, (idx, wt)) in out.iter_mut().zip(&tx) {
+                *o = (0..4).map(|k| line[idx[k]] * wt[k]).sum();
+            }
+        }
+    }
+    let mut out = vec![0.0; 3 * oh * ow];
+    for c in 0..3 {
+        for (oy, (idx, wt)) in ty.iter().enumerate() {
+            for ox in 0..ow {
+                out[(c * oh + oy) * ow + ox] = (0..4)
+                    .map(|k| rows[(c * h + idx[k]) * ow + ox] * wt[k])
+                    .sum();
+            }
+        }
+    }
+    out
+}
+
+/// The multi-scale token sequence of `image` (`[H, W, 3]` in `[0, 1]`), as pyiqa's
+/// `get_multiscale_patches` after `(x − 0.5)·2` (see the module documentation). With the
+/// default configuration, `L = 49 + 144 + ceil(H/32)·ceil(W/32)`.
+///
+/// # Errors
+/// [`EvalError::InvalidArgument`] for an inconsistent configuration,
+/// [`EvalError::InvalidShape`] naming the size when a resized side would be 0 pixels (a very
+/// elongated image).
+pub fn multiscale_patches(image: &MetricImage, config: &MusiqConfig) -> Result<MultiscalePatches> {
+    config.validate()?;
+    let (h, w) = (image.height(), image.width());
+    let data = image.data();
+    let mut planes = vec![0.0f64; 3 * h * w];
+    for y in 0..h {
+        for x in 0..w {
+            for c in 0..3 {
+                planes[(c * h + y) * w + x] = (f64::from(data[(y * w + x) * 3 + c]) - 0.5) * 2.0;
+            }
+        }
+    }
+    let p = config.patch_size;
+    let grid = config.spatial_pos_grid_size;
+    let mut out = MultiscalePatches {
+        patch_size: p,
+        patches: Vec::new(),
+        positions: Vec::new(),
+        scales: Vec::new(),
+        mask: Vec::new(),
+    };
+    let mut lengths = config.longer_side_lengths.clone();
+    lengths.sort_unstable();
+    for (scale_id, &len) in lengths.iter().enumerate() {
+        let ratio = len as f64 / h.max(w) as f64;
+        let rh = (h as f64 * ratio).round_ties_even() as usize;
+        let rw = (w as f64 * ratio).round_ties_even() as usize;
+        if rh == 0 || rw == 0 {
+            return Err(EvalError::InvalidShape(format!(
+                "MUSIQ: a {w}x{h} image (width x height) resized to a longer side of {len} \
+                 would be {rw}x{rh} pixels"
+            )));
+        }
+        let resized = resize_bicubic(&planes, (h, w), (rh, rw));
+        let max_len = len.div_ceil(p).pow(2);
+        out.push_scale(&resized, (rh, rw), grid, scale_id, Some(max_len));
+    }
+    let original = match config.original_resolution {
+        OriginalResolution::Skip => None,
+        OriginalResolution::All => Some(None),
+        OriginalResolution::Exactly(n) => Some(Some(n)),
+    };
+    if let Some(max_len) = original {
+        out.push_scale(&planes, (h, w), grid, lengths.len(), max_len);
+    }
+    Ok(out)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Network
+// ---------------------------------------------------------------------------------------------
+
+/// A linear layer: weight transposed to `[in, out]`, bias `[1, out]`.
+struct Linear<B: Backend> {
+    weight: Tensor<B, 2>,
+    bias: Tensor<B, 2>,
+}
+
+impl<B: Backend> Linear<B> {
+    fn forward(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
+        x.matmul(self.weight.clone()).add(self.bias.clone())
+    }
+}
+
+/// Scale and shift of a GroupNorm or LayerNorm, `[C]`.
+struct Norm<B: Backend> {
+    weight: Tensor<B, 1>,
+    bias: Tensor<B, 1>,
+}
+
+/// A weight-standardised convolution (standardised once, when loading) with TensorFlow `SAME`
+/// padding, and the GroupNorm after it.
+struct StdConvNorm<B: Backend> {
+    weight: Tensor<B, 4>,
+    kernel: usize,
+    stride: usize,
+    norm: Norm<B>,
+    eps: f64,
+}
+
+struct Block<B: Backend> {
+    norm1: Norm<B>,
+    query: Linear<B>,
+    key: Linear<B>,
+    value: Linear<B>,
+    out: Linear<B>,
+    norm2: Norm<B>,
+    fc1: Linear<B>,
+    fc2: Linear<B>,
+}
+
+/// MUSIQ with loaded weights, on backend `B`: scores an image (`[H, W, 3]` in `[0, 1]`).
+#[doc(alias = "multi-scale image quality transformer")]
+#[doc(alias = "MUSIQ")]
+pub struct Musiq<B: Backend> {
+    config: MusiqConfig,
+    root: StdConvNorm<B>,
+    conv1: StdConvNorm<B>,
+    conv2: StdConvNorm<B>,
+    conv3: StdConvNorm<B>,
+    proj: StdConvNorm<B>,
+    embedding: Linear<B>,
+    /// `[1, D]`.
+    cls: Tensor<B, 2>,
+    /// `[grid², D]`.
+    position_emb: Tensor<B, 2>,
+    /// `[num_scales, D]`.
+    scale_emb: Tensor<B, 2>,
+    blocks: Vec<Block<B>>,
+    encoder_norm: Norm<B>,
+    head: Linear<B>,
+    /// Whether the head ends with a softmax (pyiqa's `head.0` form).
+    head_softmax: bool,
+    device: B::Device,
+}
+
+impl<B: Backend> std::fmt::Debug for Musiq<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Musiq")
+            .field("config", &self.config)
+            .field("head_softmax", &self.head_softmax)
+            .finish()
+    }
+}
+
+/// Looks tensors up under the accepted name forms, with errors naming the source.
+struct Lookup<'a> {
+    path: &'a Path,
+    tensors: &'a BTreeMap<String, HostTensor>,
+}
+
+impl Lookup<'_> {
+    fn find(&self, name: &str) -> Option<&HostTensor> {
+        NAME_PREFIXES
+            .iter()
+            .find_map(|p| self.tensors.get(&format!("{p}{name}")))
+    }
+
+    fn get(&self, name: &str, shape: &[usize]) -> Result<&HostTensor> {
+        let fail = |message: String| EvalError::WeightFile {
+            path: self.path.to_path_buf(),
+            message,
+        };
+        let Some(t) = self.find(name) else {
+            let mut sample: Vec<&str> = self.tensors.keys().map(String::as_str).take(8).collect();
+            if self.tensors.len() > 8 {
+                sample.push("…");
+            }
+            return Err(fail(format!(
+                "MUSIQ tensor `{name}` (shape {shape:?}) not found, also not with a `module.` or \
+                 `params.` prefix (the file has {} float tensors: {})",
+                self.tensors.len(),
+                sample.join(", ")
+            )));
+        };
+        if t.shape != shape {
+            return Err(fail(format!(
+                "MUSIQ tensor `{name}` has shape {:?}, expected {shape:?}",
+                t.shape
+            )));
+        }
+        if t.data.len() != shape.iter().product::<usize>() {
+            return Err(fail(format!(
+                "MUSIQ tensor `{name}` holds {} values for shape {shape:?}",
+                t.data.len()
+            )));
+        }
+        if let Some(i) = t.data.iter().position(|v| !v.is_finite()) {
+            return Err(fail(format!(
+                "MUSIQ tensor `{name}` has a non-finite value at flat index {i}"
+            )));
+        }
+        Ok(t)
+    }
+}
+
+impl<B: Backend> Musiq<B> {
+    /// Loads a pyiqa MUSIQ checkpoint (`.pth` or `.safetensors`). The head's form and output
+    /// count come from the file (see the module documentation); the rest of `config` must match
+    /// it (the default configuration for pyiqa's checkpoints).
+    ///
+    /// # Errors
+    /// [`EvalError::Read`] for an unreadable file; [`EvalError::WeightFile`] naming the file and
+    /// what is wrong (corrupt or truncated file, missing tensor, wrong shape, non-finite value);
+    /// [`EvalError::InvalidArgument`] for an inconsistent `config`.
+    pub fn load(path: &Path, config: MusiqConfig, device: &B::Device) -> Result<Self> {
+        config.validate()?;
+        let file = WeightFile::read(path, &|_| true)?;
+        Self::build(config, &file.tensors, &file.path, device)
+    }
+
+    /// Builds the network from tensors already read (names as in [`Musiq::load`]); the head's
+    /// form and output count come from the tensors.
+    ///
+    /// # Errors
+    /// As [`Musiq::load`], with `<tensors>` in place of a file name.
+    pub fn from_tensors(
+        config: MusiqConfig,
+        tensors: &BTreeMap<String, HostTensor>,
+        device: &B::Device,
+    ) -> Result<Self> {
+        config.validate()?;
+        Self::build(config, tensors, Path::new("<tensors>"), device)
+    }
+
+    fn build(
+        mut config: MusiqConfig,
+        tensors: &BTreeMap<String, HostTensor>,
+        path: &Path,
+        device: &B::Device,
+    ) -> Result<Self> {
+        let src = Lookup { path, tensors };
+        // The head: `head.0.weight` ([num_class, D], Linear + Softmax) or `head.weight`.
+        let head_softmax = src.find("head.0.weight").is_some();
+        let head_name = if head_softmax { "head.0" } else { "head" };
+        if let Some(t) = src.find(&format!("{head_name}.weight")) {
+            if let [n, _] = t.shape[..] {
+                config.num_class = n;
+            }
+        }
+        config.validate()?;
+        let specs: BTreeMap<String, Vec<usize>> = expected_tensors(&config).into_iter().collect();
+        let host = |name: &str| -> Result<&HostTensor> {
+            let shape = specs
+                .get(name)
+                .ok_or_else(|| EvalError::InvalidArgument(format!("no MUSIQ tensor `{name}`")))?;
+            src.get(name, shape)
+        };
+        let tensor1 = |name: &str| -> Result<Tensor<B, 1>> {
+            let t = host(name)?;
+            Ok(Tensor::from_data(
+                TensorData::new(t.data.clone(), [t.data.len()]),
+                device,
+            ))
+        };
+        let matrix = |name: &str, rows: usize, cols: usize| -> Result<Tensor<B, 2>> {
+            let t = host(name)?;
+            Ok(Tensor::from_data(
+                TensorData::new(t.data.clone(), [rows, cols]),
+                device,
+            ))
+        };
+        let norm = |name: &str| -> Result<Norm<B>> {
+            Ok(Norm {
+                weight: tensor1(&format!("{name}.weight"))?,
+                bias: tensor1(&format!("{name}.bias"))?,
+            })
+        };
+        let linear = |name: &str| -> Result<Linear<B>> {
+            let t = host(&format!("{name}.weight"))?;
+            let (out, inp) = (t.shape[0], t.shape[1]);
+            let weight = Tensor::<B, 2>::from_data(TensorData::new(t.data.clone(), [out, inp]), device)
+                .transpose();
+            let bias = tensor1(&format!("{name}.bias"))?.reshape([1, out]);
+            Ok(Linear { weight, bias })
+        };
+        let std_conv = |conv: &str, gn: &str, stride: usize, eps: f64| -> Result<StdConvNorm<B>> {
+            let t = host(&format!("{conv}.weight"))?;
+            let shape: [usize; 4] = [t.shape[0], t.shape[1], t.shape[2], t.shape[3]];
+            Ok(StdConvNorm {
+                weight: Tensor::from_data(
+                    TensorData::new(standardize(&t.data, shape[0]), shape),
+                    device,
+                ),
+                kernel: shape[2],
+                stride,
+                norm: norm(gn)?,
+                eps,
+            })
+        };
+        let d = config.hidden_size;
+        let te = "transformer_encoder";
+        let g = config.spatial_pos_grid_size;
+        let blocks = (0..config.num_layers)
+            .map(|i| {
+                let b = format!("{te}.transformer.encoderblock_{i}");
+                Ok(Block {
+                    norm1: norm(&format!("{b}.norm1"))?,
+                    query: linear(&format!("{b}.attention.query"))?,
+                    key: linear(&format!("{b}.attention.key"))?,
+                    value: linear(&format!("{b}.attention.value"))?,
+                    out: linear(&format!("{b}.attention.out"))?,
+                    norm2: norm(&format!("{b}.norm2"))?,
+                    fc1: linear(&format!("{b}.mlp.fc1"))?,
+                    fc2: linear(&format!("{b}.mlp.fc2"))?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            root: std_conv("conv_root", "gn_root", 2, 1e-6)?,
+            conv1: std_conv("block1.conv1", "block1.gn1", 1, 1e-4)?,
+            conv2: std_conv("block1.conv2", "block1.gn2", 1, 1e-4)?,
+            conv3: std_conv("block1.conv3", "block1.gn3", 1, 1e-4)?,
+            proj: std_conv("block1.conv_proj", "block1.gn_proj", 1, 1e-4)?,
+            embedding: linear("embedding")?,
+            cls: matrix(&format!("{te}.cls"), 1, d)?,
+            position_emb: matrix(&format!("{te}.posembed_input.position_emb"), g * g, d)?,
+            scale_emb: matrix(
+                &format!("{te}.scaleembed_input.scale_emb"),
+                config.num_scales,
+                d,
+            )?,
+            blocks,
+            encoder_norm: norm(&format!("{te}.encoder_norm"))?,
+            head: linear(head_name)?,
+            head_softmax,
+            config,
+            device: device.clone(),
+        })
+    }
+
+    /// The configuration, with `num_class` as found in the weights.
+    pub fn config(&self) -> &MusiqConfig {
+        &self.config
+    }
+
+    /// The head output `q` (`[num_class]`, a distribution for a softmax head) for one image's
+    /// token sequence (from [`multiscale_patches`] with this model's configuration).
+    ///
+    /// # Errors
+    /// [`EvalError::InvalidShape`] if the sequence is empty, its arrays disagree in length, the
+    /// patch size differs from the configuration's, or a position or scale id is out of range.
+    pub fn forward_patches(&self, tokens: &MultiscalePatches) -> Result<Tensor<B, 1>> {
+        let cfg = &self.config;
+        let p = cfg.patch_size;
+        let l = tokens.len();
+        let g2 = cfg.spatial_pos_grid_size.pow(2);
+        if l == 0
+            || tokens.patch_size != p
+            || tokens.patches.len() != l * 3 * p * p
+            || tokens.scales.len() != l
+            || tokens.mask.len() != l
+        {
+            return Err(EvalError::InvalidShape(format!(
+                "MUSIQ: inconsistent token sequence: {l} positions, {} scales, {} mask entries, \
+                 {} patch values of side {} (expected a non-empty sequence of [3, {p}, {p}] \
+                 patches)",
+                tokens.scales.len(),
+                tokens.mask.len(),
+                tokens.patches.len(),
+                tokens.patch_size
+            )));
+        }
+        if let Some(&bad) = tokens.positions.iter().find(|&&v| v >= g2) {
+            return Err(EvalError::InvalidShape(format!(
+                "MUSIQ: spatial position {bad} outside the {g2}-entry hash grid"
+            )));
+        }
+        if let Some(&bad) = tokens.scales.iter().find(|&&v| v >= cfg.num_scales) {
+            return Err(EvalError::InvalidShape(format!(
+                "MUSIQ: scale id {bad} outside the {} scale embeddings",
+                cfg.num_scales
+            )));
+        }
+        let dev = &self.device;
+        let x = Tensor::<B, 4>::from_data(TensorData::new(tokens.patches.clone(), [l, 3, p, p]), dev);
+        // ResNet stem on every patch: [L, 3, p, p] -> [L, 256, p/4, p/4].
+        let x = relu(self.root.forward(x));
+        let x = same_pad(x, 3, 2);
+        let x = max_pool2d(x, [3, 3], [2, 2], [0, 0], [1, 1], false);
+        let identity = self.proj.forward(x.clone());
+        let y = relu(self.conv1.forward(x));
+        let y = relu(self.conv2.forward(y));
+        let y = self.conv3.forward(y);
+        let x = relu(y.add(identity));
+        // TensorFlow channel order: [L, h, w, c] flattened.
+        let [_, c, h, w] = x.dims();
+        let x = x.permute([0, 2, 3, 1]).reshape([l, h * w * c]);
+        let x = self.embedding.forward(x);
+        let index = |v: &[usize]| {
+            let v: Vec<i64> = v.iter().map(|&i| i as i64).collect();
+            Tensor::<B, 1, Int>::from_data(TensorData::new(v, [l]), dev)
+        };
+        let mut x = x.add(self.position_emb.clone().select(0, index(&tokens.positions)));
+        if cfg.use_scale_emb {
+            x = x.add(self.scale_emb.clone().select(0, index(&tokens.scales)));
+        }
+        let mut x = Tensor::cat(vec![self.cls.clone(), x], 0);
+        let n = l + 1;
+        let mut m = Vec::with_capacity(n);
+        m.push(1.0f32);
+        m.extend(tokens.mask.iter().map(|&b| if b { 1.0 } else { 0.0 }));
+        let m = Tensor::<B, 1>::from_data(TensorData::new(m, [n]), dev);
+        // [1, n, n]: 1 where both tokens are real.
+        let keep = m.clone().reshape([1, n, 1]).mul(m.reshape([1, 1, n]));
+        let fill = keep.clone().neg().add_scalar(1.0).mul_scalar(MASK_LOGIT);
+        for b in &self.blocks {
+            x = b.forward(x, cfg.num_heads, &keep, &fill);
+        }
+        let x = layer_norm(x, &self.encoder_norm, 1e-6);
+        let q = self.head.forward(x.narrow(0, 0, 1));
+        let q = if self.head_softmax { softmax(q, 1) } else { q };
+        Ok(q.reshape([cfg.num_class]))
+    }
+
+    /// The MUSIQ score of `image` (`[H, W, 3]` in `[0, 1]`): `Σ_k q_k · k` of the head output
+    /// (see the module documentation); higher is better.
+    ///
+    /// # Errors
+    /// As [`multiscale_patches`] (an image whose resized side would be 0 pixels).
+    pub fn score_image(&self, image: &MetricImage) -> Result<f64> {
+        let tokens = multiscale_patches(image, &self.config)?;
+        let q = self.forward_patches(&tokens)?;
+        let q: Vec<f32> = q.into_data().convert::<f32>().into_vec().map_err(|e| {
+            EvalError::InvalidShape(format!("MUSIQ: cannot read the head output back: {e:?}"))
+        })?;
+        Ok(q.iter()
+            .enumerate()
+            .map(|(k, &v)| f64::from(v) * (k + 1) as f64)
+            .sum())
+    }
+}
+
+impl<B: Backend> Block<B> {
+    /// `x`: `[n, D]`; `keep`, `fill`: `[1, n, n]` (1 / 0 and 0 / −1000 for kept / masked pairs).
+    fn forward(
+        &self,
+        x: Tensor<B, 2>,
+        heads: usize,
+        keep: &Tensor<B, 3>,
+        fill: &Tensor<B, 3>,
+    ) -> Tensor<B, 2> {
+        let [n, d] = x.dims();
+        let dh = d / heads;
+        let y = layer_norm(x.clone(), &self.norm1, 1e-6);
+        let split = |t: Tensor<B, 2>| t.reshape([n, heads, dh]).swap_dims(0, 1);
+        let q = split(self.query.forward(y.clone()));
+        let k = split(self.key.forward(y.clone()));
+        let v = split(self.value.forward(y));
+        let attn = q
+            .matmul(k.swap_dims(1, 2))
+            .mul_scalar((dh as f64).powf(-0.5));
+        // masked_fill(mask2d == 0, -1e3)
+        let attn = attn.mul(keep.clone()).add(fill.clone());
+        let attn = softmax(attn, 2);
+        let y = attn.matmul(v).swap_dims(0, 1).reshape([n, d]);
+        let x = x.add(self.out.forward(y));
+        let y = layer_norm(x.clone(), &self.norm2, 1e-6);
+        let y = self.fc2.forward(gelu(self.fc1.forward(y)));
+        x.add(y)
+    }
+}
+
+impl<B: Backend> StdConvNorm<B> {
+    /// `[N, C_in, H, W]` -> `[N, C_out, ceil(H/s), ceil(W/s)]`, convolution then GroupNorm.
+    fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        let x = same_pad(x, self.kernel, self.stride);
+        let x = conv2d(
+            x,
+            self.weight.clone(),
+            None,
+            ConvOptions::new([self.stride; 2], [0, 0], [1, 1], 1),
+        );
+        group_norm(x, &self.norm, self.eps)
+    }
+}
+
+/// TensorFlow `SAME` zero padding for a `kernel`/`stride` window (pyiqa's `exact_padding_2d`):
+/// `pad = (ceil(n/s) − 1)·s + k − n`, the smaller half before.
+fn same_pad<B: Backend>(x: Tensor<B, 4>, kernel: usize, stride: usize) -> Tensor<B, 4> {
+    let [_, _, h, w] = x.dims();
+    let total = |n: usize| ((n.div_ceil(stride) - 1) * stride + kernel).saturating_sub(n);
+    let (ph, pw) = (total(h), total(w));
+    if ph == 0 && pw == 0 {
+        return x;
+    }
+    x.pad(
+        (pw / 2, pw - pw / 2, ph / 2, ph - ph / 2),
+        PadMode::Constant(0.0),
+    )
+}
+
+/// GroupNorm with [`GROUPS`] groups over `[N, C, H, W]` (biased variance).
+fn group_norm<B: Backend>(x: Tensor<B, 4>, norm: &Norm<B>, eps: f64) -> Tensor<B, 4> {
+    let [n, c, h, w] = x.dims();
+    let g = x.reshape([n, GROUPS, (c / GROUPS) * h * w]);
+    let mean = g.clone().mean_dim(2);
+    let centered = g.sub(mean);
+    let var = centered.clone().powi_scalar(2).mean_dim(2);
+    let x = centered.div(var.add_scalar(eps).sqrt()).reshape([n, c, h, w]);
+    x.mul(norm.weight.clone().reshape([1, c, 1, 1]))
+        .add(norm.bias.clone().reshape([1, c, 1, 1]))
+}
+
+/// LayerNorm over the last axis of `[n, D]` (biased variance).
+fn layer_norm<B: Backend>(x: Tensor<B, 2>, norm: &Norm<B>, eps: f64) -> Tensor<B, 2> {
+    let d = x.dims()[1];
+    let mean = x.clone().mean_dim(1);
+    let centered = x.sub(mean);
+    let var = centered.clone().powi_scalar(2).mean_dim(1);
+    centered
+        .div(var.add_scalar(eps).sqrt())
+        .mul(norm.weight.clone().reshape([1, d]))
+        .add(norm.bias.clone().reshape([1, d]))
+}
+
+/// `StdConv`'s weight standardisation of `[out, in, kh, kw]` weights: per output channel,
+/// `(w − mean) / (std + 1e-5)` with the unbiased standard deviation, computed in f64.
+fn standardize(w: &[f32], out: usize) -> Vec<f32> {
+    let per = w.len() / out;
+    let mut res = Vec::with_capacity(w.len());
+    for chunk in w.chunks(per) {
+        let mean = chunk.iter().map(|&v| f64::from(v)).sum::<f64>() / per as f64;
+        let var = chunk
+            .iter()
+            .map(|&v| (f64::from(v) - mean).powi(2))
+            .sum::<f64>()
+            / (per as f64 - 1.0).max(1.0);
+        let denom = var.sqrt() + 1e-5;
+        res.extend(chunk.iter().map(|&v| ((f64::from(v) - mean) / denom) as f32));
+    }
+    res
+}
+
+impl<B: Backend> crate::compare::ImageMetric for Musiq<B> {
+    fn metric(&self) -> Metric {
+        Metric::Musiq
+    }
+
+    fn score(&self, image: &MetricImage) -> Result<f64> {
+        self.score_image(image)
+    }
+}
+
+/// The usual file names of pyiqa's MUSIQ checkpoints (`default_model_urls` of
+/// `pyiqa.archs.musiq_arch`), by pyiqa metric name.
+pub const CHECKPOINTS: [(&str, &str); 4] = [
+    ("musiq", "musiq_koniq_ckpt-e95806b9.pth"),
+    ("musiq-spaq", "musiq_spaq_ckpt-358bb6af.pth"),
+    ("musiq-paq2piq", "musiq_paq2piq_ckpt-364c0c84.pth"),
+    ("musiq-ava", "musiq_ava_ckpt-e8d3f067.pth"),
+];
