@@ -1,1 +1,0 @@
-//! MANIQA (multi-dimension attention network for no-reference image quality assessment).

@@ -1,0 +1,123 @@
+//! The timm ViT inside MANIQA (`vit_base_patch8_224`: patch-embedding convolution, class
+//! token, learned position embedding, pre-norm blocks with fused `qkv`, LayerNorm ε 1e-6,
+//! exact-erf GELU), run up to block 9, whose outputs 6–9 MANIQA uses.
+
+use burn::tensor::activation::{gelu, softmax};
+use burn::tensor::backend::Backend;
+use burn::tensor::module::conv2d;
+use burn::tensor::ops::ConvOptions;
+use burn::tensor::Tensor;
+
+use super::{FEATURE_BLOCKS, LayerNorm, Linear, ManiqaConfig, Source};
+use crate::error::Result;
+
+/// timm's ViT LayerNorm ε.
+const VIT_LN_EPS: f64 = 1e-6;
+
+#[derive(Clone, Debug)]
+struct Block<B: Backend> {
+    norm1: LayerNorm<B>,
+    qkv: Linear<B>,
+    proj: Linear<B>,
+    norm2: LayerNorm<B>,
+    fc1: Linear<B>,
+    fc2: Linear<B>,
+    heads: usize,
+}
+
+impl<B: Backend> Block<B> {
+    fn load(src: &Source<'_>, p: &str, c: &ManiqaConfig, device: &B::Device) -> Result<Self> {
+        let e = c.embed_dim;
+        Ok(Self {
+            norm1: LayerNorm::load(src, &format!("{p}.norm1"), e, VIT_LN_EPS, device)?,
+            qkv: src.linear(&format!("{p}.attn.qkv"), e, 3 * e, device)?,
+            proj: src.linear(&format!("{p}.attn.proj"), e, e, device)?,
+            norm2: LayerNorm::load(src, &format!("{p}.norm2"), e, VIT_LN_EPS, device)?,
+            fc1: src.linear(&format!("{p}.mlp.fc1"), e, c.vit_mlp_hidden, device)?,
+            fc2: src.linear(&format!("{p}.mlp.fc2"), c.vit_mlp_hidden, e, device)?,
+            heads: c.vit_heads,
+        })
+    }
+
+    /// `[N, T, E]` → `[N, T, E]`.
+    fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        let [n, t, e] = x.dims();
+        let h = self.heads;
+        let d = e / h;
+        let qkv = self
+            .qkv
+            .forward(self.norm1.forward(x.clone()))
+            .reshape([n, t, 3, h, d])
+            .permute([2, 0, 3, 1, 4]);
+        let q: Tensor<B, 4> = qkv.clone().narrow(0, 0, 1).reshape([n, h, t, d]);
+        let k: Tensor<B, 4> = qkv.clone().narrow(0, 1, 1).reshape([n, h, t, d]);
+        let v: Tensor<B, 4> = qkv.narrow(0, 2, 1).reshape([n, h, t, d]);
+        let attn = softmax(
+            q.matmul(k.swap_dims(2, 3))
+                .mul_scalar((d as f64).powf(-0.5)),
+            3,
+        );
+        let o = attn.matmul(v).swap_dims(1, 2).reshape([n, t, e]);
+        let x = x.add(self.proj.forward(o));
+        let m = self.fc2.forward(gelu(self.fc1.forward(self.norm2.forward(x.clone()))));
+        x.add(m)
+    }
+}
+
+/// The ViT blocks 0–9 with the embeddings.
+#[derive(Clone, Debug)]
+pub(super) struct Vit<B: Backend> {
+    patch_weight: Tensor<B, 4>,
+    patch_bias: Tensor<B, 1>,
+    cls_token: Tensor<B, 3>,
+    pos_embed: Tensor<B, 3>,
+    blocks: Vec<Block<B>>,
+    patch: usize,
+}
+
+impl<B: Backend> Vit<B> {
+    pub(super) fn load(src: &Source<'_>, c: &ManiqaConfig, device: &B::Device) -> Result<Self> {
+        let e = c.embed_dim;
+        let g = c.grid();
+        let blocks = (0..=FEATURE_BLOCKS[3])
+            .map(|b| Block::load(src, &format!("vit.blocks.{b}"), c, device))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            cls_token: src.tensor("vit.cls_token", [1, 1, e], device)?,
+            pos_embed: src.tensor("vit.pos_embed", [1, g * g + 1, e], device)?,
+            patch_weight: src.tensor(
+                "vit.patch_embed.proj.weight",
+                [e, 3, c.patch_size, c.patch_size],
+                device,
+            )?,
+            patch_bias: src.tensor("vit.patch_embed.proj.bias", [e], device)?,
+            blocks,
+            patch: c.patch_size,
+        })
+    }
+
+    /// Crops `[N, 3, 224, 224]` → the outputs of blocks 6, 7, 8, 9 without the class token,
+    /// concatenated on channels: `[N, L, 4E]`.
+    pub(super) fn features(&self, x: Tensor<B, 4>) -> Tensor<B, 3> {
+        let n = x.dims()[0];
+        let p = self.patch;
+        let y = conv2d(
+            x,
+            self.patch_weight.clone(),
+            Some(self.patch_bias.clone()),
+            ConvOptions::new([p, p], [0, 0], [1, 1], 1),
+        );
+        let [_, e, gh, gw] = y.dims();
+        let tokens = y.reshape([n, e, gh * gw]).swap_dims(1, 2);
+        let cls = self.cls_token.clone().expand([n, 1, e]);
+        let mut x = Tensor::cat(vec![cls, tokens], 1).add(self.pos_embed.clone());
+        let mut outs = Vec::with_capacity(FEATURE_BLOCKS.len());
+        for (b, block) in self.blocks.iter().enumerate() {
+            x = block.forward(x);
+            if FEATURE_BLOCKS.contains(&b) {
+                outs.push(x.clone().narrow(1, 1, gh * gw));
+            }
+        }
+        Tensor::cat(outs, 2)
+    }
+}
