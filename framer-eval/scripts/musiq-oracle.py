@@ -26,7 +26,10 @@ import numpy as np
 import torch
 
 from pyiqa.archs.musiq_arch import MUSIQ
-from pyiqa.data.multiscale_trans_util import get_multiscale_patches
+from pyiqa.data.multiscale_trans_util import (
+    get_hashed_spatial_pos_emb_index,
+    get_multiscale_patches,
+)
 
 
 def formula(name, k, shape):
@@ -108,6 +111,15 @@ def main():
 
     for w, h in [(80, 48), (64, 35)]:
         preprocessing(w, h)
+    # 154 patches across a 10-entry grid: PyTorch's float32 scale gives index 5 at patch 77
+    # (float64 arithmetic would give 4)
+    hashed = get_hashed_spatial_pos_emb_index(10, 1, 154).long().flatten()
+    print(f"hash grid 10, 1x154 patches: [70:80] {hashed[70:80].tolist()}, "
+          f"sum (i+1) v_i = {int((torch.arange(1, 155) * hashed).sum())}")
+    # torch's GELU (nn.GELU() in the MLP) is the exact-erf form
+    for v in [-3.0, -1.5, -0.5, 0.7, 2.2]:
+        g = torch.nn.functional.gelu(torch.tensor(v, dtype=torch.float64))
+        print(f"gelu({v}) = {float(g):.12e}")
 
     small = build(**SMALL)
     for w, h in [(80, 48), (40, 72), (64, 35), (260, 100)]:
