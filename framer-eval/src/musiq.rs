@@ -239,7 +239,11 @@ pub fn expected_tensors(config: &MusiqConfig) -> Vec<(String, Vec<usize>)> {
         push(&format!("{b}.mlp.fc2.weight"), &[d, config.mlp_dim]);
         push(&format!("{b}.mlp.fc2.bias"), &[d]);
     }
-    let head = if config.num_class > 1 { "head.0" } else { "head" };
+    let head = if config.num_class > 1 {
+        "head.0"
+    } else {
+        "head"
+    };
     push(&format!("{head}.weight"), &[config.num_class, d]);
     push(&format!("{head}.bias"), &[config.num_class]);
     out
@@ -351,7 +355,9 @@ fn cubic_taps(n_in: usize, n_out: usize) -> Vec<([usize; 4], [f64; 4])> {
             let f = src.floor();
             let w = cubic_weights(src - f);
             let base = f as isize;
-            let idx = std::array::from_fn(|k| (base - 1 + k as isize).clamp(0, n_in as isize - 1) as usize);
+            let idx = std::array::from_fn(|k| {
+                (base - 1 + k as isize).clamp(0, n_in as isize - 1) as usize
+            });
             (idx, w)
         })
         .collect()
@@ -608,10 +614,10 @@ impl<B: Backend> Musiq<B> {
         // The head: `head.0.weight` ([num_class, D], Linear + Softmax) or `head.weight`.
         let head_softmax = src.find("head.0.weight").is_some();
         let head_name = if head_softmax { "head.0" } else { "head" };
-        if let Some(t) = src.find(&format!("{head_name}.weight")) {
-            if let [n, _] = t.shape[..] {
-                config.num_class = n;
-            }
+        if let Some(t) = src.find(&format!("{head_name}.weight"))
+            && let [n, _] = t.shape[..]
+        {
+            config.num_class = n;
         }
         config.validate()?;
         let specs: BTreeMap<String, Vec<usize>> = expected_tensors(&config).into_iter().collect();
@@ -644,8 +650,9 @@ impl<B: Backend> Musiq<B> {
         let linear = |name: &str| -> Result<Linear<B>> {
             let t = host(&format!("{name}.weight"))?;
             let (out, inp) = (t.shape[0], t.shape[1]);
-            let weight = Tensor::<B, 2>::from_data(TensorData::new(t.data.clone(), [out, inp]), device)
-                .transpose();
+            let weight =
+                Tensor::<B, 2>::from_data(TensorData::new(t.data.clone(), [out, inp]), device)
+                    .transpose();
             let bias = tensor1(&format!("{name}.bias"))?.reshape([1, out]);
             Ok(Linear { weight, bias })
         };
@@ -748,7 +755,8 @@ impl<B: Backend> Musiq<B> {
             )));
         }
         let dev = &self.device;
-        let x = Tensor::<B, 4>::from_data(TensorData::new(tokens.patches.clone(), [l, 3, p, p]), dev);
+        let x =
+            Tensor::<B, 4>::from_data(TensorData::new(tokens.patches.clone(), [l, 3, p, p]), dev);
         // ResNet stem on every patch: [L, 3, p, p] -> [L, 256, p/4, p/4].
         let x = relu(self.root.forward(x));
         let x = same_pad(x, 3, 2);
@@ -766,7 +774,11 @@ impl<B: Backend> Musiq<B> {
             let v: Vec<i64> = v.iter().map(|&i| i as i64).collect();
             Tensor::<B, 1, Int>::from_data(TensorData::new(v, [l]), dev)
         };
-        let mut x = x.add(self.position_emb.clone().select(0, index(&tokens.positions)));
+        let mut x = x.add(
+            self.position_emb
+                .clone()
+                .select(0, index(&tokens.positions)),
+        );
         if cfg.use_scale_emb {
             x = x.add(self.scale_emb.clone().select(0, index(&tokens.scales)));
         }
@@ -872,7 +884,9 @@ fn group_norm<B: Backend>(x: Tensor<B, 4>, norm: &Norm<B>, eps: f64) -> Tensor<B
     let mean = g.clone().mean_dim(2);
     let centered = g.sub(mean);
     let var = centered.clone().powi_scalar(2).mean_dim(2);
-    let x = centered.div(var.add_scalar(eps).sqrt()).reshape([n, c, h, w]);
+    let x = centered
+        .div(var.add_scalar(eps).sqrt())
+        .reshape([n, c, h, w]);
     x.mul(norm.weight.clone().reshape([1, c, 1, 1]))
         .add(norm.bias.clone().reshape([1, c, 1, 1]))
 }
@@ -902,7 +916,11 @@ fn standardize(w: &[f32], out: usize) -> Vec<f32> {
             .sum::<f64>()
             / (per as f64 - 1.0).max(1.0);
         let denom = var.sqrt() + 1e-5;
-        res.extend(chunk.iter().map(|&v| ((f64::from(v) - mean) / denom) as f32));
+        res.extend(
+            chunk
+                .iter()
+                .map(|&v| ((f64::from(v) - mean) / denom) as f32),
+        );
     }
     res
 }

@@ -118,7 +118,8 @@ fn assert_rel(label: &str, got: f64, want: f64, tol: f64) {
 fn preprocessing_matches_get_multiscale_patches() {
     // `preprocessing WxH` lines of musiq-oracle.py: token count, Σ (i+1)·v_i of positions,
     // scale ids and mask, first 16 positions, sum and cos(0.01 j)-weighted sum of the patches
-    let cases: [(usize, usize, usize, [usize; 3], [usize; 16], f64, f64); 2] = [
+    type Case = (usize, usize, usize, [usize; 3], [usize; 16], f64, f64);
+    let cases: [Case; 2] = [
         (
             80,
             48,
@@ -143,7 +144,12 @@ fn preprocessing_matches_get_multiscale_patches() {
         let t = multiscale_patches(&image(w, h), &MusiqConfig::default()).unwrap();
         let label = format!("{w}x{h}");
         assert_eq!(t.len(), len, "{label}");
-        let isum = |v: &[usize]| v.iter().enumerate().map(|(i, &x)| (i + 1) * x).sum::<usize>();
+        let isum = |v: &[usize]| {
+            v.iter()
+                .enumerate()
+                .map(|(i, &x)| (i + 1) * x)
+                .sum::<usize>()
+        };
         let mask: Vec<usize> = t.mask.iter().map(|&m| usize::from(m)).collect();
         assert_eq!(
             [isum(&t.positions), isum(&t.scales), isum(&mask)],
@@ -181,7 +187,12 @@ fn hashed_positions_use_pytorch_float32_scale() {
     assert!(t.scales.iter().all(|&s| s == 0) && t.mask.iter().all(|&m| m));
     // `hash grid 10, 1x154 patches` line of musiq-oracle.py
     assert_eq!(t.positions[70..80], [4, 4, 4, 4, 4, 4, 4, 5, 5, 5]);
-    let isum: usize = t.positions.iter().enumerate().map(|(i, &v)| (i + 1) * v).sum();
+    let isum: usize = t
+        .positions
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| (i + 1) * v)
+        .sum();
     assert_eq!(isum, 72_962);
 }
 
@@ -210,8 +221,12 @@ fn burn_gelu_is_the_exact_erf_form() {
 #[test]
 fn small_network_matches_pyiqa() {
     let config = small(1);
-    let model = Musiq::<B>::from_tensors(config.clone(), &formula_weights(&config), &Default::default())
-        .unwrap();
+    let model = Musiq::<B>::from_tensors(
+        config.clone(),
+        &formula_weights(&config),
+        &Default::default(),
+    )
+    .unwrap();
     assert_eq!(model.metric(), Metric::Musiq);
     // `small num_class 1` lines of musiq-oracle.py (float64)
     let cases = [
@@ -302,7 +317,10 @@ fn loads_files_with_prefixes_and_reports_bad_weights() {
     let err = Musiq::<B>::load(&path, config.clone(), &dev).unwrap_err();
     let msg = err.to_string();
     assert!(matches!(err, EvalError::WeightFile { .. }), "{msg}");
-    assert!(msg.contains("block1.gn2.bias") && msg.contains("missing.safetensors"), "{msg}");
+    assert!(
+        msg.contains("block1.gn2.bias") && msg.contains("missing.safetensors"),
+        "{msg}"
+    );
 
     // wrong shape (a default-width file for the small configuration)
     let path = tmp.path().join("wide.safetensors");
@@ -319,7 +337,9 @@ fn loads_files_with_prefixes_and_reports_bad_weights() {
         .unwrap_err()
         .to_string();
     assert!(
-        msg.contains("embedding.weight") && msg.contains("[384, 16384]") && msg.contains("[32, 16384]"),
+        msg.contains("embedding.weight")
+            && msg.contains("[384, 16384]")
+            && msg.contains("[32, 16384]"),
         "{msg}"
     );
 
@@ -329,7 +349,10 @@ fn loads_files_with_prefixes_and_reports_bad_weights() {
     let msg = Musiq::<B>::from_tensors(config.clone(), &nan, &dev)
         .unwrap_err()
         .to_string();
-    assert!(msg.contains("head.bias") && msg.contains("non-finite"), "{msg}");
+    assert!(
+        msg.contains("head.bias") && msg.contains("non-finite"),
+        "{msg}"
+    );
 
     // truncated file
     let path = tmp.path().join("truncated.safetensors");
@@ -348,9 +371,12 @@ fn loads_files_with_prefixes_and_reports_bad_weights() {
 #[test]
 fn too_small_images_and_bad_configs_are_errors() {
     let config = small(1);
-    let model =
-        Musiq::<B>::from_tensors(config.clone(), &formula_weights(&config), &Default::default())
-            .unwrap();
+    let model = Musiq::<B>::from_tensors(
+        config.clone(),
+        &formula_weights(&config),
+        &Default::default(),
+    )
+    .unwrap();
     // 500x1: the height at the 224 scale would be round(0.448) = 0
     let err = model.score(&image(500, 1)).unwrap_err();
     let msg = err.to_string();
@@ -381,7 +407,10 @@ fn too_small_images_and_bad_configs_are_errors() {
         original_resolution: OriginalResolution::Exactly(3),
         ..MusiqConfig::default()
     };
-    assert_eq!(multiscale_patches(&image(80, 48), &cut).unwrap().len(), 49 + 144 + 3);
+    assert_eq!(
+        multiscale_patches(&image(80, 48), &cut).unwrap().len(),
+        49 + 144 + 3
+    );
 }
 
 /// The default (full-size) configuration with formula weights on one 256x192 image, against
