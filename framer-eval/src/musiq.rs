@@ -803,6 +803,11 @@ impl<B: Backend> Musiq<B> {
     /// The MUSIQ score of `image` (`[H, W, 3]` in `[0, 1]`): `Σ_k q_k · k` of the head output
     /// (see the module documentation); higher is better.
     ///
+    /// The sequence holds `49 + 144 + ceil(H/32)·ceil(W/32)` tokens with the default
+    /// configuration and attention is quadratic in it, as in pyiqa: a 256 × 192 image takes
+    /// under a second on two CPU cores in release mode, a 12-megapixel photo (about 12 000
+    /// tokens) needs several GB for the attention matrices.
+    ///
     /// # Errors
     /// As [`multiscale_patches`] (an image whose resized side would be 0 pixels).
     pub fn score_image(&self, image: &MetricImage) -> Result<f64> {
