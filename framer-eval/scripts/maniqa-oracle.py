@@ -68,7 +68,7 @@ CONFIGS = {
 # (width, height) of the images scored with each configuration.
 IMAGES = {
     "a": [(250, 236, 0), (150, 100, 1)],
-    "b": [(230, 300, 2), (260, 223, 0), (7, 5, 1)],
+    "b": [(230, 300, 2), (260, 213, 0), (7, 5, 1)],
 }
 
 

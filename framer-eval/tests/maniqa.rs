@@ -31,8 +31,9 @@ use framer_metrics::{Metric, MetricImage};
 
 type B = Flex;
 
-/// Relative tolerance of the f32 port against pyiqa in float64.
-const TOLERANCE: f64 = 1e-4;
+/// Relative tolerance of the f32 port against pyiqa in float64 (the small configurations agree
+/// within 1.5e-6).
+const TOLERANCE: f64 = 2e-5;
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -153,6 +154,10 @@ fn model(config: ManiqaConfig) -> Maniqa<B> {
 }
 
 fn assert_rel(label: &str, got: f64, want: f64, tol: f64) {
+    eprintln!(
+        "{label}: relative error {:.2e}",
+        (got - want).abs() / want.abs()
+    );
     assert!(
         (got - want).abs() <= tol * want.abs(),
         "{label}: {got:.12e} vs {want:.12e} (relative {:.3e})",
@@ -161,17 +166,18 @@ fn assert_rel(label: &str, got: f64, want: f64, tol: f64) {
 }
 
 /// (width, height, kind, crops, Σ, Σ², Σ v·sin(flat index)) from the oracle.
+#[rustfmt::skip]
 const CROPS: [(usize, usize, u8, usize, f64, f64, f64); 5] = [
     (250, 236, 0, 4, -1.427922594547e+01, 1.234340017607e+05, 2.199906845411e-01),
     (150, 100, 1, 4, -7.609380540768e+02, 1.174188084814e+05, -2.088148068405e+00),
     (230, 300, 2, 3, -1.092457997799e+01, 9.257594916297e+04, 4.186898724836e-01),
-    (260, 223, 0, 3, 1.807134565774e+00, 8.797353276152e+04, 9.358244552709e-01),
+    (260, 213, 0, 3, -8.018103658203e+00, 8.797029009489e+04, -1.467399562080e+00),
     (7, 5, 1, 3, 1.092359320807e+05, 9.208911316925e+04, -1.032804376215e-01),
 ];
 
 /// `uniform_crop` after the normalisation: crops cut directly (250×236, 230×300), enlarged
-/// by 2.25 (150×100 → 337×225), by 225/223 (260×223 → 262×224: the floor of 223·(225/223)
-/// is 224) and by 45 (7×5 → 315×225), with grids of 2×2 (4 crops) and 2×2 minus one (3).
+/// by 2.25 (150×100 → 337×225), by 225/213 (260×213 → 274×224: 213·(225/213) falls just below 225 in
+/// floating point, so the floor is 224) and by 45 (7×5 → 315×225), with grids of 2×2 (4 crops) and 2×2 minus one (3).
 #[test]
 fn crops_match_uniform_crop() {
     for (w, h, kind, n, sum, sumsq, weighted) in CROPS {
@@ -215,7 +221,7 @@ fn scores_match_pyiqa_config_b_whole_grid_window() {
     let m = model(config_b());
     for (w, h, kind, want) in [
         (230, 300, 2, 4.740782271971e-01),
-        (260, 223, 0, 4.753489538145e-01),
+        (260, 213, 0, 4.728558399350e-01),
         (7, 5, 1, 4.705752848073e-01),
     ] {
         let got = m.score(&image(w, h, kind)).unwrap();
@@ -270,11 +276,19 @@ fn default_tensor_names_match_pyiqa_state_dict() {
     assert_eq!(expected_tensors(&ManiqaConfig::kadid()), want);
     // blocks 10–11, the ViT's norm and head, the Swin downsample and the buffers are not read
     let required = required_tensors(&ManiqaConfig::default());
-    assert!(required.iter().all(|(n, _)| !n.starts_with("vit.blocks.10.")
-        && !n.starts_with("vit.head")
-        && !n.contains("downsample")
-        && !n.ends_with("attn_mask")));
-    assert!(required.iter().any(|(n, _)| n == "vit.blocks.9.mlp.fc2.bias"));
+    assert!(
+        required
+            .iter()
+            .all(|(n, _)| !n.starts_with("vit.blocks.10.")
+                && !n.starts_with("vit.head")
+                && !n.contains("downsample")
+                && !n.ends_with("attn_mask"))
+    );
+    assert!(
+        required
+            .iter()
+            .any(|(n, _)| n == "vit.blocks.9.mlp.fc2.bias")
+    );
     // 24 ViT entries of blocks 10–11, norm + head 4, downsample 4, index buffers 8, masks 4
     assert_eq!(required.len(), 316 - 24 - 4 - 4 - 8 - 4);
 }
@@ -362,7 +376,9 @@ fn wrong_shape_names_tensor_and_shapes() {
     let err = Maniqa::<B>::from_tensors(config, &weights, &Default::default()).unwrap_err();
     let msg = message(err);
     assert!(
-        msg.contains("tablock1.0.c_q.weight") && msg.contains("[48, 49]") && msg.contains("[49, 49]"),
+        msg.contains("tablock1.0.c_q.weight")
+            && msg.contains("[48, 49]")
+            && msg.contains("[49, 49]"),
         "{msg}"
     );
 }
@@ -372,8 +388,12 @@ fn non_finite_weight_is_an_error() {
     let config = config_b();
     let mut weights = formula_weights(&config);
     weights.get_mut("fc_score.3.bias").unwrap().data[0] = f32::NAN;
-    let msg = message(Maniqa::<B>::from_tensors(config, &weights, &Default::default()).unwrap_err());
-    assert!(msg.contains("fc_score.3.bias") && msg.contains("non-finite"), "{msg}");
+    let msg =
+        message(Maniqa::<B>::from_tensors(config, &weights, &Default::default()).unwrap_err());
+    assert!(
+        msg.contains("fc_score.3.bias") && msg.contains("non-finite"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -399,7 +419,10 @@ fn bad_crop_shape_and_bad_config_are_errors() {
     let m = model(config_b());
     let crops = burn::tensor::Tensor::<B, 4>::zeros([1, 3, 200, 224], &Default::default());
     let msg = message(m.patch_scores(crops).unwrap_err());
-    assert!(msg.contains("[1, 3, 200, 224]") && msg.contains("224"), "{msg}");
+    assert!(
+        msg.contains("[1, 3, 200, 224]") && msg.contains("224"),
+        "{msg}"
+    );
     let none = burn::tensor::Tensor::<B, 4>::zeros([0, 3, 224, 224], &Default::default());
     assert!(m.score_crops(none).is_err());
 
@@ -441,7 +464,7 @@ fn bad_crop_shape_and_bad_config_are_errors() {
 }
 
 /// The default configuration (ViT-B/8, 20 crops, `scale` 0.8) with the formula weights on a
-/// 256×240 image: pyiqa in float64 gives 8.633782610804e-02.
+/// 256×240 image: pyiqa in float64 gives 8.633822838859e-02.
 ///
 /// `cargo test --release -p framer-eval --test maniqa -- --ignored`
 #[test]
@@ -455,8 +478,8 @@ fn full_size_default_matches_pyiqa() {
     let built = start.elapsed();
     let got = m.score_image(&image(256, 240, 0)).unwrap();
     eprintln!(
-        "full-size MANIQA: {got:.12e} (pyiqa 8.633782610804e-02), build {built:.2?}, score {:.2?}",
+        "full-size MANIQA: {got:.12e} (pyiqa 8.633822838859e-02), build {built:.2?}, score {:.2?}",
         start.elapsed() - built
     );
-    assert_rel("full size", got, 8.633782610804e-02, TOLERANCE);
+    assert_rel("full size", got, 8.633822838859e-02, TOLERANCE);
 }

@@ -171,7 +171,7 @@ impl ManiqaConfig {
                 self.patch_size
             ));
         }
-        if self.embed_dim < 2 || self.embed_dim % 2 != 0 {
+        if self.embed_dim < 2 || !self.embed_dim.is_multiple_of(2) {
             return bad(format!(
                 "embed_dim {} must be even and positive (the second stage has half)",
                 self.embed_dim
@@ -209,7 +209,9 @@ impl ManiqaConfig {
             }
         }
         let grid = self.grid();
-        if self.window_size == 0 || (grid > self.window_size && grid % self.window_size != 0) {
+        if self.window_size == 0
+            || (grid > self.window_size && !grid.is_multiple_of(self.window_size))
+        {
             return bad(format!(
                 "window_size {} must divide the token grid side {grid} (or be at least {grid})",
                 self.window_size
@@ -236,9 +238,8 @@ struct Entry {
 
 fn state_dict_entries(c: &ManiqaConfig) -> Vec<Entry> {
     let mut out = Vec::new();
-    let mut push = |name: String, shape: Vec<usize>, used: bool| {
-        out.push(Entry { name, shape, used })
-    };
+    let mut push =
+        |name: String, shape: Vec<usize>, used: bool| out.push(Entry { name, shape, used });
     let e = c.embed_dim;
     let g = c.grid();
     let tokens = g * g;
@@ -279,17 +280,29 @@ fn state_dict_entries(c: &ManiqaConfig) -> Vec<Entry> {
     let tab = |push: &mut dyn FnMut(String, Vec<usize>, bool), stage: usize| {
         for i in 0..c.num_tab {
             for l in ["c_q", "c_k", "c_v"] {
-                push(format!("tablock{stage}.{i}.{l}.weight"), vec![tokens, tokens], true);
+                push(
+                    format!("tablock{stage}.{i}.{l}.weight"),
+                    vec![tokens, tokens],
+                    true,
+                );
                 push(format!("tablock{stage}.{i}.{l}.bias"), vec![tokens], true);
             }
         }
     };
     let swin = |push: &mut dyn FnMut(String, Vec<usize>, bool), stage: usize, dim: usize| {
         let p = format!("swintransformer{stage}");
-        push(format!("{p}.downsample.weight"), vec![dim, dim, 3, 3], false);
+        push(
+            format!("{p}.downsample.weight"),
+            vec![dim, dim, 3, 3],
+            false,
+        );
         push(format!("{p}.downsample.bias"), vec![dim], false);
         for (l, (&depth, &heads)) in c.depths.iter().zip(&c.num_heads).enumerate() {
-            push(format!("{p}.layers.{l}.conv.weight"), vec![dim, dim, 3, 3], true);
+            push(
+                format!("{p}.layers.{l}.conv.weight"),
+                vec![dim, dim, 3, 3],
+                true,
+            );
             push(format!("{p}.layers.{l}.conv.bias"), vec![dim], true);
             for b in 0..depth {
                 let w = swin::Window::new(g, c.window_size, b);
@@ -375,11 +388,7 @@ struct Source<'a> {
 }
 
 impl<'a> Source<'a> {
-    fn new(
-        path: &'a Path,
-        tensors: &'a BTreeMap<String, HostTensor>,
-        names: &'a [String],
-    ) -> Self {
+    fn new(path: &'a Path, tensors: &'a BTreeMap<String, HostTensor>, names: &'a [String]) -> Self {
         let prefix = PREFIXES
             .iter()
             .find(|p| tensors.contains_key(&format!("{p}vit.pos_embed")))
@@ -514,7 +523,13 @@ struct LayerNorm<B: Backend> {
 }
 
 impl<B: Backend> LayerNorm<B> {
-    fn load(src: &Source<'_>, name: &str, dim: usize, eps: f64, device: &B::Device) -> Result<Self> {
+    fn load(
+        src: &Source<'_>,
+        name: &str,
+        dim: usize,
+        eps: f64,
+        device: &B::Device,
+    ) -> Result<Self> {
         Ok(Self {
             weight: src.tensor(&format!("{name}.weight"), [dim], device)?,
             bias: src.tensor(&format!("{name}.bias"), [dim], device)?,
@@ -558,7 +573,8 @@ impl<B: Backend> TokenAttention<B> {
         let k = self.k.forward(x.clone());
         let v = self.v.forward(x.clone());
         let attn = softmax(
-            q.matmul(k.swap_dims(1, 2)).mul_scalar((l as f64).powf(-0.5)),
+            q.matmul(k.swap_dims(1, 2))
+                .mul_scalar((l as f64).powf(-0.5)),
             2,
         );
         // pyiqa: `(attn @ v).transpose(1, 2).reshape(B, C, N)`: the [N, L, C] values read
@@ -628,7 +644,11 @@ impl<B: Backend> Maniqa<B> {
             .flat_map(|(n, _)| PREFIXES.map(|p| format!("{p}{n}")))
             .collect();
         let file = WeightFile::read(path, &|name: &str| wanted.contains(name))?;
-        Self::build(config, &Source::new(path, &file.tensors, &file.names), device)
+        Self::build(
+            config,
+            &Source::new(path, &file.tensors, &file.names),
+            device,
+        )
     }
 
     /// Builds the network from named tensors (names as in [`expected_tensors`], optionally
@@ -763,10 +783,8 @@ impl<B: Backend> Maniqa<B> {
     /// As [`Maniqa::score_crops`].
     pub fn score_image(&self, image: &MetricImage) -> Result<f64> {
         let crops = uniform_crops(image, self.config.test_sample);
-        let crops = Tensor::<B, 4>::from_data(
-            TensorData::new(crops.data, crops.shape),
-            &self.device,
-        );
+        let crops =
+            Tensor::<B, 4>::from_data(TensorData::new(crops.data, crops.shape), &self.device);
         self.score_crops(crops)
     }
 }
@@ -824,7 +842,8 @@ fn bilinear_axis(input: usize, dst: usize, inv_scale: f64) -> (usize, usize, f64
 pub fn uniform_crops(image: &MetricImage, test_sample: usize) -> HostTensor {
     let (w, h) = (image.width(), image.height());
     let src = image.data();
-    let norm = |y: usize, x: usize, c: usize| (f64::from(src[(y * w + x) * 3 + c]) - MEAN[c]) / STD[c];
+    let norm =
+        |y: usize, x: usize, c: usize| (f64::from(src[(y * w + x) * 3 + c]) - MEAN[c]) / STD[c];
     let m = h.min(w);
     // (output height, output width, 1 / scale) if resized
     let resize = (m <= CROP_SIZE).then(|| {

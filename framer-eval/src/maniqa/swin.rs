@@ -34,7 +34,11 @@ impl Window {
     /// shift `window_size / 2` for odd blocks, and one unshifted window of the whole grid
     /// when `grid ≤ window_size`.
     pub(super) fn new(grid: usize, window_size: usize, index: usize) -> Self {
-        let shift = if index % 2 == 0 { 0 } else { window_size / 2 };
+        let shift = if index.is_multiple_of(2) {
+            0
+        } else {
+            window_size / 2
+        };
         if grid <= window_size {
             Self {
                 grid,

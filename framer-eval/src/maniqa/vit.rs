@@ -2,11 +2,11 @@
 //! token, learned position embedding, pre-norm blocks with fused `qkv`, LayerNorm ε 1e-6,
 //! exact-erf GELU), run up to block 9, whose outputs 6–9 MANIQA uses.
 
+use burn::tensor::Tensor;
 use burn::tensor::activation::{gelu, softmax};
 use burn::tensor::backend::Backend;
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
-use burn::tensor::Tensor;
 
 use super::{FEATURE_BLOCKS, LayerNorm, Linear, ManiqaConfig, Source};
 use crate::error::Result;
@@ -59,7 +59,9 @@ impl<B: Backend> Block<B> {
         );
         let o = attn.matmul(v).swap_dims(1, 2).reshape([n, t, e]);
         let x = x.add(self.proj.forward(o));
-        let m = self.fc2.forward(gelu(self.fc1.forward(self.norm2.forward(x.clone()))));
+        let m = self
+            .fc2
+            .forward(gelu(self.fc1.forward(self.norm2.forward(x.clone()))));
         x.add(m)
     }
 }
