@@ -52,7 +52,11 @@ enum Command {
 #[derive(Debug, Clone, clap::Args)]
 struct SrArgs {
     /// The run folder (written by `framer train`): its latest checkpoint and resolved schedule.
-    #[arg(long, required_unless_present = "checkpoint", conflicts_with = "checkpoint")]
+    #[arg(
+        long,
+        required_unless_present = "checkpoint",
+        conflicts_with = "checkpoint"
+    )]
     run: Option<PathBuf>,
     /// A checkpoint folder (`step-NNNNNNNN`) or weights file (`.mpk`) instead of `--run`.
     #[arg(long, requires = "schedule")]
@@ -97,9 +101,9 @@ struct EvalArgs {
     /// Pixels removed from every edge before scoring.
     #[arg(long, default_value_t = 4)]
     crop_border: usize,
-    /// Comma-separated metrics: psnr_y, ssim_y, psnr, ssim, niqe, lpips (computed only with
-    /// LPIPS weight files, else listed as not computed), musiq, maniqa (never computed: no
-    /// port of their networks).
+    /// Comma-separated metrics: psnr_y, ssim_y, psnr, ssim, niqe, and the network metrics
+    /// lpips, musiq, maniqa (computed only from the weight files below, else listed as not
+    /// computed).
     #[arg(long, default_value = "psnr_y,ssim_y,niqe")]
     metrics: String,
     /// Also write the table as CSV.
@@ -129,6 +133,15 @@ struct EvalArgs {
     /// LPIPS backbone: alex (the variant papers report) or vgg.
     #[arg(long, default_value = "alex")]
     lpips_net: String,
+    /// MUSIQ checkpoint of pyiqa (musiq_koniq_ckpt-e95806b9.pth; the spaq, paq2piq and ava
+    /// checkpoints also load). Adds musiq to --metrics.
+    #[arg(long)]
+    musiq_weights: Option<PathBuf>,
+    /// MANIQA checkpoint of pyiqa (ckpt_koniq10k.pt; ckpt_kadid10k.pt and
+    /// MANIQA_PIPAL-ae6d356b.pth also load: a name containing "pipal" selects that variant's
+    /// settings). Adds maniqa to --metrics.
+    #[arg(long)]
+    maniqa_weights: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -161,7 +174,10 @@ const NO_CUDA: &str = "this `framer` was built without the `cuda` feature; rebui
                        `cargo build --release --features cuda`";
 
 fn sr(args: SrArgs) -> Result<(), String> {
-    use framer_train::commands::{RunFiles, sr::{SrSettings, run_sr}};
+    use framer_train::commands::{
+        RunFiles,
+        sr::{SrSettings, run_sr},
+    };
     let run = match (&args.run, &args.checkpoint, &args.schedule) {
         (Some(dir), _, _) => RunFiles::from_run_dir(dir),
         (None, Some(c), Some(s)) => RunFiles::from_checkpoint(c, s),
@@ -209,6 +225,8 @@ fn eval(args: EvalArgs) -> Result<(), String> {
         lpips_backbone: args.lpips_backbone,
         lpips_linear: args.lpips_linear,
         lpips_net: args.lpips_net,
+        musiq_weights: args.musiq_weights,
+        maniqa_weights: args.maniqa_weights,
     })
     .map_err(|e| e.to_string())?;
     print!("{text}");
@@ -216,7 +234,10 @@ fn eval(args: EvalArgs) -> Result<(), String> {
 }
 
 fn analyze(args: AnalyzeArgs) -> Result<(), String> {
-    use framer_train::commands::{RunFiles, analyze::{AnalyzeSettings, run_analyze}};
+    use framer_train::commands::{
+        RunFiles,
+        analyze::{AnalyzeSettings, run_analyze},
+    };
     let run = RunFiles::from_run_dir(&args.run).map_err(|e| e.to_string())?;
     let settings = AnalyzeSettings {
         out: args.out.unwrap_or_else(|| args.run.join("analysis")),
@@ -335,9 +356,11 @@ fn demo(args: DemoArgs) -> Result<(), String> {
         }
         #[cfg(not(feature = "cuda"))]
         Device::Cuda => {
-            return Err("this `framer` was built without the `cuda` feature; rebuild with \
+            return Err(
+                "this `framer` was built without the `cuda` feature; rebuild with \
                         `cargo run --release --features cuda`"
-                .to_string());
+                    .to_string(),
+            );
         }
     }
     .map_err(|e| e.to_string())

@@ -517,3 +517,106 @@ fn eval_computes_lpips_from_user_supplied_weight_files() {
     assert!(!ok && stderr.contains("expected alex or vgg"), "{stderr}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Writes deterministic tensors for `specs` as `.safetensors` at `path`, with
+/// `s = sin(2.3 i + k)`: `0.02 s` for a bias, `s / √fan_in` for a matrix or kernel, `1 + 0.2 s`
+/// for a norm scale and `0.3 s` for embeddings (framer-eval's MUSIQ oracle formula).
+fn write_formula_weights(path: &Path, specs: &[(String, Vec<usize>)]) {
+    use framer_eval::weight_file::{HostTensor, write_safetensors};
+    let tensors = specs
+        .iter()
+        .enumerate()
+        .map(|(k, (name, shape))| {
+            let n: usize = shape.iter().product();
+            let fan_in = shape.iter().skip(1).product::<usize>().max(1) as f64;
+            let data = (0..n)
+                .map(|i| {
+                    let s = (2.3 * i as f64 + k as f64).sin();
+                    let v = if name.ends_with(".bias") {
+                        0.02 * s
+                    } else if shape.len() >= 2 && name.ends_with(".weight") {
+                        s / fan_in.sqrt()
+                    } else if shape.len() == 1 {
+                        1.0 + 0.2 * s
+                    } else {
+                        0.3 * s
+                    };
+                    v as f32
+                })
+                .collect();
+            let t = HostTensor {
+                shape: shape.clone(),
+                data,
+            };
+            (name.clone(), t)
+        })
+        .collect();
+    write_safetensors(path, &tensors).unwrap();
+}
+
+#[test]
+fn eval_computes_musiq_from_a_user_supplied_checkpoint() {
+    use framer_eval::compare::ImageMetric;
+    use framer_eval::musiq::{Musiq, MusiqConfig, expected_tensors};
+    use framer_metrics::MetricImage;
+    let dir = temp("musiq");
+    write_png(&dir.join("sr/a.png"), 72, 56, 3);
+    write_png(&dir.join("sr/b.png"), 48, 64, 70);
+    // the full-size network of pyiqa's checkpoints, with deterministic weights
+    let weights = dir.join("musiq-formula.safetensors");
+    write_formula_weights(&weights, &expected_tensors(&MusiqConfig::default()));
+
+    // no-reference: no ground truth needed; musiq is added to the metrics
+    let csv = dir.join("scores.csv");
+    let (ok, stdout, stderr) = framer(&[
+        "eval",
+        s(&dir.join("sr")),
+        "--metrics",
+        "maniqa",
+        "--crop-border",
+        "4",
+        "--musiq-weights",
+        s(&weights),
+        "--csv",
+        s(&csv),
+    ]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains("musiq") && stdout.contains("not computed: maniqa"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("--maniqa-weights"), "{stdout}");
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let musiq =
+        Musiq::<burn::backend::Flex>::load(&weights, MusiqConfig::default(), &Default::default())
+            .unwrap();
+    for stem in ["a", "b"] {
+        let img = MetricImage::load(dir.join(format!("sr/{stem}.png"))).unwrap();
+        let want = musiq.score(&img.crop(4).unwrap()).unwrap();
+        assert!(want.is_finite());
+        assert_eq!(csv_value(&text, stem, "musiq"), want, "{text}");
+    }
+    // the two images differ, so must their scores
+    assert_ne!(
+        csv_value(&text, "a", "musiq"),
+        csv_value(&text, "b", "musiq")
+    );
+
+    // a missing file, and a file of another network, are errors naming the file
+    let (ok, _, stderr) = framer(&[
+        "eval",
+        s(&dir.join("sr")),
+        "--musiq-weights",
+        s(&dir.join("absent.pth")),
+    ]);
+    assert!(
+        !ok && stderr.contains("--musiq-weights") && stderr.contains("absent.pth"),
+        "{stderr}"
+    );
+    let (ok, _, stderr) = framer(&["eval", s(&dir.join("sr")), "--maniqa-weights", s(&weights)]);
+    assert!(
+        !ok && stderr.contains("musiq-formula.safetensors"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("not found"), "{stderr}");
+}

@@ -1,21 +1,24 @@
 //! `framer eval`: score a folder of super-resolved images against ground truths, or several
 //! runs side by side (`--compare NAME=DIR …`).
 //!
-//! LPIPS is computed on the CPU when its weight files are given (`--lpips-weights DIR`, or
-//! `--lpips-backbone FILE --lpips-linear FILE`); MUSIQ and MANIQA are never computed.
+//! The network metrics are computed on the CPU when their weight files are given: LPIPS
+//! (`--lpips-weights DIR`, or `--lpips-backbone FILE --lpips-linear FILE`), MUSIQ
+//! (`--musiq-weights FILE`) and MANIQA (`--maniqa-weights FILE`), pyiqa's checkpoints.
 
 use std::path::{Path, PathBuf};
 
 use framer_eval::compare::{
-    MetricModels, PairMetric, RunSpec, compare_runs_with, evaluate_run_with, unavailable_note,
+    ImageMetric, MetricModels, PairMetric, RunSpec, compare_runs_with, evaluate_run_with,
+    unavailable_note,
 };
 use framer_eval::lpips::{Lpips, LpipsFiles, LpipsNet};
+use framer_eval::maniqa::{Maniqa, ManiqaConfig};
+use framer_eval::musiq::{Musiq, MusiqConfig};
 use framer_metrics::{Metric, TableFormat};
 
 use super::CommandError;
 
-/// The metrics that need pretrained network weights: LPIPS is computed only from
-/// user-supplied weight files, MUSIQ and MANIQA never.
+/// The metrics that need pretrained network weights, computed only from user-supplied files.
 pub const NETWORK_METRICS: [Metric; 3] = [Metric::Lpips, Metric::Musiq, Metric::Maniqa];
 
 /// Settings of `framer eval`.
@@ -47,6 +50,11 @@ pub struct EvalSettings {
     pub lpips_linear: Option<PathBuf>,
     /// LPIPS backbone network, `alex` (empty means `alex`) or `vgg`.
     pub lpips_net: String,
+    /// pyiqa's MUSIQ checkpoint (`musiq_koniq_ckpt-e95806b9.pth`, …).
+    pub musiq_weights: Option<PathBuf>,
+    /// pyiqa's MANIQA checkpoint (`ckpt_koniq10k.pt`, …); the configuration follows the file
+    /// name ([`ManiqaConfig::for_file`]: `pipal` in the name selects the PIPAL variant).
+    pub maniqa_weights: Option<PathBuf>,
 }
 
 impl EvalSettings {
@@ -96,21 +104,20 @@ impl EvalSettings {
 }
 
 /// Runs the evaluation and returns the text to print (the table, then the note on the metrics
-/// that are not computed, then the files written). With LPIPS weight files, `lpips` is added
-/// to the metrics if it is not listed, and computed on the CPU.
+/// that are not computed, then the files written). With the weight files of a network metric
+/// (LPIPS, MUSIQ, MANIQA), the metric is added to the list if it is not there, and computed on
+/// the CPU.
 ///
 /// # Errors
 /// [`CommandError`] for a missing folder, an image without partner or of another size than its
 /// ground truth (naming both files), unknown metric names, conflicting arguments, or an
-/// unusable LPIPS weight file (naming the file and the missing or mis-shaped tensor).
+/// unusable weight file (naming the file and the missing or mis-shaped tensor).
 pub fn run_eval(settings: &EvalSettings) -> Result<String, CommandError> {
     let mut metrics = Metric::parse_list(&settings.metrics)
         .map_err(|e| CommandError::Invalid(format!("--metrics: {e}")))?;
     let lpips = match settings.lpips_files()? {
         Some(files) => {
-            if !metrics.contains(&Metric::Lpips) {
-                metrics.push(Metric::Lpips);
-            }
+            add_metric(&mut metrics, Metric::Lpips);
             Some(Lpips::<burn::backend::Flex>::load(
                 &files,
                 &Default::default(),
@@ -118,10 +125,41 @@ pub fn run_eval(settings: &EvalSettings) -> Result<String, CommandError> {
         }
         None => None,
     };
+    let musiq = match &settings.musiq_weights {
+        Some(path) => {
+            check_file("--musiq-weights", path)?;
+            add_metric(&mut metrics, Metric::Musiq);
+            Some(Musiq::<burn::backend::Flex>::load(
+                path,
+                MusiqConfig::default(),
+                &Default::default(),
+            )?)
+        }
+        None => None,
+    };
+    let maniqa = match &settings.maniqa_weights {
+        Some(path) => {
+            check_file("--maniqa-weights", path)?;
+            add_metric(&mut metrics, Metric::Maniqa);
+            Some(Maniqa::<burn::backend::Flex>::load(
+                path,
+                ManiqaConfig::for_file(path),
+                &Default::default(),
+            )?)
+        }
+        None => None,
+    };
     let pair: Vec<&dyn PairMetric> = lpips.iter().map(|l| l as &dyn PairMetric).collect();
+    let mut image: Vec<&dyn ImageMetric> = Vec::new();
+    if let Some(m) = &musiq {
+        image.push(m);
+    }
+    if let Some(m) = &maniqa {
+        image.push(m);
+    }
     let models = MetricModels {
         pair: &pair,
-        image: &[],
+        image: &image,
     };
     let gt = settings.gt.as_deref();
     if let Some(gt) = gt
@@ -183,7 +221,7 @@ pub fn run_eval(settings: &EvalSettings) -> Result<String, CommandError> {
     if skipped.is_empty() {
         let absent: Vec<Metric> = NETWORK_METRICS
             .into_iter()
-            .filter(|m| !(*m == Metric::Lpips && lpips.is_some()))
+            .filter(|&m| !models.computes(m))
             .collect();
         if let Some(note) = unavailable_note(&absent) {
             text.push_str(&format!("\n{note}"));
@@ -193,6 +231,25 @@ pub fn run_eval(settings: &EvalSettings) -> Result<String, CommandError> {
         text.push('\n');
     }
     Ok(text)
+}
+
+/// Appends `metric` unless it is listed.
+fn add_metric(metrics: &mut Vec<Metric>, metric: Metric) {
+    if !metrics.contains(&metric) {
+        metrics.push(metric);
+    }
+}
+
+/// A weight file given as `flag` must exist (the weight reader then names what is wrong in it).
+fn check_file(flag: &str, path: &Path) -> Result<(), CommandError> {
+    if path.is_file() {
+        Ok(())
+    } else {
+        Err(CommandError::Invalid(format!(
+            "{flag}: file {} does not exist",
+            path.display()
+        )))
+    }
 }
 
 fn check_dir(dir: &Path) -> Result<(), CommandError> {
