@@ -236,24 +236,89 @@ struct Entry {
     used: bool,
 }
 
+/// The state-dict listing under construction.
+#[derive(Default)]
+struct Entries(Vec<Entry>);
+
+impl Entries {
+    fn add(&mut self, name: String, shape: Vec<usize>, used: bool) {
+        self.0.push(Entry { name, shape, used });
+    }
+
+    /// `tablock{stage}.*`: `num_tab` TABlocks of three `[L, L]` linear layers.
+    fn tablocks(&mut self, c: &ManiqaConfig, stage: usize) {
+        let tokens = c.grid() * c.grid();
+        for i in 0..c.num_tab {
+            for l in ["c_q", "c_k", "c_v"] {
+                let p = format!("tablock{stage}.{i}.{l}");
+                self.add(format!("{p}.weight"), vec![tokens, tokens], true);
+                self.add(format!("{p}.bias"), vec![tokens], true);
+            }
+        }
+    }
+
+    /// `swintransformer{stage}.*` of width `dim`.
+    fn swin(&mut self, c: &ManiqaConfig, stage: usize, dim: usize) {
+        let p = format!("swintransformer{stage}");
+        self.add(
+            format!("{p}.downsample.weight"),
+            vec![dim, dim, 3, 3],
+            false,
+        );
+        self.add(format!("{p}.downsample.bias"), vec![dim], false);
+        for (l, (&depth, &heads)) in c.depths.iter().zip(&c.num_heads).enumerate() {
+            self.add(
+                format!("{p}.layers.{l}.conv.weight"),
+                vec![dim, dim, 3, 3],
+                true,
+            );
+            self.add(format!("{p}.layers.{l}.conv.bias"), vec![dim], true);
+            for b in 0..depth {
+                let w = swin::Window::new(c.grid(), c.window_size, b);
+                let q = format!("{p}.layers.{l}.blocks.{b}");
+                let n = w.size * w.size;
+                let table = (2 * w.size - 1) * (2 * w.size - 1);
+                if w.shift > 0 {
+                    self.add(format!("{q}.attn_mask"), vec![w.count(), n, n], false);
+                }
+                for (name, shape, used) in [
+                    ("norm1.weight", vec![dim], true),
+                    ("norm1.bias", vec![dim], true),
+                    (
+                        "attn.relative_position_bias_table",
+                        vec![table, heads],
+                        true,
+                    ),
+                    ("attn.relative_position_index", vec![n, n], false),
+                    ("attn.qkv.weight", vec![3 * dim, dim], true),
+                    ("attn.qkv.bias", vec![3 * dim], true),
+                    ("attn.proj.weight", vec![dim, dim], true),
+                    ("attn.proj.bias", vec![dim], true),
+                    ("norm2.weight", vec![dim], true),
+                    ("norm2.bias", vec![dim], true),
+                    ("mlp.fc1.weight", vec![c.dim_mlp, dim], true),
+                    ("mlp.fc1.bias", vec![c.dim_mlp], true),
+                    ("mlp.fc2.weight", vec![dim, c.dim_mlp], true),
+                    ("mlp.fc2.bias", vec![dim], true),
+                ] {
+                    self.add(format!("{q}.{name}"), shape, used);
+                }
+            }
+        }
+    }
+}
+
 fn state_dict_entries(c: &ManiqaConfig) -> Vec<Entry> {
-    let mut out = Vec::new();
-    let mut push =
-        |name: String, shape: Vec<usize>, used: bool| out.push(Entry { name, shape, used });
+    let mut out = Entries::default();
     let e = c.embed_dim;
-    let g = c.grid();
-    let tokens = g * g;
-    push("vit.cls_token".into(), vec![1, 1, e], true);
-    push("vit.pos_embed".into(), vec![1, tokens + 1, e], true);
-    push(
-        "vit.patch_embed.proj.weight".into(),
-        vec![e, 3, c.patch_size, c.patch_size],
-        true,
-    );
-    push("vit.patch_embed.proj.bias".into(), vec![e], true);
+    let tokens = c.grid() * c.grid();
+    out.add("vit.cls_token".into(), vec![1, 1, e], true);
+    out.add("vit.pos_embed".into(), vec![1, tokens + 1, e], true);
+    let patch = vec![e, 3, c.patch_size, c.patch_size];
+    out.add("vit.patch_embed.proj.weight".into(), patch, true);
+    out.add("vit.patch_embed.proj.bias".into(), vec![e], true);
     for b in 0..c.vit_depth {
         let used = b <= FEATURE_BLOCKS[3];
-        let p = format!("vit.blocks.{b}");
         for (n, s) in [
             ("norm1.weight", vec![e]),
             ("norm1.bias", vec![e]),
@@ -268,91 +333,30 @@ fn state_dict_entries(c: &ManiqaConfig) -> Vec<Entry> {
             ("mlp.fc2.weight", vec![e, c.vit_mlp_hidden]),
             ("mlp.fc2.bias", vec![e]),
         ] {
-            push(format!("{p}.{n}"), s, used);
+            out.add(format!("vit.blocks.{b}.{n}"), s, used);
         }
     }
-    push("vit.norm.weight".into(), vec![e], false);
-    push("vit.norm.bias".into(), vec![e], false);
+    out.add("vit.norm.weight".into(), vec![e], false);
+    out.add("vit.norm.bias".into(), vec![e], false);
     if c.vit_classes > 0 {
-        push("vit.head.weight".into(), vec![c.vit_classes, e], false);
-        push("vit.head.bias".into(), vec![c.vit_classes], false);
+        out.add("vit.head.weight".into(), vec![c.vit_classes, e], false);
+        out.add("vit.head.bias".into(), vec![c.vit_classes], false);
     }
-    let tab = |push: &mut dyn FnMut(String, Vec<usize>, bool), stage: usize| {
-        for i in 0..c.num_tab {
-            for l in ["c_q", "c_k", "c_v"] {
-                push(
-                    format!("tablock{stage}.{i}.{l}.weight"),
-                    vec![tokens, tokens],
-                    true,
-                );
-                push(format!("tablock{stage}.{i}.{l}.bias"), vec![tokens], true);
-            }
-        }
-    };
-    let swin = |push: &mut dyn FnMut(String, Vec<usize>, bool), stage: usize, dim: usize| {
-        let p = format!("swintransformer{stage}");
-        push(
-            format!("{p}.downsample.weight"),
-            vec![dim, dim, 3, 3],
-            false,
-        );
-        push(format!("{p}.downsample.bias"), vec![dim], false);
-        for (l, (&depth, &heads)) in c.depths.iter().zip(&c.num_heads).enumerate() {
-            push(
-                format!("{p}.layers.{l}.conv.weight"),
-                vec![dim, dim, 3, 3],
-                true,
-            );
-            push(format!("{p}.layers.{l}.conv.bias"), vec![dim], true);
-            for b in 0..depth {
-                let w = swin::Window::new(g, c.window_size, b);
-                let q = format!("{p}.layers.{l}.blocks.{b}");
-                let n = w.size * w.size;
-                if w.shift > 0 {
-                    push(format!("{q}.attn_mask"), vec![w.count(), n, n], false);
-                }
-                push(format!("{q}.norm1.weight"), vec![dim], true);
-                push(format!("{q}.norm1.bias"), vec![dim], true);
-                let table = (2 * w.size - 1) * (2 * w.size - 1);
-                push(
-                    format!("{q}.attn.relative_position_bias_table"),
-                    vec![table, heads],
-                    true,
-                );
-                push(
-                    format!("{q}.attn.relative_position_index"),
-                    vec![n, n],
-                    false,
-                );
-                push(format!("{q}.attn.qkv.weight"), vec![3 * dim, dim], true);
-                push(format!("{q}.attn.qkv.bias"), vec![3 * dim], true);
-                push(format!("{q}.attn.proj.weight"), vec![dim, dim], true);
-                push(format!("{q}.attn.proj.bias"), vec![dim], true);
-                push(format!("{q}.norm2.weight"), vec![dim], true);
-                push(format!("{q}.norm2.bias"), vec![dim], true);
-                push(format!("{q}.mlp.fc1.weight"), vec![c.dim_mlp, dim], true);
-                push(format!("{q}.mlp.fc1.bias"), vec![c.dim_mlp], true);
-                push(format!("{q}.mlp.fc2.weight"), vec![dim, c.dim_mlp], true);
-                push(format!("{q}.mlp.fc2.bias"), vec![dim], true);
-            }
-        }
-    };
-    let mut push_dyn = |name: String, shape: Vec<usize>, used: bool| push(name, shape, used);
-    tab(&mut push_dyn, 1);
-    push_dyn("conv1.weight".into(), vec![e, 4 * e, 1, 1], true);
-    push_dyn("conv1.bias".into(), vec![e], true);
-    swin(&mut push_dyn, 1, e);
-    tab(&mut push_dyn, 2);
-    push_dyn("conv2.weight".into(), vec![e / 2, e, 1, 1], true);
-    push_dyn("conv2.bias".into(), vec![e / 2], true);
-    swin(&mut push_dyn, 2, e / 2);
+    out.tablocks(c, 1);
+    out.add("conv1.weight".into(), vec![e, 4 * e, 1, 1], true);
+    out.add("conv1.bias".into(), vec![e], true);
+    out.swin(c, 1, e);
+    out.tablocks(c, 2);
+    out.add("conv2.weight".into(), vec![e / 2, e, 1, 1], true);
+    out.add("conv2.bias".into(), vec![e / 2], true);
+    out.swin(c, 2, e / 2);
     for head in ["fc_score", "fc_weight"] {
-        push_dyn(format!("{head}.0.weight"), vec![e / 2, e / 2], true);
-        push_dyn(format!("{head}.0.bias"), vec![e / 2], true);
-        push_dyn(format!("{head}.3.weight"), vec![1, e / 2], true);
-        push_dyn(format!("{head}.3.bias"), vec![1], true);
+        out.add(format!("{head}.0.weight"), vec![e / 2, e / 2], true);
+        out.add(format!("{head}.0.bias"), vec![e / 2], true);
+        out.add(format!("{head}.3.weight"), vec![1, e / 2], true);
+        out.add(format!("{head}.3.bias"), vec![1], true);
     }
-    out
+    out.0
 }
 
 /// The names and shapes of `MANIQA(...).state_dict()` for `config`, in state-dict order: the
@@ -461,14 +465,7 @@ impl<'a> Source<'a> {
         output: usize,
         device: &B::Device,
     ) -> Result<Linear<B>> {
-        let w = self.host(&format!("{name}.weight"), &[output, input])?;
-        Ok(Linear {
-            weight: Tensor::from_data(
-                TensorData::new(transpose(&w.data, output, input), [input, output]),
-                device,
-            ),
-            bias: self.tensor(&format!("{name}.bias"), [output], device)?,
-        })
+        self.dense(name, input, output, &[output, input], device)
     }
 
     /// A 1×1 convolution (`weight [out, in, 1, 1]`) as a linear layer over channels.
@@ -479,7 +476,18 @@ impl<'a> Source<'a> {
         output: usize,
         device: &B::Device,
     ) -> Result<Linear<B>> {
-        let w = self.host(&format!("{name}.weight"), &[output, input, 1, 1])?;
+        self.dense(name, input, output, &[output, input, 1, 1], device)
+    }
+
+    fn dense<B: Backend>(
+        &self,
+        name: &str,
+        input: usize,
+        output: usize,
+        weight_shape: &[usize],
+        device: &B::Device,
+    ) -> Result<Linear<B>> {
+        let w = self.host(&format!("{name}.weight"), weight_shape)?;
         Ok(Linear {
             weight: Tensor::from_data(
                 TensorData::new(transpose(&w.data, output, input), [input, output]),
