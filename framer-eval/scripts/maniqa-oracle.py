@@ -14,6 +14,10 @@ With `--fixtures DIR` it writes `maniqa-default-state-dict.txt`: the names and s
 default configuration's `state_dict()` (the keys of pyiqa's released checkpoints), one
 `name dim0,dim1,...` per line, in state-dict order (integer buffers included).
 
+It also writes `maniqa-tiny-checkpoint.pth`, a tiny configuration's state dict saved by
+`torch.save` as `{"params": {"module.<name>": float16 tensor}}` (integer buffers included),
+and prints that model's score.
+
 With `--full` it also scores one 256x240 image with the default (full-size) configuration
 (ViT-B/8, 20 crops; takes a few minutes on two cores).
 
@@ -64,6 +68,16 @@ CONFIGS = {
                     num_heads=[2, 3], num_tab=1, scale=0.13, test_sample=3),
     ),
 }
+
+# Written as a checkpoint fixture (float16, nested under `params` with `module.` names, buffers
+# included): 8x8 tokens, window 4 with a shift of 2.
+TINY = dict(
+    vit=dict(img_size=224, patch_size=28, embed_dim=8, depth=10, num_heads=2,
+             mlp_ratio=2.0, num_classes=2),
+    maniqa=dict(embed_dim=8, patch_size=28, depths=[2], window_size=4, dim_mlp=8,
+                num_heads=[2], num_tab=1, scale=0.5, test_sample=2),
+)
+TINY_IMAGE = (240, 180, 1)
 
 # (width, height) of the images scored with each configuration.
 IMAGES = {
@@ -150,6 +164,26 @@ def write_state_dict_fixture(out):
     print(f"wrote {path}")
 
 
+def write_tiny_checkpoint(out):
+    """The TINY model's state dict as pyiqa's `load_pretrained_network(..., weight_keys='params')`
+    reads it after `clean_state_dict`: `{"params": {"module.<name>": tensor}}`, float tensors
+    in float16 (the integer `relative_position_index` buffers as they are). Returns the model
+    with the float16-rounded weights."""
+    model = build(TINY["vit"], TINY["maniqa"])
+    state = model.state_dict()
+    saved = {}
+    for name, t in state.items():
+        if t.is_floating_point():
+            t = t.half()
+        saved["module." + name] = t
+    path = os.path.join(out, "maniqa-tiny-checkpoint.pth")
+    torch.save({"params": saved}, path)
+    print(f"wrote {path} ({os.path.getsize(path)} bytes)")
+    model.load_state_dict({k[len("module."):]: v.double() if v.is_floating_point() else v
+                           for k, v in saved.items()})
+    return model.double().eval()
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--fixtures", help="folder for the state-dict names fixture")
@@ -163,6 +197,8 @@ def main():
             report(label, model, width, height, kind)
     if args.fixtures:
         write_state_dict_fixture(args.fixtures)
+        model = write_tiny_checkpoint(args.fixtures)
+        report("tiny (float16 checkpoint)", model, *TINY_IMAGE)
     if args.full:
         model = build(None, dict(scale=0.8))
         report("default", model, 256, 240, 0)

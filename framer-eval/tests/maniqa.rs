@@ -15,7 +15,8 @@
 //! [`formula`] (repeated here), and scores the deterministic images of [`image`] in float64.
 //! The f32 port must agree within [`TOLERANCE`] (relative). It also writes
 //! `tests/fixtures/maniqa-default-state-dict.txt`, the names and shapes of the default
-//! configuration's `state_dict()`.
+//! configuration's `state_dict()`, and `tests/fixtures/maniqa-tiny-checkpoint.pth`, a tiny
+//! configuration saved the way pyiqa's checkpoints are (see [`load_torch_checkpoint_fixture`]).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -335,6 +336,35 @@ fn load_prefixed_names() {
             assert_rel(&format!("file, prefix `{prefix}`"), got, want, TOLERANCE);
         }
     }
+}
+
+/// A checkpoint as pyiqa's `load_pretrained_network(..., weight_keys='params')` reads it: a
+/// `torch.save` zip of `{"params": {"module.<name>": tensor}}` with float16 weights and the
+/// integer `relative_position_index` and float `attn_mask` buffers, for a tiny configuration
+/// (8×8 tokens, window 4 shifted by 2). pyiqa in float64 on the same float16-rounded weights
+/// gives 5.528959418493e-02 on the 240×180 image of kind 1 (enlarged to 300×225).
+#[test]
+fn load_torch_checkpoint_fixture() {
+    let config = ManiqaConfig {
+        embed_dim: 8,
+        patch_size: 28,
+        vit_depth: 10,
+        vit_heads: 2,
+        vit_mlp_hidden: 16,
+        vit_classes: 2,
+        depths: vec![2],
+        num_heads: vec![2],
+        window_size: 4,
+        dim_mlp: 8,
+        num_tab: 1,
+        scale: 0.5,
+        test_sample: 2,
+        crop_batch: 2,
+    };
+    let path = fixture("maniqa-tiny-checkpoint.pth");
+    let m = Maniqa::<B>::load(&path, config, &Default::default()).unwrap();
+    let got = m.score_image(&image(240, 180, 1)).unwrap();
+    assert_rel("tiny checkpoint", got, 5.528959418493e-02, TOLERANCE);
 }
 
 fn message(err: EvalError) -> String {
