@@ -486,6 +486,13 @@ fn bad_crop_shape_and_bad_config_are_errors() {
             },
             "num_heads",
         ),
+        (
+            ManiqaConfig {
+                test_sample: 0,
+                ..config_a()
+            },
+            "test_sample 0",
+        ),
     ] {
         let err = Maniqa::<B>::from_tensors(config, &weights, &Default::default()).unwrap_err();
         assert!(matches!(err, EvalError::InvalidArgument(_)), "{err:?}");

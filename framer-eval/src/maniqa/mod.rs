@@ -59,6 +59,8 @@ pub const MEAN: [f64; 3] = [0.5, 0.5, 0.5];
 pub const STD: [f64; 3] = [0.5, 0.5, 0.5];
 /// The ViT blocks whose outputs MANIQA concatenates (`extract_feature`).
 pub const FEATURE_BLOCKS: [usize; 4] = [6, 7, 8, 9];
+/// The largest `test_sample` accepted (each crop holds 3·224² values on the host).
+pub const MAX_TEST_SAMPLE: usize = 1024;
 /// The ε of the final weighted average `Σ w·s / (Σ w + ε)`.
 pub const WEIGHT_EPS: f64 = 1e-8;
 
@@ -217,8 +219,11 @@ impl ManiqaConfig {
                 self.window_size
             ));
         }
-        if self.test_sample == 0 || self.crop_batch == 0 {
-            return bad("test_sample and crop_batch must be positive".into());
+        if self.test_sample == 0 || self.test_sample > MAX_TEST_SAMPLE || self.crop_batch == 0 {
+            return bad(format!(
+                "test_sample {} must be in 1..={MAX_TEST_SAMPLE} and crop_batch {} positive",
+                self.test_sample, self.crop_batch
+            ));
         }
         if !self.scale.is_finite() {
             return bad(format!("scale {} must be finite", self.scale));
