@@ -16,13 +16,14 @@
 //! - [`plot`]: PNG line plots, grouped bar charts and heat maps with embedded fonts, reusable
 //!   for loss curves.
 //!
-//! - [`lpips`]: LPIPS v0.1 (AlexNet or VGG16) from weight files the user supplies, read by
-//!   [`weight_file`] (PyTorch `.pth` or `.safetensors`).
+//! - [`lpips`]: LPIPS v0.1 (AlexNet or VGG16), [`musiq`]: MUSIQ, [`maniqa`]: MANIQA, from
+//!   weight files the user supplies (pyiqa's checkpoints for the last two), read by
+//!   [`weight_file`] (PyTorch `.pth` or `.safetensors`) and checked against the `lpips` and
+//!   `pyiqa` packages' own code.
 //!
-//! LPIPS, MUSIQ and MANIQA need pretrained network weights that no offline package ships. LPIPS
-//! is computed when the user supplies the weight files ([`lpips::LpipsFiles`]); otherwise, and
-//! always for MUSIQ and MANIQA (no port of their networks), the reports list them as not
-//! computed (see [`compare::unavailable_note`]).
+//! LPIPS, MUSIQ and MANIQA need pretrained network weights that no offline package ships. They
+//! are computed when the user supplies the weight files ([`compare::MetricModels`]); otherwise
+//! the reports list them as not computed (see [`compare::unavailable_note`]).
 
 pub mod analyze;
 pub mod color_fix;
@@ -39,4 +40,6 @@ pub mod weight_file;
 pub use color_fix::ColorFix;
 pub use error::{BoxedError, EvalError, Result};
 pub use lpips::{Lpips, LpipsFiles, LpipsNet};
+pub use maniqa::{Maniqa, ManiqaConfig};
+pub use musiq::{Musiq, MusiqConfig};
 pub use tiling::{BlendWindow, TileConfig, TilePlan, TileRegion};

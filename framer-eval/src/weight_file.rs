@@ -51,6 +51,17 @@ pub fn read_weight_file_where(
 /// Every float tensor name of the file, and the kept tensors.
 type Contents = (Vec<String>, BTreeMap<String, HostTensor>);
 
+/// A safetensors file: an 8-byte little-endian header length that fits the file, then a JSON
+/// object. (Its first byte is the low byte of that length, which can be `0x80`, the first byte
+/// of a pickle too.)
+fn looks_like_safetensors(bytes: &[u8]) -> bool {
+    let Some(len) = bytes.get(..8) else {
+        return false;
+    };
+    let len = u64::from_le_bytes(len.try_into().unwrap_or([0; 8]));
+    bytes.get(8) == Some(&b'{') && len <= (bytes.len() - 8) as u64
+}
+
 fn read_with_names(path: &Path, keep: &dyn Fn(&str) -> bool) -> Result<Contents> {
     let bytes = std::fs::read(path).map_err(|source| EvalError::Read {
         path: path.to_path_buf(),
@@ -62,7 +73,7 @@ fn read_with_names(path: &Path, keep: &dyn Fn(&str) -> bool) -> Result<Contents>
     };
     if bytes.starts_with(b"PK\x03\x04") {
         read_torch_zip(&bytes, keep).map_err(fail)
-    } else if bytes.first() == Some(&0x80) {
+    } else if bytes.first() == Some(&0x80) && !looks_like_safetensors(&bytes) {
         read_torch_legacy(&bytes, keep).map_err(fail)
     } else {
         read_safetensors(&bytes, keep).map_err(|e| {

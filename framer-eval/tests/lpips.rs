@@ -286,6 +286,30 @@ fn safetensors_round_trip() {
     assert!(e.to_string().contains("a.weight"), "{e}");
 }
 
+/// A safetensors file whose header length has the low byte 0x80 (the first byte of a pickle)
+/// is still read as safetensors.
+#[test]
+fn safetensors_whose_first_byte_looks_like_a_pickle() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join("t.safetensors");
+    let mut hit = false;
+    for n in 1..200 {
+        let t = BTreeMap::from([(
+            format!("params.module.{}", "w".repeat(n)),
+            HostTensor {
+                shape: vec![2],
+                data: vec![0.5, -1.5],
+            },
+        )]);
+        write_safetensors(&p, &t).unwrap();
+        if std::fs::read(&p).unwrap()[0] == 0x80 {
+            assert_eq!(read_weight_file(&p).unwrap(), t);
+            hit = true;
+        }
+    }
+    assert!(hit, "no name length gave a header length with low byte 0x80");
+}
+
 #[test]
 fn bad_weight_files_give_errors_naming_the_file_and_the_tensor() {
     let tmp = tempfile::tempdir().unwrap();
