@@ -142,6 +142,9 @@ struct EvalArgs {
     /// settings). Adds maniqa to --metrics.
     #[arg(long)]
     maniqa_weights: Option<PathBuf>,
+    /// Where the network metrics (lpips, musiq, maniqa) run; the others always run on the CPU.
+    #[arg(long, value_enum, default_value_t = Device::Cpu)]
+    device: Device,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -212,7 +215,7 @@ fn sr(args: SrArgs) -> Result<(), String> {
 
 fn eval(args: EvalArgs) -> Result<(), String> {
     use framer_train::commands::eval::{EvalSettings, run_eval};
-    let text = run_eval(&EvalSettings {
+    let settings = EvalSettings {
         sr_dir: args.sr_dir,
         compare: args.compare,
         gt: args.gt,
@@ -227,7 +230,14 @@ fn eval(args: EvalArgs) -> Result<(), String> {
         lpips_net: args.lpips_net,
         musiq_weights: args.musiq_weights,
         maniqa_weights: args.maniqa_weights,
-    })
+    };
+    let text = match args.device {
+        Device::Cpu => run_eval::<burn::backend::Flex>(&settings, &Default::default()),
+        #[cfg(feature = "cuda")]
+        Device::Cuda => run_eval::<burn::backend::Cuda>(&settings, &Default::default()),
+        #[cfg(not(feature = "cuda"))]
+        Device::Cuda => return Err(NO_CUDA.into()),
+    }
     .map_err(|e| e.to_string())?;
     print!("{text}");
     Ok(())

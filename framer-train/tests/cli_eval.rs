@@ -619,4 +619,17 @@ fn eval_computes_musiq_from_a_user_supplied_checkpoint() {
         "{stderr}"
     );
     assert!(stderr.contains("not found"), "{stderr}");
+
+    // a build without the `cuda` feature says so instead of falling back to the CPU
+    if !cfg!(feature = "cuda") {
+        let (ok, _, stderr) = framer(&[
+            "eval",
+            s(&dir.join("sr")),
+            "--musiq-weights",
+            s(&weights),
+            "--device",
+            "cuda",
+        ]);
+        assert!(!ok && stderr.contains("`cuda` feature"), "{stderr}");
+    }
 }

@@ -1,7 +1,8 @@
 //! `framer eval`: score a folder of super-resolved images against ground truths, or several
 //! runs side by side (`--compare NAME=DIR …`).
 //!
-//! The network metrics are computed on the CPU when their weight files are given: LPIPS
+//! The network metrics are computed (on the CPU or, with `--device cuda`, the GPU) when their
+//! weight files are given: LPIPS
 //! (`--lpips-weights DIR`, or `--lpips-backbone FILE --lpips-linear FILE`), MUSIQ
 //! (`--musiq-weights FILE`) and MANIQA (`--maniqa-weights FILE`), pyiqa's checkpoints.
 
@@ -14,6 +15,7 @@ use framer_eval::compare::{
 use framer_eval::lpips::{Lpips, LpipsFiles, LpipsNet};
 use framer_eval::maniqa::{Maniqa, ManiqaConfig};
 use framer_eval::musiq::{Musiq, MusiqConfig};
+use burn::tensor::backend::Backend;
 use framer_metrics::{Metric, TableFormat};
 
 use super::CommandError;
@@ -105,22 +107,25 @@ impl EvalSettings {
 
 /// Runs the evaluation and returns the text to print (the table, then the note on the metrics
 /// that are not computed, then the files written). With the weight files of a network metric
-/// (LPIPS, MUSIQ, MANIQA), the metric is added to the list if it is not there, and computed on
-/// the CPU.
+/// (LPIPS, MUSIQ, MANIQA), the metric is added to the list if it is not there, and its network
+/// runs on `device` of backend `B`.
 ///
 /// # Errors
 /// [`CommandError`] for a missing folder, an image without partner or of another size than its
 /// ground truth (naming both files), unknown metric names, conflicting arguments, or an
 /// unusable weight file (naming the file and the missing or mis-shaped tensor).
-pub fn run_eval(settings: &EvalSettings) -> Result<String, CommandError> {
+pub fn run_eval<B: Backend>(
+    settings: &EvalSettings,
+    device: &B::Device,
+) -> Result<String, CommandError> {
     let mut metrics = Metric::parse_list(&settings.metrics)
         .map_err(|e| CommandError::Invalid(format!("--metrics: {e}")))?;
     let lpips = match settings.lpips_files()? {
         Some(files) => {
             add_metric(&mut metrics, Metric::Lpips);
-            Some(Lpips::<burn::backend::Flex>::load(
+            Some(Lpips::<B>::load(
                 &files,
-                &Default::default(),
+                device,
             )?)
         }
         None => None,
@@ -129,10 +134,10 @@ pub fn run_eval(settings: &EvalSettings) -> Result<String, CommandError> {
         Some(path) => {
             check_file("--musiq-weights", path)?;
             add_metric(&mut metrics, Metric::Musiq);
-            Some(Musiq::<burn::backend::Flex>::load(
+            Some(Musiq::<B>::load(
                 path,
                 MusiqConfig::default(),
-                &Default::default(),
+                device,
             )?)
         }
         None => None,
@@ -141,10 +146,10 @@ pub fn run_eval(settings: &EvalSettings) -> Result<String, CommandError> {
         Some(path) => {
             check_file("--maniqa-weights", path)?;
             add_metric(&mut metrics, Metric::Maniqa);
-            Some(Maniqa::<burn::backend::Flex>::load(
+            Some(Maniqa::<B>::load(
                 path,
                 ManiqaConfig::for_file(path),
-                &Default::default(),
+                device,
             )?)
         }
         None => None,
