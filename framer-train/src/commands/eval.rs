@@ -8,6 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
+use burn::tensor::backend::Backend;
 use framer_eval::compare::{
     ImageMetric, MetricModels, PairMetric, RunSpec, compare_runs_with, evaluate_run_with,
     unavailable_note,
@@ -15,7 +16,6 @@ use framer_eval::compare::{
 use framer_eval::lpips::{Lpips, LpipsFiles, LpipsNet};
 use framer_eval::maniqa::{Maniqa, ManiqaConfig};
 use framer_eval::musiq::{Musiq, MusiqConfig};
-use burn::tensor::backend::Backend;
 use framer_metrics::{Metric, TableFormat};
 
 use super::CommandError;
@@ -123,10 +123,7 @@ pub fn run_eval<B: Backend>(
     let lpips = match settings.lpips_files()? {
         Some(files) => {
             add_metric(&mut metrics, Metric::Lpips);
-            Some(Lpips::<B>::load(
-                &files,
-                device,
-            )?)
+            Some(Lpips::<B>::load(&files, device)?)
         }
         None => None,
     };
@@ -134,11 +131,7 @@ pub fn run_eval<B: Backend>(
         Some(path) => {
             check_file("--musiq-weights", path)?;
             add_metric(&mut metrics, Metric::Musiq);
-            Some(Musiq::<B>::load(
-                path,
-                MusiqConfig::default(),
-                device,
-            )?)
+            Some(Musiq::<B>::load(path, MusiqConfig::default(), device)?)
         }
         None => None,
     };
