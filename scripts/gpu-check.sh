@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # GPU check for framer: golden cases on CUDA, the loss benchmark at the sizes, FRAMER's share
-# of a training step of the small DiT at batch 16 (time and memory), and one table.
+# of a training step of the small DiT at batch 16 (time and memory), MUSIQ and MANIQA per image,
+# and one table.
 #
 # Build here (x86_64, with network for crates), then carry the bundle to a machine with an NVIDIA
 # GPU and no network/toolchain:
@@ -20,10 +21,12 @@ case "${1:-run}" in
     cargo build --release -p framer --features cuda --example golden --bench loss
     cargo build --release -p framer-train --features cuda
     cargo build --release -p framer-backbones --features cuda --example step_overhead
+    cargo build --release -p framer-eval --features cuda --example nr_metrics_time
     rm -rf "$bundle" && mkdir -p "$bundle"
     cp target/release/framer "$bundle/framer"
     cp target/release/examples/golden "$bundle/golden"
     cp target/release/examples/step_overhead "$bundle/step-overhead"
+    cp target/release/examples/nr_metrics_time "$bundle/nr-metrics-time"
     # the bench binary has a hashed name: take the newest
     cp "$(ls -t target/release/deps/loss-* | grep -v '\.d$' | head -1)" "$bundle/loss-bench"
     if command -v strip >/dev/null; then strip "$bundle"/*; fi
@@ -56,6 +59,13 @@ case "${1:-run}" in
         || line="step-overhead --variant $variant FAILED"
       step_rows+=("$line")
     done
+    echo "== no-reference metrics per image (full-size MUSIQ and MANIQA, 256x240) =="
+    nr_rows=()
+    for metric in musiq maniqa; do
+      line=$("$bundle/nr-metrics-time" --cuda --"$metric" --iters 5 | tail -1) \
+        || line="nr-metrics-time --cuda --$metric FAILED"
+      nr_rows+=("$line")
+    done
     echo "== the main job on the GPU (short budget) =="
     demo_status=ok
     ( cd "$bundle" && ./framer demo --device cuda --steps 100 --out report-gpu ) || demo_status=FAILED
@@ -65,6 +75,7 @@ case "${1:-run}" in
     echo "| golden (tiny, single, paperlike) on CUDA | $golden_status |"
     for r in "${rows[@]}" "$cpu"; do echo "| loss fwd+bwd | $r |"; done
     for r in "${step_rows[@]}"; do echo "| training step | $r |"; done
+    for r in "${nr_rows[@]}"; do echo "| no-reference metric | $r |"; done
     echo "| main job on CUDA (100 steps) | $demo_status |"
     ;;
   *)

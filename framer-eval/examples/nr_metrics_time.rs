@@ -1,9 +1,10 @@
-//! Times the full-size MUSIQ and MANIQA networks on the CPU (`Flex` backend), for comparison with
-//! pyiqa (`framer-eval/scripts/nr-metrics-time.py` does the same with PyTorch).
+//! Times the full-size MUSIQ and MANIQA networks on the CPU (`Flex` backend) or, with `--cuda`,
+//! the first CUDA GPU (a build with `--features cuda`), for comparison with pyiqa
+//! (`framer-eval/scripts/nr-metrics-time.py` does the same with PyTorch).
 //!
 //! ```text
 //! cargo run --release -p framer-eval --example nr_metrics_time -- \
-//!     [--musiq] [--maniqa] [--iters N] [--width W --height H] [--threads T]
+//!     [--musiq] [--maniqa] [--iters N] [--width W --height H] [--threads T] [--cuda]
 //! ```
 //!
 //! Neither `--musiq` nor `--maniqa`: both. The networks get the default (full-size)
@@ -22,12 +23,11 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use burn::backend::Flex;
+use burn::tensor::backend::Backend;
 use framer_eval::maniqa::{self, Maniqa, ManiqaConfig};
 use framer_eval::musiq::{self, Musiq, MusiqConfig};
 use framer_eval::weight_file::HostTensor;
 use framer_metrics::MetricImage;
-
-type B = Flex;
 
 struct Args {
     musiq: bool,
@@ -36,6 +36,7 @@ struct Args {
     width: usize,
     height: usize,
     threads: Option<usize>,
+    cuda: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -46,6 +47,7 @@ fn parse_args() -> Result<Args, String> {
         width: 256,
         height: 240,
         threads: None,
+        cuda: false,
     };
     let mut it = std::env::args().skip(1);
     let number = |flag: &str, v: Option<String>| -> Result<usize, String> {
@@ -58,6 +60,7 @@ fn parse_args() -> Result<Args, String> {
     while let Some(a) = it.next() {
         match a.as_str() {
             "--musiq" => args.musiq = true,
+            "--cuda" => args.cuda = true,
             "--maniqa" => args.maniqa = true,
             "--iters" => args.iters = Some(number("--iters", it.next())?),
             "--width" => args.width = number("--width", it.next())?,
@@ -65,7 +68,7 @@ fn parse_args() -> Result<Args, String> {
             "--threads" => args.threads = Some(number("--threads", it.next())?),
             "-h" | "--help" => {
                 return Err("usage: nr_metrics_time [--musiq] [--maniqa] [--iters N] \
-                            [--width W --height H] [--threads T]"
+                            [--width W --height H] [--threads T] [--cuda]"
                     .into());
             }
             other => return Err(format!("unknown argument `{other}` (see --help)")),
@@ -211,11 +214,11 @@ fn time(
     Ok(())
 }
 
-fn run(args: &Args) -> framer_eval::Result<()> {
-    let device = Default::default();
+fn run<B: Backend>(args: &Args, backend: &str) -> framer_eval::Result<()> {
+    let device = B::Device::default();
     let threads = std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "unset".into());
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    println!("backend Flex, RAYON_NUM_THREADS={threads}, available parallelism {cores}");
+    println!("backend {backend}, RAYON_NUM_THREADS={threads}, available parallelism {cores}");
     if args.musiq {
         let config = MusiqConfig::default();
         let start = Instant::now();
@@ -289,7 +292,23 @@ fn main() -> ExitCode {
             }
         };
     }
-    match run(&args) {
+    let result = if args.cuda {
+        #[cfg(feature = "cuda")]
+        {
+            run::<burn::backend::Cuda>(&args, "Cuda")
+        }
+        #[cfg(not(feature = "cuda"))]
+        {
+            eprintln!(
+                "nr_metrics_time: --cuda needs a build with the `cuda` feature \
+                 (cargo run --release -p framer-eval --features cuda --example nr_metrics_time)"
+            );
+            return ExitCode::from(2);
+        }
+    } else {
+        run::<Flex>(&args, "Flex")
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("nr_metrics_time: {e}");
