@@ -758,9 +758,7 @@ impl<B: Backend> Musiq<B> {
         let x =
             Tensor::<B, 4>::from_data(TensorData::new(tokens.patches.clone(), [l, 3, p, p]), dev);
         // ResNet stem on every patch: [L, 3, p, p] -> [L, 256, p/4, p/4].
-        let x = relu(self.root.forward(x));
-        let x = same_pad(x, 3, 2);
-        let x = max_pool2d(x, [3, 3], [2, 2], [0, 0], [1, 1], false);
+        let x = max_pool_same(relu(self.root.forward(x)));
         let identity = self.proj.forward(x.clone());
         let y = relu(self.conv1.forward(x));
         let y = relu(self.conv2.forward(y));
@@ -784,15 +782,20 @@ impl<B: Backend> Musiq<B> {
         }
         let mut x = Tensor::cat(vec![self.cls.clone(), x], 0);
         let n = l + 1;
-        let mut m = Vec::with_capacity(n);
-        m.push(1.0f32);
-        m.extend(tokens.mask.iter().map(|&b| if b { 1.0 } else { 0.0 }));
-        let m = Tensor::<B, 1>::from_data(TensorData::new(m, [n]), dev);
-        // [1, n, n]: 1 where both tokens are real.
-        let keep = m.clone().reshape([1, n, 1]).mul(m.reshape([1, 1, n]));
-        let fill = keep.clone().neg().add_scalar(1.0).mul_scalar(MASK_LOGIT);
+        // Without padding tokens the mask keeps every pair: multiplying by 1 and adding 0 would
+        // change no logit, so it is skipped.
+        let mask = tokens.mask.contains(&false).then(|| {
+            let mut m = Vec::with_capacity(n);
+            m.push(1.0f32);
+            m.extend(tokens.mask.iter().map(|&b| if b { 1.0 } else { 0.0 }));
+            let m = Tensor::<B, 1>::from_data(TensorData::new(m, [n]), dev);
+            // [1, n·n]: 1 where both tokens are real.
+            let keep = m.clone().reshape([n, 1]).mul(m.reshape([1, n])).reshape([1, n * n]);
+            let fill = keep.clone().neg().add_scalar(1.0).mul_scalar(MASK_LOGIT);
+            AttentionMask { keep, fill }
+        });
         for b in &self.blocks {
-            x = b.forward(x, cfg.num_heads, &keep, &fill);
+            x = b.forward(x, cfg.num_heads, mask.as_ref());
         }
         let x = layer_norm(x, &self.encoder_norm, 1e-6);
         let q = self.head.forward(x.narrow(0, 0, 1));
@@ -823,14 +826,22 @@ impl<B: Backend> Musiq<B> {
     }
 }
 
+/// The attention mask of a sequence of `n` tokens (class token included) with padding tokens,
+/// as pyiqa's `masked_fill(mask2d == 0, -1e3)`: `logit · keep + fill`.
+struct AttentionMask<B: Backend> {
+    /// `[1, n·n]`: 1 for a pair of real tokens, else 0.
+    keep: Tensor<B, 2>,
+    /// `[1, n·n]`: 0 for a pair of real tokens, else [`MASK_LOGIT`].
+    fill: Tensor<B, 2>,
+}
+
 impl<B: Backend> Block<B> {
-    /// `x`: `[n, D]`; `keep`, `fill`: `[1, n, n]` (1 / 0 and 0 / −1000 for kept / masked pairs).
+    /// `x`: `[n, D]`; `mask`: none when every token is real.
     fn forward(
         &self,
         x: Tensor<B, 2>,
         heads: usize,
-        keep: &Tensor<B, 3>,
-        fill: &Tensor<B, 3>,
+        mask: Option<&AttentionMask<B>>,
     ) -> Tensor<B, 2> {
         let [n, d] = x.dims();
         let dh = d / heads;
@@ -842,8 +853,17 @@ impl<B: Backend> Block<B> {
         let attn = q
             .matmul(k.swap_dims(1, 2))
             .mul_scalar((dh as f64).powf(-0.5));
-        // masked_fill(mask2d == 0, -1e3)
-        let attn = attn.mul(keep.clone()).add(fill.clone());
+        // masked_fill(mask2d == 0, -1e3), on `[heads, n·n]` so that the mask is one row shared
+        // by all heads (a contiguous sweep in the backend, where `[1, n, n]` broadcast over
+        // `[heads, n, n]` is walked element by element).
+        let attn = match mask {
+            Some(m) => attn
+                .reshape([heads, n * n])
+                .mul(m.keep.clone())
+                .add(m.fill.clone())
+                .reshape([heads, n, n]),
+            None => attn,
+        };
         let attn = softmax(attn, 2);
         let y = attn.matmul(v).swap_dims(0, 1).reshape([n, d]);
         let x = x.add(self.out.forward(y));
@@ -882,6 +902,26 @@ fn same_pad<B: Backend>(x: Tensor<B, 4>, kernel: usize, stride: usize) -> Tensor
     )
 }
 
+/// pyiqa's 3 × 3 stride-2 max pool after TensorFlow `SAME` zero padding, for `x ≥ 0` (the stem's
+/// ReLU output) `[N, C, H, W]` -> `[N, C, ceil(H/2), ceil(W/2)]`.
+///
+/// When the padding is all after the image (even sides), the windows that reach into it are
+/// cut short instead (`ceil_mode`): with `x ≥ 0` the zero padding never wins the maximum, so the
+/// result is the same without building the padded copy.
+fn max_pool_same<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 4> {
+    let [_, _, h, w] = x.dims();
+    let (k, s) = (3, 2);
+    let after_only = |n: usize| {
+        let total = ((n.div_ceil(s) - 1) * s + k).saturating_sub(n);
+        n >= k && total / 2 == 0 && (n - k).div_ceil(s) + 1 == n.div_ceil(s)
+    };
+    if after_only(h) && after_only(w) {
+        max_pool2d(x, [k, k], [s, s], [0, 0], [1, 1], true)
+    } else {
+        max_pool2d(same_pad(x, k, s), [k, k], [s, s], [0, 0], [1, 1], false)
+    }
+}
+
 /// GroupNorm with [`GROUPS`] groups over `[N, C, H, W]` (biased variance).
 fn group_norm<B: Backend>(x: Tensor<B, 4>, norm: &Norm<B>, eps: f64) -> Tensor<B, 4> {
     let [n, c, h, w] = x.dims();
@@ -891,9 +931,19 @@ fn group_norm<B: Backend>(x: Tensor<B, 4>, norm: &Norm<B>, eps: f64) -> Tensor<B
     let var = centered.clone().powi_scalar(2).mean_dim(2);
     let x = centered
         .div(var.add_scalar(eps).sqrt())
-        .reshape([n, c, h, w]);
-    x.mul(norm.weight.clone().reshape([1, c, 1, 1]))
-        .add(norm.bias.clone().reshape([1, c, 1, 1]))
+        .reshape([n * c, h * w]);
+    // The scale and shift as one value per row of `[N·C, H·W]` (a `[N·C, 1]` column): the
+    // backend's per-row broadcast is a contiguous sweep, where a `[1, C, 1, 1]` broadcast over
+    // `[N, C, H, W]` is an element-by-element strided walk.
+    let per_row = |v: &Tensor<B, 1>| {
+        v.clone()
+            .reshape([1, c])
+            .repeat_dim(0, n)
+            .reshape([n * c, 1])
+    };
+    x.mul(per_row(&norm.weight))
+        .add(per_row(&norm.bias))
+        .reshape([n, c, h, w])
 }
 
 /// LayerNorm over the last axis of `[n, D]` (biased variance).
