@@ -765,8 +765,7 @@ impl<B: Backend> Musiq<B> {
         let y = self.conv3.forward(y);
         let x = relu(y.add(identity));
         // TensorFlow channel order: [L, h, w, c] flattened.
-        let [_, c, h, w] = x.dims();
-        let x = x.permute([0, 2, 3, 1]).reshape([l, h * w * c]);
+        let x = channels_last_rows(x);
         let x = self.embedding.forward(x);
         let index = |v: &[usize]| {
             let v: Vec<i64> = v.iter().map(|&i| i as i64).collect();
@@ -920,6 +919,25 @@ fn max_pool_same<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 4> {
     } else {
         max_pool2d(same_pad(x, k, s), [k, k], [s, s], [0, 0], [1, 1], false)
     }
+}
+
+/// `[N, C, H, W]` -> `[N, H·W·C]`: each image flattened in `(h, w, c)` order.
+///
+/// One `[C, H·W]` transpose per image, then one concatenation: the backend copies a permuted
+/// 2-D view tile by tile, where a permuted `[N, C, H, W]` view is copied element by element.
+fn channels_last_rows<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 2> {
+    let [n, c, h, w] = x.dims();
+    let x = x.reshape([n, c, h * w]);
+    let rows = (0..n)
+        .map(|i| {
+            x.clone()
+                .narrow(0, i, 1)
+                .reshape([c, h * w])
+                .transpose()
+                .reshape([1, h * w * c])
+        })
+        .collect();
+    Tensor::cat(rows, 0)
 }
 
 /// GroupNorm with [`GROUPS`] groups over `[N, C, H, W]` (biased variance).
