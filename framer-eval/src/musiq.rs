@@ -755,17 +755,7 @@ impl<B: Backend> Musiq<B> {
             )));
         }
         let dev = &self.device;
-        let x =
-            Tensor::<B, 4>::from_data(TensorData::new(tokens.patches.clone(), [l, 3, p, p]), dev);
-        // ResNet stem on every patch: [L, 3, p, p] -> [L, 256, p/4, p/4].
-        let x = max_pool_same(relu(self.root.forward(x)));
-        let identity = self.proj.forward(x.clone());
-        let y = relu(self.conv1.forward(x));
-        let y = relu(self.conv2.forward(y));
-        let y = self.conv3.forward(y);
-        let x = relu(y.add(identity));
-        // TensorFlow channel order: [L, h, w, c] flattened.
-        let x = channels_last_rows(x);
+        let x = self.stem_rows(&tokens.patches, l);
         let x = self.embedding.forward(x);
         let index = |v: &[usize]| {
             let v: Vec<i64> = v.iter().map(|&i| i as i64).collect();
@@ -789,7 +779,11 @@ impl<B: Backend> Musiq<B> {
             m.extend(tokens.mask.iter().map(|&b| if b { 1.0 } else { 0.0 }));
             let m = Tensor::<B, 1>::from_data(TensorData::new(m, [n]), dev);
             // [1, n·n]: 1 where both tokens are real.
-            let keep = m.clone().reshape([n, 1]).mul(m.reshape([1, n])).reshape([1, n * n]);
+            let keep = m
+                .clone()
+                .reshape([n, 1])
+                .mul(m.reshape([1, n]))
+                .reshape([1, n * n]);
             let fill = keep.clone().neg().add_scalar(1.0).mul_scalar(MASK_LOGIT);
             AttentionMask { keep, fill }
         });
@@ -832,6 +826,72 @@ struct AttentionMask<B: Backend> {
     keep: Tensor<B, 2>,
     /// `[1, n·n]`: 0 for a pair of real tokens, else [`MASK_LOGIT`].
     fill: Tensor<B, 2>,
+}
+
+impl<B: Backend> Musiq<B> {
+    /// The ResNet stem of `count` patches (`[count, 3, p, p]` row-major), each patch's output
+    /// `[256, p/4, p/4]` flattened in TensorFlow's `(h, w, c)` order: `[count, 256·(p/4)²]`.
+    ///
+    /// The patches are independent: they are split into one run of consecutive patches per
+    /// worker thread (see [`worker_threads`]), whose stems run at the same time (most of the
+    /// stem's element-wise work runs on the calling thread), and the rows are concatenated.
+    fn stem_rows(&self, patches: &[f32], count: usize) -> Tensor<B, 2> {
+        let p = self.config.patch_size;
+        let per = 3 * p * p;
+        let parts = worker_threads().clamp(1, count);
+        let run = |first: usize, n: usize| {
+            let x = Tensor::<B, 4>::from_data(
+                TensorData::new(
+                    patches[first * per..(first + n) * per].to_vec(),
+                    [n, 3, p, p],
+                ),
+                &self.device,
+            );
+            self.stem(x)
+        };
+        if parts == 1 {
+            return run(0, count);
+        }
+        let chunk = count.div_ceil(parts);
+        let rows = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..count)
+                .step_by(chunk)
+                .map(|first| {
+                    let run = &run;
+                    scope.spawn(move || run(first, chunk.min(count - first)))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                .collect::<Vec<_>>()
+        });
+        Tensor::cat(rows, 0)
+    }
+
+    /// `[N, 3, p, p]` -> `[N, 256·(p/4)²]` (see [`Musiq::stem_rows`]).
+    fn stem(&self, x: Tensor<B, 4>) -> Tensor<B, 2> {
+        // [N, 3, p, p] -> [N, 256, p/4, p/4]
+        let x = max_pool_same(relu(self.root.forward(x)));
+        let identity = self.proj.forward(x.clone());
+        let y = relu(self.conv1.forward(x));
+        let y = relu(self.conv2.forward(y));
+        let y = self.conv3.forward(y);
+        let x = relu(y.add(identity));
+        // TensorFlow channel order: [N, h, w, c] flattened.
+        channels_last_rows(x)
+    }
+}
+
+/// Threads for work split by the caller: `RAYON_NUM_THREADS` when set to a positive number
+/// (the size of the CPU backend's own thread pool), else the available parallelism.
+fn worker_threads() -> usize {
+    std::env::var("RAYON_NUM_THREADS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .or_else(|| std::thread::available_parallelism().ok().map(|n| n.get()))
+        .unwrap_or(1)
 }
 
 impl<B: Backend> Block<B> {
