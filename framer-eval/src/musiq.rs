@@ -838,8 +838,7 @@ impl<B: Backend> Musiq<B> {
     fn stem_rows(&self, patches: &[f32], count: usize) -> Tensor<B, 2> {
         let p = self.config.patch_size;
         let per = 3 * p * p;
-        let parts = worker_threads().clamp(1, count);
-        let run = |first: usize, n: usize| {
+        rows_in_parallel(count, |first, n| {
             let x = Tensor::<B, 4>::from_data(
                 TensorData::new(
                     patches[first * per..(first + n) * per].to_vec(),
@@ -848,25 +847,7 @@ impl<B: Backend> Musiq<B> {
                 &self.device,
             );
             self.stem(x)
-        };
-        if parts == 1 {
-            return run(0, count);
-        }
-        let chunk = count.div_ceil(parts);
-        let rows = std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..count)
-                .step_by(chunk)
-                .map(|first| {
-                    let run = &run;
-                    scope.spawn(move || run(first, chunk.min(count - first)))
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-                .collect::<Vec<_>>()
-        });
-        Tensor::cat(rows, 0)
+        })
     }
 
     /// `[N, 3, p, p]` -> `[N, 256·(p/4)²]` (see [`Musiq::stem_rows`]).
@@ -883,6 +864,35 @@ impl<B: Backend> Musiq<B> {
     }
 }
 
+/// `rows(first, count)` for consecutive runs of `0 .. total`, one run per worker thread (see
+/// [`worker_threads`]) run at the same time, concatenated along the first axis. For work whose
+/// rows are independent: the CPU backend runs element-wise operations on the calling thread.
+fn rows_in_parallel<B, F>(total: usize, rows: F) -> Tensor<B, 2>
+where
+    B: Backend,
+    F: Fn(usize, usize) -> Tensor<B, 2> + Sync,
+{
+    let parts = worker_threads().clamp(1, total.max(1));
+    if parts == 1 {
+        return rows(0, total);
+    }
+    let chunk = total.div_ceil(parts);
+    let pieces = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..total)
+            .step_by(chunk)
+            .map(|first| {
+                let rows = &rows;
+                scope.spawn(move || rows(first, chunk.min(total - first)))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect::<Vec<_>>()
+    });
+    Tensor::cat(pieces, 0)
+}
+
 /// Threads for work split by the caller: `RAYON_NUM_THREADS` when set to a positive number
 /// (the size of the CPU backend's own thread pool), else the available parallelism.
 fn worker_threads() -> usize {
@@ -896,6 +906,10 @@ fn worker_threads() -> usize {
 
 impl<B: Backend> Block<B> {
     /// `x`: `[n, D]`; `mask`: none when every token is real.
+    ///
+    /// Keys and values are computed for all tokens, then everything from the attention on is
+    /// independent between query rows and runs on runs of rows in parallel
+    /// ([`rows_in_parallel`]).
     fn forward(
         &self,
         x: Tensor<B, 2>,
@@ -905,30 +919,36 @@ impl<B: Backend> Block<B> {
         let [n, d] = x.dims();
         let dh = d / heads;
         let y = layer_norm(x.clone(), &self.norm1, 1e-6);
-        let split = |t: Tensor<B, 2>| t.reshape([n, heads, dh]).swap_dims(0, 1);
-        let q = split(self.query.forward(y.clone()));
-        let k = split(self.key.forward(y.clone()));
-        let v = split(self.value.forward(y));
-        let attn = q
-            .matmul(k.swap_dims(1, 2))
-            .mul_scalar((dh as f64).powf(-0.5));
-        // masked_fill(mask2d == 0, -1e3), on `[heads, n·n]` so that the mask is one row shared
-        // by all heads (a contiguous sweep in the backend, where `[1, n, n]` broadcast over
-        // `[heads, n, n]` is walked element by element).
-        let attn = match mask {
-            Some(m) => attn
-                .reshape([heads, n * n])
-                .mul(m.keep.clone())
-                .add(m.fill.clone())
-                .reshape([heads, n, n]),
-            None => attn,
+        let split = |t: Tensor<B, 2>| {
+            let [rows, _] = t.dims();
+            t.reshape([rows, heads, dh]).swap_dims(0, 1)
         };
-        let attn = softmax(attn, 2);
-        let y = attn.matmul(v).swap_dims(0, 1).reshape([n, d]);
-        let x = x.add(self.out.forward(y));
-        let y = layer_norm(x.clone(), &self.norm2, 1e-6);
-        let y = self.fc2.forward(gelu(self.fc1.forward(y)));
-        x.add(y)
+        // [heads, dh, n] and [heads, n, dh]
+        let k = split(self.key.forward(y.clone())).swap_dims(1, 2);
+        let v = split(self.value.forward(y.clone()));
+        let q = self.query.forward(y);
+        rows_in_parallel(n, |first, m| {
+            let attn = split(q.clone().narrow(0, first, m))
+                .matmul(k.clone())
+                .mul_scalar((dh as f64).powf(-0.5));
+            // masked_fill(mask2d == 0, -1e3), on `[heads, m·n]` so that the mask is one row
+            // shared by all heads (a contiguous sweep in the backend, where `[1, m, n]`
+            // broadcast over `[heads, m, n]` is walked element by element).
+            let attn = match mask {
+                Some(mk) => attn
+                    .reshape([heads, m * n])
+                    .mul(mk.keep.clone().narrow(1, first * n, m * n))
+                    .add(mk.fill.clone().narrow(1, first * n, m * n))
+                    .reshape([heads, m, n]),
+                None => attn,
+            };
+            let attn = softmax(attn, 2);
+            let y = attn.matmul(v.clone()).swap_dims(0, 1).reshape([m, d]);
+            let x = x.clone().narrow(0, first, m).add(self.out.forward(y));
+            let y = layer_norm(x.clone(), &self.norm2, 1e-6);
+            let y = self.fc2.forward(gelu(self.fc1.forward(y)));
+            x.add(y)
+        })
     }
 }
 
