@@ -512,6 +512,9 @@ pub struct Musiq<B: Backend> {
     head: Linear<B>,
     /// Whether the head ends with a softmax (pyiqa's `head.0` form).
     head_softmax: bool,
+    /// Threads sharing the stem's patches and the transformer's query rows
+    /// ([`worker_threads`] when built); the results do not depend on it.
+    threads: usize,
     device: B::Device,
 }
 
@@ -707,6 +710,7 @@ impl<B: Backend> Musiq<B> {
             head: linear(head_name)?,
             head_softmax,
             config,
+            threads: worker_threads(),
             device: device.clone(),
         })
     }
@@ -788,7 +792,7 @@ impl<B: Backend> Musiq<B> {
             AttentionMask { keep, fill }
         });
         for b in &self.blocks {
-            x = b.forward(x, cfg.num_heads, mask.as_ref());
+            x = b.forward(x, cfg.num_heads, mask.as_ref(), self.threads);
         }
         let x = layer_norm(x, &self.encoder_norm, 1e-6);
         let q = self.head.forward(x.narrow(0, 0, 1));
@@ -833,12 +837,11 @@ impl<B: Backend> Musiq<B> {
     /// `[256, p/4, p/4]` flattened in TensorFlow's `(h, w, c)` order: `[count, 256·(p/4)²]`.
     ///
     /// The patches are independent: they are split into one run of consecutive patches per
-    /// worker thread (see [`worker_threads`]), whose stems run at the same time (most of the
-    /// stem's element-wise work runs on the calling thread), and the rows are concatenated.
+    /// thread ([`rows_in_parallel`]), whose stems run at the same time.
     fn stem_rows(&self, patches: &[f32], count: usize) -> Tensor<B, 2> {
         let p = self.config.patch_size;
         let per = 3 * p * p;
-        rows_in_parallel(count, |first, n| {
+        rows_in_parallel(self.threads, count, |first, n| {
             let x = Tensor::<B, 4>::from_data(
                 TensorData::new(
                     patches[first * per..(first + n) * per].to_vec(),
@@ -864,15 +867,15 @@ impl<B: Backend> Musiq<B> {
     }
 }
 
-/// `rows(first, count)` for consecutive runs of `0 .. total`, one run per worker thread (see
-/// [`worker_threads`]) run at the same time, concatenated along the first axis. For work whose
-/// rows are independent: the CPU backend runs element-wise operations on the calling thread.
-fn rows_in_parallel<B, F>(total: usize, rows: F) -> Tensor<B, 2>
+/// `rows(first, count)` for consecutive runs of `0 .. total`, one run per thread (at most
+/// `threads`) run at the same time, concatenated along the first axis. For work whose rows are
+/// independent: the CPU backend runs element-wise operations on the calling thread.
+fn rows_in_parallel<B, F>(threads: usize, total: usize, rows: F) -> Tensor<B, 2>
 where
     B: Backend,
     F: Fn(usize, usize) -> Tensor<B, 2> + Sync,
 {
-    let parts = worker_threads().clamp(1, total.max(1));
+    let parts = threads.clamp(1, total.max(1));
     if parts == 1 {
         return rows(0, total);
     }
@@ -893,7 +896,7 @@ where
     Tensor::cat(pieces, 0)
 }
 
-/// Threads for work split by the caller: `RAYON_NUM_THREADS` when set to a positive number
+/// Threads for work split by [`Musiq`] itself: `RAYON_NUM_THREADS` when set to a positive number
 /// (the size of the CPU backend's own thread pool), else the available parallelism.
 fn worker_threads() -> usize {
     std::env::var("RAYON_NUM_THREADS")
@@ -915,6 +918,7 @@ impl<B: Backend> Block<B> {
         x: Tensor<B, 2>,
         heads: usize,
         mask: Option<&AttentionMask<B>>,
+        threads: usize,
     ) -> Tensor<B, 2> {
         let [n, d] = x.dims();
         let dh = d / heads;
@@ -927,7 +931,7 @@ impl<B: Backend> Block<B> {
         let k = split(self.key.forward(y.clone())).swap_dims(1, 2);
         let v = split(self.value.forward(y.clone()));
         let q = self.query.forward(y);
-        rows_in_parallel(n, |first, m| {
+        rows_in_parallel(threads, n, |first, m| {
             let attn = split(q.clone().narrow(0, first, m))
                 .matmul(k.clone())
                 .mul_scalar((dh as f64).powf(-0.5));
@@ -1096,3 +1100,84 @@ pub const CHECKPOINTS: [(&str, &str); 4] = [
     ("musiq-paq2piq", "musiq_paq2piq_ckpt-364c0c84.pth"),
     ("musiq-ava", "musiq_ava_ckpt-e8d3f067.pth"),
 ];
+
+#[cfg(test)]
+mod tests {
+    use burn::backend::Flex;
+
+    use super::*;
+
+    /// Smooth deterministic weights (`sin(2.3 i + k)`, scaled as a trained network's would be).
+    fn weights(config: &MusiqConfig) -> BTreeMap<String, HostTensor> {
+        expected_tensors(config)
+            .into_iter()
+            .enumerate()
+            .map(|(k, (name, shape))| {
+                let n: usize = shape.iter().product();
+                let data = (0..n)
+                    .map(|i| {
+                        let s = (2.3 * i as f64 + k as f64).sin();
+                        let v = match shape.len() {
+                            _ if name.ends_with(".bias") => 0.02 * s,
+                            4 => s,
+                            2 if name.ends_with(".weight") => s / (shape[1] as f64).sqrt(),
+                            1 => 1.0 + 0.2 * s,
+                            _ => 0.3 * s,
+                        };
+                        v as f32
+                    })
+                    .collect();
+                (name, HostTensor { shape, data })
+            })
+            .collect()
+    }
+
+    fn image(width: usize, height: usize) -> MetricImage {
+        let data = (0..height * width * 3)
+            .map(|i| (0.5 + 0.45 * (0.37 * i as f64).sin()) as f32)
+            .collect();
+        MetricImage::from_hwc(width, height, data).unwrap()
+    }
+
+    /// Splitting the stem's patches and the transformer's query rows between threads changes
+    /// no bit of the output, with padding tokens (80 × 48: a masked attention) and without
+    /// (64 × 64), for even and uneven splits.
+    #[test]
+    fn thread_count_does_not_change_the_output() {
+        let config = MusiqConfig {
+            hidden_size: 32,
+            mlp_dim: 64,
+            num_heads: 2,
+            num_layers: 2,
+            num_class: 10,
+            ..MusiqConfig::default()
+        };
+        let mut model =
+            Musiq::<Flex>::from_tensors(config.clone(), &weights(&config), &Default::default())
+                .unwrap();
+        for (w, h, padded) in [(80, 48, true), (64, 64, false)] {
+            let tokens = multiscale_patches(&image(w, h), &config).unwrap();
+            assert_eq!(tokens.mask.contains(&false), padded, "{w}x{h}");
+            let mut outputs = Vec::new();
+            for threads in [1, 2, 3, 7] {
+                model.threads = threads;
+                let q: Vec<f32> = model
+                    .forward_patches(&tokens)
+                    .unwrap()
+                    .into_data()
+                    .into_vec()
+                    .unwrap();
+                assert!(q.iter().all(|v| v.is_finite()), "{w}x{h}: {q:?}");
+                outputs.push((threads, q));
+            }
+            let (_, one) = &outputs[0];
+            for (threads, q) in &outputs[1..] {
+                let same = q.iter().zip(one).all(|(a, b)| a.to_bits() == b.to_bits());
+                assert!(
+                    same,
+                    "{w}x{h}, {threads} threads: {q:?} vs {one:?} on 1 thread"
+                );
+            }
+        }
+    }
+}
