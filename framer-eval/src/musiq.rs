@@ -804,9 +804,13 @@ impl<B: Backend> Musiq<B> {
     /// (see the module documentation); higher is better.
     ///
     /// The sequence holds `49 + 144 + ceil(H/32)·ceil(W/32)` tokens with the default
-    /// configuration and attention is quadratic in it, as in pyiqa: a 256 × 192 image takes
-    /// under a second on two CPU cores in release mode, a 12-megapixel photo (about 12 000
-    /// tokens) needs several GB for the attention matrices.
+    /// configuration and attention is quadratic in it, as in pyiqa: a 256 × 240 image takes
+    /// about 0.25 s on two CPU cores with the `Flex` backend in release mode, a 12-megapixel
+    /// photo (about 12 000 tokens) needs several GB for the attention matrices.
+    ///
+    /// The stem's patches and the transformer's query rows are split between
+    /// `RAYON_NUM_THREADS` threads when that variable is set, else one thread per available
+    /// core (read when the model is built); the result does not depend on the split.
     ///
     /// # Errors
     /// As [`multiscale_patches`] (an image whose resized side would be 0 pixels).
