@@ -513,7 +513,7 @@ pub struct Musiq<B: Backend> {
     /// Whether the head ends with a softmax (pyiqa's `head.0` form).
     head_softmax: bool,
     /// Threads sharing the stem's patches and the transformer's query rows
-    /// ([`worker_threads`] when built); the results do not depend on it.
+    /// ([`worker_threads`] when built on a CPU backend, else 1); the results do not depend on it.
     threads: usize,
     device: B::Device,
 }
@@ -710,7 +710,11 @@ impl<B: Backend> Musiq<B> {
             head: linear(head_name)?,
             head_softmax,
             config,
-            threads: worker_threads(),
+            threads: if cpu_backend::<B>(device) {
+                worker_threads()
+            } else {
+                1
+            },
             device: device.clone(),
         })
     }
@@ -810,7 +814,8 @@ impl<B: Backend> Musiq<B> {
     ///
     /// The stem's patches and the transformer's query rows are split between
     /// `RAYON_NUM_THREADS` threads when that variable is set, else one thread per available
-    /// core (read when the model is built); the result does not depend on the split.
+    /// core (read when the model is built; on a GPU backend nothing is split); the result does
+    /// not depend on the split.
     ///
     /// # Errors
     /// As [`multiscale_patches`] (an image whose resized side would be 0 pixels).
@@ -898,6 +903,13 @@ where
             .collect::<Vec<_>>()
     });
     Tensor::cat(pieces, 0)
+}
+
+/// Whether `B` runs on the CPU (`flex`, `ndarray`), where [`Musiq`] splits work across threads
+/// itself; a GPU backend gets all the work in one submission.
+fn cpu_backend<B: Backend>(device: &B::Device) -> bool {
+    let name = B::name(device);
+    name.starts_with("flex") || name.starts_with("ndarray")
 }
 
 /// Threads for work split by [`Musiq`] itself: `RAYON_NUM_THREADS` when set to a positive number
@@ -1110,6 +1122,11 @@ mod tests {
     use burn::backend::Flex;
 
     use super::*;
+
+    #[test]
+    fn flex_counts_as_a_cpu_backend() {
+        assert!(cpu_backend::<Flex>(&Default::default()));
+    }
 
     /// Smooth deterministic weights (`sin(2.3 i + k)`, scaled as a trained network's would be).
     fn weights(config: &MusiqConfig) -> BTreeMap<String, HostTensor> {
