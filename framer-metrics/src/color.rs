@@ -6,7 +6,7 @@
 //! | [`ycbcr_y`] | `65.481 R + 128.553 G + 24.966 B + 16`, `f64`, not rounded, in `[16, 235]` | BasicSR `calculate_psnr/ssim(test_y_channel=True)` |
 //! | [`ycbcr_y_rounded`] | the same, `f32`, rounded half to even | pyiqa `ssim(color_space='ycbcr')` |
 
-use crate::error::{MetricError, Result};
+use crate::error::Result;
 use crate::image::MetricImage;
 
 /// A single-channel image, `f64`, row-major `[H, W]`.
@@ -30,28 +30,13 @@ impl Plane {
     /// Removes `border` pixels from every edge (BasicSR/pyiqa `img[c:-c, c:-c]`).
     ///
     /// # Errors
-    /// [`MetricError::CropTooLarge`] if nothing would be left.
+    /// [`MetricError::CropTooLarge`](crate::MetricError::CropTooLarge) if nothing would be left.
     pub fn crop(&self, border: usize) -> Result<Plane> {
-        if border == 0 {
-            return Ok(self.clone());
-        }
-        if 2 * border >= self.width || 2 * border >= self.height {
-            return Err(MetricError::CropTooLarge {
-                crop_border: border,
-                width: self.width,
-                height: self.height,
-            });
-        }
-        let (w, h) = (self.width - 2 * border, self.height - 2 * border);
-        let mut data = Vec::with_capacity(w * h);
-        for y in border..border + h {
-            data.extend_from_slice(
-                &self.data[y * self.width + border..y * self.width + border + w],
-            );
-        }
+        let (width, height, data) =
+            crate::image::crop_border(&self.data, self.width, self.height, 1, border)?;
         Ok(Plane {
-            width: w,
-            height: h,
+            width,
+            height,
             data,
         })
     }

@@ -167,25 +167,10 @@ impl MetricImage {
     /// # Errors
     /// [`MetricError::CropTooLarge`] if nothing would be left.
     pub fn crop(&self, border: usize) -> Result<MetricImage> {
-        if border == 0 {
-            return Ok(self.clone());
-        }
-        if 2 * border >= self.width || 2 * border >= self.height {
-            return Err(MetricError::CropTooLarge {
-                crop_border: border,
-                width: self.width,
-                height: self.height,
-            });
-        }
-        let (w, h) = (self.width - 2 * border, self.height - 2 * border);
-        let mut data = Vec::with_capacity(w * h * 3);
-        for y in border..border + h {
-            let row = (y * self.width + border) * 3;
-            data.extend_from_slice(&self.data[row..row + w * 3]);
-        }
+        let (width, height, data) = crop_border(&self.data, self.width, self.height, 3, border)?;
         Ok(MetricImage {
-            width: w,
-            height: h,
+            width,
+            height,
             data,
         })
     }
@@ -202,4 +187,35 @@ impl MetricImage {
         }
         Ok(())
     }
+}
+
+/// Removes `border` pixels from every edge of a row-major `[H, W, channels]` buffer
+/// (`img[c:-c, c:-c]`): the new width, height and values. `border = 0` copies the buffer.
+///
+/// # Errors
+/// [`MetricError::CropTooLarge`] if nothing would be left.
+pub(crate) fn crop_border<T: Copy>(
+    data: &[T],
+    width: usize,
+    height: usize,
+    channels: usize,
+    border: usize,
+) -> Result<(usize, usize, Vec<T>)> {
+    if border == 0 {
+        return Ok((width, height, data.to_vec()));
+    }
+    if 2 * border >= width || 2 * border >= height {
+        return Err(MetricError::CropTooLarge {
+            crop_border: border,
+            width,
+            height,
+        });
+    }
+    let (w, h) = (width - 2 * border, height - 2 * border);
+    let mut out = Vec::with_capacity(w * h * channels);
+    for y in border..border + h {
+        let row = (y * width + border) * channels;
+        out.extend_from_slice(&data[row..row + w * channels]);
+    }
+    Ok((w, h, out))
 }
