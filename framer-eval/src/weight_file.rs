@@ -633,6 +633,23 @@ fn as_usizes(v: &Value) -> Option<Vec<usize>> {
 }
 
 /// The tensors of a state dict (one level of nesting flattened with `.`).
+/// The sorted names of every float tensor of the state dict `root`, and the tensors whose name
+/// passes `keep`.
+fn float_names_and_kept(
+    root: Value,
+    keep: &dyn Fn(&str) -> bool,
+) -> PResult<(Vec<String>, Vec<(String, TensorRef)>)> {
+    let mut tensors = collect_tensors(root)?;
+    let mut names: Vec<String> = tensors
+        .iter()
+        .filter(|(_, t)| t.dtype.is_some())
+        .map(|(n, _)| n.clone())
+        .collect();
+    names.sort();
+    tensors.retain(|(name, _)| keep(name));
+    Ok((names, tensors))
+}
+
 fn collect_tensors(root: Value) -> PResult<Vec<(String, TensorRef)>> {
     let Value::Dict(items) = root else {
         return Err("the file does not hold a dictionary of tensors (a state dict)".into());
@@ -752,14 +769,7 @@ fn read_torch_zip(bytes: &[u8], keep: &dyn Fn(&str) -> bool) -> PResult<Contents
     let pickle = read_entry(&mut archive, &pkl)?;
     let mut up = Unpickler::new(&pickle, 0);
     let root = up.load()?;
-    let mut tensors = collect_tensors(root)?;
-    let mut names: Vec<String> = tensors
-        .iter()
-        .filter(|(_, t)| t.dtype.is_some())
-        .map(|(n, _)| n.clone())
-        .collect();
-    names.sort();
-    tensors.retain(|(name, _)| keep(name));
+    let (names, tensors) = float_names_and_kept(root, keep)?;
     let needed: std::collections::HashSet<&str> =
         tensors.iter().map(|(_, t)| t.storage.as_str()).collect();
     let mut storages = HashMap::new();
@@ -801,14 +811,7 @@ fn read_torch_legacy(bytes: &[u8], keep: &dyn Fn(&str) -> bool) -> PResult<Conte
         Value::List(k) => k,
         _ => return Err("legacy torch file: storage key list missing".into()),
     };
-    let mut tensors = collect_tensors(root)?;
-    let mut names: Vec<String> = tensors
-        .iter()
-        .filter(|(_, t)| t.dtype.is_some())
-        .map(|(n, _)| n.clone())
-        .collect();
-    names.sort();
-    tensors.retain(|(name, _)| keep(name));
+    let (names, tensors) = float_names_and_kept(root, keep)?;
     let needed: std::collections::HashSet<&str> =
         tensors.iter().map(|(_, t)| t.storage.as_str()).collect();
     let mut pos = up.pos;
