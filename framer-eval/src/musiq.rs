@@ -57,7 +57,7 @@ use burn::tensor::{Int, Tensor, TensorData};
 use framer_metrics::{Metric, MetricImage};
 
 use crate::error::{EvalError, Result};
-use crate::weight_file::{HostTensor, WeightFile};
+use crate::weight_file::{HostTensor, StateDict, WeightFile};
 
 /// Channels of the ResNet stem (`resnet_token_dim` in pyiqa); the bottleneck outputs four times
 /// as many.
@@ -68,14 +68,7 @@ pub const GROUPS: usize = 32;
 pub const MASK_LOGIT: f32 = -1e3;
 /// Name prefixes accepted in front of the state-dict names (`module.` from `DataParallel`,
 /// `params.` from BasicSR-style checkpoints).
-pub const NAME_PREFIXES: [&str; 6] = [
-    "",
-    "module.",
-    "params.",
-    "params.module.",
-    "state_dict.",
-    "state_dict.module.",
-];
+pub use crate::weight_file::STATE_DICT_PREFIXES as NAME_PREFIXES;
 
 /// How many patches of the original (unresized) image enter the sequence
 /// (pyiqa's `max_seq_len_from_original_res`).
@@ -527,57 +520,6 @@ impl<B: Backend> std::fmt::Debug for Musiq<B> {
     }
 }
 
-/// Looks tensors up under the accepted name forms, with errors naming the source.
-struct Lookup<'a> {
-    path: &'a Path,
-    tensors: &'a BTreeMap<String, HostTensor>,
-}
-
-impl Lookup<'_> {
-    fn find(&self, name: &str) -> Option<&HostTensor> {
-        NAME_PREFIXES
-            .iter()
-            .find_map(|p| self.tensors.get(&format!("{p}{name}")))
-    }
-
-    fn get(&self, name: &str, shape: &[usize]) -> Result<&HostTensor> {
-        let fail = |message: String| EvalError::WeightFile {
-            path: self.path.to_path_buf(),
-            message,
-        };
-        let Some(t) = self.find(name) else {
-            let mut sample: Vec<&str> = self.tensors.keys().map(String::as_str).take(8).collect();
-            if self.tensors.len() > 8 {
-                sample.push("…");
-            }
-            return Err(fail(format!(
-                "MUSIQ tensor `{name}` (shape {shape:?}) not found, also not with a `module.` or \
-                 `params.` prefix (the file has {} float tensors: {})",
-                self.tensors.len(),
-                sample.join(", ")
-            )));
-        };
-        if t.shape != shape {
-            return Err(fail(format!(
-                "MUSIQ tensor `{name}` has shape {:?}, expected {shape:?}",
-                t.shape
-            )));
-        }
-        if t.data.len() != shape.iter().product::<usize>() {
-            return Err(fail(format!(
-                "MUSIQ tensor `{name}` holds {} values for shape {shape:?}",
-                t.data.len()
-            )));
-        }
-        if let Some(i) = t.data.iter().position(|v| !v.is_finite()) {
-            return Err(fail(format!(
-                "MUSIQ tensor `{name}` has a non-finite value at flat index {i}"
-            )));
-        }
-        Ok(t)
-    }
-}
-
 impl<B: Backend> Musiq<B> {
     /// Loads a pyiqa MUSIQ checkpoint (`.pth` or `.safetensors`). The head's form and output
     /// count come from the file (see the module documentation); the rest of `config` must match
@@ -590,7 +532,7 @@ impl<B: Backend> Musiq<B> {
     pub fn load(path: &Path, config: MusiqConfig, device: &B::Device) -> Result<Self> {
         config.validate()?;
         let file = WeightFile::read(path, &|_| true)?;
-        Self::build(config, &file.tensors, &file.path, device)
+        Self::build(config, &file.tensors, &file.names, &file.path, device)
     }
 
     /// Builds the network from tensors already read (names as in [`Musiq::load`]); the head's
@@ -604,16 +546,23 @@ impl<B: Backend> Musiq<B> {
         device: &B::Device,
     ) -> Result<Self> {
         config.validate()?;
-        Self::build(config, tensors, Path::new("<tensors>"), device)
+        let names: Vec<String> = tensors.keys().cloned().collect();
+        Self::build(config, tensors, &names, Path::new("<tensors>"), device)
     }
 
     fn build(
         mut config: MusiqConfig,
         tensors: &BTreeMap<String, HostTensor>,
+        names: &[String],
         path: &Path,
         device: &B::Device,
     ) -> Result<Self> {
-        let src = Lookup { path, tensors };
+        let src = StateDict {
+            path,
+            tensors,
+            names,
+            network: "MUSIQ",
+        };
         // The head: `head.0.weight` ([num_class, D], Linear + Softmax) or `head.weight`.
         let head_softmax = src.find("head.0.weight").is_some();
         let head_name = if head_softmax { "head.0" } else { "head" };

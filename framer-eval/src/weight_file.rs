@@ -633,12 +633,12 @@ fn as_usizes(v: &Value) -> Option<Vec<usize>> {
 }
 
 /// The tensors of a state dict (one level of nesting flattened with `.`).
+/// Every float tensor name (sorted), and the kept tensors with their storage references.
+type NamesAndKept = (Vec<String>, Vec<(String, TensorRef)>);
+
 /// The sorted names of every float tensor of the state dict `root`, and the tensors whose name
 /// passes `keep`.
-fn float_names_and_kept(
-    root: Value,
-    keep: &dyn Fn(&str) -> bool,
-) -> PResult<(Vec<String>, Vec<(String, TensorRef)>)> {
+fn float_names_and_kept(root: Value, keep: &dyn Fn(&str) -> bool) -> PResult<NamesAndKept> {
     let mut tensors = collect_tensors(root)?;
     let mut names: Vec<String> = tensors
         .iter()
@@ -903,6 +903,81 @@ impl WeightFile {
                     t.shape
                 ),
             });
+        }
+        Ok(t)
+    }
+}
+
+/// Name prefixes under which pyiqa's checkpoints may hold their state dict (`module.` from
+/// `DataParallel`, `params.` and `state_dict.` from training checkpoints), as pyiqa's
+/// `load_pretrained_network` accepts them.
+pub const STATE_DICT_PREFIXES: [&str; 6] = [
+    "",
+    "module.",
+    "params.",
+    "params.module.",
+    "state_dict.",
+    "state_dict.module.",
+];
+
+/// Named tensors of one source (a file, or `<tensors>` given in memory) looked up under
+/// [`STATE_DICT_PREFIXES`], with errors that name the source, the network, the tensor and what
+/// is wrong (missing, wrong shape, wrong length, non-finite value).
+pub(crate) struct StateDict<'a> {
+    /// The file, for error messages.
+    pub(crate) path: &'a Path,
+    /// The tensors read.
+    pub(crate) tensors: &'a BTreeMap<String, HostTensor>,
+    /// Every float tensor name of the source (for the list in "not found" messages).
+    pub(crate) names: &'a [String],
+    /// The network, in messages (`MUSIQ`, `MANIQA`).
+    pub(crate) network: &'static str,
+}
+
+impl<'a> StateDict<'a> {
+    /// `name` under the first prefix that holds it.
+    pub(crate) fn find(&self, name: &str) -> Option<&'a HostTensor> {
+        STATE_DICT_PREFIXES
+            .iter()
+            .find_map(|p| self.tensors.get(&format!("{p}{name}")))
+    }
+
+    /// `name` (under any prefix), checked against `shape` and for finite values.
+    pub(crate) fn get(&self, name: &str, shape: &[usize]) -> Result<&'a HostTensor> {
+        let network = self.network;
+        let fail = |message: String| EvalError::WeightFile {
+            path: self.path.to_path_buf(),
+            message,
+        };
+        let Some(t) = self.find(name) else {
+            let mut sample: Vec<&str> = self.names.iter().map(String::as_str).take(8).collect();
+            if self.names.len() > 8 {
+                sample.push("…");
+            }
+            return Err(fail(format!(
+                "{network} tensor `{name}` (shape {shape:?}) not found, also not with a `module.` \
+                 or `params.` prefix (the file has {} float tensors: {})",
+                self.names.len(),
+                sample.join(", ")
+            )));
+        };
+        if t.shape != shape {
+            return Err(fail(format!(
+                "{network} tensor `{name}` has shape {:?}, expected {shape:?}",
+                t.shape
+            )));
+        }
+        if t.data.len() != shape.iter().product::<usize>() {
+            return Err(fail(format!(
+                "{network} tensor `{name}` holds {} values for shape {shape:?}",
+                t.data.len()
+            )));
+        }
+        if let Some(i) = t.data.iter().position(|v| !v.is_finite()) {
+            return Err(fail(format!(
+                "{network} tensor `{name}` has a non-finite value ({}) at flat index {i}",
+                t.data[i]
+            )));
         }
         Ok(t)
     }

@@ -51,7 +51,7 @@ use burn::tensor::{Tensor, TensorData};
 use framer_metrics::{Metric, MetricImage};
 
 use crate::error::{EvalError, Result};
-use crate::weight_file::{HostTensor, WeightFile};
+use crate::weight_file::{HostTensor, STATE_DICT_PREFIXES, StateDict, WeightFile};
 
 use self::swin::SwinStage;
 use self::vit::Vit;
@@ -389,69 +389,22 @@ pub fn required_tensors(config: &ManiqaConfig) -> Vec<(String, Vec<usize>)> {
         .collect()
 }
 
-/// The name prefixes under which a checkpoint may store the state dict.
-const PREFIXES: [&str; 4] = ["", "module.", "params.", "params.module."];
-
 /// Named tensors with the file they came from, for error messages.
-struct Source<'a> {
-    path: &'a Path,
-    tensors: &'a BTreeMap<String, HostTensor>,
-    /// Every float tensor name of the file.
-    names: &'a [String],
-    prefix: &'static str,
-}
+struct Source<'a>(StateDict<'a>);
 
 impl<'a> Source<'a> {
     fn new(path: &'a Path, tensors: &'a BTreeMap<String, HostTensor>, names: &'a [String]) -> Self {
-        let prefix = PREFIXES
-            .iter()
-            .find(|p| tensors.contains_key(&format!("{p}vit.pos_embed")))
-            .copied()
-            .unwrap_or("");
-        Self {
+        Self(StateDict {
             path,
             tensors,
             names,
-            prefix,
-        }
+            network: "MANIQA",
+        })
     }
 
+    /// `name` under any of the state-dict prefixes, checked against `shape`.
     fn host(&self, name: &str, shape: &[usize]) -> Result<&'a HostTensor> {
-        let full = format!("{}{name}", self.prefix);
-        let Some(t) = self.tensors.get(&full) else {
-            let mut sample: Vec<&str> = self.names.iter().map(String::as_str).take(6).collect();
-            if self.names.len() > 6 {
-                sample.push("…");
-            }
-            return Err(EvalError::WeightFile {
-                path: self.path.to_path_buf(),
-                message: format!(
-                    "MANIQA tensor `{full}` (shape {shape:?}) not found (names may also carry \
-                     a `module.` or `params.` prefix; the file has {} float tensors: {})",
-                    self.names.len(),
-                    sample.join(", ")
-                ),
-            });
-        };
-        if t.shape != shape {
-            return Err(EvalError::WeightFile {
-                path: self.path.to_path_buf(),
-                message: format!(
-                    "MANIQA tensor `{full}` has shape {:?}, expected {shape:?}",
-                    t.shape
-                ),
-            });
-        }
-        if let Some(i) = t.data.iter().position(|v| !v.is_finite()) {
-            return Err(EvalError::WeightFile {
-                path: self.path.to_path_buf(),
-                message: format!(
-                    "MANIQA tensor `{full}` has a non-finite value ({}) at flat index {i}",
-                    t.data[i]
-                ),
-            });
-        }
-        Ok(t)
+        self.0.get(name, shape)
     }
 
     fn tensor<B: Backend, const D: usize>(
@@ -659,7 +612,7 @@ impl<B: Backend> Maniqa<B> {
         config.validate()?;
         let wanted: HashSet<String> = required_tensors(&config)
             .into_iter()
-            .flat_map(|(n, _)| PREFIXES.map(|p| format!("{p}{n}")))
+            .flat_map(|(n, _)| STATE_DICT_PREFIXES.map(|p| format!("{p}{n}")))
             .collect();
         let file = WeightFile::read(path, &|name: &str| wanted.contains(name))?;
         Self::build(
