@@ -45,7 +45,7 @@ mod vit;
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use burn::tensor::activation::{relu, sigmoid, softmax};
+use burn::tensor::activation::{gelu, relu, sigmoid, softmax};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
 use framer_metrics::{Metric, MetricImage};
@@ -482,6 +482,61 @@ struct Linear<B: Backend> {
 impl<B: Backend> Linear<B> {
     fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
         burn::tensor::module::linear(x, self.weight.clone(), Some(self.bias.clone()))
+    }
+}
+
+/// The weights of a pre-norm transformer block as timm's ViT and the Swin blocks name them
+/// (`norm1`, `attn.qkv`, `attn.proj`, `norm2`, `mlp.fc1`, `mlp.fc2`); the attention between the
+/// two is each block's own.
+#[derive(Clone, Debug)]
+struct PreNormBlock<B: Backend> {
+    norm1: LayerNorm<B>,
+    qkv: Linear<B>,
+    proj: Linear<B>,
+    norm2: LayerNorm<B>,
+    fc1: Linear<B>,
+    fc2: Linear<B>,
+}
+
+impl<B: Backend> PreNormBlock<B> {
+    /// Channels `dim`, MLP width `hidden`, LayerNorm ε `eps`, names under `p`.
+    fn load(
+        src: &Source<'_>,
+        p: &str,
+        dim: usize,
+        hidden: usize,
+        eps: f64,
+        device: &B::Device,
+    ) -> Result<Self> {
+        Ok(Self {
+            norm1: LayerNorm::load(src, &format!("{p}.norm1"), dim, eps, device)?,
+            qkv: src.linear(&format!("{p}.attn.qkv"), dim, 3 * dim, device)?,
+            proj: src.linear(&format!("{p}.attn.proj"), dim, dim, device)?,
+            norm2: LayerNorm::load(src, &format!("{p}.norm2"), dim, eps, device)?,
+            fc1: src.linear(&format!("{p}.mlp.fc1"), dim, hidden, device)?,
+            fc2: src.linear(&format!("{p}.mlp.fc2"), hidden, dim, device)?,
+        })
+    }
+
+    /// The fused projection of `y` (`[M, T, C]`, already normalised) split into queries, keys
+    /// and values of `heads` heads, each `[M, heads, T, C / heads]`.
+    fn split_qkv(&self, y: Tensor<B, 3>, heads: usize) -> [Tensor<B, 4>; 3] {
+        let [m, t, c] = y.dims();
+        let d = c / heads;
+        let qkv = self
+            .qkv
+            .forward(y)
+            .reshape([m, t, 3, heads, d])
+            .permute([2, 0, 3, 1, 4]);
+        [0, 1, 2].map(|i| qkv.clone().narrow(0, i, 1).reshape([m, heads, t, d]))
+    }
+
+    /// `x + fc2(gelu(fc1(norm2(x))))`, `[N, T, C]` → `[N, T, C]`.
+    fn mlp_residual(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        let m = self
+            .fc2
+            .forward(gelu(self.fc1.forward(self.norm2.forward(x.clone()))));
+        x.add(m)
     }
 }
 

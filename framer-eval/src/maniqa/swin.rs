@@ -4,13 +4,13 @@
 //! `dim_mlp`, and after each layer a 3×3 convolution with ReLU and the residual
 //! `x ← scale·layer(x) + x`. No patch merging: the grid stays `224 / patch_size` square.
 
-use burn::tensor::activation::{gelu, relu, softmax};
+use burn::tensor::activation::{relu, softmax};
 use burn::tensor::backend::Backend;
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Tensor, TensorData};
 
-use super::{LayerNorm, Linear, ManiqaConfig, Source};
+use super::{ManiqaConfig, PreNormBlock, Source};
 use crate::error::Result;
 
 /// `nn.LayerNorm`'s default ε, which the Swin blocks use.
@@ -133,12 +133,7 @@ fn roll<B: Backend>(x: Tensor<B, 4>, shift: usize, forward: bool) -> Tensor<B, 4
 
 #[derive(Clone, Debug)]
 struct SwinBlock<B: Backend> {
-    norm1: LayerNorm<B>,
-    qkv: Linear<B>,
-    proj: Linear<B>,
-    norm2: LayerNorm<B>,
-    fc1: Linear<B>,
-    fc2: Linear<B>,
+    weights: PreNormBlock<B>,
     /// `[1, windows, heads, n, n]` (relative position bias + mask).
     bias: Tensor<B, 5>,
     heads: usize,
@@ -165,12 +160,7 @@ impl<B: Backend> SwinBlock<B> {
         let (bias, windows) = window.bias(&table.data, heads);
         let n = window.size * window.size;
         Ok(Self {
-            norm1: LayerNorm::load(src, &format!("{p}.norm1"), dim, SWIN_LN_EPS, device)?,
-            qkv: src.linear(&format!("{p}.attn.qkv"), dim, 3 * dim, device)?,
-            proj: src.linear(&format!("{p}.attn.proj"), dim, dim, device)?,
-            norm2: LayerNorm::load(src, &format!("{p}.norm2"), dim, SWIN_LN_EPS, device)?,
-            fc1: src.linear(&format!("{p}.mlp.fc1"), dim, c.dim_mlp, device)?,
-            fc2: src.linear(&format!("{p}.mlp.fc2"), c.dim_mlp, dim, device)?,
+            weights: PreNormBlock::load(src, p, dim, c.dim_mlp, SWIN_LN_EPS, device)?,
             bias: Tensor::from_data(TensorData::new(bias, [1, windows, heads, n, n]), device),
             heads,
             window,
@@ -186,24 +176,15 @@ impl<B: Backend> SwinBlock<B> {
         let t = size * size;
         let h = self.heads;
         let d = c / h;
-        let y = self.norm1.forward(x.clone()).reshape([n, grid, grid, c]);
+        let w = &self.weights;
+        let y = w.norm1.forward(x.clone()).reshape([n, grid, grid, c]);
         let y = if shift > 0 { roll(y, shift, true) } else { y };
         let win: Tensor<B, 3> = y
             .reshape([n, per, size, per, size, c])
             .permute([0, 1, 3, 2, 4, 5])
             .reshape([n * windows, t, c]);
-        let qkv = self
-            .qkv
-            .forward(win)
-            .reshape([n * windows, t, 3, h, d])
-            .permute([2, 0, 3, 1, 4]);
-        let q: Tensor<B, 4> = qkv
-            .clone()
-            .narrow(0, 0, 1)
-            .reshape([n * windows, h, t, d])
-            .mul_scalar((d as f64).powf(-0.5));
-        let k: Tensor<B, 4> = qkv.clone().narrow(0, 1, 1).reshape([n * windows, h, t, d]);
-        let v: Tensor<B, 4> = qkv.narrow(0, 2, 1).reshape([n * windows, h, t, d]);
+        let [q, k, v] = w.split_qkv(win, h);
+        let q = q.mul_scalar((d as f64).powf(-0.5));
         let attn = q
             .matmul(k.swap_dims(2, 3))
             .reshape([n, windows, h, t, t])
@@ -213,18 +194,14 @@ impl<B: Backend> SwinBlock<B> {
             .matmul(v)
             .swap_dims(1, 2)
             .reshape([n * windows, t, c]);
-        let o = self
+        let o = w
             .proj
             .forward(o)
             .reshape([n, per, per, size, size, c])
             .permute([0, 1, 3, 2, 4, 5])
             .reshape([n, grid, grid, c]);
         let o = if shift > 0 { roll(o, shift, false) } else { o };
-        let x = x.add(o.reshape([n, l, c]));
-        let m = self
-            .fc2
-            .forward(gelu(self.fc1.forward(self.norm2.forward(x.clone()))));
-        x.add(m)
+        w.mlp_residual(x.add(o.reshape([n, l, c])))
     }
 }
 

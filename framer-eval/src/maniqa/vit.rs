@@ -3,12 +3,12 @@
 //! exact-erf GELU), run up to block 9, whose outputs 6–9 MANIQA uses.
 
 use burn::tensor::Tensor;
-use burn::tensor::activation::{gelu, softmax};
+use burn::tensor::activation::softmax;
 use burn::tensor::backend::Backend;
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
 
-use super::{FEATURE_BLOCKS, LayerNorm, Linear, ManiqaConfig, Source};
+use super::{FEATURE_BLOCKS, ManiqaConfig, PreNormBlock, Source};
 use crate::error::Result;
 
 /// timm's ViT LayerNorm ε.
@@ -16,25 +16,16 @@ const VIT_LN_EPS: f64 = 1e-6;
 
 #[derive(Clone, Debug)]
 struct Block<B: Backend> {
-    norm1: LayerNorm<B>,
-    qkv: Linear<B>,
-    proj: Linear<B>,
-    norm2: LayerNorm<B>,
-    fc1: Linear<B>,
-    fc2: Linear<B>,
+    weights: PreNormBlock<B>,
     heads: usize,
 }
 
 impl<B: Backend> Block<B> {
     fn load(src: &Source<'_>, p: &str, c: &ManiqaConfig, device: &B::Device) -> Result<Self> {
-        let e = c.embed_dim;
+        let weights =
+            PreNormBlock::load(src, p, c.embed_dim, c.vit_mlp_hidden, VIT_LN_EPS, device)?;
         Ok(Self {
-            norm1: LayerNorm::load(src, &format!("{p}.norm1"), e, VIT_LN_EPS, device)?,
-            qkv: src.linear(&format!("{p}.attn.qkv"), e, 3 * e, device)?,
-            proj: src.linear(&format!("{p}.attn.proj"), e, e, device)?,
-            norm2: LayerNorm::load(src, &format!("{p}.norm2"), e, VIT_LN_EPS, device)?,
-            fc1: src.linear(&format!("{p}.mlp.fc1"), e, c.vit_mlp_hidden, device)?,
-            fc2: src.linear(&format!("{p}.mlp.fc2"), c.vit_mlp_hidden, e, device)?,
+            weights,
             heads: c.vit_heads,
         })
     }
@@ -42,27 +33,16 @@ impl<B: Backend> Block<B> {
     /// `[N, T, E]` → `[N, T, E]`.
     fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
         let [n, t, e] = x.dims();
-        let h = self.heads;
-        let d = e / h;
-        let qkv = self
-            .qkv
-            .forward(self.norm1.forward(x.clone()))
-            .reshape([n, t, 3, h, d])
-            .permute([2, 0, 3, 1, 4]);
-        let q: Tensor<B, 4> = qkv.clone().narrow(0, 0, 1).reshape([n, h, t, d]);
-        let k: Tensor<B, 4> = qkv.clone().narrow(0, 1, 1).reshape([n, h, t, d]);
-        let v: Tensor<B, 4> = qkv.narrow(0, 2, 1).reshape([n, h, t, d]);
+        let w = &self.weights;
+        let d = e / self.heads;
+        let [q, k, v] = w.split_qkv(w.norm1.forward(x.clone()), self.heads);
         let attn = softmax(
             q.matmul(k.swap_dims(2, 3))
                 .mul_scalar((d as f64).powf(-0.5)),
             3,
         );
         let o = attn.matmul(v).swap_dims(1, 2).reshape([n, t, e]);
-        let x = x.add(self.proj.forward(o));
-        let m = self
-            .fc2
-            .forward(gelu(self.fc1.forward(self.norm2.forward(x.clone()))));
-        x.add(m)
+        w.mlp_residual(x.add(w.proj.forward(o)))
     }
 }
 
