@@ -9,7 +9,7 @@
 //!
 //! Neither `--musiq` nor `--maniqa`: both. The networks get the default (full-size)
 //! configurations and the deterministic weights of the tests (`tests/musiq.rs`,
-//! `tests/maniqa.rs`; the formulas are repeated here), and score one deterministic image
+//! `tests/maniqa.rs`, from `tests/oracle`), and score one deterministic image
 //! (default 256×240; the pattern of each metric's tests). One warm-up score, then `--iters`
 //! timed scores (default 3 for MUSIQ, 1 for MANIQA, which takes about a minute per image on two
 //! cores). `--threads T` runs the scores on `T` rayon threads (the example starts itself again
@@ -18,16 +18,16 @@
 //! The last line per metric is machine-readable:
 //! `nr_metric_time metric=<musiq|maniqa> width=W height=H iters=N median_s=… min_s=… score=…`.
 
-use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::time::Instant;
 
 use burn::backend::Flex;
 use burn::tensor::backend::Backend;
-use framer_eval::maniqa::{self, Maniqa, ManiqaConfig};
-use framer_eval::musiq::{self, Musiq, MusiqConfig};
-use framer_eval::weight_file::HostTensor;
-use framer_metrics::MetricImage;
+use framer_eval::maniqa::{Maniqa, ManiqaConfig};
+use framer_eval::musiq::{Musiq, MusiqConfig};
+
+#[path = "../tests/oracle/mod.rs"]
+mod oracle;
 
 struct Args {
     musiq: bool,
@@ -81,98 +81,6 @@ fn parse_args() -> Result<Args, String> {
     Ok(args)
 }
 
-/// The weights of `tests/musiq.rs`: `s = sin(2.3 i + k)`, then `0.02 s` for a bias, `s` for a
-/// convolution, `s / √fan_in` for a linear weight, `1 + 0.2 s` for a norm scale and `0.3 s`
-/// otherwise.
-fn musiq_formula(name: &str, k: usize, shape: &[usize]) -> HostTensor {
-    let n: usize = shape.iter().product();
-    let data = (0..n)
-        .map(|i| {
-            let s = (2.3 * i as f64 + k as f64).sin();
-            let v = if name.ends_with(".bias") {
-                0.02 * s
-            } else if shape.len() == 4 {
-                s
-            } else if shape.len() == 2 && name.ends_with(".weight") {
-                s / (shape[1] as f64).sqrt()
-            } else if shape.len() == 1 {
-                1.0 + 0.2 * s
-            } else {
-                0.3 * s
-            };
-            v as f32
-        })
-        .collect();
-    HostTensor {
-        shape: shape.to_vec(),
-        data,
-    }
-}
-
-/// The weights of `tests/maniqa.rs` (buffers are counted in `k` but not filled).
-fn maniqa_formula(name: &str, k: usize, shape: &[usize]) -> HostTensor {
-    let n: usize = shape.iter().product();
-    let data = (0..n)
-        .map(|i| {
-            let s = (2.3 * i as f64 + k as f64).sin();
-            let v = if name.ends_with("relative_position_bias_table") {
-                0.2 * s
-            } else if name.ends_with("cls_token") || name.ends_with("pos_embed") {
-                0.1 * s
-            } else if name.ends_with(".bias") {
-                0.02 * s
-            } else if shape.len() == 1 {
-                1.0 + 0.1 * s
-            } else if name.ends_with("c_q.weight") || name.ends_with("c_k.weight") {
-                0.25 * s / (shape[1] as f64).sqrt()
-            } else {
-                let fan_in: usize = shape[1..].iter().product();
-                2.0 * s / (fan_in as f64).sqrt()
-            };
-            v as f32
-        })
-        .collect();
-    HostTensor {
-        shape: shape.to_vec(),
-        data,
-    }
-}
-
-/// `[H, W, 3]`: the image of `tests/musiq.rs`.
-fn musiq_image(width: usize, height: usize) -> framer_eval::Result<MetricImage> {
-    let mut data = Vec::with_capacity(width * height * 3);
-    for y in 0..height {
-        for x in 0..width {
-            for c in 0..3 {
-                let (xf, yf, cf) = (x as f64, y as f64, c as f64);
-                let v = 0.5
-                    + 0.4 * (0.21 * xf + 0.17 * yf + 1.3 * cf).sin()
-                    + 0.3 * (0.9 * xf - 0.7 * yf + 0.5 * cf).sin();
-                data.push(v.clamp(0.0, 1.0) as f32);
-            }
-        }
-    }
-    Ok(MetricImage::from_hwc(width, height, data)?)
-}
-
-/// `[H, W, 3]`: the image of `tests/maniqa.rs` (kind 0).
-fn maniqa_image(width: usize, height: usize) -> framer_eval::Result<MetricImage> {
-    let mut data = Vec::with_capacity(width * height * 3);
-    for y in 0..height {
-        for x in 0..width {
-            for c in 0..3 {
-                let (xf, yf, cf) = (x as f64, y as f64, c as f64);
-                let v = 0.5
-                    + 0.3 * (0.21 * xf + 0.17 * yf + 1.3 * cf).sin()
-                    + 0.1 * (0.9 * xf - 0.7 * yf + 0.5 * cf).sin()
-                    + 0.05 * (2.1 * xf + 1.3 * yf + 0.01 * xf * yf - cf).sin();
-                data.push(v as f32);
-            }
-        }
-    }
-    Ok(MetricImage::from_hwc(width, height, data)?)
-}
-
 /// One warm-up call, then `iters` timed calls; prints each and the summary lines.
 fn time(
     metric: &str,
@@ -222,15 +130,11 @@ fn run<B: Backend>(args: &Args, backend: &str) -> framer_eval::Result<()> {
     if args.musiq {
         let config = MusiqConfig::default();
         let start = Instant::now();
-        let weights: BTreeMap<String, HostTensor> = musiq::expected_tensors(&config)
-            .iter()
-            .enumerate()
-            .map(|(k, (name, shape))| (name.clone(), musiq_formula(name, k, shape)))
-            .collect();
+        let weights = oracle::musiq_weights(&config);
         let model = Musiq::<B>::from_tensors(config, &weights, &device)?;
         drop(weights);
         let built = start.elapsed().as_secs_f64();
-        let image = musiq_image(args.width, args.height)?;
+        let image = oracle::musiq_image(args.width, args.height);
         time("musiq", args, args.iters.unwrap_or(3), built, || {
             model.score_image(&image)
         })?;
@@ -238,18 +142,11 @@ fn run<B: Backend>(args: &Args, backend: &str) -> framer_eval::Result<()> {
     if args.maniqa {
         let config = ManiqaConfig::default();
         let start = Instant::now();
-        let weights: BTreeMap<String, HostTensor> = maniqa::expected_tensors(&config)
-            .iter()
-            .enumerate()
-            .filter(|(_, (name, _))| {
-                !(name.ends_with("relative_position_index") || name.ends_with("attn_mask"))
-            })
-            .map(|(k, (name, shape))| (name.clone(), maniqa_formula(name, k, shape)))
-            .collect();
+        let weights = oracle::maniqa_weights(&config);
         let model = Maniqa::<B>::from_tensors(config, &weights, &device)?;
         drop(weights);
         let built = start.elapsed().as_secs_f64();
-        let image = maniqa_image(args.width, args.height)?;
+        let image = oracle::maniqa_image(args.width, args.height, 0);
         time("maniqa", args, args.iters.unwrap_or(1), built, || {
             model.score_image(&image)
         })?;

@@ -12,7 +12,8 @@
 //! `timm.create_model` replaced by a small `VisionTransformer` (the configurations of
 //! [`config_a`] and [`config_b`]; the full-size run gets timm's `vit_base_patch8_224` without
 //! pretrained weights), overwrites every float parameter with the deterministic formula of
-//! [`formula`] (repeated here), and scores the deterministic images of [`image`] in float64.
+//! `oracle::maniqa_formula` (repeated in `tests/oracle`), and scores the deterministic images
+//! of `oracle::maniqa_image` in float64.
 //! The f32 port must agree within [`TOLERANCE`] (relative). It also writes
 //! `tests/fixtures/maniqa-default-state-dict.txt`, the names and shapes of the default
 //! configuration's `state_dict()`, and `tests/fixtures/maniqa-tiny-checkpoint.pth`, a tiny
@@ -29,6 +30,10 @@ use framer_eval::maniqa::{
 };
 use framer_eval::weight_file::{HostTensor, write_safetensors};
 use framer_metrics::{Metric, MetricImage};
+
+mod oracle;
+
+use oracle::{maniqa_image as image, maniqa_weights as formula_weights};
 
 type B = Flex;
 
@@ -80,73 +85,6 @@ fn config_b() -> ManiqaConfig {
         test_sample: 3,
         crop_batch: 2,
     }
-}
-
-/// The oracle's weights: `s = sin(2.3 i + k)` (i = flat index, k = index of the entry in
-/// state-dict order, buffers counted), then `0.2 s` for a relative position bias table,
-/// `0.1 s` for the class token and position embedding, `0.02 s` for a bias, `1 + 0.1 s` for a
-/// LayerNorm weight, `0.25 s / √fan_in` for the TABlocks' query and key weights (moderate
-/// attention logits) and `2 s / √fan_in` for the other linear and convolution weights.
-fn formula(name: &str, k: usize, shape: &[usize]) -> HostTensor {
-    let n: usize = shape.iter().product();
-    let data = (0..n)
-        .map(|i| {
-            let s = (2.3 * i as f64 + k as f64).sin();
-            let v = if name.ends_with("relative_position_bias_table") {
-                0.2 * s
-            } else if name.ends_with("cls_token") || name.ends_with("pos_embed") {
-                0.1 * s
-            } else if name.ends_with(".bias") {
-                0.02 * s
-            } else if shape.len() == 1 {
-                1.0 + 0.1 * s
-            } else if name.ends_with("c_q.weight") || name.ends_with("c_k.weight") {
-                0.25 * s / (shape[1] as f64).sqrt()
-            } else {
-                let fan_in: usize = shape[1..].iter().product();
-                2.0 * s / (fan_in as f64).sqrt()
-            };
-            v as f32
-        })
-        .collect();
-    HostTensor {
-        shape: shape.to_vec(),
-        data,
-    }
-}
-
-fn is_buffer(name: &str) -> bool {
-    name.ends_with("relative_position_index") || name.ends_with("attn_mask")
-}
-
-/// Every float parameter of `config` by the formula (the buffers are left out, as a
-/// checkpoint reader that drops integer tensors would).
-fn formula_weights(config: &ManiqaConfig) -> BTreeMap<String, HostTensor> {
-    expected_tensors(config)
-        .iter()
-        .enumerate()
-        .filter(|(_, (name, _))| !is_buffer(name))
-        .map(|(k, (name, shape))| (name.clone(), formula(name, k, shape)))
-        .collect()
-}
-
-/// The oracle's images, `[H, W, 3]`: `0.5 + 0.3 sin(0.21 x + 0.17 y + 1.3 c)
-/// + 0.1 sin(0.9 x − 0.7 y + 0.5 c + kind) + 0.05 sin(2.1 x + 1.3 y + 0.01 x y − c)`.
-fn image(width: usize, height: usize, kind: u8) -> MetricImage {
-    let mut data = Vec::with_capacity(width * height * 3);
-    for y in 0..height {
-        for x in 0..width {
-            for c in 0..3 {
-                let (xf, yf, cf, kf) = (x as f64, y as f64, c as f64, f64::from(kind));
-                let v = 0.5
-                    + 0.3 * (0.21 * xf + 0.17 * yf + 1.3 * cf).sin()
-                    + 0.1 * (0.9 * xf - 0.7 * yf + 0.5 * cf + kf).sin()
-                    + 0.05 * (2.1 * xf + 1.3 * yf + 0.01 * xf * yf - cf).sin();
-                data.push(v as f32);
-            }
-        }
-    }
-    MetricImage::from_hwc(width, height, data).unwrap()
 }
 
 fn model(config: ManiqaConfig) -> Maniqa<B> {

@@ -9,8 +9,8 @@
 //! ```
 //!
 //! The script builds `MUSIQ(pretrained=False, …)` (nothing downloaded), overwrites every
-//! state-dict entry with the formula of [`formula`] (repeated here), and scores the images of
-//! [`image`] in eval mode in float64 (the reference used here; it also prints float32 values,
+//! state-dict entry with the formula of `oracle::musiq_formula` (repeated in `tests/oracle`), and
+//! scores the images of `oracle::musiq_image` in eval mode in float64 (the reference used here; it also prints float32 values,
 //! which differ from float64 by up to 1e-5 relative). Scores are checked to [`TOLERANCE`]
 //! relative. The small configuration (hidden 32, MLP 64, 2 heads, 2 layers) keeps the whole
 //! architecture and preprocessing (patch 32, longer sides 224 and 384, all patches of the
@@ -26,7 +26,11 @@ use framer_eval::musiq::{
     Musiq, MusiqConfig, OriginalResolution, expected_tensors, multiscale_patches,
 };
 use framer_eval::weight_file::{HostTensor, write_safetensors};
-use framer_metrics::{Metric, MetricImage};
+use framer_metrics::Metric;
+
+mod oracle;
+
+use oracle::{musiq_image as image, musiq_weights as formula_weights};
 
 type B = Flex;
 
@@ -38,61 +42,6 @@ fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
         .join(name)
-}
-
-/// The oracle's weights: `s = sin(2.3 i + k)` (i = flat index, k = index of the tensor in
-/// state-dict order), then `0.02 s` for a bias, `s` for a convolution, `s / √fan_in` for a
-/// linear weight, `1 + 0.2 s` for a norm scale and `0.3 s` for the class token and the
-/// embeddings; rounded to f32.
-fn formula(name: &str, k: usize, shape: &[usize]) -> HostTensor {
-    let n: usize = shape.iter().product();
-    let data = (0..n)
-        .map(|i| {
-            let s = (2.3 * i as f64 + k as f64).sin();
-            let v = if name.ends_with(".bias") {
-                0.02 * s
-            } else if shape.len() == 4 {
-                s
-            } else if shape.len() == 2 && name.ends_with(".weight") {
-                s / (shape[1] as f64).sqrt()
-            } else if shape.len() == 1 {
-                1.0 + 0.2 * s
-            } else {
-                0.3 * s
-            };
-            v as f32
-        })
-        .collect();
-    HostTensor {
-        shape: shape.to_vec(),
-        data,
-    }
-}
-
-fn formula_weights(config: &MusiqConfig) -> BTreeMap<String, HostTensor> {
-    expected_tensors(config)
-        .iter()
-        .enumerate()
-        .map(|(k, (name, shape))| (name.clone(), formula(name, k, shape)))
-        .collect()
-}
-
-/// The oracle's image, `[H, W, 3]`: `0.5 + 0.4 sin(0.21 x + 0.17 y + 1.3 c)
-/// + 0.3 sin(0.9 x − 0.7 y + 0.5 c)`, clipped to `[0, 1]`.
-fn image(width: usize, height: usize) -> MetricImage {
-    let mut data = Vec::with_capacity(width * height * 3);
-    for y in 0..height {
-        for x in 0..width {
-            for c in 0..3 {
-                let (xf, yf, cf) = (x as f64, y as f64, c as f64);
-                let v = 0.5
-                    + 0.4 * (0.21 * xf + 0.17 * yf + 1.3 * cf).sin()
-                    + 0.3 * (0.9 * xf - 0.7 * yf + 0.5 * cf).sin();
-                data.push(v.clamp(0.0, 1.0) as f32);
-            }
-        }
-    }
-    MetricImage::from_hwc(width, height, data).unwrap()
 }
 
 fn small(num_class: usize) -> MusiqConfig {

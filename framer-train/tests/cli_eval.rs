@@ -5,6 +5,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
+/// The deterministic MUSIQ weights of framer-eval's oracle tests.
+#[path = "../../framer-eval/tests/oracle/mod.rs"]
+mod oracle;
+
 fn framer(args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_framer"))
         .args(args)
@@ -518,53 +522,18 @@ fn eval_computes_lpips_from_user_supplied_weight_files() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-/// Writes deterministic tensors for `specs` as `.safetensors` at `path`, with
-/// `s = sin(2.3 i + k)`: `0.02 s` for a bias, `s / √fan_in` for a matrix or kernel, `1 + 0.2 s`
-/// for a norm scale and `0.3 s` for embeddings (framer-eval's MUSIQ oracle formula).
-fn write_formula_weights(path: &Path, specs: &[(String, Vec<usize>)]) {
-    use framer_eval::weight_file::{HostTensor, write_safetensors};
-    let tensors = specs
-        .iter()
-        .enumerate()
-        .map(|(k, (name, shape))| {
-            let n: usize = shape.iter().product();
-            let fan_in = shape.iter().skip(1).product::<usize>().max(1) as f64;
-            let data = (0..n)
-                .map(|i| {
-                    let s = (2.3 * i as f64 + k as f64).sin();
-                    let v = if name.ends_with(".bias") {
-                        0.02 * s
-                    } else if shape.len() >= 2 && name.ends_with(".weight") {
-                        s / fan_in.sqrt()
-                    } else if shape.len() == 1 {
-                        1.0 + 0.2 * s
-                    } else {
-                        0.3 * s
-                    };
-                    v as f32
-                })
-                .collect();
-            let t = HostTensor {
-                shape: shape.clone(),
-                data,
-            };
-            (name.clone(), t)
-        })
-        .collect();
-    write_safetensors(path, &tensors).unwrap();
-}
-
 #[test]
 fn eval_computes_musiq_from_a_user_supplied_checkpoint() {
     use framer_eval::compare::ImageMetric;
-    use framer_eval::musiq::{Musiq, MusiqConfig, expected_tensors};
+    use framer_eval::musiq::{Musiq, MusiqConfig};
+    use framer_eval::weight_file::write_safetensors;
     use framer_metrics::MetricImage;
     let dir = temp("musiq");
     write_png(&dir.join("sr/a.png"), 72, 56, 3);
     write_png(&dir.join("sr/b.png"), 48, 64, 70);
     // the full-size network of pyiqa's checkpoints, with deterministic weights
     let weights = dir.join("musiq-formula.safetensors");
-    write_formula_weights(&weights, &expected_tensors(&MusiqConfig::default()));
+    write_safetensors(&weights, &oracle::musiq_weights(&MusiqConfig::default())).unwrap();
 
     // no-reference: no ground truth needed; musiq is added to the metrics
     let csv = dir.join("scores.csv");
