@@ -5,8 +5,8 @@ ports (`cargo run --release -p framer-eval --example nr_metrics_time` does the s
 Builds `pyiqa.archs.musiq_arch.MUSIQ(pretrained=False)` and
 `pyiqa.archs.maniqa_arch.MANIQA(pretrained=False, train_dataset="koniq", scale=0.8)` with
 `timm.create_model` forced to `pretrained=False` (nothing is downloaded), overwrites every float
-parameter with the deterministic formulas of `musiq-oracle.py` / `maniqa-oracle.py` (repeated
-here), and scores one deterministic image (the pattern of each metric's tests; default 256x240)
+parameter with the deterministic formulas of `musiq-oracle.py` / `maniqa-oracle.py` (imported
+from them), and scores one deterministic image (the pattern of each metric's tests; default 256x240)
 in float32, eval mode, under `torch.no_grad()`. One warm-up score, then `--iters` timed scores
 (default 3 for MUSIQ, 1 for MANIQA). Threads: torch's default unless `--threads T`. With
 `--float64` it also prints each score computed in float64 (untimed), the reference that both
@@ -21,86 +21,36 @@ The last line per metric is machine-readable, as in the Rust example:
 """
 
 import argparse
-import math
+import importlib.util
+import pathlib
 import statistics
 import time
 
-import numpy as np
-import torch
 import timm
-
-_ORIGINAL_CREATE_MODEL = timm.create_model
-
-
-def create_model(name, pretrained=False, **kwargs):
-    return _ORIGINAL_CREATE_MODEL(name, pretrained=False, **kwargs)
+import torch
 
 
-timm.create_model = create_model
-
-from pyiqa.archs.maniqa_arch import MANIQA  # noqa: E402
-from pyiqa.archs.musiq_arch import MUSIQ  # noqa: E402
-
-
-def musiq_formula(name, k, shape):
-    """musiq-oracle.py's weights."""
-    n = int(np.prod(shape))
-    s = np.sin(2.3 * np.arange(n, dtype=np.float64) + k)
-    if name.endswith(".bias"):
-        v = 0.02 * s
-    elif len(shape) == 4:
-        v = s
-    elif len(shape) == 2 and name.endswith(".weight"):
-        v = s / math.sqrt(shape[1])
-    elif len(shape) == 1:
-        v = 1.0 + 0.2 * s
-    else:
-        v = 0.3 * s
-    return torch.from_numpy(v.astype(np.float32).reshape(shape))
+def _load(script):
+    """One of the oracle scripts beside this one, as a module (their file names have hyphens)."""
+    path = pathlib.Path(__file__).with_name(script)
+    spec = importlib.util.spec_from_file_location(script.replace("-", "_")[:-3], path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def maniqa_formula(name, k, shape):
-    """maniqa-oracle.py's weights."""
-    n = int(np.prod(shape))
-    s = np.sin(2.3 * np.arange(n, dtype=np.float64) + k)
-    if name.endswith("relative_position_bias_table"):
-        v = 0.2 * s
-    elif name.endswith("cls_token") or name.endswith("pos_embed"):
-        v = 0.1 * s
-    elif name.endswith(".bias"):
-        v = 0.02 * s
-    elif len(shape) == 1:
-        v = 1.0 + 0.1 * s
-    elif name.endswith("c_q.weight") or name.endswith("c_k.weight"):
-        v = 0.25 * s / math.sqrt(shape[1])
-    else:
-        v = 2.0 * s / math.sqrt(int(np.prod(shape[1:])))
-    return torch.from_numpy(v.astype(np.float32).reshape(shape))
+# maniqa-oracle.py forces timm.create_model to pretrained=False (its full-size ViT when no small
+# one is set), so nothing is downloaded.
+_musiq_oracle = _load("musiq-oracle.py")
+_maniqa_oracle = _load("maniqa-oracle.py")
+MUSIQ, musiq_formula, musiq_image = _musiq_oracle.MUSIQ, _musiq_oracle.formula, _musiq_oracle.image
+MANIQA, maniqa_formula, is_buffer = (
+    _maniqa_oracle.MANIQA, _maniqa_oracle.formula, _maniqa_oracle.is_buffer)
 
 
-def is_buffer(name):
-    return name.endswith("relative_position_index") or name.endswith("attn_mask")
-
-
-def musiq_image(width, height):
-    """[1, 3, H, W]: musiq-oracle.py's image."""
-    x = np.arange(width, dtype=np.float64)[None, None, :]
-    y = np.arange(height, dtype=np.float64)[None, :, None]
-    c = np.arange(3, dtype=np.float64)[:, None, None]
-    v = 0.5 + 0.4 * np.sin(0.21 * x + 0.17 * y + 1.3 * c)
-    v = np.clip(v + 0.3 * np.sin(0.9 * x - 0.7 * y + 0.5 * c), 0.0, 1.0)
-    return torch.from_numpy(v.astype(np.float32))[None]
-
-
-def maniqa_image(width, height, kind=0):
-    """[1, 3, H, W]: maniqa-oracle.py's image."""
-    x = np.arange(width, dtype=np.float64)[None, None, :]
-    y = np.arange(height, dtype=np.float64)[None, :, None]
-    c = np.arange(3, dtype=np.float64)[:, None, None]
-    v = (0.5 + 0.3 * np.sin(0.21 * x + 0.17 * y + 1.3 * c)
-         + 0.1 * np.sin(0.9 * x - 0.7 * y + 0.5 * c + kind)
-         + 0.05 * np.sin(2.1 * x + 1.3 * y + 0.01 * x * y - c))
-    return torch.from_numpy(v.astype(np.float32))[None]
+def maniqa_image(width, height):
+    """[1, 3, H, W]: maniqa-oracle.py's image of kind 0."""
+    return _maniqa_oracle.image(width, height, 0)
 
 
 def fill(model, formula):
