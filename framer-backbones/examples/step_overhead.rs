@@ -27,8 +27,8 @@ use burn::module::AutodiffModule;
 use burn::optim::{AdamConfig, GradientsParams, Optimizer};
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{Distribution, Tensor};
-use framer::{FramerLossConfig, NegativeSampler, Parameterization};
-use framer_backbones::{DiTConfig, SrBackbone};
+use framer::{Framed, FramerForward, FramerLossConfig, FramerModel, FramerStep, NegativeSampler, Parameterization, StudentSelection};
+use framer_backbones::DiTConfig;
 
 #[derive(Clone, Copy, PartialEq)]
 enum Variant {
@@ -107,13 +107,20 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-/// One model with its optimiser and fixed inputs, trained with or without FRAMER.
-struct Run<B: AutodiffBackend, M: SrBackbone<B> + AutodiffModule<B>>
-where
-    M::Heads: AutodiffModule<B>,
+/// A super-resolution denoiser `(x_t, t, lr) → prediction` annotated for FRAMER.
+trait SrModel<B: AutodiffBackend>:
+    AutodiffModule<B> + FramerForward<B, Args = (Tensor<B, 4>, Tensor<B, 1>, Tensor<B, 4>), Output = Tensor<B, 4>>
 {
-    params: Option<(M, M::Heads)>,
-    optim: burn::optim::adaptor::OptimizerAdaptor<burn::optim::Adam, (M, M::Heads), B>,
+}
+impl<B: AutodiffBackend, M> SrModel<B> for M where
+    M: AutodiffModule<B> + FramerForward<B, Args = (Tensor<B, 4>, Tensor<B, 1>, Tensor<B, 4>), Output = Tensor<B, 4>>
+{
+}
+
+/// One model with its optimiser and fixed inputs, trained with or without FRAMER.
+struct Run<B: AutodiffBackend, M: SrModel<B>> {
+    params: Option<Framed<B, M>>,
+    optim: burn::optim::adaptor::OptimizerAdaptor<burn::optim::Adam, Framed<B, M>, B>,
     framer_on: bool,
     inputs: [Tensor<B, 4>; 3],
     t: Tensor<B, 1>,
@@ -124,25 +131,25 @@ where
 impl<B, M> Run<B, M>
 where
     B: AutodiffBackend,
-    M: SrBackbone<B> + AutodiffModule<B>,
-    M::Heads: AutodiffModule<B>,
+    M: SrModel<B>,
 {
-    fn new(model: M, framer_on: bool, batch: usize, size: usize, device: &B::Device) -> Self {
-        let heads = model.init_student_heads(device);
+    fn new(model: M, framer_on: bool, batch: usize, size: usize, device: &B::Device) -> Result<Self, Box<dyn std::error::Error>> {
         let normal = Distribution::Normal(0.0, 1.0);
         let shape = [batch, 3, size, size];
         let inputs = std::array::from_fn(|_| Tensor::<B, 4>::random(shape, normal, device));
         let sigmas: Vec<f32> = (0..batch).map(|b| (b as f32 + 0.5) / batch as f32).collect();
         let t = Tensor::<B, 1>::from_floats(sigmas.as_slice(), device);
-        Self {
-            params: Some((model, heads)),
-            optim: AdamConfig::new().init::<B, (M, M::Heads)>(),
+        let [x_t, lr, _] = inputs.clone();
+        let params = Framed::new(model, (x_t, t.clone(), lr), device)?;
+        Ok(Self {
+            params: Some(params),
+            optim: AdamConfig::new().init::<B, Framed<B, M>>(),
             framer_on,
             inputs,
             t,
             sigmas,
             times: Vec::new(),
-        }
+        })
     }
 
     /// One training step; its wall time is recorded when `timed`.
@@ -150,16 +157,16 @@ where
         let [x_t, lr, target] = self.inputs.clone();
         let start = Instant::now();
         let params = self.params.take().ok_or("the model was lost in a failed step")?;
-        let (model, heads) = &params;
-        let total = if self.framer_on {
-            let (prediction, taps) = model.forward_taps(heads, x_t.clone(), self.t.clone(), lr)?;
-            let negatives = NegativeSampler::seeded(0).sample(step as u64, taps.num_students())?;
-            let param = Parameterization::RectifiedFlow { sigmas: self.sigmas.clone() };
-            let framer = taps.loss(&FramerLossConfig::new().init()?, x_t, param, negatives)?.loss;
-            (prediction - target).powf_scalar(2.0).mean() + framer.mul_scalar(0.1)
-        } else {
-            let prediction = model.predict(x_t, self.t.clone(), lr);
-            (prediction - target).powf_scalar(2.0).mean()
+        let loss = FramerLossConfig::new().init()?;
+        let sampler = NegativeSampler::seeded(0);
+        let lambda = if self.framer_on { 0.1 } else { 0.0 };
+        let framer = FramerStep { loss: &loss, students: &StudentSelection::All, negatives: &sampler, step: step as u64, lambda };
+        let param = Parameterization::RectifiedFlow { sigmas: self.sigmas.clone() };
+        let out = params.forward_framer((x_t.clone(), self.t.clone(), lr), x_t, param, &framer)?;
+        let mse = (out.output - target).powf_scalar(2.0).mean();
+        let total = match out.weighted_loss {
+            Some(weighted) => mse + weighted,
+            None => mse,
         };
         let grads = GradientsParams::from_grads(total.backward(), &params);
         self.params = Some(self.optim.step(1e-4, params, grads));
@@ -180,7 +187,7 @@ fn run<B: AutodiffBackend>(backend: &str, args: &Args, device: &B::Device) -> Re
     let size = config.sample_size;
     let init = || config.init::<B>(device);
     B::seed(device, 0);
-    let students = init()?.student_names().len();
+    let students = init()?.num_students();
     println!(
         "{backend}: DiT {} ({students} students), batch {}, {size}×{size}, {} timed steps per variant",
         args.preset, args.batch, args.steps
@@ -188,10 +195,10 @@ fn run<B: AutodiffBackend>(backend: &str, args: &Args, device: &B::Device) -> Re
     // the variants take turns step by step, so that drifts (warm-up, other load) hit both alike
     let mut runs = Vec::new();
     if args.variant != Variant::Framer {
-        runs.push(Run::new(init()?, false, args.batch, size, device));
+        runs.push(Run::new(init()?, false, args.batch, size, device)?);
     }
     if args.variant != Variant::Baseline {
-        runs.push(Run::new(init()?, true, args.batch, size, device));
+        runs.push(Run::new(init()?, true, args.batch, size, device)?);
     }
     for step in 0..args.steps + 2 {
         for run in &mut runs {

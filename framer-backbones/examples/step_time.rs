@@ -12,9 +12,9 @@ use burn::module::AutodiffModule;
 use burn::optim::{AdamConfig, GradientsParams, Optimizer};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Distribution, Tensor};
-use framer::{FramerLossConfig, NegativeSampler, Parameterization};
+use framer::{Framed, FramerForward, FramerLossConfig, FramerModel, FramerStep, NegativeSampler, Parameterization, StudentSelection};
 use framer_backbones::summary::parameter_count;
-use framer_backbones::{DiTConfig, SrBackbone, UNetConfig};
+use framer_backbones::{DiTConfig, UNetConfig};
 
 type B = Autodiff<Flex>;
 
@@ -31,21 +31,19 @@ fn cpu_seconds() -> f64 {
 
 fn time_steps<M>(name: &str, model: M, steps: usize) -> Result<(), Box<dyn std::error::Error>>
 where
-    M: SrBackbone<B> + AutodiffModule<B>,
-    M::Heads: AutodiffModule<B>,
+    M: AutodiffModule<B> + FramerForward<B, Args = (Tensor<B, 4>, Tensor<B, 1>, Tensor<B, 4>), Output = Tensor<B, 4>>,
 {
     let device = Default::default();
     let (batch, size) = (4, 64);
     let params_count = parameter_count(&model);
-    let heads = model.init_student_heads(&device);
-    let mut params = (model, heads);
-    let mut optim = AdamConfig::new().init::<B, (M, M::Heads)>();
     let normal = Distribution::Normal(0.0, 1.0);
     let x_t = Tensor::<B, 4>::random([batch, 3, size, size], normal, &device);
     let lr = Tensor::<B, 4>::random([batch, 3, size, size], normal, &device);
     let target = Tensor::<B, 4>::random([batch, 3, size, size], normal, &device);
     let sigmas = vec![0.2f32, 0.4, 0.6, 0.8];
     let t = Tensor::<B, 1>::from_floats(sigmas.as_slice(), &device);
+    let mut params = Framed::new(model, (x_t.clone(), t.clone(), lr.clone()), &device)?;
+    let mut optim = AdamConfig::new().init::<B, Framed<B, M>>();
     let loss = FramerLossConfig::new().init()?;
     let sampler = NegativeSampler::seeded(0);
     // Breakdown: forward alone, and forward + backward of the MSE alone.
@@ -53,10 +51,10 @@ where
     let mut mse_only = Vec::new();
     for _ in 0..steps {
         let start = Instant::now();
-        let _ = params.0.predict(x_t.clone(), t.clone(), lr.clone()).into_data();
+        let _ = params.forward((x_t.clone(), t.clone(), lr.clone())).into_data();
         fwd.push(start.elapsed().as_secs_f64());
         let start = Instant::now();
-        let p = params.0.predict(x_t.clone(), t.clone(), lr.clone());
+        let p = params.forward((x_t.clone(), t.clone(), lr.clone()));
         let _ = (p - target.clone()).powf_scalar(2.0).mean().backward();
         mse_only.push(start.elapsed().as_secs_f64());
     }
@@ -69,12 +67,11 @@ where
             cpu_start = cpu_seconds();
         }
         let start = Instant::now();
-        let (model, heads) = &params;
-        let (prediction, taps) = model.forward_taps(heads, x_t.clone(), t.clone(), lr.clone())?;
-        let negatives = sampler.sample(step as u64, taps.num_students())?;
+        let framer = FramerStep { loss: &loss, students: &StudentSelection::All, negatives: &sampler, step: step as u64, lambda: 0.5 };
         let param = Parameterization::RectifiedFlow { sigmas: sigmas.clone() };
-        let framer = taps.loss(&loss, x_t.clone(), param, negatives)?.loss;
-        let total = (prediction - target.clone()).powf_scalar(2.0).mean() + framer.mul_scalar(0.5);
+        let out = params.forward_framer((x_t.clone(), t.clone(), lr.clone()), x_t.clone(), param, &framer)?;
+        let weighted = out.weighted_loss.ok_or("λ > 0 gives a FRAMER loss")?;
+        let total = (out.output - target.clone()).powf_scalar(2.0).mean() + weighted;
         let grads = GradientsParams::from_grads(total.backward(), &params);
         params = optim.step(1e-4, params, grads);
         let _ = <B as Backend>::sync(&device);
@@ -88,7 +85,7 @@ where
     println!(
         "{name}: {params_count} parameters, {} students; training step at batch {batch}, {size}×{size}: \
          wall mean {:.0} ms, min {:.0} ms; CPU time {:.0} ms per step (all threads) over {steps} steps",
-        params.0.student_names().len(),
+        params.model.num_students(),
         mean * 1e3,
         min * 1e3,
         cpu * 1e3

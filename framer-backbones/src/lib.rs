@@ -11,7 +11,9 @@
 //!   token stream joining every attention. FRAMER students: every transformer block, read out
 //!   through the shared `norm_out`/`proj_out` (the reference's early exits).
 //!
-//! Both implement [`SrBackbone`], which is all a training loop needs, and both load diffusers-named
+//! Both are annotated with `#[framer]`/`#[framer_forward]` exactly as a user's own model would be:
+//! what the attributes generate ([`framer::FramerForward`], [`framer::Framed`]) is all a training
+//! loop needs. [`SrBackbone`] adds their input/output metadata. Both load diffusers-named
 //! safetensors files ([`load_safetensors`]). Each comes with named presets: `tiny` (CPU, RGB pixels
 //! at 64×64), `small` (GPU), and the real shapes `sd2` / `sd35-medium` (documented, built only on
 //! demand).
@@ -25,21 +27,22 @@
 //!
 //! ```
 //! use burn::backend::Flex;
-//! use burn::tensor::{Distribution, Tensor};
+//! use burn::tensor::Tensor;
+//! use framer::Framed;
 //! use framer_backbones::{BackboneConfig, SrBackbone};
 //!
 //! let device = Default::default();
 //! let BackboneConfig::DiT(config) = BackboneConfig::preset("dit", "tiny")? else { unreachable!() };
 //! let model = config.init::<Flex>(&device)?;
-//! let heads = model.init_student_heads(&device);
-//! let x_t = Tensor::<Flex, 4>::random([1, 3, 64, 64], Distribution::Normal(0.0, 1.0), &device);
-//! let lr = Tensor::<Flex, 4>::random([1, 3, 64, 64], Distribution::Normal(0.0, 1.0), &device);
+//! let x_t = Tensor::<Flex, 4>::zeros([1, 3, 64, 64], &device);
+//! let lr = Tensor::<Flex, 4>::ones([1, 3, 64, 64], &device);
 //! let t = Tensor::<Flex, 1>::from_floats([0.5], &device);
 //! model.check_inputs(&x_t, &t, &lr)?;
-//! let (pred, students) = model.predict_with_students(&heads, x_t, t, lr)?;
+//! let framed = Framed::new(model, (x_t.clone(), t.clone(), lr.clone()), &device)?;
+//! let (pred, taps) = framed.forward_with_taps((x_t, t, lr))?;
 //! assert_eq!(pred.dims(), [1, 3, 64, 64]);
-//! assert_eq!(students.len(), model.student_names().len());
-//! # Ok::<(), framer_backbones::BackboneError>(())
+//! assert_eq!(taps.num_students(), framed.student_names().len());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 pub mod dit;
@@ -49,63 +52,20 @@ mod load;
 pub mod summary;
 pub mod unet;
 
-pub use dit::{DiT, DiTConfig, NoHeads};
+pub use dit::{DiT, DiTConfig};
 pub use error::BackboneError;
 pub use load::{DIFFUSERS_KEY_REMAP, LoadOptions, LoadReport, load_safetensors};
 pub use unet::{UNet, UNetConfig};
 
-use burn::module::Module;
 use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
-use framer::Taps;
 use serde::{Deserialize, Serialize};
 
-/// A diffusion super-resolution backbone a FRAMER training loop can drive without naming layers.
-///
-/// `predict` is the plain model; `predict_with_students` also returns one student prediction per
-/// tap, already in the output's space (`[batch, out_channels, H, W]`), ready for
-/// [`framer::FramerInput`]. The teacher is the returned prediction (detach it for the loss).
-pub trait SrBackbone<B: Backend>: Module<B> {
-    /// Training-only read-out heads for the students ([`framer::FramerHeads`]; [`NoHeads`] for the DiT,
-    /// whose students share its own output head).
-    type Heads: Module<B>;
-
-    /// The prediction for `x_t: [batch, in_channels, H, W]`, `timesteps: [batch]` in `[0, 1]` and
-    /// `lr_upsampled: [batch, lr_channels, H, W]`; returns `[batch, out_channels, H, W]`.
-    /// Panics on shapes that [`SrBackbone::check_inputs`] rejects.
-    fn predict(&self, x_t: Tensor<B, 4>, timesteps: Tensor<B, 1>, lr_upsampled: Tensor<B, 4>) -> Tensor<B, 4>;
-
-    /// [`SrBackbone::predict`] plus the recorded taps, mapped into the prediction's space by
-    /// `heads`: students named by their module paths (`down_blocks.0`, `transformer_blocks.3`, …)
-    /// and the teacher (the prediction, tap `output`). Feed them to the loss with
-    /// [`framer::Taps::loss`]. Fails when `heads` do not fit the model.
-    fn forward_taps(
-        &self,
-        heads: &Self::Heads,
-        x_t: Tensor<B, 4>,
-        timesteps: Tensor<B, 1>,
-        lr_upsampled: Tensor<B, 4>,
-    ) -> Result<(Tensor<B, 4>, Taps<B>), BackboneError>;
-
-    /// [`SrBackbone::predict`] plus the students, in [`SrBackbone::student_names`] order, each
-    /// `[batch, out_channels, H, W]`, ready for [`framer::FramerInput`].
-    fn predict_with_students(
-        &self,
-        heads: &Self::Heads,
-        x_t: Tensor<B, 4>,
-        timesteps: Tensor<B, 1>,
-        lr_upsampled: Tensor<B, 4>,
-    ) -> Result<(Tensor<B, 4>, Vec<Tensor<B, 4>>), BackboneError> {
-        let (prediction, taps) = self.forward_taps(heads, x_t, timesteps, lr_upsampled)?;
-        Ok((prediction, taps.students()))
-    }
-
-    /// Freshly initialised heads matching this model.
-    fn init_student_heads(&self, device: &B::Device) -> Self::Heads;
-
-    /// The module path of every student tap (`down_blocks.0`, …, `transformer_blocks.3`).
-    fn student_names(&self) -> Vec<String>;
-
+/// Input/output metadata of a super-resolution backbone: its channels and the spatial sizes it
+/// accepts. The FRAMER taps come from the attributes alone (`#[framer]` implements
+/// [`framer::FramerModel`], `#[framer_forward]` implements [`framer::FramerForward`]); this trait
+/// only lets callers check inputs before running the model.
+pub trait SrBackbone<B: Backend> {
     /// Channels of `x_t`.
     fn in_channels(&self) -> usize;
 
@@ -164,7 +124,7 @@ pub trait SrBackbone<B: Backend>: Module<B> {
 #[serde(rename_all = "lowercase")]
 pub enum BackboneKind {
     /// [`UNet`].
-    #[serde(rename = "unet")]
+    #[serde(rename = "unet", alias = "u_net")]
     UNet,
     /// [`DiT`].
     #[serde(rename = "dit")]

@@ -12,7 +12,7 @@ use burn::optim::{AdamConfig, GradientsParams, Optimizer};
 use burn::store::ModuleSnapshot;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData, Tolerance};
-use framer::{FramerLossConfig, FramerModel, NegativeSampler, Parameterization};
+use framer::{Framed, FramerForward, FramerLossConfig, FramerModel, NegativeSampler, Parameterization};
 use framer_backbones::summary::{module_tree, parameter_count};
 use framer_backbones::{
     BackboneConfig, BackboneError, DiT, DiTConfig, LoadOptions, SrBackbone, UNet, UNetConfig,
@@ -73,8 +73,10 @@ fn unet_taps_report(model: &UNet<Cpu>, size: usize) -> String {
     let raw_shapes: Vec<[usize; 4]> = raw.student_records().iter().map(|r| r.tensor.dims()).collect();
     assert_eq!(raw_shapes, model.student_shapes(1, size, size), "analytic student shapes");
     assert_eq!(raw.student_names(), model.student_names());
-    let heads = model.init_student_heads(&Default::default());
-    let (prediction, students) = model.predict_with_students(&heads, x, t, lr).unwrap();
+    let framed = Framed::new(model.clone(), (x.clone(), t.clone(), lr.clone()), &Default::default()).unwrap();
+    let heads = framed.heads.clone().expect("the U-Net's students are read out by generated heads");
+    let (prediction, taps) = framed.forward_with_taps((x, t, lr)).unwrap();
+    let students = taps.students();
     assert_eq!(students.len(), raw_shapes.len());
     for s in &students {
         assert_eq!(s.dims(), prediction.dims());
@@ -452,13 +454,14 @@ fn joint_block_matches_the_numpy_reference() {
 /// loss `mse(v̂, v) + 0.5 · FRAMER(students, teacher)`. Returns the loss of every step.
 fn train_steps<M>(model: M, steps: usize) -> (Vec<f32>, Vec<f32>)
 where
-    M: SrBackbone<Train> + AutodiffModule<Train>,
-    M::Heads: AutodiffModule<Train>,
+    M: SrBackbone<Train>
+        + AutodiffModule<Train>
+        + FramerForward<Train, Args = (Tensor<Train, 4>, Tensor<Train, 1>, Tensor<Train, 4>), Output = Tensor<Train, 4>>,
 {
     let device = Default::default();
-    let heads = model.init_student_heads(&device);
-    let mut params = (model, heads);
-    let mut optim = AdamConfig::new().init::<Train, (M, M::Heads)>();
+    let (x_sample, t_sample, lr_sample) = inputs::<Train>(1, 3, 32);
+    let mut params = Framed::new(model, (x_sample, t_sample, lr_sample), &device).unwrap();
+    let mut optim = AdamConfig::new().init::<Train, Framed<Train, M>>();
     let (batch, size) = (2, 32);
     let x0 = pattern::<Train>(batch, 3, size, 0.4);
     let noise = pattern::<Train>(batch, 3, size, 2.1).mul_scalar(0.5) + pattern::<Train>(batch, 3, size, 5.0).mul_scalar(0.5);
@@ -477,9 +480,8 @@ where
     let sampler = NegativeSampler::seeded(5);
     let (mut totals, mut framers) = (Vec::new(), Vec::new());
     for step in 0..steps {
-        let (model, heads) = &params;
-        model.check_inputs(&x_t, &t, &lr).unwrap();
-        let (prediction, taps) = model.forward_taps(heads, x_t.clone(), t.clone(), lr.clone()).unwrap();
+        params.model.check_inputs(&x_t, &t, &lr).unwrap();
+        let (prediction, taps) = params.forward_with_taps((x_t.clone(), t.clone(), lr.clone())).unwrap();
         let negatives = sampler.sample(step as u64, taps.num_students()).unwrap();
         let param = Parameterization::RectifiedFlow { sigmas: sigmas.clone() };
         let framer = taps.loss(&framer_loss, x_t.clone(), param, negatives).unwrap().loss;
@@ -524,7 +526,7 @@ fn frozen_dit_readout_gets_no_gradient_but_passes_it_to_the_blocks() {
     let device = Default::default();
     let model = DiTConfig::tiny().init::<Train>(&device).unwrap().freeze_readout();
     let (x, t, lr) = inputs::<Train>(1, 3, 16);
-    let (prediction, taps) = model.forward_taps(&model.init_student_heads(&device), x.clone(), t, lr).unwrap();
+    let (prediction, taps) = model.forward_with_taps(x.clone(), t, lr);
     let negatives = NegativeSampler::seeded(1).sample(0, taps.num_students()).unwrap();
     let param = Parameterization::RectifiedFlow { sigmas: vec![0.5] };
     let framer = taps.loss(&FramerLossConfig::new().init().unwrap(), x, param, negatives).unwrap().loss;

@@ -256,7 +256,10 @@ fn tapped(
         TokenStream::new()
     };
     let receiver = forward.sig.inputs.first();
+    let trait_impl = forward_trait_impl(item, forward, backend, false);
     Ok(quote! {
+        #trait_impl
+
         #[automatically_derived]
         impl #impl_generics #self_ty #where_clause {
             #[doc = #DOC]
@@ -286,17 +289,97 @@ fn stub(item: &ItemImpl, forward: &ImplItemFn, backend: Option<&Type>) -> TokenS
     let fn_where = &forward.sig.generics.where_clause;
     let ret = return_type(forward);
     let (params, _) = plain_args(forward);
+    let trait_impl = match backend {
+        Some(b) => forward_trait_impl(item, forward, b, true),
+        None => TokenStream::new(),
+    };
     let backend = match backend {
         Some(b) => quote!(#b),
         None => quote!(B),
     };
     quote! {
+        #trait_impl
         #[automatically_derived]
         impl #impl_generics #self_ty #where_clause {
             #[doc = #DOC]
             #[allow(unused_variables)]
             #vis fn forward_with_taps #fn_generics (&self, #(#params),*) -> (#ret, #p::Taps<#backend>) #fn_where {
                 ::framer::__private::unreachable!("`#[framer]` reported an error at compile time")
+            }
+        }
+    }
+}
+
+/// Whether a type names only owned data: no reference, lifetime or `impl Trait`, so that it can
+/// stand in an associated type of `framer::FramerForward`.
+fn is_owned_type(ty: &Type) -> bool {
+    fn scan(tokens: TokenStream) -> bool {
+        tokens.into_iter().all(|t| match t {
+            proc_macro2::TokenTree::Punct(p) => p.as_char() != '&' && p.as_char() != '\'',
+            proc_macro2::TokenTree::Ident(i) => i != "impl" && i != "dyn",
+            proc_macro2::TokenTree::Group(g) => scan(g.stream()),
+            proc_macro2::TokenTree::Literal(_) => true,
+        })
+    }
+    scan(quote!(#ty))
+}
+
+/// `impl framer::FramerForward<B> for Model<B>`: `forward` and `forward_with_taps` over the tuple
+/// of `forward`'s arguments. Emitted only when `forward` has no generics of its own and takes
+/// owned arguments; otherwise nothing (the inherent `forward_with_taps` remains).
+fn forward_trait_impl(item: &ItemImpl, forward: &ImplItemFn, backend: &Type, stub: bool) -> TokenStream {
+    let types: Vec<&Type> = forward
+        .sig
+        .inputs
+        .iter()
+        .skip(1)
+        .filter_map(|a| match a {
+            FnArg::Typed(t) => Some(&*t.ty),
+            FnArg::Receiver(_) => None,
+        })
+        .collect();
+    if !forward.sig.generics.params.is_empty()
+        || forward.sig.generics.where_clause.is_some()
+        || !types.iter().all(|t| is_owned_type(t))
+        || !matches!(forward.sig.inputs.first(), Some(FnArg::Receiver(r)) if r.reference.is_some() && r.mutability.is_none())
+    {
+        return TokenStream::new();
+    }
+    if let ReturnType::Type(_, ty) = &forward.sig.output
+        && !is_owned_type(ty)
+    {
+        return TokenStream::new();
+    }
+    let p = quote!(::framer::__private);
+    let (impl_generics, _, where_clause) = item.generics.split_for_impl();
+    let self_ty = &item.self_ty;
+    let ret = return_type(forward);
+    let names: Vec<syn::Ident> = (0..types.len()).map(|i| format_ident!("__framer_arg{}", i)).collect();
+    let args_ty = quote!((#(#types,)*));
+    let pattern = quote!((#(#names,)*));
+    let (body, tapped_body) = if stub {
+        let unreachable = quote!(::framer::__private::unreachable!("`#[framer]` reported an error at compile time"));
+        (unreachable.clone(), unreachable)
+    } else {
+        (
+            quote!(let #pattern = args; self.forward(#(#names),*)),
+            quote!(let #pattern = args; self.forward_with_taps(#(#names),*)),
+        )
+    };
+    quote! {
+        #[automatically_derived]
+        impl #impl_generics #p::FramerForward<#backend> for #self_ty #where_clause {
+            type Args = #args_ty;
+            type Output = #ret;
+
+            #[allow(unused_variables, clippy::unused_unit)]
+            fn forward_args(&self, args: Self::Args) -> Self::Output {
+                #body
+            }
+
+            #[allow(unused_variables, clippy::unused_unit)]
+            fn forward_with_taps_args(&self, args: Self::Args) -> (Self::Output, #p::Taps<#backend>) {
+                #tapped_body
             }
         }
     }

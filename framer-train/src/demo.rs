@@ -15,14 +15,16 @@ use std::path::{Path, PathBuf};
 
 use burn::module::AutodiffModule;
 use burn::tensor::{Tensor, TensorData, backend::AutodiffBackend, backend::Backend};
+use framer::Framed;
 use framer_data::{Degrader, Image, upsample_bicubic};
 use framer_metrics::{Metric, MetricImage, TableFormat, comparison_table};
 use rand::SeedableRng;
 
 use crate::engine::{
-    DegradedPhotos, Denoiser, EngineError, ExperimentModel, Objective, RunSummary, Trainer,
-    build_model, metrics,
+    DegradedPhotos, EngineError, ModelConfig, Objective, RunSummary, SrModel, Trainer,
+    build_framed, metrics, prepare_run_dir,
 };
+use crate::registry::{Builtin, ConfigTask, ModelRegistry};
 
 pub use crate::engine::sampler::sample_from;
 use crate::schedule::{self, Experiment};
@@ -212,7 +214,7 @@ fn from_batch<B: Backend>(batch: Tensor<B, 4>) -> Result<Vec<Image>, EngineError
 /// the run keeps no EMA).
 fn train_and_super_resolve<B, M>(
     experiment: &Experiment,
-    model: M,
+    model: Framed<B, M>,
     out: &Path,
     pairs: &[EvalPair],
     strength: f64,
@@ -220,8 +222,8 @@ fn train_and_super_resolve<B, M>(
 ) -> Result<(RunSummary, Vec<Image>), EngineError>
 where
     B: AutodiffBackend,
-    M: AutodiffModule<B> + Denoiser<B>,
-    M::InnerModule: Denoiser<B::InnerBackend>,
+    M: AutodiffModule<B> + SrModel<B>,
+    M::InnerModule: SrModel<B::InnerBackend>,
 {
     let source = Box::new(DegradedPhotos::from_experiment(experiment)?);
     let mut trainer = Trainer::new(experiment, model, source, out, device)?;
@@ -245,9 +247,30 @@ where
         noise,
         strength,
         experiment.objective.sample_steps,
-        |x, t| inference.predict(x, t, condition.clone()),
+        |x, t| inference.forward((x, t, condition.clone())),
     );
     Ok((summary, from_batch(sr)?))
+}
+
+/// One variant of the main job, with the model its `[model]` describes: a real run folder (the
+/// resolved schedule and `model.toml`, so `framer sr --run` and `framer analyze --run` work on it),
+/// trained, then the held-out photos super-resolved.
+struct Variant<'a, B: AutodiffBackend> {
+    experiment: &'a Experiment,
+    out: &'a Path,
+    pairs: &'a [EvalPair],
+    strength: f64,
+    device: &'a B::Device,
+}
+
+impl<B: AutodiffBackend> ConfigTask for Variant<'_, B> {
+    type Output = Result<(RunSummary, Vec<Image>), EngineError>;
+
+    fn run<C: ModelConfig>(self, config: C) -> Self::Output {
+        let model = build_framed::<B, C>(&config, self.experiment, self.device)?;
+        prepare_run_dir(self.out, self.experiment, &config)?;
+        train_and_super_resolve(self.experiment, model, self.out, self.pairs, self.strength, self.device)
+    }
 }
 
 fn run_variant<B: AutodiffBackend>(
@@ -257,14 +280,14 @@ fn run_variant<B: AutodiffBackend>(
     strength: f64,
     device: &B::Device,
 ) -> Result<(RunSummary, Vec<Image>), EngineError> {
-    match build_model::<B>(experiment, device)? {
-        ExperimentModel::UNet(model) => {
-            train_and_super_resolve(experiment, model, out, pairs, strength, device)
-        }
-        ExperimentModel::DiT(model) => {
-            train_and_super_resolve(experiment, model, out, pairs, strength, device)
-        }
-    }
+    let variant = Variant::<B> {
+        experiment,
+        out,
+        pairs,
+        strength,
+        device,
+    };
+    Builtin::visit(experiment, variant)?
 }
 
 /// Per-image and mean scores of one run.

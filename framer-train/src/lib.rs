@@ -31,18 +31,25 @@
 //! assert_eq!(experiment.values_at(500).lambda, 0.05);
 //! assert_eq!(experiment.values_at(1500).lambda, 0.1);
 //!
-//! let err = framer_train::schedule::parse("[model]\nbackbone = \"dti\"\n", "bad.toml", Path::new("."))
-//!     .unwrap_err();
+//! // `[model]` is the model's own table: the binary's model registry checks it.
+//! let bad = framer_train::schedule::parse(
+//!     "[model]\nbackbone = \"dti\"\n[train]\nsteps = 10\n", "bad.toml", Path::new("."))?;
+//! let err = framer_train::cli::check_experiment::<framer_train::Builtin>(&bad).unwrap_err();
 //! assert!(err.to_string().starts_with("error: unknown value \"dti\" for `backbone` in [model]; did you mean \"dit\"?"));
 //! # Ok::<(), framer_train::schedule::ScheduleError>(())
 //! ```
 //!
 //! [`run_experiment`] trains the experiment of a schedule end to end on the CPU or GPU backend of
-//! the caller's choice; [`Trainer`] exposes the loop step by step for any [`engine::Denoiser`].
+//! the caller's choice; [`Trainer`] exposes the loop step by step for any [`SrModel`]: a model
+//! annotated with `#[framer]` / `#[framer_forward]`, built from `[model]` by its [`ModelConfig`].
+//! [`cli::main`] gives such a model the whole `framer` command line.
 
+pub mod cli;
 pub mod commands;
 pub mod demo;
 pub mod engine;
+pub mod registry;
 pub mod schedule;
 
-pub use engine::{EngineError, RunSummary, Trainer, run_experiment, run_experiment_with};
+pub use engine::{EngineError, ModelConfig, RunSummary, SrModel, Trainer, run_experiment, run_experiment_with};
+pub use registry::{Builtin, ConfigTask, ModelRegistry};

@@ -5,7 +5,8 @@ use std::fs;
 
 use burn::backend::{Autodiff, Flex};
 use framer_backbones::BackboneConfig;
-use framer_train::engine::{FixedBatch, PairSource, SyntheticPairs, Trainer, WithHeads, metrics};
+use framer::{Framed, FramerModel};
+use framer_train::engine::{FixedBatch, PairSource, SyntheticPairs, Trainer, metrics, sample_args};
 use framer_train::schedule::{self, LogFormat};
 
 type B = Autodiff<Flex>;
@@ -27,9 +28,10 @@ fn experiment(backbone: &str, objective: &str, steps: u64) -> schedule::Experime
     schedule::parse(&src, "backbone.toml", std::path::Path::new(".")).unwrap()
 }
 
-fn reduces_loss<M>(model: M, exp: &schedule::Experiment, name: &str)
+fn reduces_loss<M>(model: Framed<B, M>, exp: &schedule::Experiment, name: &str)
 where
-    M: burn::module::AutodiffModule<B> + framer_train::engine::Denoiser<B>,
+    M: burn::module::AutodiffModule<B> + framer_train::SrModel<B>,
+    M::InnerModule: framer_train::SrModel<Flex>,
 {
     let device = Default::default();
     let batch = FixedBatch(
@@ -64,9 +66,10 @@ fn a_few_steps_reduce_the_loss_on_each_backbone() {
     };
     let unet = unet.init::<B>(&device).unwrap();
     assert!(unet.student_names().len() >= 2);
+    let exp = experiment("unet", "epsilon", 20);
     reduces_loss(
-        WithHeads::new(unet, &device),
-        &experiment("unet", "epsilon", 20),
+        Framed::new(unet, sample_args(&exp, &device), &device).unwrap(),
+        &exp,
         "unet",
     );
 
@@ -74,9 +77,10 @@ fn a_few_steps_reduce_the_loss_on_each_backbone() {
         unreachable!()
     };
     let dit = dit.init::<B>(&device).unwrap();
+    let exp = experiment("dit", "rectified_flow", 20);
     reduces_loss(
-        WithHeads::new(dit, &device),
-        &experiment("dit", "rectified_flow", 20),
+        Framed::new(dit, sample_args(&exp, &device), &device).unwrap(),
+        &exp,
         "dit",
     );
 }
@@ -85,7 +89,7 @@ fn a_few_steps_reduce_the_loss_on_each_backbone() {
 fn a_schedule_runs_end_to_end_on_the_embedded_photos() {
     let exp = experiment("dit", "rectified_flow", 3);
     let dir = temp_dir("e2e");
-    let summary = framer_train::run_experiment::<B>(&exp, &dir, &Default::default()).unwrap();
+    let summary = framer_train::cli::train_experiment::<framer_train::Builtin, B>(&exp, &dir, &Default::default()).unwrap();
     assert_eq!(summary.end_step, 3);
     assert!(summary.final_loss.is_some_and(f64::is_finite));
     let records = metrics::read(&summary.metrics, LogFormat::Jsonl).unwrap();

@@ -84,3 +84,45 @@ fn train_runs_a_schedule_and_resumes_when_run_again() {
     assert!(stdout.contains("steps 2..2"), "{stdout}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn check_reports_a_misspelt_student_glob_with_a_suggestion() {
+    let (ok, stdout, stderr) = framer(&["check", "tests/bad_schedules/students_glob_misspelt.toml"]);
+    assert!(!ok, "{stdout}");
+    assert!(
+        stderr.starts_with(
+            "error: `students` entry \"mid_blok\" matches no student tap of the model; did you mean \"mid_block\"?"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("--> tests/bad_schedules/students_glob_misspelt.toml:11:31"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("the student taps are: down_blocks.0,"), "{stderr}");
+}
+
+#[test]
+fn check_lists_the_model_taps_and_the_selected_students() {
+    let dir = std::env::temp_dir().join(format!("framer-cli-check-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let schedule = dir.join("globs.toml");
+    std::fs::write(
+        &schedule,
+        "[model]\nbackbone = \"unet\"\n[framer]\nstudents = [\"down_blocks.*\", \"mid_block\"]\n\
+         [train]\nsteps = 2\n",
+    )
+    .unwrap();
+    let (ok, stdout, stderr) = framer(&["check", schedule.to_str().unwrap()]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains("# student taps of the model: down_blocks.0, down_blocks.1, mid_block, up_blocks.0, up_blocks.1"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("# FRAMER students (3): down_blocks.0, down_blocks.1, mid_block"),
+        "{stdout}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

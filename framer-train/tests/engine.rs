@@ -31,7 +31,7 @@ fn fixed_batch() -> FixedBatch {
     )
 }
 
-fn weights(m: &Toy<B>) -> Vec<f32> {
+fn weights(m: &impl Module<B>) -> Vec<f32> {
     let mut v = Vec::new();
     struct Collect<'a>(&'a mut Vec<f32>);
     impl burn::module::ModuleVisitor<B> for Collect<'_> {
@@ -55,7 +55,7 @@ fn training_reduces_the_loss_on_a_fixed_batch() {
         let dir = temp_dir(&format!("reduce-{objective}"));
         let mut t = Trainer::new(
             &exp,
-            Toy::<B>::new(3, 8, &device),
+            Toy::<B>::framed(3, 8, &device),
             Box::new(fixed_batch()),
             &dir,
             &device,
@@ -105,8 +105,7 @@ fn kill_and_resume_reproduces_the_uninterrupted_run() {
         }) as Box<dyn PairSource>
     };
 
-    let init = Toy::<B>::new(3, 8, &device);
-    engine::ema::materialize(&init); // so that both runs start from the same weights
+    let init = Toy::<B>::framed(3, 8, &device); // materialised: both runs start from the same weights
     let straight = temp_dir("straight");
     let mut a = Trainer::new(&exp, init.clone(), source(), &straight, &device).unwrap();
     a.run(None).unwrap();
@@ -119,7 +118,7 @@ fn kill_and_resume_reproduces_the_uninterrupted_run() {
     // a new process: fresh random weights (and parameter ids), which the checkpoint replaces
     let mut b = Trainer::new(
         &exp,
-        Toy::<B>::new(3, 8, &device),
+        Toy::<B>::framed(3, 8, &device),
         source(),
         &resumed,
         &device,
@@ -205,7 +204,7 @@ fn nan_guard_skips_bad_steps_and_stops_without_touching_the_checkpoint() {
     };
     let mut t = Trainer::new(
         &exp,
-        Toy::<B>::new(2, 8, &device),
+        Toy::<B>::framed(2, 8, &device),
         Box::new(src),
         &dir,
         &device,
@@ -238,7 +237,7 @@ fn nan_guard_skips_bad_steps_and_stops_without_touching_the_checkpoint() {
     };
     let mut t = Trainer::new(
         &exp,
-        Toy::<B>::new(2, 8, &device),
+        Toy::<B>::framed(2, 8, &device),
         Box::new(src),
         &dir,
         &device,
@@ -270,7 +269,7 @@ fn nan_guard_skips_bad_steps_and_stops_without_touching_the_checkpoint() {
     // resuming loads the good checkpoint, and the model there is finite
     let t2 = Trainer::new(
         &exp,
-        Toy::<B>::new(2, 8, &device),
+        Toy::<B>::framed(2, 8, &device),
         Box::new(inner),
         &dir,
         &device,
@@ -360,7 +359,7 @@ fn an_interrupted_checkpoint_write_is_ignored() {
     let dir = temp_dir("atomic");
     let mut t = Trainer::new(
         &exp,
-        Toy::<B>::new(2, 4, &device),
+        Toy::<B>::framed(2, 4, &device),
         Box::new(SyntheticPairs {
             seed: 0,
             size: 8,
@@ -388,7 +387,7 @@ fn an_interrupted_checkpoint_write_is_ignored() {
     );
     let t = Trainer::new(
         &exp,
-        Toy::<B>::new(2, 4, &device),
+        Toy::<B>::framed(2, 4, &device),
         Box::new(SyntheticPairs {
             seed: 0,
             size: 8,
@@ -414,12 +413,12 @@ fn resume_with_another_seed_is_refused() {
             scale: 2,
         })
     };
-    Trainer::new(&exp, Toy::<B>::new(2, 4, &device), src(), &dir, &device)
+    Trainer::new(&exp, Toy::<B>::framed(2, 4, &device), src(), &dir, &device)
         .unwrap()
         .run(None)
         .unwrap();
     let exp2 = schedule("[train]\nsteps = 1\nbatch_size = 1\nseed = 2");
-    let err = Trainer::new(&exp2, Toy::<B>::new(2, 4, &device), src(), &dir, &device)
+    let err = Trainer::new(&exp2, Toy::<B>::framed(2, 4, &device), src(), &dir, &device)
         .err()
         .unwrap();
     assert!(
@@ -439,7 +438,7 @@ fn trained_model_samples_through_the_objective() {
     let dir = temp_dir("sample");
     let t = Trainer::new(
         &exp,
-        Toy::<B>::new(2, 4, &device),
+        Toy::<B>::framed(2, 4, &device),
         Box::new(SyntheticPairs {
             seed: 0,
             size: 8,
@@ -455,7 +454,7 @@ fn trained_model_samples_through_the_objective() {
     let mut calls = 0;
     let out = engine::sample(t.objective(), noise, exp.objective.sample_steps, |x, ts| {
         calls += 1;
-        framer_train::engine::Denoiser::predict(&model, x, ts, cond.clone())
+        model.forward((x, ts, cond.clone()))
     });
     assert_eq!(calls, 5);
     assert_eq!(out.dims(), [1, 3, 8, 8]);

@@ -18,7 +18,10 @@ fn every_bad_schedule_is_rejected_with_a_located_message() {
     for path in files {
         let name = path.file_stem().unwrap().to_string_lossy().into_owned();
         let shown = format!("tests/bad_schedules/{name}.toml");
-        let result = std::panic::catch_unwind(|| schedule::load(&shown));
+        // the whole check of `framer check`: the schedule, then the model table and its students
+        let result = std::panic::catch_unwind(|| {
+            framer_train::cli::check_schedule::<framer_train::Builtin>(std::path::Path::new(&shown))
+        });
         let err = match result {
             Ok(Ok(_)) => panic!("{shown} was accepted"),
             Ok(Err(e)) => e,

@@ -11,6 +11,7 @@ pub use core::unreachable;
 pub use framer_macros::{__framer_forward_expand, FramerDerive};
 pub use std::vec::Vec;
 
+pub use crate::framed::FramerForward;
 pub use crate::taps::{
     FramerModel, OUTPUT_TAP, ReadoutKind, TapElements, TapField, TapInfo, TapRole, TapTensor, Taps,
     tap_name,

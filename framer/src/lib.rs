@@ -36,6 +36,7 @@
 pub mod band;
 pub mod dft;
 mod error;
+mod framed;
 pub mod golden;
 mod loss;
 mod negatives;
@@ -46,6 +47,7 @@ pub mod __private;
 
 pub use band::BandMaskKind;
 pub use error::FramerError;
+pub use framed::{FramedOutput, Framed, FramerForward, FramerStep, StudentSelection};
 pub use loss::*;
 pub use negatives::{NegativeSampler, validate_negatives};
 pub use prediction::Parameterization;

@@ -124,6 +124,15 @@ pub trait FramerModel<B: Backend> {
     /// length), followed by the teacher.
     fn taps(&self) -> Vec<TapInfo>;
 
+    /// The names of the student taps of this instance (burn module paths), in declaration order.
+    fn student_names(&self) -> Vec<String> {
+        self.taps()
+            .into_iter()
+            .filter(|t| t.role == TapRole::Student)
+            .map(|t| t.name)
+            .collect()
+    }
+
     /// Number of student taps of this instance.
     fn num_students(&self) -> usize {
         self.taps()
@@ -179,6 +188,28 @@ pub enum TapsError {
         expected: usize,
         /// Channels of the recorded student.
         got: usize,
+    },
+    /// A selected student name is not among the recorded taps.
+    #[error("no student `{name}` was recorded; the students are: {known}")]
+    UnknownStudent {
+        /// The requested name.
+        name: String,
+        /// The recorded student names, comma-separated.
+        known: String,
+    },
+    /// A student recorded without readout is not shaped like the teacher.
+    #[error(
+        "student `{name}` has shape {got:?}, the teacher {expected:?}: students without a readout \
+         must already be predictions; map hidden states with `#[framer(heads = conv1x1)]` \
+         (generated 1×1-conv heads) or `#[framer(readout = method(..))]` (a head of the model)"
+    )]
+    StudentShape {
+        /// Tap name of the student.
+        name: String,
+        /// The student's shape.
+        got: [usize; 4],
+        /// The teacher's shape.
+        expected: [usize; 4],
     },
     /// The FRAMER loss rejected its input.
     #[error(transparent)]
@@ -299,6 +330,21 @@ impl<B: Backend> Taps<B> {
         self.students.iter().chain(self.teacher.iter())
     }
 
+    /// Keeps only the students named in `names` (in recording order; the teacher stays).
+    ///
+    /// # Errors
+    /// [`TapsError::UnknownStudent`] for a name that was not recorded.
+    pub fn retain_students(mut self, names: &[String]) -> Result<Self, TapsError> {
+        if let Some(missing) = names.iter().find(|n| !self.students.iter().any(|r| &r.name == *n)) {
+            return Err(TapsError::UnknownStudent {
+                name: missing.clone(),
+                known: self.student_names().join(", "),
+            });
+        }
+        self.students.retain(|r| names.contains(&r.name));
+        Ok(self)
+    }
+
     /// Whether the students are in the teacher's space (false only before the generated heads).
     pub fn in_teacher_space(&self) -> bool {
         self.in_teacher_space
@@ -320,6 +366,14 @@ impl<B: Backend> Taps<B> {
             return Err(TapsError::NotInTeacherSpace);
         }
         let teacher = self.teacher.ok_or(TapsError::MissingTeacher)?.tensor;
+        let expected = teacher.dims();
+        if let Some(bad) = self.students.iter().find(|r| r.tensor.dims() != expected) {
+            return Err(TapsError::StudentShape {
+                name: bad.name.clone(),
+                got: bad.tensor.dims(),
+                expected,
+            });
+        }
         let students = self.students.into_iter().map(|r| r.tensor).collect();
         Ok(FramerInput::new(
             students,

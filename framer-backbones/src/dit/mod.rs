@@ -11,7 +11,7 @@
 //! FRAMER students are the early exits of the reference implementation: after every block, the
 //! image half is read out through the same `norm_out`/`proj_out` and unpatchified, giving
 //! `num_layers` students in the output's space; the teacher is the model output. The read-out is
-//! shared, so [`DiT`]'s heads are the empty [`NoHeads`]; freeze the read-out with
+//! shared, so [`DiT`] needs no generated heads; freeze the read-out with
 //! [`DiT::freeze_readout`] to match the reference, where only the control modules train.
 //!
 //! Not modelled (there is no text encoder in this setting): the text stream of SD3 (`context_embedder`,
@@ -26,15 +26,13 @@ pub use blocks::{
     layer_norm_no_affine,
 };
 
-use std::marker::PhantomData;
-
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
 use serde::{Deserialize, Serialize};
 
-use framer::{Taps, framer, framer_forward};
+use framer::{framer, framer_forward};
 
 use crate::embeddings::{PatchEmbed, TimestepEmbedding, timestep_embedding};
 use crate::{BackboneError, SrBackbone};
@@ -300,11 +298,6 @@ impl<B: Backend> DiT<B> {
         unpatchify(tokens, grid, self.config.patch_size, self.config.out_channels)
     }
 
-    /// Student tap names: `transformer_blocks.{i}`.
-    pub fn student_names(&self) -> Vec<String> {
-        (0..self.transformer_blocks.len()).map(|i| format!("transformer_blocks.{i}")).collect()
-    }
-
     /// DiT4SR's initialisation of the control output projections: `to_out_control ← to_out` in
     /// every block. Call it after loading a Stable Diffusion 3 checkpoint that has no control
     /// weights (a freshly built model gives every projection its own random initialisation).
@@ -340,43 +333,7 @@ pub fn unpatchify<B: Backend>(tokens: Tensor<B, 3>, grid: [usize; 2], patch: usi
         .reshape([b, channels, h * patch, w * patch])
 }
 
-/// Empty heads: the DiT's students share its own `norm_out`/`proj_out`.
-#[derive(Module, Debug)]
-pub struct NoHeads<B: Backend> {
-    _backend: PhantomData<B>,
-}
-
-impl<B: Backend> Default for NoHeads<B> {
-    fn default() -> Self {
-        Self { _backend: PhantomData }
-    }
-}
-
 impl<B: Backend> SrBackbone<B> for DiT<B> {
-    type Heads = NoHeads<B>;
-
-    fn predict(&self, x_t: Tensor<B, 4>, timesteps: Tensor<B, 1>, lr_upsampled: Tensor<B, 4>) -> Tensor<B, 4> {
-        self.forward(x_t, timesteps, lr_upsampled)
-    }
-
-    fn forward_taps(
-        &self,
-        _heads: &Self::Heads,
-        x_t: Tensor<B, 4>,
-        timesteps: Tensor<B, 1>,
-        lr_upsampled: Tensor<B, 4>,
-    ) -> Result<(Tensor<B, 4>, Taps<B>), BackboneError> {
-        Ok(self.forward_with_taps(x_t, timesteps, lr_upsampled))
-    }
-
-    fn init_student_heads(&self, _device: &B::Device) -> Self::Heads {
-        NoHeads::default()
-    }
-
-    fn student_names(&self) -> Vec<String> {
-        DiT::student_names(self)
-    }
-
     fn in_channels(&self) -> usize {
         self.config.in_channels
     }

@@ -34,7 +34,7 @@ use burn::tensor::activation::silu;
 use burn::tensor::backend::Backend;
 use serde::{Deserialize, Serialize};
 
-use framer::{FramerHeads, Taps, framer, framer_forward};
+use framer::{framer, framer_forward};
 
 use crate::embeddings::{TimestepEmbedding, timestep_embedding};
 use crate::{BackboneError, SrBackbone};
@@ -423,17 +423,8 @@ impl<B: Backend> UNet<B> {
         self.time_embedding.forward(t_proj)
     }
 
-    /// Student tap names in order: `down_blocks.{i}`, `mid_block`, `up_blocks.{i}`.
-    pub fn student_names(&self) -> Vec<String> {
-        (0..self.down_blocks.len())
-            .map(|i| format!("down_blocks.{i}"))
-            .chain(std::iter::once("mid_block".to_string()))
-            .chain((0..self.up_blocks.len()).map(|i| format!("up_blocks.{i}")))
-            .collect()
-    }
-
     /// Shape `[batch, C_i, H_i, W_i]` of each raw student (before the heads) for an input of
-    /// `height × width`, in [`UNet::student_names`] order.
+    /// `height × width`, in tap order (`down_blocks.{i}`, `mid_block`, `up_blocks.{i}`).
     pub fn student_shapes(&self, batch: usize, height: usize, width: usize) -> Vec<[usize; 4]> {
         let ch = &self.config.block_out_channels;
         let levels = ch.len();
@@ -454,32 +445,6 @@ impl<B: Backend> UNet<B> {
 }
 
 impl<B: Backend> SrBackbone<B> for UNet<B> {
-    type Heads = FramerHeads<B>;
-
-    fn predict(&self, x_t: Tensor<B, 4>, timesteps: Tensor<B, 1>, lr_upsampled: Tensor<B, 4>) -> Tensor<B, 4> {
-        self.forward(x_t, timesteps, lr_upsampled)
-    }
-
-    fn forward_taps(
-        &self,
-        heads: &Self::Heads,
-        x_t: Tensor<B, 4>,
-        timesteps: Tensor<B, 1>,
-        lr_upsampled: Tensor<B, 4>,
-    ) -> Result<(Tensor<B, 4>, Taps<B>), BackboneError> {
-        let (output, taps) = self.forward_with_taps(x_t, timesteps, lr_upsampled);
-        Ok((output, heads.forward(taps)?))
-    }
-
-    fn init_student_heads(&self, device: &B::Device) -> Self::Heads {
-        let channels: Vec<usize> = self.student_shapes(1, 1, 1).iter().map(|s| s[1]).collect();
-        FramerHeads::init(&channels, self.config.out_channels, device)
-    }
-
-    fn student_names(&self) -> Vec<String> {
-        UNet::student_names(self)
-    }
-
     fn in_channels(&self) -> usize {
         self.config.in_channels
     }

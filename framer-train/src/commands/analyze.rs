@@ -16,7 +16,9 @@ use rand::SeedableRng;
 
 use super::{CommandError, ModelTask, RunFiles, normal_noise, with_model};
 use crate::demo::sample_from;
-use crate::engine::{Denoiser, Objective};
+use crate::engine::{Objective, SrModel};
+use crate::registry::ModelRegistry;
+use framer::Framed;
 use crate::schedule::{Experiment, LogFormat};
 
 /// Settings of `framer analyze`.
@@ -51,7 +53,7 @@ pub struct AnalyzeReport {
 /// # Errors
 /// [`CommandError`] naming the path for a missing image folder, an image smaller than the
 /// training crop after upsampling, or an unreadable checkpoint.
-pub fn run_analyze<B: Backend>(
+pub fn run_analyze<R: ModelRegistry, B: Backend>(
     run: &RunFiles,
     settings: &AnalyzeSettings,
     device: &B::Device,
@@ -63,9 +65,8 @@ pub fn run_analyze<B: Backend>(
     };
     let condition = to_batch::<B>(&conditions, device);
     let steps = settings.steps.unwrap_or(exp.objective.sample_steps).max(1);
-    let analyzer = with_model::<B, _>(
-        exp,
-        &run.weights,
+    let analyzer = with_model::<R, B, _>(
+        run,
         device,
         Trajectory {
             objective: Objective::new(&exp.objective),
@@ -110,8 +111,7 @@ struct Trajectory<B: Backend> {
 impl<B: Backend> ModelTask<B> for Trajectory<B> {
     type Output = SpectralAnalyzer;
 
-    fn run<M: Denoiser<B>>(self, model: M) -> Result<SpectralAnalyzer, CommandError> {
-        let taps: Vec<usize> = (0..model.num_taps()).collect();
+    fn run<M: SrModel<B>>(self, model: Framed<B, M>) -> Result<SpectralAnalyzer, CommandError> {
         let mut analyzer = SpectralAnalyzer::new(SpectralConfig::default());
         let noise = normal_noise::<B>(self.condition.dims(), self.seed, &self.condition.device());
         let mut step = 0;
@@ -133,8 +133,9 @@ impl<B: Backend> ModelTask<B> for Trajectory<B> {
                     .ok()
                     .and_then(|v| v.first().copied())
                     .unwrap_or(0.0) as f64;
-                match model.predict_with_students(x.clone(), t, condition.clone(), &taps) {
-                    Ok((teacher, students)) => {
+                match model.forward_with_taps((x.clone(), t, condition.clone())) {
+                    Ok((teacher, taps)) => {
+                        let students = taps.students();
                         if failure.is_none() {
                             let x0 =
                                 |p: Tensor<B, 4>| clean_estimate(objective, x.clone(), p, level);
@@ -150,7 +151,7 @@ impl<B: Backend> ModelTask<B> for Trajectory<B> {
                     }
                     Err(e) => {
                         failure.get_or_insert(e.into());
-                        model.predict(x, t_like(level, &condition), condition.clone())
+                        model.forward((x, t_like(level, &condition), condition.clone()))
                     }
                 }
             },

@@ -3,17 +3,19 @@
 //! [`analyze`] (per-layer band energies over the denoising steps, FAW/FAM over training).
 //!
 //! A run folder written by `framer train` (or the main job) holds `schedule.resolved.toml`, the
-//! metrics log and `checkpoints/step-NNNNNNNN/` with `model.mpk` (and `ema.mpk` when the run keeps
-//! an EMA); [`RunFiles::from_run_dir`] finds them and [`with_model`] rebuilds the model of
-//! `[model]` with those weights.
+//! metrics log, `model.toml` (the model's kind and configuration) and `checkpoints/step-NNNNNNNN/`
+//! with `model.mpk` (and `ema.mpk` when the run keeps an EMA); [`RunFiles::from_run_dir`] finds
+//! them and [`with_model`] rebuilds the model of `[model]` through the binary's model registry,
+//! with those weights.
 
 use std::path::{Path, PathBuf};
 
-use crate::engine::{ExperimentModel, build_model};
 use burn::module::Module;
 use burn::tensor::backend::Backend;
+use framer::Framed;
 
-use crate::engine::{Denoiser, EngineError, checkpoint};
+use crate::engine::{EngineError, ModelConfig, SrModel, checkpoint, run_record};
+use crate::registry::{ConfigTask, ModelRegistry};
 use crate::schedule::{self, Experiment};
 
 pub mod analyze;
@@ -32,6 +34,9 @@ pub enum CommandError {
     /// From the engine (checkpoint decoding, model building).
     #[error(transparent)]
     Engine(#[from] EngineError),
+    /// The model's taps could not feed the analysis (heads that do not fit the checkpoint, …).
+    #[error(transparent)]
+    Taps(#[from] framer::TapsError),
 }
 
 /// The files of a trained run that inference needs.
@@ -43,6 +48,9 @@ pub struct RunFiles {
     pub schedule: PathBuf,
     /// The weights file: `ema.mpk` when the checkpoint has one, else `model.mpk`.
     pub weights: PathBuf,
+    /// The model kind the run recorded in `model.toml` (`None` for an explicit checkpoint and
+    /// schedule).
+    pub kind: Option<String>,
 }
 
 impl RunFiles {
@@ -60,6 +68,7 @@ impl RunFiles {
         }
         let schedule_path = run_dir.join("schedule.resolved.toml");
         let experiment = load_schedule(&schedule_path)?;
+        let kind = run_record::read(run_dir)?.kind;
         let dir = run_dir.join(&experiment.checkpoint.dir);
         let latest = checkpoint::latest(&dir)?.ok_or_else(|| {
             CommandError::Invalid(format!("no checkpoint found in {}", dir.display()))
@@ -68,6 +77,7 @@ impl RunFiles {
             weights: weights_in(&latest)?,
             experiment,
             schedule: schedule_path,
+            kind: Some(kind),
         })
     }
 
@@ -91,6 +101,7 @@ impl RunFiles {
             experiment,
             schedule: schedule.to_path_buf(),
             weights,
+            kind: None,
         })
     }
 }
@@ -118,32 +129,75 @@ fn weights_in(checkpoint_dir: &Path) -> Result<PathBuf, CommandError> {
     )))
 }
 
-/// Something to do with a loaded model, whatever its backbone (see [`with_model`]).
+/// Something to do with a loaded model, whatever its type (see [`with_model`]).
 pub trait ModelTask<B: Backend> {
     /// What the task returns.
     type Output;
-    /// Runs the task with `model`.
+    /// Runs the task with `model` (the trained model with its generated heads, if any).
     ///
     /// # Errors
     /// The task's own.
-    fn run<M: Denoiser<B>>(self, model: M) -> Result<Self::Output, CommandError>;
+    fn run<M: SrModel<B>>(self, model: Framed<B, M>) -> Result<Self::Output, CommandError>;
 }
 
-/// Builds the backbone of `experiment`'s `[model]` (with its student heads) on `device`, loads
-/// the weights file `weights` (a record written by the engine's checkpoints), and runs `task`.
+/// Rebuilds the model of `run`'s `[model]` through the registry `R` on `device`, loads the
+/// weights of `run` (a record written by the engine's checkpoints, the generated heads included),
+/// and runs `task`.
 ///
 /// # Errors
-/// [`CommandError::Engine`] if the preset is unknown or the file cannot be read or decoded as
-/// that model (e.g. a checkpoint of another backbone), naming the file.
-pub fn with_model<B: Backend, T: ModelTask<B>>(
-    experiment: &Experiment,
-    weights: &Path,
+/// [`CommandError::Invalid`] when the run's model kind is not one `R` knows (no fallback to
+/// another model) or its `[model]` table does not describe one; [`CommandError::Engine`] when
+/// the weights cannot be read or decoded as that model, naming the file.
+pub fn with_model<R: ModelRegistry, B: Backend, T: ModelTask<B>>(
+    run: &RunFiles,
     device: &B::Device,
     task: T,
 ) -> Result<T::Output, CommandError> {
-    match build_model::<B>(experiment, device)? {
-        ExperimentModel::UNet(model) => task.run(load_weights(model, weights, device)?),
-        ExperimentModel::DiT(model) => task.run(load_weights(model, weights, device)?),
+    if let Some(kind) = &run.kind
+        && !R::kinds().contains(&kind.as_str())
+    {
+        return Err(CommandError::Invalid(format!(
+            "{} was trained with a model of kind `{kind}`, which this program does not know (it \
+             knows: {}); run the command with the program that trained it",
+            run.schedule.parent().unwrap_or(Path::new(".")).display(),
+            R::kinds().join(", ")
+        )));
+    }
+    let load = LoadWeights {
+        run,
+        device,
+        task,
+    };
+    R::visit(&run.experiment, load).map_err(|e| CommandError::Invalid(e.to_string()))?
+}
+
+/// Builds the configured model, loads the run's weights and runs the task.
+struct LoadWeights<'a, B: Backend, T> {
+    run: &'a RunFiles,
+    device: &'a B::Device,
+    task: T,
+}
+
+impl<B: Backend, T: ModelTask<B>> ConfigTask for LoadWeights<'_, B, T> {
+    type Output = Result<T::Output, CommandError>;
+
+    fn run<C: ModelConfig>(self, config: C) -> Self::Output {
+        if let Some(kind) = &self.run.kind
+            && kind != C::KIND
+        {
+            return Err(CommandError::Invalid(format!(
+                "{} records a model of kind `{kind}`, but its schedule's [model] describes `{}`",
+                self.run.schedule.display(),
+                C::KIND
+            )));
+        }
+        let model = config
+            .init::<B>(self.device)
+            .map_err(|e| CommandError::Engine(EngineError::Model(e)))?;
+        let sample = crate::engine::sample_args::<B>(&self.run.experiment, self.device);
+        let framed = Framed::new(model, sample, self.device)
+?;
+        self.task.run(load_weights(framed, &self.run.weights, self.device)?)
     }
 }
 

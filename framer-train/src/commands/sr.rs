@@ -9,12 +9,14 @@ use std::path::PathBuf;
 
 use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
+use framer::Framed;
 use framer_eval::ColorFix;
 use framer_eval::sr::{SrJob, SrOptions, plan_jobs, super_resolve_jobs, tile_seed};
 
 use super::{CommandError, ModelTask, RunFiles, normal_noise, with_model};
 use crate::demo::sample_from;
-use crate::engine::{Denoiser, Objective};
+use crate::engine::{Objective, SrModel};
+use crate::registry::ModelRegistry;
 
 /// Settings of `framer sr`.
 #[derive(Debug, Clone, PartialEq)]
@@ -46,7 +48,7 @@ pub struct SrSettings {
 /// # Errors
 /// [`CommandError`] naming the path for a missing input, a file that is not an image, an
 /// unreadable checkpoint, an unknown colour fix or a bad tiling.
-pub fn run_sr<B: Backend>(
+pub fn run_sr<R: ModelRegistry, B: Backend>(
     run: &RunFiles,
     settings: &SrSettings,
     device: &B::Device,
@@ -59,9 +61,8 @@ pub fn run_sr<B: Backend>(
         options = options.with_overlap(overlap);
     }
     options.validate()?;
-    with_model::<B, _>(
-        &run.experiment,
-        &run.weights,
+    with_model::<R, B, _>(
+        run,
         device,
         SrTask {
             jobs,
@@ -88,7 +89,7 @@ struct SrTask<'a, B: Backend> {
 impl<B: Backend> ModelTask<B> for SrTask<'_, B> {
     type Output = Vec<PathBuf>;
 
-    fn run<M: Denoiser<B>>(self, model: M) -> Result<Vec<PathBuf>, CommandError> {
+    fn run<M: SrModel<B>>(self, model: Framed<B, M>) -> Result<Vec<PathBuf>, CommandError> {
         let bar = if self.settings.progress {
             indicatif::ProgressBar::new(self.jobs.len() as u64)
         } else {
@@ -123,7 +124,7 @@ impl<B: Backend> ModelTask<B> for SrTask<'_, B> {
                     noise,
                     strength,
                     steps,
-                    |x, t| model.predict(x, t, condition.clone()),
+                    |x, t| model.forward((x, t, condition.clone())),
                 );
                 Ok(sr.add_scalar(1.0).div_scalar(2.0))
             },

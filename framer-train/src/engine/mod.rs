@@ -1,8 +1,11 @@
-//! The training engine: one loop, generic over the backend and over any [`Denoiser`].
+//! The training engine: one loop, generic over the backend and over any [`SrModel`] (a model
+//! annotated with `#[framer]` / `#[framer_forward]`), trained inside its [`Framed`] wrapper (the
+//! model plus its generated heads: what the optimiser, the EMA and the checkpoints see).
 //!
 //! Per step `s` (every random draw derived from `(seed, s)`):
 //! 1. the batch of step `s` from a [`PairSource`], noise ε and noise levels from the objective;
-//! 2. the backbone's prediction, and when λ(s) > 0 the students' predictions through its taps;
+//! 2. one call, [`Framed::forward_framer`]: the prediction, and when λ(s) > 0 the FRAMER loss of
+//!    the selected students (taps, heads, negatives) weighted by λ(s);
 //! 3. `loss = base + λ(s)·L_FRAMER`, backward, the global gradient norm;
 //! 4. the NaN/Inf guard: a non-finite loss or gradient rejects the step (no update); after
 //!    `max_bad_steps` consecutive rejections the run stops with an error and no checkpoint is
@@ -10,7 +13,6 @@
 //! 5. global-norm clipping, AdamW at lr(s), the EMA update;
 //! 6. metrics, progress, plots, and atomic checkpoints from which a run resumes exactly.
 
-pub mod backbone;
 pub mod checkpoint;
 pub mod data;
 pub mod ema;
@@ -18,26 +20,29 @@ pub mod grad;
 pub mod metrics;
 pub mod model;
 pub mod objective;
+pub mod photos;
 pub mod rng;
+pub mod run_record;
 pub mod sampler;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use burn::module::AutodiffModule;
+use burn::module::{AutodiffModule, Module};
 use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::{AdamW, AdamWConfig, GradientsParams, Optimizer};
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{ElementConversion, Tensor, TensorData};
+use framer::{Framed, FramerStep, StudentSelection};
 use rand_distr::{Distribution, StandardNormal};
 use thiserror::Error;
 
-pub use backbone::{DegradedPhotos, ExperimentModel, WithHeads, build_model};
 pub use checkpoint::TrainingState;
 pub use data::{FixedBatch, PairBatch, PairSource, SyntheticPairs};
 pub use metrics::{MetricsLog, StepRecord};
-pub use model::Denoiser;
+pub use model::{ModelConfig, SrArgs, SrModel};
+pub use photos::DegradedPhotos;
 pub use objective::{NoiseLevels, Objective};
 pub use sampler::{sample, sample_from};
 
@@ -63,6 +68,12 @@ pub enum EngineError {
     /// The model does not fit the schedule (e.g. a student index beyond the taps).
     #[error("model: {0}")]
     Model(String),
+    /// The model's taps could not feed the FRAMER loss (no teacher, heads that do not fit, …).
+    #[error("FRAMER taps: {0}")]
+    Taps(#[from] framer::TapsError),
+    /// The schedule does not fit the model (a student pattern that matches no tap, …).
+    #[error("{0}")]
+    Schedule(#[from] crate::schedule::ScheduleError),
     /// Too many consecutive steps had a non-finite loss or gradient.
     #[error(
         "stopping at step {step}: {consecutive} consecutive steps had a non-finite loss or gradient \
@@ -140,63 +151,110 @@ struct Losses<B: AutodiffBackend> {
     lr: f64,
 }
 
-/// A training run in progress.
+/// The EMA copy of a trained model: `Framed<B::InnerBackend, M::InnerModule>`.
+pub type EmaModule<B, M> = <Framed<B, M> as AutodiffModule<B>>::InnerModule;
+
+/// A training run in progress, on the user's model `M` inside its [`Framed`] wrapper.
 pub struct Trainer<'a, B, M>
 where
     B: AutodiffBackend,
-    M: AutodiffModule<B> + Denoiser<B>,
+    M: AutodiffModule<B> + SrModel<B>,
+    M::InnerModule: SrModel<B::InnerBackend>,
 {
     experiment: &'a Experiment,
     objective: Objective,
-    model: M,
-    ema: Option<M::InnerModule>,
-    optim: OptimizerAdaptor<AdamW, M, B>,
+    model: Framed<B, M>,
+    ema: Option<EmaModule<B, M>>,
+    optim: OptimizerAdaptor<AdamW, Framed<B, M>, B>,
     source: Box<dyn PairSource + 'a>,
     device: B::Device,
     out_dir: PathBuf,
     state: TrainingState,
-    students: Vec<usize>,
+    students: StudentSelection,
     negatives: framer::NegativeSampler,
     consecutive_bad: u64,
+}
+
+/// The model `config` describes, ready to train on `experiment`: initial weights drawn after
+/// seeding the backend with `[train] seed` (the same schedule gives the same weights), inside
+/// [`Framed`] with its generated heads (built from one run on a sample batch of the schedule's crop
+/// size).
+///
+/// # Errors
+/// [`EngineError::Model`] when the configuration does not build or does not fit the schedule's
+/// crops; [`EngineError::Taps`] when the sample run records no usable taps.
+pub fn build_framed<B: AutodiffBackend, C: ModelConfig>(
+    config: &C,
+    experiment: &Experiment,
+    device: &B::Device,
+) -> Result<Framed<B, C::TrainModel<B>>, EngineError> {
+    config
+        .check_data(3, experiment.data.crop_size)
+        .map_err(EngineError::Model)?;
+    B::seed(device, experiment.train.seed);
+    let model = config.init_train::<B>(device).map_err(EngineError::Model)?;
+    let framed = Framed::new(model, sample_args(experiment, device), device)?;
+    // Parameters are lazy: draw every initial value now, while the seed is fresh.
+    ema::materialize(&framed);
+    Ok(framed)
+}
+
+/// A batch of one zero image of the schedule's crop size: `(x_t, t = ½, lr_upsampled)`.
+pub fn sample_args<B: burn::tensor::backend::Backend>(
+    experiment: &Experiment,
+    device: &B::Device,
+) -> SrArgs<B> {
+    let size = experiment.data.crop_size;
+    let image = Tensor::<B, 4>::zeros([1, 3, size, size], device);
+    (
+        image.clone(),
+        Tensor::<B, 1>::from_floats([0.5], device),
+        image,
+    )
 }
 
 impl<'a, B, M> Trainer<'a, B, M>
 where
     B: AutodiffBackend,
-    M: AutodiffModule<B> + Denoiser<B>,
+    M: AutodiffModule<B> + SrModel<B>,
+    M::InnerModule: SrModel<B::InnerBackend>,
 {
-    /// Prepares a run of `experiment` on `model` in `out_dir`.
+    /// Prepares a run of `experiment` on `model` (see [`build_framed`]) in `out_dir`.
     ///
     /// With `[checkpoint] resume = true` and a checkpoint in `out_dir/<checkpoint.dir>`, the model,
     /// optimiser, EMA and step are restored from it, and the run continues exactly where it stopped.
+    ///
+    /// # Errors
+    /// A [`EngineError::Schedule`] at `[framer] students` when it selects taps the model does not
+    /// record; I/O and checkpoint errors naming the path.
     pub fn new(
         experiment: &'a Experiment,
-        model: M,
+        model: Framed<B, M>,
         source: Box<dyn PairSource + 'a>,
         out_dir: impl AsRef<Path>,
         device: &B::Device,
     ) -> Result<Self, EngineError> {
         let out_dir = out_dir.as_ref().to_path_buf();
+        let students = if experiment.framer.enabled {
+            let available = model.student_names();
+            let picked = crate::schedule::resolve_students(experiment, &available)?;
+            if picked == available {
+                StudentSelection::All
+            } else {
+                StudentSelection::Names(picked)
+            }
+        } else {
+            StudentSelection::All
+        };
         std::fs::create_dir_all(&out_dir)
             .map_err(|e| EngineError::Io(format!("{}: {e}", out_dir.display())))?;
-        let students = experiment
-            .framer
-            .students
-            .select(model.num_taps())
-            .map_err(EngineError::Model)?;
-        if experiment.framer.enabled && students.len() < 2 {
-            return Err(EngineError::Model(format!(
-                "FRAMER needs at least 2 student taps, the model has {}",
-                model.num_taps()
-            )));
-        }
         let o = &experiment.optimizer;
         let optim = AdamWConfig::new()
             .with_beta_1(o.beta1 as f32)
             .with_beta_2(o.beta2 as f32)
             .with_epsilon(o.eps as f32)
             .with_weight_decay(o.weight_decay as f32)
-            .init::<B, M>();
+            .init::<B, Framed<B, M>>();
         ema::materialize(&model);
         let ema = experiment.train.ema_decay.map(|_| model.valid());
         let mut trainer = Self {
@@ -237,14 +295,19 @@ where
         self.state.step
     }
 
-    /// The trained module.
-    pub fn model(&self) -> &M {
+    /// The trained module (the model and its generated heads).
+    pub fn model(&self) -> &Framed<B, M> {
         &self.model
     }
 
     /// The EMA module, when `[train] ema_decay` is set.
-    pub fn ema(&self) -> Option<&M::InnerModule> {
+    pub fn ema(&self) -> Option<&EmaModule<B, M>> {
         self.ema.as_ref()
+    }
+
+    /// The students that take part in the FRAMER loss.
+    pub fn students(&self) -> &StudentSelection {
+        &self.students
     }
 
     /// The objective.
@@ -264,7 +327,7 @@ where
             )));
         }
         let record =
-            checkpoint::read_record::<B, M::Record>(&path.join("model.mpk"), &self.device)?;
+            checkpoint::read_record::<B, <Framed<B, M> as Module<B>>::Record>(&path.join("model.mpk"), &self.device)?;
         self.model = self.model.clone().load_record(record);
         let optim = checkpoint::read_record::<B, _>(&path.join("optim.mpk"), &self.device)?;
         self.optim = self.optim.clone().load_record(optim);
@@ -284,10 +347,10 @@ where
     /// Writes a checkpoint of the current state (atomically; see [`checkpoint::save`]).
     pub fn save_checkpoint(&self) -> Result<PathBuf, EngineError> {
         let mut files = checkpoint::CheckpointFiles::default();
-        files.module::<B, M>("model", &self.model)?;
+        files.module::<B, Framed<B, M>>("model", &self.model)?;
         files.record::<B, _>("optim", self.optim.to_record())?;
         if let Some(ema) = &self.ema {
-            files.module::<B::InnerBackend, M::InnerModule>("ema", ema)?;
+            files.module::<B::InnerBackend, EmaModule<B, M>>("ema", ema)?;
         }
         checkpoint::save(
             &self.checkpoint_dir(),
@@ -334,31 +397,28 @@ where
             &self.device,
         );
 
-        let use_framer = exp.framer.enabled && values.lambda > 0.0;
-        let (prediction, students) = if use_framer {
-            self.model
-                .predict_with_students(x_t.clone(), timesteps, condition, &self.students)?
-        } else {
-            (
-                self.model.predict(x_t.clone(), timesteps, condition),
-                Vec::new(),
-            )
+        let lambda = if exp.framer.enabled { values.lambda } else { 0.0 };
+        let loss = exp.framer_loss_at(step).init()?;
+        let framer_step = FramerStep {
+            loss: &loss,
+            students: &self.students,
+            negatives: &self.negatives,
+            step,
+            lambda,
         };
-        let base = self
-            .objective
-            .loss(prediction.clone(), x_t.clone(), target, &levels);
+        let param = self.objective.parameterization(&levels);
+        let out = self.model.forward_framer(
+            (x_t.clone(), timesteps, condition),
+            x_t.clone(),
+            param,
+            &framer_step,
+        )?;
+        let base = self.objective.loss(out.output, x_t, target, &levels);
         let base_value: f64 = base.clone().into_scalar().elem();
-        let (total, framer) = if use_framer {
-            let loss = exp.framer_loss_at(step).init()?;
-            let negatives = self.negatives.sample(step, students.len())?;
-            let param = self.objective.parameterization(&levels);
-            let out = loss.forward(framer::FramerInput::new(
-                students, prediction, x_t, param, negatives,
-            ))?;
-            let diag = out.diagnostics();
-            (base + out.loss.mul_scalar(values.lambda), Some(diag))
-        } else {
-            (base, None)
+        let framer = out.framer.map(|o| o.diagnostics());
+        let total = match out.weighted_loss {
+            Some(weighted) => base + weighted,
+            None => base,
         };
         Ok(Losses {
             total,
@@ -397,7 +457,7 @@ where
         } = self.losses(step)?;
         let loss_value: f64 = total.clone().into_scalar().elem();
         let mut grads = GradientsParams::from_grads(total.backward(), &self.model);
-        let grad_norm = grad::global_grad_norm::<B, M>(&self.model, &grads);
+        let grad_norm = grad::global_grad_norm::<B, Framed<B, M>>(&self.model, &grads);
 
         let skipped = !(loss_value.is_finite() && grad_norm.is_finite());
         if skipped {
@@ -416,7 +476,7 @@ where
             if let Some(max) = exp.optimizer.max_grad_norm {
                 let factor = max / (grad_norm + 1e-6);
                 if factor < 1.0 {
-                    grad::scale_grads::<B, M>(&self.model, &mut grads, factor);
+                    grad::scale_grads::<B, Framed<B, M>>(&self.model, &mut grads, factor);
                 }
             }
             self.model = self.optim.step(lr, self.model.clone(), grads);
@@ -536,45 +596,58 @@ where
 }
 
 /// Runs `experiment` on `model` with the pairs of `source`, in `out_dir`, to the end (resuming from
-/// a checkpoint there if the schedule allows). The entry point of every backbone.
+/// a checkpoint there if the schedule allows). The entry point of every model.
 pub fn run_experiment_with<B, M>(
     experiment: &Experiment,
-    model: M,
+    model: Framed<B, M>,
     source: Box<dyn PairSource + '_>,
     out_dir: impl AsRef<Path>,
     device: &B::Device,
 ) -> Result<RunSummary, EngineError>
 where
     B: AutodiffBackend,
-    M: AutodiffModule<B> + Denoiser<B>,
+    M: AutodiffModule<B> + SrModel<B>,
+    M::InnerModule: SrModel<B::InnerBackend>,
 {
-    let out_dir = out_dir.as_ref();
-    std::fs::create_dir_all(out_dir)
-        .map_err(|e| EngineError::Io(format!("{}: {e}", out_dir.display())))?;
-    let resolved = out_dir.join("schedule.resolved.toml");
-    std::fs::write(&resolved, experiment.to_string())
-        .map_err(|e| EngineError::Io(format!("{}: {e}", resolved.display())))?;
     Trainer::new(experiment, model, source, out_dir, device)?.run(None)
 }
 
-/// Runs the experiment a schedule describes end to end: the backbone and preset of `[model]` with
-/// fresh weights and student heads, the degraded photo crops of `[data]` / `[degradation]`, in
-/// `out_dir` (resuming from a checkpoint there if `[checkpoint] resume` allows).
+/// Prepares the run folder `out_dir` for `experiment` with the model of `config`: `model.toml`
+/// (the model's kind and configuration) and `schedule.resolved.toml`, from which `sr` and
+/// `analyze` rebuild the run's model.
 ///
-/// The run folder receives `schedule.resolved.toml`, the metrics file, `loss.png` and the
+/// # Errors
+/// [`EngineError::Checkpoint`] when the folder holds a run of another model; I/O errors naming
+/// the path.
+pub fn prepare_run_dir<C: ModelConfig>(
+    out_dir: &Path,
+    experiment: &Experiment,
+    config: &C,
+) -> Result<(), EngineError> {
+    std::fs::create_dir_all(out_dir)
+        .map_err(|e| EngineError::Io(format!("{}: {e}", out_dir.display())))?;
+    run_record::write(out_dir, config)?;
+    let resolved = out_dir.join("schedule.resolved.toml");
+    std::fs::write(&resolved, experiment.to_string())
+        .map_err(|e| EngineError::Io(format!("{}: {e}", resolved.display())))
+}
+
+/// Runs the experiment a schedule describes end to end with the model of `config` (built by
+/// [`build_framed`]), the degraded photo crops of `[data]` / `[degradation]`, in `out_dir`
+/// (resuming from a checkpoint there if `[checkpoint] resume` allows).
+///
+/// The run folder receives `schedule.resolved.toml`, `model.toml` (the model's kind and resolved
+/// configuration, from which `sr` and `analyze` rebuild it), the metrics file, `loss.png` and the
 /// checkpoints.
-pub fn run_experiment<B: AutodiffBackend>(
+pub fn run_experiment<B: AutodiffBackend, C: ModelConfig>(
+    config: &C,
     experiment: &Experiment,
     out_dir: impl AsRef<Path>,
     device: &B::Device,
 ) -> Result<RunSummary, EngineError> {
     let source = Box::new(DegradedPhotos::from_experiment(experiment)?);
-    match build_model::<B>(experiment, device)? {
-        ExperimentModel::UNet(model) => {
-            run_experiment_with(experiment, model, source, out_dir, device)
-        }
-        ExperimentModel::DiT(model) => {
-            run_experiment_with(experiment, model, source, out_dir, device)
-        }
-    }
+    let model = build_framed::<B, C>(config, experiment, device)?;
+    let out_dir = out_dir.as_ref();
+    prepare_run_dir(out_dir, experiment, config)?;
+    run_experiment_with(experiment, model, source, out_dir, device)
 }

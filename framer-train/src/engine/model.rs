@@ -1,37 +1,93 @@
-//! What the engine needs from a backbone: a final prediction and, through the generated taps, the
-//! predictions of the student layers. Nothing here names a particular backbone's layers.
+//! What the engine trains: any model whose `forward(x_t, timesteps, lr_upsampled)` is annotated
+//! with `#[framer]` / `#[framer_forward]`, and the configuration type that builds it from the
+//! schedule's `[model]` table.
 
-use burn::module::Module;
+use burn::module::{AutodiffModule, Module, ModuleDisplay};
+use burn::tensor::Tensor;
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use framer::FramerForward;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
-use super::EngineError;
-use burn::tensor::{Tensor, backend::Backend};
-
-/// A super-resolution denoiser with FRAMER student taps.
+/// The arguments of a super-resolution denoiser's `forward`: `(x_t, timesteps, lr_upsampled)`.
 ///
 /// # Shapes
 /// - `x_t`: `[batch, channels, height, width]`, the noisy HR sample
 /// - `timesteps`: `[batch]` in `[0, 1]`: σ for rectified flow, `t / T` for DDPM step `t` of `T`
-/// - `condition`: `[batch, channels, height, width]`, the LR image upsampled to the HR size
-/// - predictions: `[batch, channels, height, width]`
-pub trait Denoiser<B: Backend>: Module<B> {
-    /// Number of student taps the backbone generates.
-    fn num_taps(&self) -> usize;
+/// - `lr_upsampled`: `[batch, channels, height, width]`, the LR image upsampled to the HR size
+pub type SrArgs<B> = (Tensor<B, 4>, Tensor<B, 1>, Tensor<B, 4>);
 
-    /// The final prediction only (training without FRAMER, and inference).
-    fn predict(
-        &self,
-        x_t: Tensor<B, 4>,
-        timesteps: Tensor<B, 1>,
-        condition: Tensor<B, 4>,
-    ) -> Tensor<B, 4>;
+/// A super-resolution denoiser the engine can train: a burn module whose
+/// `fn forward(&self, x_t: Tensor<B, 4>, timesteps: Tensor<B, 1>, lr_upsampled: Tensor<B, 4>)
+/// -> Tensor<B, 4>` is annotated with `#[framer_forward]` (its struct with `#[framer(..)]`).
+///
+/// Implemented automatically; the prediction is `[batch, channels, height, width]`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a FRAMER super-resolution model",
+    label = "needs `#[framer]` and `#[framer_forward]` on a `forward(x_t, timesteps, lr)`",
+    note = "annotate the struct with `#[framer(..)]` above `#[derive(Module)]`, and the `impl` block \
+            with `#[framer_forward]`, where `fn forward(&self, x_t: Tensor<B, 4>, timesteps: \
+            Tensor<B, 1>, lr_upsampled: Tensor<B, 4>) -> Tensor<B, 4>`"
+)]
+pub trait SrModel<B: Backend>:
+    Module<B> + ModuleDisplay + FramerForward<B, Args = SrArgs<B>, Output = Tensor<B, 4>>
+{
+}
 
-    /// The final prediction (the teacher) and the predictions of the taps listed in `students`
-    /// (indices `< num_taps()`, in that order), each already read out into the teacher's space.
-    fn predict_with_students(
+impl<B: Backend, M> SrModel<B> for M where
+    M: Module<B> + ModuleDisplay + FramerForward<B, Args = SrArgs<B>, Output = Tensor<B, 4>>
+{
+}
+
+/// The `[model]` table of a schedule, deserialised: builds the model on any backend.
+///
+/// Implement it for your model's configuration to train the model with a schedule and the whole
+/// `framer` command line ([`crate::cli::main`]). Unknown keys should be rejected
+/// (`#[serde(deny_unknown_fields)]`): they are then reported at `file:line:col`.
+///
+/// ```ignore
+/// #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// #[serde(deny_unknown_fields)]
+/// pub struct EdsrConfig { pub channels: usize, pub blocks: usize }
+///
+/// impl ModelConfig for EdsrConfig {
+///     const KIND: &'static str = "edsr";
+///     type Model<B: Backend> = Edsr<B>;
+///     type TrainModel<B: AutodiffBackend> = Edsr<B>;
+///     fn init<B: Backend>(&self, device: &B::Device) -> Result<Edsr<B>, String> {
+///         Ok(Edsr::new(self, device))
+///     }
+///     fn init_train<B: AutodiffBackend>(&self, device: &B::Device) -> Result<Edsr<B>, String> {
+///         self.init::<B>(device)
+///     }
+/// }
+/// ```
+pub trait ModelConfig: Serialize + DeserializeOwned + Clone + std::fmt::Debug + 'static {
+    /// The name of this model family, recorded in run folders (`"edsr"`, `"dit"`).
+    const KIND: &'static str;
+
+    /// The model on a backend (inference, EMA).
+    type Model<B: Backend>: SrModel<B>;
+
+    /// The same model on an autodiff backend (training); its inner module is [`Self::Model`].
+    /// For a `#[derive(Module)]` struct `M<B>`, write `type TrainModel<B: AutodiffBackend> = M<B>;`.
+    type TrainModel<B: AutodiffBackend>: SrModel<B>
+        + AutodiffModule<B, InnerModule = Self::Model<B::InnerBackend>>;
+
+    /// A freshly initialised model on `device`, or a message saying what is wrong with the
+    /// configuration.
+    fn init<B: Backend>(&self, device: &B::Device) -> Result<Self::Model<B>, String>;
+
+    /// [`Self::init`] on an autodiff backend (usually `self.init::<B>(device)`).
+    fn init_train<B: AutodiffBackend>(
         &self,
-        x_t: Tensor<B, 4>,
-        timesteps: Tensor<B, 1>,
-        condition: Tensor<B, 4>,
-        students: &[usize],
-    ) -> Result<(Tensor<B, 4>, Vec<Tensor<B, 4>>), EngineError>;
+        device: &B::Device,
+    ) -> Result<Self::TrainModel<B>, String>;
+
+    /// Checks that the model takes `channels`-channel images of `crop_size × crop_size` pixels (the
+    /// schedule's crops), before anything runs. The default accepts everything.
+    fn check_data(&self, channels: usize, crop_size: usize) -> Result<(), String> {
+        let _ = (channels, crop_size);
+        Ok(())
+    }
 }

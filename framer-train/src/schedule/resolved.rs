@@ -6,17 +6,23 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use super::phase::{Ramp, Segment, StepSchedule};
-use super::sections::{
-    BackboneKind, BetaSchedule, LogFormat, LrScheduleKind, ObjectiveKind, SigmaSampling,
-};
+use super::sections::{BetaSchedule, LogFormat, LrScheduleKind, ObjectiveKind, SigmaSampling};
 
-/// `[model]`, resolved.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ModelConfig {
-    /// Backbone family.
-    pub backbone: BackboneKind,
-    /// Size preset.
-    pub preset: String,
+/// The schedule file an [`Experiment`] was read from, kept so that the model registry and the
+/// student patterns can report errors at `file:line:col`. Not part of the experiment's value:
+/// two experiments compare equal whatever their origin.
+#[derive(Debug, Clone)]
+pub struct ScheduleOrigin {
+    /// The file as the user named it.
+    pub path: String,
+    /// Its text.
+    pub text: std::sync::Arc<str>,
+}
+
+impl PartialEq for ScheduleOrigin {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 /// `[data]`, resolved (paths are absolute or relative to the current directory).
@@ -79,37 +85,129 @@ impl MaskConfig {
     }
 }
 
+/// A student pattern as written in `[framer] students`, with its byte range in the schedule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StudentPattern {
+    /// A tap name (`mid_block`) or a glob over tap names (`down_blocks.*`; `*` matches any run of
+    /// characters, `?` one character).
+    pub pattern: String,
+    /// Where the pattern is written in the schedule file (empty when unknown).
+    pub span: std::ops::Range<usize>,
+}
+
 /// Which taps are students.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Students {
-    /// Every tap of the backbone.
+    /// Every student tap of the model.
     All,
-    /// These tap indices, sorted and distinct.
+    /// These positions among the model's student taps (in recording order), sorted and distinct.
     Indices(Vec<usize>),
+    /// The student taps matching any of these names or globs.
+    Patterns(Vec<StudentPattern>),
 }
 
 impl Serialize for Students {
-    /// `"all"` or the list of indices, as written in a schedule.
+    /// `"all"`, the list of indices or the list of patterns, as written in a schedule.
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
             Self::All => serializer.serialize_str("all"),
             Self::Indices(ix) => ix.serialize(serializer),
+            Self::Patterns(p) => serializer.collect_seq(p.iter().map(|p| &p.pattern)),
         }
     }
 }
 
-impl Students {
-    /// The selected indices out of `available` taps, or a message naming the bad index.
-    pub fn select(&self, available: usize) -> Result<Vec<usize>, String> {
-        match self {
-            Self::All => Ok((0..available).collect()),
-            Self::Indices(ix) => match ix.iter().find(|&&i| i >= available) {
-                Some(i) => Err(format!(
-                    "`students` names tap {i}, but the backbone has {available} taps (0..{available})"
-                )),
-                None => Ok(ix.clone()),
-            },
+/// Why [`Students::resolve`] rejected a selection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StudentsError {
+    /// What is wrong.
+    pub message: String,
+    /// The pattern at fault, when one is (an index into [`Students::Patterns`]).
+    pub pattern: Option<usize>,
+    /// A suggestion (the closest tap name), when there is one.
+    pub help: Option<String>,
+}
+
+/// Whether `name` matches the glob `pattern` (`*`: any run of characters, `?`: one character).
+pub fn glob_matches(pattern: &str, name: &str) -> bool {
+    fn go(p: &[char], n: &[char]) -> bool {
+        match p.split_first() {
+            None => n.is_empty(),
+            Some(('*', rest)) => (0..=n.len()).any(|i| go(rest, &n[i..])),
+            Some(('?', rest)) => !n.is_empty() && go(rest, &n[1..]),
+            Some((c, rest)) => n.first() == Some(c) && go(rest, &n[1..]),
         }
+    }
+    let p: Vec<char> = pattern.chars().collect();
+    let n: Vec<char> = name.chars().collect();
+    go(&p, &n)
+}
+
+impl Students {
+    /// The selected student names out of `available` (the model's student taps in recording
+    /// order), in recording order.
+    ///
+    /// # Errors
+    /// An index beyond the taps, a pattern that matches no tap (with the closest name), or fewer
+    /// than 2 students selected.
+    pub fn resolve(&self, available: &[String]) -> Result<Vec<String>, StudentsError> {
+        let err = |message: String, pattern: Option<usize>, help: Option<String>| StudentsError {
+            message,
+            pattern,
+            help,
+        };
+        let picked: Vec<String> = match self {
+            Self::All => available.to_vec(),
+            Self::Indices(ix) => {
+                if let Some(i) = ix.iter().find(|&&i| i >= available.len()) {
+                    return Err(err(
+                        format!(
+                            "`students` names tap {i}, but the model has {} student taps (0..{})",
+                            available.len(),
+                            available.len()
+                        ),
+                        None,
+                        Some(format!("the student taps are: {}", available.join(", "))),
+                    ));
+                }
+                ix.iter().map(|&i| available[i].clone()).collect()
+            }
+            Self::Patterns(patterns) => {
+                for (k, p) in patterns.iter().enumerate() {
+                    if !available.iter().any(|n| glob_matches(&p.pattern, n)) {
+                        let closest = super::error::suggest(&p.pattern, available.iter().map(String::as_str));
+                        let mut message = format!("`students` entry \"{}\" matches no student tap of the model", p.pattern);
+                        if let Some(c) = &closest {
+                            message.push_str(&format!("; did you mean \"{c}\"?"));
+                        }
+                        return Err(err(
+                            message,
+                            Some(k),
+                            Some(format!("the student taps are: {}", available.join(", "))),
+                        ));
+                    }
+                }
+                available
+                    .iter()
+                    .filter(|n| patterns.iter().any(|p| glob_matches(&p.pattern, n)))
+                    .cloned()
+                    .collect()
+            }
+        };
+        if picked.len() < 2 {
+            return Err(err(
+                format!(
+                    "FRAMER needs at least 2 students (each student's negative is another student); \
+                     `students` selects {} of the model's {} ({})",
+                    picked.len(),
+                    available.len(),
+                    picked.join(", ")
+                ),
+                None,
+                None,
+            ));
+        }
+        Ok(picked)
     }
 }
 
@@ -273,8 +371,8 @@ pub struct StepValues {
 pub struct Experiment {
     /// Name (the file stem when not given).
     pub name: String,
-    /// `[model]`.
-    pub model: ModelConfig,
+    /// `[model]`, as written: the model registry deserialises it into the model's configuration.
+    pub model: toml::Table,
     /// `[data]`.
     pub data: DataConfig,
     /// `[degradation]` (its `scale` is `data.scale`).
@@ -295,6 +393,9 @@ pub struct Experiment {
     pub logging: LoggingConfig,
     /// Phases, sorted and non-overlapping.
     pub phases: Vec<Phase>,
+    /// The file the experiment was read from (for located errors); not part of its value.
+    #[serde(skip)]
+    pub origin: Option<ScheduleOrigin>,
 }
 
 impl Experiment {
@@ -449,7 +550,7 @@ impl fmt::Display for Experiment {
         #[derive(Serialize)]
         struct Sections<'a> {
             name: &'a str,
-            model: &'a ModelConfig,
+            model: &'a toml::Table,
             data: &'a DataConfig,
             degradation: &'a framer_data::DegradationConfig,
             objective: &'a ObjectiveConfig,

@@ -23,8 +23,9 @@ pub struct ScheduleFile {
     /// Free-form name of the experiment (used in logs).
     #[serde(default)]
     pub name: Option<String>,
-    /// `[model]`: which backbone and preset.
-    pub model: ModelSection,
+    /// `[model]`: the model's own configuration, deserialised by the binary's model registry
+    /// ([`crate::registry::ModelRegistry`]), which rejects unknown keys at their position.
+    pub model: toml::Table,
     /// `[data]`: training images.
     #[serde(default)]
     pub data: DataSection,
@@ -55,32 +56,6 @@ pub struct ScheduleFile {
     /// `[[schedule.phase]]`: per-step overrides and ramps.
     #[serde(default)]
     pub schedule: ScheduleSection,
-}
-
-/// The backbone family.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum BackboneKind {
-    /// The convolutional U-Net (FRAMER_U).
-    #[serde(alias = "u_net")]
-    Unet,
-    /// The diffusion transformer (FRAMER_D).
-    Dit,
-}
-
-/// `[model]`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ModelSection {
-    /// `"unet"` or `"dit"`.
-    pub backbone: BackboneKind,
-    /// Size preset of the backbone (`"tiny"`, `"small"`, ...).
-    #[serde(default = "default_preset")]
-    pub preset: Spanned<String>,
-}
-
-fn default_preset() -> Spanned<String> {
-    unspanned("tiny".to_string())
 }
 
 /// `[data]`.
@@ -199,10 +174,12 @@ pub enum MaskKind {
 /// Which student layers take part, as written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StudentsSpec {
-    /// `"all"`: every tap the backbone generates.
+    /// `"all"`: every tap the model records.
     Named(String),
-    /// Indices into the backbone's taps.
+    /// Indices into the model's student taps.
     Indices(Vec<i64>),
+    /// Tap names or globs (`"down_blocks.*"`, `"mid_block"`).
+    Patterns(Vec<String>),
 }
 
 impl<'de> Deserialize<'de> for StudentsSpec {
@@ -211,7 +188,7 @@ impl<'de> Deserialize<'de> for StudentsSpec {
         impl<'de> serde::de::Visitor<'de> for V {
             type Value = StudentsSpec;
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("\"all\" or a list of tap indices")
+                f.write_str("\"all\", a list of tap names or globs, or a list of tap indices")
             }
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<StudentsSpec, E> {
                 Ok(StudentsSpec::Named(v.to_string()))
@@ -220,11 +197,27 @@ impl<'de> Deserialize<'de> for StudentsSpec {
                 self,
                 mut seq: A,
             ) -> Result<StudentsSpec, A::Error> {
-                let mut out = Vec::new();
-                while let Some(i) = seq.next_element::<i64>()? {
-                    out.push(i);
+                #[derive(serde::Deserialize)]
+                #[serde(untagged)]
+                enum Entry {
+                    Index(i64),
+                    Name(String),
                 }
-                Ok(StudentsSpec::Indices(out))
+                let mut indices = Vec::new();
+                let mut names = Vec::new();
+                while let Some(entry) = seq.next_element::<Entry>()? {
+                    match entry {
+                        Entry::Index(i) => indices.push(i),
+                        Entry::Name(n) => names.push(n),
+                    }
+                }
+                match (indices.is_empty(), names.is_empty()) {
+                    (_, true) => Ok(StudentsSpec::Indices(indices)),
+                    (true, false) => Ok(StudentsSpec::Patterns(names)),
+                    (false, false) => Err(serde::de::Error::custom(
+                        "`students` mixes tap names and indices; use one kind",
+                    )),
+                }
             }
         }
         deserializer.deserialize_any(V)
@@ -249,7 +242,8 @@ pub struct FramerSection {
     /// Contrastive temperature τ (`--tau_high`).
     #[serde(alias = "tau_high", alias = "tau")]
     pub temperature: Spanned<f64>,
-    /// Student layers: `"all"` or a list of tap indices.
+    /// Student layers: `"all"`, a list of tap names or globs (`["down_blocks.*", "mid_block"]`),
+    /// or a list of indices into the model's students.
     pub students: Spanned<StudentsSpec>,
     /// Frequency-based Adaptive Weight (FAW) on.
     #[serde(alias = "faw")]

@@ -122,10 +122,7 @@ impl Ctx<'_> {
 
 pub(crate) fn resolve(file: ScheduleFile, ctx: &Ctx<'_>) -> Result<Experiment> {
     let train = train(&file.train, ctx)?;
-    let model = ModelConfig {
-        backbone: file.model.backbone,
-        preset: preset(file.model.backbone, &file.model.preset, ctx)?,
-    };
+    let model = file.model.clone();
     let data = data(&file.data, ctx)?;
     let objective = objective(&file.objective, ctx)?;
     let framer = framer(&file.framer, ctx)?;
@@ -180,6 +177,10 @@ pub(crate) fn resolve(file: ScheduleFile, ctx: &Ctx<'_>) -> Result<Experiment> {
         checkpoint,
         logging,
         phases,
+        origin: Some(ScheduleOrigin {
+            path: ctx.path.to_string(),
+            text: ctx.source.into(),
+        }),
     })
 }
 
@@ -255,31 +256,6 @@ fn key_span(source: &str, table: &str, key: &str) -> Option<Range<usize>> {
         pos += line.len();
     }
     None
-}
-
-fn preset(kind: BackboneKind, v: &Spanned<String>, ctx: &Ctx<'_>) -> Result<String> {
-    let name = v.get_ref();
-    let presets: &[&str] = match kind {
-        BackboneKind::Unet => &framer_backbones::UNetConfig::PRESETS,
-        BackboneKind::Dit => &framer_backbones::DiTConfig::PRESETS,
-    };
-    if presets.contains(&name.as_str()) {
-        return Ok(name.clone());
-    }
-    let mut message = format!("unknown value \"{name}\" for `preset` in [model]");
-    if let Some(s) = suggest(name, presets.iter().copied()) {
-        message.push_str(&format!("; did you mean \"{s}\"?"));
-    }
-    Err(ctx
-        .err(v.span(), "model.preset", message)
-        .with_help(format!(
-            "expected one of {}",
-            presets
-                .iter()
-                .map(|p| format!("\"{p}\""))
-                .collect::<Vec<_>>()
-                .join(", ")
-        )))
 }
 
 fn train(t: &TrainSection, ctx: &Ctx<'_>) -> Result<TrainConfig> {
@@ -408,7 +384,43 @@ fn framer(f: &FramerSection, ctx: &Ctx<'_>) -> Result<FramerConfig> {
             }
             return Err(ctx
                 .err(f.students.span(), "framer.students", message)
-                .with_help("expected \"all\" or a list of tap indices such as [0, 2, 4]"));
+                .with_help(
+                    "expected \"all\", a list of tap names or globs such as [\"down_blocks.*\", \"mid_block\"], or of indices such as [0, 2, 4]",
+                ));
+        }
+        StudentsSpec::Patterns(names) => {
+            let span = f.students.span();
+            let mut patterns = Vec::new();
+            let mut search_from = span.start;
+            for name in names {
+                let pattern_span = locate_string(ctx.source, search_from..span.end, name);
+                if let Some(s) = &pattern_span {
+                    search_from = s.end;
+                }
+                let pattern_span = pattern_span.unwrap_or(span.clone());
+                if name.trim().is_empty() {
+                    return Err(ctx.err(pattern_span, "framer.students", "`framer.students` holds an empty name"));
+                }
+                if patterns.iter().any(|p: &StudentPattern| &p.pattern == name) {
+                    return Err(ctx.err(
+                        pattern_span,
+                        "framer.students",
+                        format!("`framer.students` lists \"{name}\" twice"),
+                    ));
+                }
+                patterns.push(StudentPattern {
+                    pattern: name.clone(),
+                    span: pattern_span,
+                });
+            }
+            if patterns.is_empty() {
+                return Err(ctx.err(
+                    span,
+                    "framer.students",
+                    "FRAMER needs at least 2 students (each student's negative is another student), got 0",
+                ));
+            }
+            Students::Patterns(patterns)
         }
         StudentsSpec::Indices(ix) => {
             if let Some(i) = ix.iter().find(|&&i| i < 0) {
@@ -599,4 +611,18 @@ fn phases(list: &[PhaseSection], train: &TrainConfig, ctx: &Ctx<'_>) -> Result<V
         });
     }
     Ok(out)
+}
+
+/// The byte range of the quoted string `value` within `range` of `source` (the quotes included).
+fn locate_string(source: &str, range: Range<usize>, value: &str) -> Option<Range<usize>> {
+    let end = range.end.min(source.len());
+    let hay = source.get(range.start..end)?;
+    for quote in ['"', '\'' ] {
+        let needle = format!("{quote}{value}{quote}");
+        if let Some(i) = hay.find(&needle) {
+            let start = range.start + i;
+            return Some(start..start + needle.len());
+        }
+    }
+    None
 }

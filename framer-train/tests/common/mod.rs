@@ -8,15 +8,32 @@ use burn::nn::PaddingConfig2d;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::tensor::activation::silu;
 use burn::tensor::{Tensor, backend::Backend};
-use framer_train::engine::{Denoiser, EngineError};
+use framer::{Framed, framer, framer_forward};
 
-/// `depth` residual 3×3 blocks of width `hidden`; tap `i` is a 1×1 readout of block `i`.
+/// `depth` residual 3×3 blocks of width `hidden`; every block is a FRAMER student, read out by
+/// generated 1×1-conv heads (the attributes alone: no training plumbing).
+#[framer(heads = conv1x1)]
 #[derive(Module, Debug)]
 pub struct Toy<B: Backend> {
     input: Conv2d<B>,
+    #[framer(student)]
     blocks: Vec<Conv2d<B>>,
-    heads: Vec<Conv2d<B>>,
     output: Conv2d<B>,
+}
+
+#[framer_forward]
+impl<B: Backend> Toy<B> {
+    /// `x_t`, `cond`: `[batch, 3, h, w]`; `t`: `[batch]`; returns `[batch, 3, h, w]`.
+    pub fn forward(&self, x_t: Tensor<B, 4>, t: Tensor<B, 1>, cond: Tensor<B, 4>) -> Tensor<B, 4> {
+        let [b, _, h, w] = x_t.dims();
+        let plane = t.reshape([b, 1, 1, 1]).expand([b, 1, h, w]);
+        let mut x = silu(self.input.forward(Tensor::cat(vec![x_t, cond, plane], 1)));
+        for block in &self.blocks {
+            let y = block.forward(x.clone());
+            x = x + silu(y);
+        }
+        self.output.forward(x)
+    }
 }
 
 impl<B: Backend> Toy<B> {
@@ -29,51 +46,18 @@ impl<B: Backend> Toy<B> {
         Self {
             input: conv(7, hidden, 3),
             blocks: (0..depth).map(|_| conv(hidden, hidden, 3)).collect(),
-            heads: (0..depth).map(|_| conv(hidden, 3, 1)).collect(),
             output: conv(hidden, 3, 1),
         }
     }
 
-    fn trunk(
-        &self,
-        x_t: Tensor<B, 4>,
-        t: Tensor<B, 1>,
-        cond: Tensor<B, 4>,
-    ) -> (Tensor<B, 4>, Vec<Tensor<B, 4>>) {
-        let [b, _, h, w] = x_t.dims();
-        let plane = t.reshape([b, 1, 1, 1]).expand([b, 1, h, w]);
-        let mut x = silu(self.input.forward(Tensor::cat(vec![x_t, cond, plane], 1)));
-        let mut taps = Vec::new();
-        for block in &self.blocks {
-            x = x.clone() + silu(block.forward(x));
-            taps.push(x.clone());
-        }
-        (self.output.forward(x), taps)
-    }
-}
-
-impl<B: Backend> Denoiser<B> for Toy<B> {
-    fn num_taps(&self) -> usize {
-        self.blocks.len()
-    }
-
-    fn predict(&self, x_t: Tensor<B, 4>, t: Tensor<B, 1>, cond: Tensor<B, 4>) -> Tensor<B, 4> {
-        self.trunk(x_t, t, cond).0
-    }
-
-    fn predict_with_students(
-        &self,
-        x_t: Tensor<B, 4>,
-        t: Tensor<B, 1>,
-        cond: Tensor<B, 4>,
-        students: &[usize],
-    ) -> Result<(Tensor<B, 4>, Vec<Tensor<B, 4>>), EngineError> {
-        let (out, taps) = self.trunk(x_t, t, cond);
-        let students = students
-            .iter()
-            .map(|&i| self.heads[i].forward(taps[i].clone()))
-            .collect();
-        Ok((out, students))
+    /// [`Toy::new`] inside [`Framed`], with its heads built from an 8×8 sample, every parameter
+    /// materialised (so that clones share their initial values).
+    pub fn framed(depth: usize, hidden: usize, device: &B::Device) -> Framed<B, Self> {
+        let x = Tensor::<B, 4>::zeros([1, 3, 8, 8], device);
+        let t = Tensor::<B, 1>::from_floats([0.5], device);
+        let framed = Framed::new(Self::new(depth, hidden, device), (x.clone(), t, x), device).unwrap();
+        framer_train::engine::ema::materialize(&framed);
+        framed
     }
 }
 

@@ -1,0 +1,631 @@
+//! The `framer` command line, for any model: `check`, `train`, `sr`, `eval` and `analyze`.
+//!
+//! A program gets the whole command line for its own model in one line:
+//!
+//! ```ignore
+//! fn main() -> std::process::ExitCode {
+//!     framer_train::cli::main::<MyConfig>()   // MyConfig: framer_train::engine::ModelConfig
+//! }
+//! ```
+//!
+//! The `[model]` table of a schedule deserialises into the program's model configuration
+//! (through its [`ModelRegistry`]; unknown keys are errors at `file:line:col`), and a run folder
+//! records the model's kind, so that `sr` and `analyze` rebuild exactly that model. The `framer`
+//! binary itself is `main::<Builtin>()` (the U-Net and the DiT of `framer-backbones`); without a
+//! subcommand it runs the main job (`framer demo`): a tiny backbone trained on the embedded photos
+//! without and with FRAMER, then compared on held-out photos.
+//!
+//! `check SCHEDULE.toml` validates a schedule against the model (its configuration, its student
+//! taps) and prints the resolved values; `train SCHEDULE.toml` runs it; `sr` super-resolves images
+//! with a trained run; `eval` scores results against ground truths (or compares runs); `analyze`
+//! plots what the layers of a run predict over the denoising steps and its FAW/FAM weights.
+
+use std::any::TypeId;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use burn::tensor::backend::AutodiffBackend;
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::engine::{EngineError, ModelConfig, RunSummary};
+use crate::registry::{Builtin, ConfigTask, ModelRegistry};
+use crate::schedule::{self, Experiment, ScheduleError};
+
+/// FRAMER training for Burn.
+#[derive(Debug, Parser)]
+#[command(name = "framer", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// The main job (the default): train a tiny backbone on the embedded photos without and with
+    /// FRAMER (same seed and budget), super-resolve held-out photos, compare, write a report.
+    Demo(DemoArgs),
+    /// Validate a schedule without training and print the resolved values.
+    Check {
+        /// The schedule file.
+        schedule: PathBuf,
+    },
+    /// Train the experiment a schedule describes (CPU, `flex` backend).
+    Train {
+        /// The schedule file.
+        schedule: PathBuf,
+        /// Folder of the run (metrics, plots, checkpoints); default `runs/<name>`.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Where to train: the CPU (`flex` backend) or the first CUDA GPU (needs a build with the
+        /// `cuda` feature).
+        #[arg(long, value_enum, default_value_t = Device::Cpu)]
+        device: Device,
+    },
+    /// Super-resolve an LR image or a folder with a trained run (EMA weights when present).
+    Sr(SrArgs),
+    /// Score SR images against ground truths (PSNR/SSIM on Y, NIQE), or compare runs.
+    Eval(EvalArgs),
+    /// Per-layer band energies over the denoising steps (Fig. 2/7) and FAW/FAM over training
+    /// (Fig. 9) of a trained run.
+    Analyze(AnalyzeArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+struct SrArgs {
+    /// The run folder (written by `framer train`): its latest checkpoint and resolved schedule.
+    #[arg(
+        long,
+        required_unless_present = "checkpoint",
+        conflicts_with = "checkpoint"
+    )]
+    run: Option<PathBuf>,
+    /// A checkpoint folder (`step-NNNNNNNN`) or weights file (`.mpk`) instead of `--run`.
+    #[arg(long, requires = "schedule")]
+    checkpoint: Option<PathBuf>,
+    /// The schedule of `--checkpoint`.
+    #[arg(long, requires = "checkpoint")]
+    schedule: Option<PathBuf>,
+    /// An LR image or a folder of them.
+    input: PathBuf,
+    /// A `.png` file (one input image) or a folder.
+    output: PathBuf,
+    /// Sampler steps (default: the run's `[objective] sample_steps`).
+    #[arg(long)]
+    steps: Option<usize>,
+    /// Where sampling starts: 1 = pure noise, below 1 = the upsampled LR noised to that level.
+    #[arg(long, default_value_t = 0.4)]
+    strength: f64,
+    /// Seed of the sampling noise (per image and tile).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Tile side at the SR resolution (default: the training crop size).
+    #[arg(long)]
+    tile: Option<usize>,
+    /// Overlap of neighbouring tiles (default: a quarter of the tile).
+    #[arg(long)]
+    overlap: Option<usize>,
+    /// Colour fix against the upsampled LR: adain, wavelet or none.
+    #[arg(long, default_value = "adain")]
+    color_fix: String,
+    /// Where to run the model.
+    #[arg(long, value_enum, default_value_t = Device::Cpu)]
+    device: Device,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+struct EvalArgs {
+    /// Folder of SR images (not with --compare).
+    sr_dir: Option<PathBuf>,
+    /// Ground-truth folder, paired by file stem.
+    #[arg(long)]
+    gt: Option<PathBuf>,
+    /// Pixels removed from every edge before scoring.
+    #[arg(long, default_value_t = 4)]
+    crop_border: usize,
+    /// Comma-separated metrics: psnr_y, ssim_y, psnr, ssim, niqe, and the network metrics
+    /// lpips, musiq, maniqa (computed only from the weight files below, else listed as not
+    /// computed).
+    #[arg(long, default_value = "psnr_y,ssim_y,niqe")]
+    metrics: String,
+    /// Also write the table as CSV.
+    #[arg(long)]
+    csv: Option<PathBuf>,
+    /// Also write the table as Markdown.
+    #[arg(long)]
+    md: Option<PathBuf>,
+    /// Compare runs side by side: NAME=DIR NAME=DIR …
+    #[arg(long, num_args = 2..)]
+    compare: Vec<String>,
+    /// Folder of the comparison's tables and bar chart (default `comparison`).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Folder with the LPIPS weight files: torchvision's backbone (alexnet*.pth, e.g.
+    /// alexnet-owt-7be5be79.pth; vgg16*.pth for --lpips-net vgg) and the lpips package's
+    /// linear layers (alex.pth / vgg.pth from lpips/weights/v0.1); .safetensors also read.
+    /// Adds lpips to --metrics.
+    #[arg(long, conflicts_with_all = ["lpips_backbone", "lpips_linear"])]
+    lpips_weights: Option<PathBuf>,
+    /// LPIPS backbone weights file (instead of --lpips-weights; needs --lpips-linear).
+    #[arg(long, requires = "lpips_linear")]
+    lpips_backbone: Option<PathBuf>,
+    /// LPIPS linear-layer weights file (instead of --lpips-weights; needs --lpips-backbone).
+    #[arg(long, requires = "lpips_backbone")]
+    lpips_linear: Option<PathBuf>,
+    /// LPIPS backbone: alex (the variant papers report) or vgg.
+    #[arg(long, default_value = "alex")]
+    lpips_net: String,
+    /// MUSIQ checkpoint of pyiqa (musiq_koniq_ckpt-e95806b9.pth; the spaq, paq2piq and ava
+    /// checkpoints also load). Adds musiq to --metrics.
+    #[arg(long)]
+    musiq_weights: Option<PathBuf>,
+    /// MANIQA checkpoint of pyiqa (ckpt_koniq10k.pt; ckpt_kadid10k.pt and
+    /// MANIQA_PIPAL-ae6d356b.pth also load: a name containing "pipal" selects that variant's
+    /// settings). Adds maniqa to --metrics.
+    #[arg(long)]
+    maniqa_weights: Option<PathBuf>,
+    /// Where the network metrics (lpips, musiq, maniqa) run; the others always run on the CPU.
+    #[arg(long, value_enum, default_value_t = Device::Cpu)]
+    device: Device,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+struct AnalyzeArgs {
+    /// The run folder.
+    #[arg(long)]
+    run: PathBuf,
+    /// A folder of LR images (default: the embedded held-out photos, degraded).
+    #[arg(long)]
+    images: Option<PathBuf>,
+    /// Output folder (default `RUN/analysis`).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Sampler steps (default: the run's `[objective] sample_steps`).
+    #[arg(long)]
+    steps: Option<usize>,
+    /// Where sampling starts: 1 = pure noise (the paper's figures).
+    #[arg(long, default_value_t = 1.0)]
+    strength: f64,
+    /// Seed of the sampling noise.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Where to run the model.
+    #[arg(long, value_enum, default_value_t = Device::Cpu)]
+    device: Device,
+}
+
+#[cfg(not(feature = "cuda"))]
+const NO_CUDA: &str = "this `framer` was built without the `cuda` feature; rebuild with \
+                       `cargo build --release --features cuda`";
+
+fn sr<R: ModelRegistry>(args: SrArgs) -> Result<(), String> {
+    use crate::commands::{
+        RunFiles,
+        sr::{SrSettings, run_sr},
+    };
+    let run = match (&args.run, &args.checkpoint, &args.schedule) {
+        (Some(dir), _, _) => RunFiles::from_run_dir(dir),
+        (None, Some(c), Some(s)) => RunFiles::from_checkpoint(c, s),
+        _ => return Err("give --run RUN_DIR, or --checkpoint PATH with --schedule FILE".into()),
+    }
+    .map_err(|e| e.to_string())?;
+    let settings = SrSettings {
+        input: args.input,
+        output: args.output,
+        steps: args.steps,
+        strength: args.strength,
+        seed: args.seed,
+        tile: args.tile,
+        overlap: args.overlap,
+        color_fix: args.color_fix,
+        progress: true,
+    };
+    let written = match args.device {
+        Device::Cpu => run_sr::<R, burn::backend::Flex>(&run, &settings, &Default::default()),
+        #[cfg(feature = "cuda")]
+        Device::Cuda => run_sr::<R, burn::backend::Cuda>(&run, &settings, &Default::default()),
+        #[cfg(not(feature = "cuda"))]
+        Device::Cuda => return Err(NO_CUDA.into()),
+    }
+    .map_err(|e| e.to_string())?;
+    println!("model: {}", run.weights.display());
+    for p in written {
+        println!("wrote {}", p.display());
+    }
+    Ok(())
+}
+
+fn eval(args: EvalArgs) -> Result<(), String> {
+    use crate::commands::eval::{EvalSettings, run_eval};
+    let settings = EvalSettings {
+        sr_dir: args.sr_dir,
+        compare: args.compare,
+        gt: args.gt,
+        crop_border: args.crop_border,
+        metrics: args.metrics,
+        csv: args.csv,
+        md: args.md,
+        out: args.out,
+        lpips_weights: args.lpips_weights,
+        lpips_backbone: args.lpips_backbone,
+        lpips_linear: args.lpips_linear,
+        lpips_net: args.lpips_net,
+        musiq_weights: args.musiq_weights,
+        maniqa_weights: args.maniqa_weights,
+    };
+    let text = match args.device {
+        Device::Cpu => run_eval::<burn::backend::Flex>(&settings, &Default::default()),
+        #[cfg(feature = "cuda")]
+        Device::Cuda => run_eval::<burn::backend::Cuda>(&settings, &Default::default()),
+        #[cfg(not(feature = "cuda"))]
+        Device::Cuda => return Err(NO_CUDA.into()),
+    }
+    .map_err(|e| e.to_string())?;
+    print!("{text}");
+    Ok(())
+}
+
+fn analyze<R: ModelRegistry>(args: AnalyzeArgs) -> Result<(), String> {
+    use crate::commands::{
+        RunFiles,
+        analyze::{AnalyzeSettings, run_analyze},
+    };
+    let run = RunFiles::from_run_dir(&args.run).map_err(|e| e.to_string())?;
+    let settings = AnalyzeSettings {
+        out: args.out.unwrap_or_else(|| args.run.join("analysis")),
+        run_dir: args.run,
+        images: args.images,
+        steps: args.steps,
+        strength: args.strength,
+        seed: args.seed,
+    };
+    let report = match args.device {
+        Device::Cpu => {
+            run_analyze::<R, burn::backend::Flex>(&run, &settings, &Default::default())
+        }
+        #[cfg(feature = "cuda")]
+        Device::Cuda => {
+            run_analyze::<R, burn::backend::Cuda>(&run, &settings, &Default::default())
+        }
+        #[cfg(not(feature = "cuda"))]
+        Device::Cuda => return Err(NO_CUDA.into()),
+    }
+    .map_err(|e| e.to_string())?;
+    for p in &report.written {
+        println!("wrote {}", p.display());
+    }
+    for note in &report.notes {
+        println!("note: {note}");
+    }
+    Ok(())
+}
+
+fn report(result: Result<(), String>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[derive(Debug, Clone, clap::Args)]
+struct DemoArgs {
+    /// Backbone: the MMDiT (the reference's FRAMER_D) or the U-Net (FRAMER_U).
+    #[arg(long, value_enum, default_value_t = DemoBackboneArg::Dit)]
+    backbone: DemoBackboneArg,
+    /// Training steps of each run (default: 150; `--long` makes it 2000).
+    #[arg(long)]
+    steps: Option<u64>,
+    /// A longer run (2000 steps each) for a clearer comparison.
+    #[arg(long)]
+    long: bool,
+    /// Batch size.
+    #[arg(long, default_value_t = 4)]
+    batch_size: usize,
+    /// Sampler steps at inference.
+    #[arg(long, default_value_t = 20)]
+    sample_steps: usize,
+    /// Seed of both runs and of the evaluation.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Where sampling starts: 1 = pure noise, below 1 = the LR image noised to that level.
+    #[arg(long, default_value_t = 0.4)]
+    strength: f64,
+    /// The FRAMER weight λ of the second run.
+    #[arg(long, default_value_t = 0.1)]
+    lambda: f64,
+    /// Report folder.
+    #[arg(long, default_value = "report")]
+    out: PathBuf,
+    /// Where to train: the CPU (`flex`) or the first CUDA GPU (needs a build with `--features cuda`).
+    #[arg(long, value_enum, default_value_t = Device::Cpu)]
+    device: Device,
+}
+
+impl Default for DemoArgs {
+    fn default() -> Self {
+        Self {
+            backbone: DemoBackboneArg::Dit,
+            steps: None,
+            long: false,
+            batch_size: 4,
+            sample_steps: 20,
+            seed: 0,
+            strength: 0.4,
+            lambda: 0.1,
+            out: PathBuf::from("report"),
+            device: Device::Cpu,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum DemoBackboneArg {
+    Dit,
+    Unet,
+}
+
+fn demo(args: DemoArgs) -> Result<(), String> {
+    use burn::backend::{Autodiff, Flex};
+    use crate::demo::{DemoBackbone, DemoOptions, run_demo};
+    let options = DemoOptions {
+        backbone: match args.backbone {
+            DemoBackboneArg::Dit => DemoBackbone::Dit,
+            DemoBackboneArg::Unet => DemoBackbone::Unet,
+        },
+        steps: args.steps.unwrap_or(if args.long { 2000 } else { 150 }),
+        batch_size: args.batch_size,
+        sample_steps: args.sample_steps,
+        strength: args.strength,
+        seed: args.seed,
+        lambda: args.lambda,
+        out: args.out,
+        ..DemoOptions::default()
+    };
+    match args.device {
+        Device::Cpu => run_demo::<Autodiff<Flex>>(&options, &Default::default()).map(|_| ()),
+        #[cfg(feature = "cuda")]
+        Device::Cuda => {
+            run_demo::<Autodiff<burn::backend::Cuda>>(&options, &Default::default()).map(|_| ())
+        }
+        #[cfg(not(feature = "cuda"))]
+        Device::Cuda => {
+            return Err(
+                "this `framer` was built without the `cuda` feature; rebuild with \
+                        `cargo run --release --features cuda`"
+                    .to_string(),
+            );
+        }
+    }
+    .map_err(|e| e.to_string())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Device {
+    Cpu,
+    Cuda,
+}
+
+/// Trains `experiment` with the model `[model]` describes, on backend `B`.
+struct TrainTask<'a, B: AutodiffBackend> {
+    experiment: &'a Experiment,
+    out: &'a Path,
+    device: B::Device,
+}
+
+impl<B: AutodiffBackend> ConfigTask for TrainTask<'_, B> {
+    type Output = Result<RunSummary, EngineError>;
+
+    fn run<C: ModelConfig>(self, config: C) -> Self::Output {
+        crate::engine::run_experiment::<B, C>(&config, self.experiment, self.out, &self.device)
+    }
+}
+
+/// Trains the schedule at `path` with a model of the registry `R`: the library entry point of
+/// `framer train` (the schedule is checked first, the model's students included).
+///
+/// # Errors
+/// The schedule's located errors, then the engine's.
+pub fn train_schedule<R: ModelRegistry, B: AutodiffBackend>(
+    path: &Path,
+    out: Option<&Path>,
+    device: &B::Device,
+) -> Result<RunSummary, String> {
+    let experiment = check_schedule::<R>(path).map_err(|e| e.to_string())?.experiment;
+    let out = out.map_or_else(|| PathBuf::from("runs").join(&experiment.name), Path::to_path_buf);
+    train_experiment::<R, B>(&experiment, &out, device)
+}
+
+/// Trains an already loaded `experiment` into `out` with a model of the registry `R`.
+///
+/// # Errors
+/// The model table's located errors, then the engine's.
+pub fn train_experiment<R: ModelRegistry, B: AutodiffBackend>(
+    experiment: &Experiment,
+    out: &Path,
+    device: &B::Device,
+) -> Result<RunSummary, String> {
+    let task = TrainTask::<B> {
+        experiment,
+        out,
+        device: device.clone(),
+    };
+    R::visit(experiment, task)
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())
+}
+
+fn train<R: ModelRegistry>(schedule: &Path, out: Option<&Path>, device: Device) -> Result<RunSummary, String> {
+    use burn::backend::{Autodiff, Flex};
+    match device {
+        Device::Cpu => train_schedule::<R, Autodiff<Flex>>(schedule, out, &Default::default()),
+        #[cfg(feature = "cuda")]
+        Device::Cuda => {
+            train_schedule::<R, Autodiff<burn::backend::Cuda>>(schedule, out, &Default::default())
+        }
+        #[cfg(not(feature = "cuda"))]
+        Device::Cuda => Err(NO_CUDA.to_string()),
+    }
+}
+
+/// What `check` found: the experiment, the model's resolved configuration and its students.
+#[derive(Debug, Clone)]
+pub struct CheckReport {
+    /// The validated experiment.
+    pub experiment: Experiment,
+    /// The model kind ([`ModelConfig::KIND`]).
+    pub kind: &'static str,
+    /// The model's configuration as resolved (presets expanded), as TOML.
+    pub model: String,
+    /// The model's student taps, in recording order.
+    pub taps: Vec<String>,
+    /// The students `[framer] students` selects.
+    pub students: Vec<String>,
+}
+
+impl std::fmt::Display for CheckReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.experiment)?;
+        writeln!(f, "# model: kind `{}`, resolved configuration:", self.kind)?;
+        for line in self.model.lines() {
+            writeln!(f, "#   {line}")?;
+        }
+        writeln!(f, "# student taps of the model: {}", self.taps.join(", "))?;
+        if self.experiment.framer.enabled {
+            writeln!(f, "# FRAMER students ({}): {}", self.students.len(), self.students.join(", "))
+        } else {
+            writeln!(f, "# FRAMER is off (`[framer] enabled = false`)")
+        }
+    }
+}
+
+/// Builds the model (lazily: no weights are allocated) to check it against the schedule.
+struct CheckTask<'a> {
+    experiment: &'a Experiment,
+}
+
+impl ConfigTask for CheckTask<'_> {
+    type Output = Result<CheckReport, ScheduleError>;
+
+    fn run<C: ModelConfig>(self, config: C) -> Self::Output {
+        use framer::FramerModel;
+        let exp = self.experiment;
+        let model_error = |message: String| {
+            let error = ScheduleError::new(format!("[model] does not fit this schedule: {message}"));
+            match &exp.origin {
+                Some(o) => ScheduleError::at(&o.path, &o.text, model_span(&o.text), "model", error.message),
+                None => error,
+            }
+        };
+        config.check_data(3, exp.data.crop_size).map_err(model_error)?;
+        let model = config
+            .init::<burn::backend::Flex>(&Default::default())
+            .map_err(model_error)?;
+        let taps = model.student_names();
+        let students = if exp.framer.enabled {
+            schedule::resolve_students(exp, &taps)?
+        } else {
+            Vec::new()
+        };
+        Ok(CheckReport {
+            experiment: exp.clone(),
+            kind: C::KIND,
+            model: toml::to_string(&config).unwrap_or_default(),
+            taps,
+            students,
+        })
+    }
+}
+
+/// The `[model]` header in `source` (or the start of the file).
+fn model_span(source: &str) -> std::ops::Range<usize> {
+    source.find("[model]").map_or(0..0, |i| i..i + "[model]".len())
+}
+
+/// Loads the schedule at `path` and checks it against the model of the registry `R`: the
+/// configuration deserialises, fits the schedule's crops, and `[framer] students` names taps the
+/// model records. What `framer check` runs (and `framer train` before it trains).
+///
+/// # Errors
+/// The first problem, located at `file:line:col` where it is in the file.
+pub fn check_schedule<R: ModelRegistry>(path: &Path) -> Result<CheckReport, ScheduleError> {
+    let experiment = schedule::load(path)?;
+    check_experiment::<R>(&experiment)
+}
+
+/// [`check_schedule`] on an already parsed experiment.
+///
+/// # Errors
+/// As [`check_schedule`].
+pub fn check_experiment<R: ModelRegistry>(experiment: &Experiment) -> Result<CheckReport, ScheduleError> {
+    R::visit(experiment, CheckTask { experiment })?
+}
+
+/// Runs the command line of a program whose models are those of the registry `R` (a single
+/// [`ModelConfig`] is a registry of one), reading the process's arguments.
+pub fn main<R: ModelRegistry>() -> ExitCode {
+    main_from::<R, _, _>(std::env::args_os())
+}
+
+/// [`main`] with explicit arguments (the first is the program name).
+pub fn main_from<R, I, T>(args: I) -> ExitCode
+where
+    R: ModelRegistry,
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
+        }
+    };
+    let builtin = TypeId::of::<R>() == TypeId::of::<Builtin>();
+    let command = match cli.command {
+        Some(c) => c,
+        None if builtin => Command::Demo(DemoArgs::default()),
+        None => {
+            eprintln!("error: give a command: check, train, sr, eval or analyze (see --help)");
+            return ExitCode::from(2);
+        }
+    };
+    match command {
+        Command::Sr(args) => report(sr::<R>(args)),
+        Command::Eval(args) => report(eval(args)),
+        Command::Analyze(args) => report(analyze::<R>(args)),
+        Command::Demo(_) if !builtin => report(Err(
+            "`demo` is the main job of the `framer` program (the built-in backbones); this \
+             program trains its own model with `train SCHEDULE.toml`"
+                .into(),
+        )),
+        Command::Demo(args) => report(demo(args)),
+        Command::Check { schedule } => match check_schedule::<R>(&schedule) {
+            Ok(report) => {
+                println!("# {}: valid", schedule.display());
+                print!("{report}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Train {
+            schedule,
+            out,
+            device,
+        } => match train::<R>(&schedule, out.as_deref(), device) {
+            Ok(summary) => {
+                println!("{summary}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
