@@ -23,7 +23,7 @@
 use std::time::Instant;
 
 use burn::backend::{Autodiff, Flex};
-use burn::module::AutodiffModule;
+use burn::module::{AutodiffModule, ModuleDisplay};
 use burn::optim::{AdamConfig, GradientsParams, Optimizer};
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{Distribution, Tensor};
@@ -109,11 +109,15 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 /// A super-resolution denoiser `(x_t, t, lr) → prediction` annotated for FRAMER.
 trait SrModel<B: AutodiffBackend>:
-    AutodiffModule<B> + FramerForward<B, Args = (Tensor<B, 4>, Tensor<B, 1>, Tensor<B, 4>), Output = Tensor<B, 4>>
+    AutodiffModule<B, InnerModule: ModuleDisplay>
+    + ModuleDisplay
+    + FramerForward<B, Args = (Tensor<B, 4>, Tensor<B, 1>, Tensor<B, 4>), Output = Tensor<B, 4>>
 {
 }
-impl<B: AutodiffBackend, M> SrModel<B> for M where
-    M: AutodiffModule<B> + FramerForward<B, Args = (Tensor<B, 4>, Tensor<B, 1>, Tensor<B, 4>), Output = Tensor<B, 4>>
+impl<B: AutodiffBackend, M> SrModel<B> for M
+where
+    M: AutodiffModule<B> + ModuleDisplay + FramerForward<B, Args = (Tensor<B, 4>, Tensor<B, 1>, Tensor<B, 4>), Output = Tensor<B, 4>>,
+    M::InnerModule: ModuleDisplay,
 {
 }
 

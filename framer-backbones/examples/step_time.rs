@@ -12,7 +12,7 @@ use burn::module::AutodiffModule;
 use burn::optim::{AdamConfig, GradientsParams, Optimizer};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Distribution, Tensor};
-use framer::{Framed, FramerForward, FramerLossConfig, FramerModel, FramerStep, NegativeSampler, Parameterization, StudentSelection};
+use framer::{Framed, FramerForward, FramerLossConfig, FramerModel as _, FramerStep, NegativeSampler, Parameterization, StudentSelection};
 use framer_backbones::summary::parameter_count;
 use framer_backbones::{DiTConfig, UNetConfig};
 
@@ -31,7 +31,10 @@ fn cpu_seconds() -> f64 {
 
 fn time_steps<M>(name: &str, model: M, steps: usize) -> Result<(), Box<dyn std::error::Error>>
 where
-    M: AutodiffModule<B> + FramerForward<B, Args = (Tensor<B, 4>, Tensor<B, 1>, Tensor<B, 4>), Output = Tensor<B, 4>>,
+    M: AutodiffModule<B>
+        + burn::module::ModuleDisplay
+        + FramerForward<B, Args = (Tensor<B, 4>, Tensor<B, 1>, Tensor<B, 4>), Output = Tensor<B, 4>>,
+    M::InnerModule: burn::module::ModuleDisplay,
 {
     let device = Default::default();
     let (batch, size) = (4, 64);

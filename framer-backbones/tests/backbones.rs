@@ -456,7 +456,9 @@ fn train_steps<M>(model: M, steps: usize) -> (Vec<f32>, Vec<f32>)
 where
     M: SrBackbone<Train>
         + AutodiffModule<Train>
+        + burn::module::ModuleDisplay
         + FramerForward<Train, Args = (Tensor<Train, 4>, Tensor<Train, 1>, Tensor<Train, 4>), Output = Tensor<Train, 4>>,
+    M::InnerModule: burn::module::ModuleDisplay,
 {
     let device = Default::default();
     let (x_sample, t_sample, lr_sample) = inputs::<Train>(1, 3, 32);

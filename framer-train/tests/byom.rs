@@ -33,6 +33,7 @@ pub struct TwoScale<B: Backend> {
 
 #[framer_forward]
 impl<B: Backend> TwoScale<B> {
+    /// `x_t`, `lr`: `[batch, 3, h, w]` (`h`, `w` even); `t`: `[batch]`; returns `[batch, 3, h, w]`.
     pub fn forward(&self, x_t: Tensor<B, 4>, t: Tensor<B, 1>, lr: Tensor<B, 4>) -> Tensor<B, 4> {
         let [b, _, h, w] = x_t.dims();
         let plane = t.reshape([b, 1, 1, 1]).expand([b, 1, h, w]);
@@ -54,7 +55,9 @@ impl<B: Backend> TwoScale<B> {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TwoScaleConfig {
+    /// Feature channels.
     pub width: usize,
+    /// Residual blocks at full resolution.
     pub depth: usize,
 }
 

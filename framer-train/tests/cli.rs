@@ -96,7 +96,7 @@ fn check_reports_a_misspelt_student_glob_with_a_suggestion() {
         "{stderr}"
     );
     assert!(
-        stderr.contains("--> tests/bad_schedules/students_glob_misspelt.toml:11:31"),
+        stderr.contains("--> tests/bad_schedules/students_glob_misspelt.toml:11:30"),
         "{stderr}"
     );
     assert!(stderr.contains("the student taps are: down_blocks.0,"), "{stderr}");
@@ -117,11 +117,11 @@ fn check_lists_the_model_taps_and_the_selected_students() {
     let (ok, stdout, stderr) = framer(&["check", schedule.to_str().unwrap()]);
     assert!(ok, "{stderr}");
     assert!(
-        stdout.contains("# student taps of the model: down_blocks.0, down_blocks.1, mid_block, up_blocks.0, up_blocks.1"),
+        stdout.contains("# student taps of the model: down_blocks.0, down_blocks.1, down_blocks.2, mid_block, up_blocks.0, up_blocks.1, up_blocks.2"),
         "{stdout}"
     );
     assert!(
-        stdout.contains("# FRAMER students (3): down_blocks.0, down_blocks.1, mid_block"),
+        stdout.contains("# FRAMER students (4): down_blocks.0, down_blocks.1, down_blocks.2, mid_block"),
         "{stdout}"
     );
     std::fs::remove_dir_all(&dir).unwrap();
