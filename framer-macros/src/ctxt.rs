@@ -49,6 +49,14 @@ impl Ctxt {
         }
     }
 
+    /// The errors, to be reported elsewhere.
+    pub(crate) fn into_errors(self) -> Vec<syn::Error> {
+        self.errors
+    }
+
+    /// Drops the errors: for a trial run whose errors a later run reports.
+    pub(crate) fn discard(self) {}
+
     /// The errors as `compile_error!` invocations (empty when there are none).
     pub(crate) fn into_compile_errors(self) -> TokenStream {
         match self.finish() {

@@ -229,7 +229,8 @@ fn tapped(
 ) -> syn::Result<TokenStream> {
     let p = quote!(::framer::__private);
     let taps = syn::Ident::new("__framer_taps", Span::call_site());
-    let body = crate::rewrite::rewrite_body(model, forward, &taps)?;
+    let crate::rewrite::Rewritten { body, helpers } =
+        crate::rewrite::rewrite_body(model, item, forward, &taps, backend)?;
 
     let (impl_generics, _, where_clause) = item.generics.split_for_impl();
     let self_ty = &item.self_ty;
@@ -271,6 +272,8 @@ fn tapped(
             #[allow(clippy::all, unused_mut, unused_variables)]
             fn __framer_forward_tapped #fn_generics (#receiver, #taps: &mut #p::Taps<#backend>, #(#inputs),*) -> #ret #fn_where
             #body
+
+            #(#helpers)*
         }
     })
 }

@@ -7,6 +7,7 @@
 
 use proc_macro::TokenStream;
 
+mod chain;
 mod ctxt;
 mod derive;
 mod forward;
