@@ -349,3 +349,18 @@ fn forward_follows_helper_methods_of_the_block() {
         }
     ));
 }
+
+#[test]
+fn struct_attribute_without_the_module_derive_is_an_error() {
+    let out = crate::structure::expand(
+        TokenStream::new(),
+        quote! {
+            #[derive(Debug)]
+            pub struct Net<B: Backend> {
+                #[framer(student)]
+                blocks: Vec<Block<B>>,
+            }
+        },
+    );
+    insta::assert_snapshot!(pretty(out));
+}
