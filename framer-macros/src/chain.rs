@@ -286,7 +286,10 @@ fn merge(a: &Item, b: &Item, model: &Model) -> Result<Item, String> {
             let element = |f: usize| model.fields[f].element.as_ref().map(|i| i.index);
             if let Some(other) = fields.iter().find(|f| element(**f) != element(fields[0])) {
                 let describe = |f: usize| match element(f) {
-                    Some(n) => format!("`{}` records element {n} (`tap = .{n}`)", model.fields[f].ident),
+                    Some(n) => format!(
+                        "`{}` records element {n} (`tap = .{n}`)",
+                        model.fields[f].ident
+                    ),
                     None => format!("`{}` records the whole output", model.fields[f].ident),
                 };
                 return Err(format!(
@@ -302,10 +305,12 @@ fn merge(a: &Item, b: &Item, model: &Model) -> Result<Item, String> {
             Box::new(merge(a1, a2, model)?),
             Box::new(merge(b1, b2, model)?),
         )),
-        _ => Err("`.chain(..)` joins iterators whose items have different shapes: framer follows \
+        _ => Err(
+            "`.chain(..)` joins iterators whose items have different shapes: framer follows \
                   `chain` between student collections (`self.a.iter().chain(&self.b)`), zipped \
                   or enumerated alike on both sides"
-            .to_string()),
+                .to_string(),
+        ),
     }
 }
 
@@ -415,7 +420,9 @@ fn bind_tokens(
             "bind each student element to a name (`for block in ..`, `for (i, block) in ..`): \
              framer records `block.forward(..)`",
         )),
-        (Item::Pair(a, b), Pat::Tuple(t)) if t.elems.len() == 2 && !t.elems.iter().any(|e| matches!(e, Pat::Rest(_))) => {
+        (Item::Pair(a, b), Pat::Tuple(t))
+            if t.elems.len() == 2 && !t.elems.iter().any(|e| matches!(e, Pat::Rest(_))) =>
+        {
             let first = bind_tokens(&t.elems[0], a, named, counter, bindings)?;
             let second = bind_tokens(&t.elems[1], b, named, counter, bindings)?;
             Ok(quote!((#first, #second)))

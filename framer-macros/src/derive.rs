@@ -26,7 +26,7 @@ pub(crate) fn expand(item: TokenStream) -> TokenStream {
         Err(e) => return e.to_compile_error(),
     };
     let mut cx = Ctxt::new();
-    let model = crate::parse::model(&input, &mut cx);
+    let model = crate::valid::model(&input, &mut cx);
     match (model, cx.finish()) {
         (Some(model), Ok(())) => {
             let framer_model = framer_model_impl(&model);

@@ -148,7 +148,7 @@ pub(crate) fn expand_bridge(input: TokenStream) -> TokenStream {
     let model = parsed
         .model
         .as_ref()
-        .and_then(|m| crate::parse::model(m, &mut quiet));
+        .and_then(|m| crate::valid::model(m, &mut quiet));
     quiet.discard();
     let Some(model) = model else {
         return stub(&parsed.item, forward, None);

@@ -7,15 +7,17 @@
 
 use proc_macro::TokenStream;
 
+mod ast;
+mod attr;
 mod chain;
 mod ctxt;
 mod derive;
 mod forward;
 mod model;
-mod parse;
 mod rewrite;
 mod structure;
 mod suggest;
+mod valid;
 
 #[cfg(test)]
 mod tests;

@@ -108,8 +108,10 @@ pub(crate) fn rewrite_body(
         rewriter.cx.discard();
     }
     // Fields reached through other helpers, however deep.
-    let mut reaches: HashMap<String, Vec<bool>> =
-        direct.iter().map(|(k, (t, _))| (k.clone(), t.clone())).collect();
+    let mut reaches: HashMap<String, Vec<bool>> = direct
+        .iter()
+        .map(|(k, (t, _))| (k.clone(), t.clone()))
+        .collect();
     loop {
         let mut changed = false;
         for (name, (_, calls)) in &direct {
@@ -345,12 +347,7 @@ fn strip(expr: &Expr) -> &Expr {
 }
 
 impl<'a> Rewriter<'a> {
-    fn new(
-        model: &'a Model,
-        taps: &'a Ident,
-        f: &ImplItemFn,
-        methods: &'a Methods<'a>,
-    ) -> Self {
+    fn new(model: &'a Model, taps: &'a Ident, f: &ImplItemFn, methods: &'a Methods<'a>) -> Self {
         let self_span = match f.sig.inputs.first() {
             Some(FnArg::Receiver(r)) => r.self_token.span,
             _ => f.sig.ident.span(),
@@ -560,9 +557,9 @@ impl<'a> Rewriter<'a> {
                 if [#(#list),*].contains(&#i) { #record }
             },
             (Some(i), selections) => {
-                let arms = selections.iter().map(|(field, list)| {
-                    quote_spanned!(span=> #field => [#(#list),*].contains(&#i),)
-                });
+                let arms = selections.iter().map(
+                    |(field, list)| quote_spanned!(span=> #field => [#(#list),*].contains(&#i),),
+                );
                 quote_spanned! {span=>
                     if match #name { #(#arms)* _ => true } { #record }
                 }
@@ -593,7 +590,8 @@ impl<'a> Rewriter<'a> {
         }
         let name = m.method.to_string();
         if !self.methods.followable.contains_key(&name) {
-            let readout = matches!(&self.model.readout, Readout::Method { method, .. } if *method == name);
+            let readout =
+                matches!(&self.model.readout, Readout::Method { method, .. } if *method == name);
             if !self.methods.all.contains(&name) && !readout {
                 self.outside.push(m.method.clone());
             }

@@ -6,7 +6,8 @@ use proc_macro2::TokenStream;
 use quote::{ToTokens, quote};
 use syn::{Fields, Item};
 
-use crate::parse::{CONTAINER, NOT_A_STRUCT, TUPLE_STRUCT};
+use crate::ast::{NOT_A_STRUCT, TUPLE_STRUCT};
+use crate::attr::CONTAINER;
 
 pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     let parsed: Item = match syn::parse2(item.clone()) {
