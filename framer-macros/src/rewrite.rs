@@ -148,7 +148,7 @@ pub(crate) fn rewrite_body(
             seen[i] |= *s;
             explained[i] |= rewriter.explained[i];
         }
-        outside.extend(rewriter.outside.drain(..));
+        outside.append(&mut rewriter.outside);
         let calls = std::mem::take(&mut rewriter.calls);
         errors.extend(rewriter.cx.into_errors());
         (block, calls)
