@@ -29,6 +29,9 @@ pub(crate) struct Field<'a> {
     pub ty: &'a Type,
     /// Its `#[framer(..)]` keys.
     pub keys: FieldKeys,
+    /// Errors in its keys, reported with the field's other errors so that they come in field
+    /// order.
+    pub errors: Vec<syn::Error>,
 }
 
 pub(crate) const TUPLE_STRUCT: &str = "`#[framer]` needs a struct with named fields: tap names are \
@@ -61,11 +64,13 @@ impl<'a> Input<'a> {
         let fields = fields
             .into_iter()
             .filter_map(|f| {
-                let keys = field_keys(&f.attrs, cx);
+                let mut field_cx = Ctxt::new();
+                let keys = field_keys(&f.attrs, &mut field_cx);
                 Some(Field {
                     ident: f.ident.as_ref()?,
                     ty: &f.ty,
                     keys,
+                    errors: field_cx.into_errors(),
                 })
             })
             .collect();

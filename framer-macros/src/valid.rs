@@ -19,7 +19,10 @@ impl Input<'_> {
     pub(crate) fn validate(self, cx: &mut Ctxt) -> Option<Model> {
         let backend_index = backend_index(self.original, cx);
         let mut specs = Vec::new();
-        for field in self.fields {
+        for mut field in self.fields {
+            for error in field.errors.drain(..) {
+                cx.push(error);
+            }
             if let Some(spec) = field_spec(field, cx) {
                 specs.push(spec);
             }
@@ -54,7 +57,9 @@ fn backend_index(input: &DeriveInput, cx: &mut Ctxt) -> Option<usize> {
 /// Checks one field's keys against each other and the field's type. `None` for fields without
 /// a role (and for broken ones, after reporting).
 fn field_spec(field: Field<'_>, cx: &mut Ctxt) -> Option<TapFieldSpec> {
-    let Field { ident, ty, keys } = field;
+    let Field {
+        ident, ty, keys, ..
+    } = field;
     let ident = ident.clone();
     let (role, role_span) = match (keys.student, keys.teacher) {
         (Some(s), None) => (Role::Student, s),
