@@ -4,7 +4,9 @@
 //! The bridge is a `macro_rules!` named after the struct (`__framer_model_<Struct>`), defined next
 //! to the struct. `#[framer_forward]` on a later `impl` block invokes it with the `impl`'s tokens;
 //! it forwards them, prefixed by a copy of the struct's markers, to `__framer_forward_expand!`,
-//! which generates `forward_with_taps` knowing both the struct and `forward`.
+//! which generates `forward_with_taps` knowing both the struct and `forward`. A `use` of the
+//! bridge gives it path-based scope too, so that an `impl` block written before the struct, in
+//! the same module or block, finds it.
 
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote};
@@ -24,15 +26,15 @@ pub(crate) fn expand(item: TokenStream) -> TokenStream {
         Err(e) => return e.to_compile_error(),
     };
     let mut cx = Ctxt::new();
-    let model = crate::parse::model(&input, &mut cx);
-    match model {
-        Some(model) if !cx.has_errors() => {
+    let model = crate::valid::model(&input, &mut cx);
+    match (model, cx.finish()) {
+        (Some(model), Ok(())) => {
             let framer_model = framer_model_impl(&model);
             let bridge = bridge(&input, true);
             quote!(#framer_model #bridge)
         }
-        _ => {
-            let errors = cx.into_compile_errors();
+        (_, result) => {
+            let errors = result.err().map(syn::Error::into_compile_error);
             let stub = stub_impl(&input);
             let bridge = bridge(&input, false);
             quote!(#errors #stub #bridge)
@@ -170,6 +172,10 @@ fn bridge(input: &DeriveInput, valid: bool) -> TokenStream {
                 #p::__framer_forward_expand! { #spec #dollar (#body)* }
             };
         }
+        // Path-based scope as well: the `impl` block may come before the struct in the module.
+        #[doc(hidden)]
+        #[allow(unused_imports)]
+        use #name;
     }
 }
 

@@ -30,8 +30,8 @@ pub(crate) fn expand_attribute(args: TokenStream, item: TokenStream) -> TokenStr
         }
     };
     let self_ident = check_impl(&item_impl, &mut cx);
-    match self_ident {
-        Some(self_ident) if !cx.has_errors() => {
+    match (self_ident, cx.finish()) {
+        (Some(self_ident), Ok(())) => {
             let mut bridge = bridge_name(&self_ident);
             bridge.set_span(self_ident.span());
             quote_spanned! {self_ident.span()=>
@@ -39,8 +39,8 @@ pub(crate) fn expand_attribute(args: TokenStream, item: TokenStream) -> TokenStr
                 #bridge! { #item_impl }
             }
         }
-        _ => {
-            let errors = cx.into_compile_errors();
+        (_, result) => {
+            let errors = result.err().map(syn::Error::into_compile_error);
             quote!(#errors #item_impl)
         }
     }
@@ -143,18 +143,20 @@ pub(crate) fn expand_bridge(input: TokenStream) -> TokenStream {
     let Some(forward) = find_forward(&parsed.item) else {
         return TokenStream::new();
     };
-    let mut cx = Ctxt::new();
     // The derive has already reported any error in the struct's markers: stay quiet here.
+    let mut quiet = Ctxt::new();
     let model = parsed
         .model
         .as_ref()
-        .and_then(|m| crate::parse::model(m, &mut Ctxt::new()));
+        .and_then(|m| crate::valid::model(m, &mut quiet));
+    quiet.discard();
     let Some(model) = model else {
         return stub(&parsed.item, forward, None);
     };
+    let mut cx = Ctxt::new();
     let backend = backend_type(&model, &parsed.item, &mut cx);
-    match (backend, cx.has_errors()) {
-        (Some(backend), false) => match tapped(&model, &parsed.item, forward, &backend) {
+    match (backend, cx.finish()) {
+        (Some(backend), Ok(())) => match tapped(&model, &parsed.item, forward, &backend) {
             Ok(tokens) => tokens,
             Err(e) => {
                 let errors = e.into_compile_error();
@@ -162,8 +164,8 @@ pub(crate) fn expand_bridge(input: TokenStream) -> TokenStream {
                 quote!(#errors #stub)
             }
         },
-        (backend, _) => {
-            let errors = cx.into_compile_errors();
+        (backend, result) => {
+            let errors = result.err().map(syn::Error::into_compile_error);
             let stub = stub(&parsed.item, forward, backend.as_ref());
             quote!(#errors #stub)
         }
@@ -229,7 +231,8 @@ fn tapped(
 ) -> syn::Result<TokenStream> {
     let p = quote!(::framer::__private);
     let taps = syn::Ident::new("__framer_taps", Span::call_site());
-    let body = crate::rewrite::rewrite_body(model, forward, &taps)?;
+    let crate::rewrite::Rewritten { body, helpers } =
+        crate::rewrite::rewrite_body(model, item, forward, &taps, backend)?;
 
     let (impl_generics, _, where_clause) = item.generics.split_for_impl();
     let self_ty = &item.self_ty;
@@ -274,6 +277,8 @@ fn tapped(
             #[allow(clippy::all, unused_mut, unused_variables)]
             fn __framer_forward_tapped #fn_generics (#receiver, #taps: &mut #p::Taps<#backend>, #(#inputs),*) -> #ret #fn_where
             #body
+
+            #(#helpers)*
         }
     })
 }

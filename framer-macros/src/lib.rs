@@ -7,14 +7,17 @@
 
 use proc_macro::TokenStream;
 
+mod ast;
+mod attr;
+mod chain;
 mod ctxt;
 mod derive;
 mod forward;
 mod model;
-mod parse;
 mod rewrite;
 mod structure;
 mod suggest;
+mod valid;
 
 #[cfg(test)]
 mod tests;
@@ -46,12 +49,15 @@ pub fn framer(args: TokenStream, item: TokenStream) -> TokenStream {
 ///
 /// `forward_with_taps` takes the same arguments as `forward` and returns `(output, Taps<B>)`: it
 /// runs a copy of `forward`'s body in which the calls of the fields marked by `#[framer]` record
-/// their outputs. `forward` is left as written. The block must follow the `#[framer]` struct in
-/// the same module.
+/// their outputs. `forward` is left as written. The block must be in the same module (or function
+/// body) as the `#[framer]` struct.
 ///
-/// Recorded calls: `self.field.forward(..)`, `self.field[i].forward(..)`, and `x.forward(..)`
-/// inside `for x in &self.field`, `for x in self.field.iter()` and
-/// `for (i, x) in self.field.iter().enumerate()` loops.
+/// Recorded calls: `self.field.forward(..)`, `self.field[i].forward(..)`, and `x.forward(..)` for
+/// an element `x` of a student collection bound by a `for` loop whose iterator starts at
+/// `&self.field`, `self.field.iter()` or `(&self.field).into_iter()` and goes through any of
+/// `zip` (either side, nested), `enumerate`, `rev`, `skip`, `take`, `step_by`, `fuse` and `chain`
+/// of student collections; each tap carries the element's own index. Calls of methods of the
+/// same block that reach a student are followed, however deep.
 #[proc_macro_attribute]
 pub fn framer_forward(args: TokenStream, item: TokenStream) -> TokenStream {
     forward::expand_attribute(args.into(), item.into()).into()

@@ -6,7 +6,8 @@ use proc_macro2::TokenStream;
 use quote::{ToTokens, quote};
 use syn::{Fields, Item};
 
-use crate::parse::{CONTAINER, NOT_A_STRUCT, TUPLE_STRUCT};
+use crate::ast::{NOT_A_STRUCT, TUPLE_STRUCT};
+use crate::attr::CONTAINER;
 
 pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     let parsed: Item = match syn::parse2(item.clone()) {
@@ -24,7 +25,14 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
             } else {
                 quote!(#[framer(#container(#args))])
             };
+            let missing_derive = if derives_module(&s.attrs) {
+                TokenStream::new()
+            } else {
+                syn::Error::new(proc_macro2::Span::call_site(), NO_MODULE_DERIVE)
+                    .into_compile_error()
+            };
             quote! {
+                #missing_derive
                 #[derive(::framer::__private::FramerDerive)]
                 #container
                 #s
@@ -68,6 +76,52 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
             quote!(#error #other)
         }
     }
+}
+
+/// The struct has no `#[derive(Module)]` below `#[framer]`: either it has none, or `#[framer]` was
+/// written below it (a derive above an attribute macro has already run when the attribute sees
+/// the struct, and leaves no trace in it, so the two cases look the same here).
+const NO_MODULE_DERIVE: &str = "`#[framer]` sees no `#[derive(Module)]` below it: the struct must \
+     derive burn's `Module`, and `#[framer(..)]` must be written above the derive (an attribute \
+     below `#[derive(..)]` does not see it). Write `#[framer(..)]`, then \
+     `#[derive(Module, Debug)]`, then the struct";
+
+/// Whether the attributes derive `Module` (`derive(Module)`, `derive(burn::module::Module)`, or
+/// the same inside `cfg_attr(..)`).
+fn derives_module(attrs: &[syn::Attribute]) -> bool {
+    fn mentions(tokens: TokenStream, in_derive: bool) -> bool {
+        let mut after_derive = false;
+        for token in tokens {
+            match token {
+                proc_macro2::TokenTree::Ident(i) => {
+                    if in_derive && i == "Module" {
+                        return true;
+                    }
+                    after_derive = i == "derive";
+                }
+                proc_macro2::TokenTree::Group(g) => {
+                    if mentions(g.stream(), in_derive || after_derive) {
+                        return true;
+                    }
+                    after_derive = false;
+                }
+                proc_macro2::TokenTree::Punct(_) | proc_macro2::TokenTree::Literal(_) => {}
+            }
+        }
+        false
+    }
+    attrs.iter().any(|a| {
+        if a.path().is_ident("derive") {
+            let syn::Meta::List(list) = &a.meta else {
+                return false;
+            };
+            mentions(list.tokens.clone(), true)
+        } else if a.path().is_ident("cfg_attr") {
+            mentions(a.meta.to_token_stream(), false)
+        } else {
+            false
+        }
+    })
 }
 
 /// Removes `#[framer(..)]` field attributes so that a rejected item does not add

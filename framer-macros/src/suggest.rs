@@ -1,27 +1,11 @@
-//! "Did you mean" suggestions for misspelt keys.
-
-/// Levenshtein distance between two short strings.
-pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = Vec::with_capacity(b.len() + 1);
-        cur.push(i + 1);
-        for (j, cb) in b.iter().enumerate() {
-            let substitute = prev[j] + usize::from(ca != *cb);
-            cur.push(substitute.min(prev[j + 1] + 1).min(cur[j] + 1));
-        }
-        prev = cur;
-    }
-    prev[b.len()]
-}
+//! "Did you mean" suggestions for misspelt keys (Levenshtein distance from `strsim`).
 
 /// The closest of `candidates` to `word`, if close enough to be a plausible typo.
 pub(crate) fn did_you_mean<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
     let limit = (word.chars().count() / 3).max(1) + 1;
     candidates
         .iter()
-        .map(|c| (edit_distance(word, c), *c))
+        .map(|c| (strsim::levenshtein(word, c), *c))
         .filter(|(d, _)| *d <= limit)
         .min_by_key(|(d, _)| *d)
         .map(|(_, c)| c)
@@ -47,10 +31,10 @@ mod unit {
 
     #[test]
     fn distance_matches_hand_counts() {
-        assert_eq!(edit_distance("studnet", "student"), 2);
-        assert_eq!(edit_distance("teacher", "teacher"), 0);
-        assert_eq!(edit_distance("", "tap"), 3);
-        assert_eq!(edit_distance("readuot", "readout"), 2);
+        assert_eq!(strsim::levenshtein("studnet", "student"), 2);
+        assert_eq!(strsim::levenshtein("teacher", "teacher"), 0);
+        assert_eq!(strsim::levenshtein("", "tap"), 3);
+        assert_eq!(strsim::levenshtein("readuot", "readout"), 2);
     }
 
     #[test]

@@ -242,3 +242,125 @@ fn forward_after_a_broken_struct_is_a_stub() {
     };
     insta::assert_snapshot!(pretty(crate::forward::expand_bridge(quote!(stub #item))));
 }
+
+fn naf() -> TokenStream {
+    quote! {
+        #[framer(__container(heads = conv1x1))]
+        pub struct Naf<B: Backend> {
+            intro: Conv2d<B>,
+            #[framer(student)]
+            encoders: Vec<Block<B>>,
+            downs: Vec<Conv2d<B>>,
+            #[framer(student)]
+            middle: Block<B>,
+            #[framer(student, indices = [1])]
+            decoders: Vec<Block<B>>,
+            ups: Vec<Up<B>>,
+        }
+    }
+}
+
+#[test]
+fn forward_zip_chain_enumerates_each_student_source() {
+    insta::assert_snapshot!(forward(
+        naf(),
+        quote! {
+            impl<B: Backend> Naf<B> {
+                pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+                    let mut h = self.intro.forward(x);
+                    let mut skips = Vec::new();
+                    for (encoder, down) in self.encoders.iter().zip(&self.downs) {
+                        h = encoder.forward(h);
+                        skips.push(h.clone());
+                        h = down.forward(h);
+                    }
+                    h = self.middle.forward(h);
+                    for ((decoder, up), skip) in self
+                        .decoders
+                        .iter()
+                        .zip(&self.ups)
+                        .zip(skips.into_iter().rev())
+                    {
+                        h = decoder.forward(up.forward(h) + skip);
+                    }
+                    h
+                }
+            }
+        }
+    ));
+}
+
+#[test]
+fn forward_chain_of_two_collections_carries_the_field_name() {
+    insta::assert_snapshot!(forward(
+        naf(),
+        quote! {
+            impl<B: Backend> Naf<B> {
+                pub fn forward(&self, mut h: Tensor<B, 4>) -> Tensor<B, 4> {
+                    h = self.middle.forward(h);
+                    for (i, block) in self.encoders.iter().rev().chain(&self.decoders).enumerate().skip(1) {
+                        h = block.forward(h);
+                    }
+                    h
+                }
+            }
+        }
+    ));
+}
+
+#[test]
+fn forward_follows_helper_methods_of_the_block() {
+    insta::assert_snapshot!(forward(
+        naf(),
+        quote! {
+            impl<B: Backend> Naf<B> {
+                pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+                    let (h, skips) = self.encode(self.intro.forward(x));
+                    let h = self.middle.forward(h);
+                    self.decode(h, skips)
+                }
+
+                fn encode(&self, mut h: Tensor<B, 4>) -> (Tensor<B, 4>, Vec<Tensor<B, 4>>) {
+                    let mut skips = Vec::new();
+                    for (encoder, down) in self.encoders.iter().zip(&self.downs) {
+                        h = encoder.forward(h);
+                        skips.push(h.clone());
+                        h = down.forward(h);
+                    }
+                    (h, skips)
+                }
+
+                fn decode(&self, mut h: Tensor<B, 4>, mut skips: Vec<Tensor<B, 4>>) -> Tensor<B, 4> {
+                    for i in 0..self.decoders.len() {
+                        h = self.decode_level(i, h, skips.pop().unwrap());
+                    }
+                    h
+                }
+
+                fn decode_level(&self, i: usize, h: Tensor<B, 4>, skip: Tensor<B, 4>) -> Tensor<B, 4> {
+                    self.decoders[i].forward(self.ups[i].forward(h) + skip)
+                }
+
+                /// Not a student path: left as written, no tapped copy.
+                pub fn levels(&self) -> usize {
+                    self.encoders.len()
+                }
+            }
+        }
+    ));
+}
+
+#[test]
+fn struct_attribute_without_the_module_derive_is_an_error() {
+    let out = crate::structure::expand(
+        TokenStream::new(),
+        quote! {
+            #[derive(Debug)]
+            pub struct Net<B: Backend> {
+                #[framer(student)]
+                blocks: Vec<Block<B>>,
+            }
+        },
+    );
+    insta::assert_snapshot!(pretty(out));
+}

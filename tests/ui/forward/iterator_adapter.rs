@@ -16,10 +16,10 @@ pub struct Model<B: Backend> {
 impl<B: Backend> Model<B> {
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let mut x = self.mid.forward(x);
-        for block in self.blocks.iter().skip(1) {
+        for block in self.blocks.iter().skip(1).filter(|_| true) {
             x = block.forward(x);
         }
-        self.blocks.iter().fold(x, |x, block| block.forward(x))
+        self.blocks.iter().rev().fold(x, |x, block| block.forward(x))
     }
 }
 

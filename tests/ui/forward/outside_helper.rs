@@ -1,0 +1,42 @@
+#![allow(unused_imports)]
+use burn::nn::Linear;
+use burn::prelude::*;
+use framer::{framer, framer_forward};
+
+#[framer]
+#[derive(Module, Debug)]
+pub struct Model<B: Backend> {
+    #[framer(student)]
+    blocks: Vec<Linear<B>>,
+    #[framer(student)]
+    mid: Linear<B>,
+}
+
+pub trait Middle<B: Backend> {
+    fn middle(&self, x: Tensor<B, 4>) -> Tensor<B, 4>;
+}
+
+impl<B: Backend> Middle<B> for Model<B> {
+    fn middle(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        self.mid.forward(x)
+    }
+}
+
+#[framer_forward]
+impl<B: Backend> Model<B> {
+    pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        let x = self.encode(x);
+        self.middle(x)
+    }
+}
+
+impl<B: Backend> Model<B> {
+    fn encode(&self, mut x: Tensor<B, 4>) -> Tensor<B, 4> {
+        for block in &self.blocks {
+            x = block.forward(x);
+        }
+        x
+    }
+}
+
+fn main() {}
