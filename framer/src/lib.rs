@@ -47,7 +47,7 @@ pub mod __private;
 pub use band::BandMaskKind;
 pub use error::FramerError;
 pub use loss::*;
-pub use negatives::{NegativeSampler, validate_negatives};
+pub use negatives::{NegativeSampler, splitmix64, validate_negatives};
 pub use prediction::Parameterization;
 pub use framer_macros::{framer, framer_forward};
 pub use taps::*;
