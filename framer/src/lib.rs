@@ -10,7 +10,7 @@
 //!   on CPU backends computed with FFTs and a closed-form gradient ([`LossExecution`]).
 //! - [`Parameterization`]: rectified flow, ε-, v- and x0-prediction to clean estimates.
 //! - [`NegativeSampler`]: seeded random-layer negatives.
-//! - [`golden`]: reader and checker for reference cases.
+//! - `golden` (feature `golden`): reader and checker for reference cases.
 //!
 //! ```no_run
 //! use burn::backend::{Autodiff, Flex};
@@ -36,6 +36,7 @@
 pub mod band;
 pub mod dft;
 mod error;
+#[cfg(feature = "golden")]
 pub mod golden;
 mod loss;
 mod negatives;
