@@ -27,7 +27,7 @@
 //! let x_t = Tensor::random(shape, Distribution::Normal(0.0, 1.0), &device);
 //! let loss = FramerLossConfig::new().init()?;
 //! let negatives = NegativeSampler::seeded(0).sample(0, students.len())?;
-//! let param = Parameterization::RectifiedFlow { sigmas: vec![0.3, 0.8] };
+//! let param = Parameterization::RectifiedFlow { sigmas: Tensor::from_floats([0.3, 0.8], &device) };
 //! let out = loss.forward(FramerInput::new(students, teacher, x_t, param, negatives))?;
 //! let grads = out.loss.backward();
 //! # Ok::<(), framer::FramerError>(())
@@ -42,6 +42,8 @@ mod loss;
 mod negatives;
 mod prediction;
 pub mod taps;
+#[cfg(test)]
+mod testing;
 #[doc(hidden)]
 pub mod __private;
 
