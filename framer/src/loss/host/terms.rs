@@ -65,8 +65,8 @@ impl<'a> Bands<'a> {
         let counts = (0..geo.planes())
             .map(|p| {
                 let mut count = [ENERGY_EPS; 2];
-                for v in 0..f {
-                    let c = multiplicity[v] as f64;
+                for (v, &c) in multiplicity.iter().enumerate().take(f) {
+                    let c = c as f64;
                     for u in 0..h {
                         let l = masks.low[p * plane_len + v * h + u] as f64;
                         count[0] += c * l;
