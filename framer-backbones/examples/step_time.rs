@@ -12,7 +12,7 @@ use burn::module::AutodiffModule;
 use burn::optim::{AdamConfig, GradientsParams, Optimizer};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Distribution, Tensor};
-use framer::{Framed, FramerForward, FramerLossConfig, FramerModel as _, FramerStep, NegativeSampler, Parameterization, StudentSelection};
+use framer::{Framed, FramerForward, FramerLossConfig, FramerStep, NegativeSampler, Parameterization, StudentSelection};
 use framer_backbones::summary::parameter_count;
 use framer_backbones::{DiTConfig, UNetConfig};
 
@@ -71,7 +71,7 @@ where
         }
         let start = Instant::now();
         let framer = FramerStep { loss: &loss, students: &StudentSelection::All, negatives: &sampler, step: step as u64, lambda: 0.5 };
-        let param = Parameterization::RectifiedFlow { sigmas: sigmas.clone() };
+        let param = Parameterization::RectifiedFlow { sigmas: Tensor::from_floats(sigmas.as_slice(), &device) };
         let out = params.forward_framer((x_t.clone(), t.clone(), lr.clone()), x_t.clone(), param, &framer)?;
         let weighted = out.weighted_loss.ok_or("λ > 0 gives a FRAMER loss")?;
         let total = (out.output - target.clone()).powf_scalar(2.0).mean() + weighted;

@@ -485,7 +485,7 @@ where
         params.model.check_inputs(&x_t, &t, &lr).unwrap();
         let (prediction, taps) = params.forward_with_taps((x_t.clone(), t.clone(), lr.clone())).unwrap();
         let negatives = sampler.sample(step as u64, taps.num_students()).unwrap();
-        let param = Parameterization::RectifiedFlow { sigmas: sigmas.clone() };
+        let param = Parameterization::RectifiedFlow { sigmas: Tensor::from_floats(sigmas.as_slice(), &device) };
         let framer = taps.loss(&framer_loss, x_t.clone(), param, negatives).unwrap().loss;
         let mse = (prediction - target.clone()).powf_scalar(2.0).mean();
         let total = mse + framer.clone().mul_scalar(0.5);
@@ -530,7 +530,7 @@ fn frozen_dit_readout_gets_no_gradient_but_passes_it_to_the_blocks() {
     let (x, t, lr) = inputs::<Train>(1, 3, 16);
     let (prediction, taps) = model.forward_with_taps(x.clone(), t, lr);
     let negatives = NegativeSampler::seeded(1).sample(0, taps.num_students()).unwrap();
-    let param = Parameterization::RectifiedFlow { sigmas: vec![0.5] };
+    let param = Parameterization::RectifiedFlow { sigmas: Tensor::from_floats([0.5], &device) };
     let framer = taps.loss(&FramerLossConfig::new().init().unwrap(), x, param, negatives).unwrap().loss;
     let grads = (framer + prediction.powf_scalar(2.0).mean()).backward();
     assert!(model.proj_out.weight.val().grad(&grads).is_none());

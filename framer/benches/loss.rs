@@ -17,7 +17,7 @@
 use std::time::Instant;
 
 use burn::backend::{Autodiff, Flex};
-use burn::tensor::{Distribution, Tensor, backend::AutodiffBackend};
+use burn::tensor::{Distribution, Tensor, TensorData, backend::AutodiffBackend};
 use framer::{FramerInput, FramerLossConfig, LossExecution, NegativeSampler, Parameterization};
 
 struct Args {
@@ -86,6 +86,7 @@ fn time<B: AutodiffBackend>(backend: &str, path: &str, args: &Args, device: &B::
     let teacher = Tensor::<B, 4>::random(shape, normal, device);
     let x_t = Tensor::<B, 4>::random(shape, normal, device);
     let sigmas: Vec<f32> = (0..args.batch).map(|b| (b as f32 + 0.5) / args.batch as f32).collect();
+    let sigmas = Tensor::<B, 1>::from_data(TensorData::new(sigmas, [args.batch]), device);
     let execution = if path == "tensor" { LossExecution::Tensor } else { LossExecution::Auto };
     let loss = FramerLossConfig::new().with_execution(execution).init().expect("default config is valid");
     let sampler = NegativeSampler::seeded(0);

@@ -6,7 +6,11 @@ use burn::tensor::{Tensor, TensorData, backend::Backend};
 use crate::FramerError;
 
 /// How the spectrum is split into a low (LF) and a high (HF) band.
-#[derive(Debug, Clone, Copy, PartialEq)]
+///
+/// Serialised with its kind as a tag: `{ kind = "quantile", cutoff = 0.2 }` or
+/// `{ kind = "radial", radius = 0.3 }` (TOML).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum BandMaskKind {
     /// The reference implementation (`generate_frequency_masks`): per sample, the `cutoff` quantile
     /// (linear interpolation, as `torch.quantile`) of all `C·H·W` teacher magnitudes; coefficients

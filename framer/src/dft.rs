@@ -170,7 +170,6 @@ pub fn is_conjugate_symmetric_values(values: &[f32], h: usize, w: usize) -> bool
 mod tests {
     use super::*;
     use burn::backend::{Autodiff, Flex};
-    use burn::tensor::Distribution;
     use rustfft::{FftPlanner, num_complex::Complex};
 
     type B = Flex;
@@ -198,8 +197,7 @@ mod tests {
     }
 
     fn check_against_rustfft(n: usize, h: usize, w: usize) {
-        let device = Default::default();
-        let x = Tensor::<B, 3>::random([n, h, w], Distribution::Normal(0.0, 1.0), &device);
+        let x = crate::testing::normal::<B, 3>(&mut crate::testing::rng(n as u64 * 1000 + h as u64 * 100 + w as u64), [n, h, w], 0.0);
         let xs: Vec<f32> = x.to_data().to_vec().unwrap();
         let spec = dft2(x.clone());
         let re: Vec<f32> = spec.re.to_data().to_vec().unwrap();
@@ -234,8 +232,9 @@ mod tests {
         type A = Autodiff<B>;
         let device = Default::default();
         let (h, w) = (5, 6);
-        let x0 = Tensor::<B, 3>::random([1, h, w], Distribution::Normal(0.0, 1.0), &device);
-        let g = Tensor::<B, 3>::random([1, h, w], Distribution::Uniform(0.0, 1.0), &device);
+        let mut rng = crate::testing::rng(11);
+        let x0 = crate::testing::normal::<B, 3>(&mut rng, [1, h, w], 0.0);
+        let g = crate::testing::uniform::<B, 3>(&mut rng, [1, h, w]);
         let loss = |x: Tensor<A, 3>| {
             (magnitude_spectrum(x) * Tensor::<A, 3>::from_inner(g.clone())).sum()
         };

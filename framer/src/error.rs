@@ -45,7 +45,8 @@ pub enum FramerError {
     /// A per-sample noise-level tensor has the wrong length or an invalid value.
     #[error("invalid noise schedule input: {0}")]
     InvalidSchedule(String),
-    /// A golden case file could not be read or is malformed.
+    /// A golden case file could not be read or is malformed (feature `golden`).
+    #[cfg(feature = "golden")]
     #[error("golden case {path}: {message}")]
     Golden {
         /// Path of the file.

@@ -170,7 +170,7 @@ impl<B: Backend, M: Module<B> + FramerForward<B>> Framed<B, M> {
         &self,
         args: M::Args,
         x_t: Tensor<B, 4>,
-        parameterization: Parameterization,
+        parameterization: Parameterization<B>,
         framer: &FramerStep<'_>,
     ) -> Result<FramedOutput<B, M::Output>, TapsError> {
         if framer.lambda <= 0.0 {

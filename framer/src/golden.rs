@@ -316,7 +316,9 @@ pub fn check_case_with<B: AutodiffBackend>(
         students.clone(),
         tensor4(&case.teacher),
         tensor4(&case.x_t),
-        Parameterization::RectifiedFlow { sigmas: case.sigmas.clone() },
+        Parameterization::RectifiedFlow {
+            sigmas: Tensor::from_data(TensorData::new(case.sigmas.clone(), [b]), device),
+        },
         case.negatives.clone(),
     );
     if mask == MaskSource::Reference {

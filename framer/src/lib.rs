@@ -10,7 +10,7 @@
 //!   on CPU backends computed with FFTs and a closed-form gradient ([`LossExecution`]).
 //! - [`Parameterization`]: rectified flow, ε-, v- and x0-prediction to clean estimates.
 //! - [`NegativeSampler`]: seeded random-layer negatives.
-//! - [`golden`]: reader and checker for reference cases.
+//! - `golden` (feature `golden`): reader and checker for reference cases.
 //!
 //! ```no_run
 //! use burn::backend::{Autodiff, Flex};
@@ -27,7 +27,7 @@
 //! let x_t = Tensor::random(shape, Distribution::Normal(0.0, 1.0), &device);
 //! let loss = FramerLossConfig::new().init()?;
 //! let negatives = NegativeSampler::seeded(0).sample(0, students.len())?;
-//! let param = Parameterization::RectifiedFlow { sigmas: vec![0.3, 0.8] };
+//! let param = Parameterization::RectifiedFlow { sigmas: Tensor::from_floats([0.3, 0.8], &device) };
 //! let out = loss.forward(FramerInput::new(students, teacher, x_t, param, negatives))?;
 //! let grads = out.loss.backward();
 //! # Ok::<(), framer::FramerError>(())
@@ -37,11 +37,14 @@ pub mod band;
 pub mod dft;
 mod error;
 mod framed;
+#[cfg(feature = "golden")]
 pub mod golden;
 mod loss;
 mod negatives;
 mod prediction;
 pub mod taps;
+#[cfg(test)]
+mod testing;
 #[doc(hidden)]
 pub mod __private;
 
@@ -49,7 +52,7 @@ pub use band::BandMaskKind;
 pub use error::FramerError;
 pub use framed::{FramedOutput, Framed, FramerForward, FramerStep, StudentSelection};
 pub use loss::*;
-pub use negatives::{NegativeSampler, validate_negatives};
+pub use negatives::{NegativeSampler, splitmix64, validate_negatives};
 pub use prediction::Parameterization;
 pub use framer_macros::{framer, framer_forward};
 pub use taps::*;

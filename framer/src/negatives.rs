@@ -42,8 +42,18 @@ impl NegativeSampler {
     }
 }
 
-/// SplitMix64 finaliser: decorrelates nearby (seed, step) pairs.
-fn splitmix64(mut z: u64) -> u64 {
+/// The SplitMix64 finaliser (Steele, Lea and Flood, 2014): a bijective mixer of 64-bit words, so
+/// that nearby inputs (consecutive steps, seeds that differ in one bit) give unrelated outputs.
+///
+/// Every seed that framer derives from `(seed, step, ...)` goes through this one function: the
+/// [`NegativeSampler`] here, and the per-step random streams of the training engine.
+///
+/// ```
+/// assert_eq!(framer::splitmix64(0), 0xE220_A839_7B1D_CDAF);
+/// assert_ne!(framer::splitmix64(1), framer::splitmix64(2));
+/// ```
+#[doc(alias = "SplitMix64")]
+pub fn splitmix64(mut z: u64) -> u64 {
     z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);

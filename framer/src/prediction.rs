@@ -3,78 +3,136 @@
 //! FRAMER compares layers in the space of clean estimates: every tap (teacher and students) is
 //! first mapped with the same per-sample affine relation `x0 = a·x_t + b·pred`.
 
-use burn::tensor::{Tensor, TensorData, backend::Backend};
+use burn::tensor::{Tensor, backend::Backend};
 
 use crate::FramerError;
 
 /// What the network predicts, and the noise level of each sample needed to turn it into x0.
 ///
-/// All per-sample vectors have length `batch`.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Parameterization {
+/// The per-sample levels are tensors on the loss's device, as the training step draws them.
+///
+/// # Shapes
+/// - `sigmas`, `alphas_cumprod`: `[batch]`
+///
+/// ```
+/// use burn::backend::Flex;
+/// use burn::tensor::Tensor;
+/// use framer::Parameterization;
+///
+/// let device = Default::default();
+/// let param = Parameterization::<Flex>::RectifiedFlow { sigmas: Tensor::from_floats([0.3, 0.8], &device) };
+/// assert_eq!(param.levels(2).unwrap(), Some(vec![0.3, 0.8]));
+/// ```
+#[derive(Debug, Clone)]
+pub enum Parameterization<B: Backend> {
     /// Rectified flow / flow matching (SD3, the FRAMER reference): the network predicts the velocity
     /// `v = ε − x0` and `x_t = (1 − σ)·x0 + σ·ε`, so `x0 = x_t − σ·v`.
+    #[doc(alias = "flow_matching")]
     RectifiedFlow {
-        /// σ ∈ [0, 1] per sample.
-        sigmas: Vec<f32>,
+        /// σ ∈ [0, 1] per sample, `[batch]`.
+        sigmas: Tensor<B, 1>,
     },
     /// DDPM ε-prediction: `x_t = √ᾱ·x0 + √(1−ᾱ)·ε`, so `x0 = (x_t − √(1−ᾱ)·ε) / √ᾱ`.
     Epsilon {
-        /// ᾱ_t ∈ (0, 1] per sample.
-        alphas_cumprod: Vec<f32>,
+        /// ᾱ_t ∈ (0, 1] per sample, `[batch]`.
+        alphas_cumprod: Tensor<B, 1>,
     },
     /// DDPM v-prediction (`v = √ᾱ·ε − √(1−ᾱ)·x0`): `x0 = √ᾱ·x_t − √(1−ᾱ)·v`.
     Velocity {
-        /// ᾱ_t ∈ [0, 1] per sample.
-        alphas_cumprod: Vec<f32>,
+        /// ᾱ_t ∈ [0, 1] per sample, `[batch]`.
+        alphas_cumprod: Tensor<B, 1>,
     },
     /// The network predicts x0 directly.
     Sample,
 }
 
-impl Parameterization {
-    /// The per-sample coefficients `(a, b)` of `x0 = a·x_t + b·pred`, for a batch of `batch`.
-    pub fn coefficients(&self, batch: usize) -> Result<(Vec<f32>, Vec<f32>), FramerError> {
-        let check_len = |name: &str, v: &[f32]| {
-            if v.len() != batch {
-                return Err(FramerError::InvalidSchedule(format!(
-                    "`{name}` has {} entries, the batch has {batch}",
-                    v.len()
-                )));
+impl<B: Backend> Parameterization<B> {
+    /// The per-sample levels (σ or ᾱ) copied to the host and checked: `batch` entries, each in the
+    /// range its parameterization allows. `None` for [`Self::Sample`], which has none.
+    ///
+    /// This reads `batch` values back from the device (a synchronisation, negligible next to a
+    /// training step).
+    pub fn levels(&self, batch: usize) -> Result<Option<Vec<f32>>, FramerError> {
+        let (name, levels) = match self {
+            Self::RectifiedFlow { sigmas } => ("sigmas", sigmas),
+            Self::Epsilon { alphas_cumprod } | Self::Velocity { alphas_cumprod } => {
+                ("alphas_cumprod", alphas_cumprod)
             }
-            Ok(())
+            Self::Sample => return Ok(None),
         };
+        let [len] = levels.dims();
+        if len != batch {
+            return Err(FramerError::InvalidSchedule(format!(
+                "`{name}` has {len} entries, the batch has {batch}"
+            )));
+        }
+        let values: Vec<f32> = levels.to_data().convert::<f32>().into_vec().unwrap_or_default();
+        let bad = |pred: fn(f32) -> bool| values.iter().copied().find(|&v| !pred(v));
         match self {
-            Self::RectifiedFlow { sigmas } => {
-                check_len("sigmas", sigmas)?;
-                if let Some(s) = sigmas.iter().find(|s| !s.is_finite()) {
+            Self::RectifiedFlow { .. } => {
+                if let Some(s) = bad(f32::is_finite) {
                     return Err(FramerError::InvalidSchedule(format!("sigma {s} is not finite")));
                 }
-                Ok((vec![1.0; batch], sigmas.iter().map(|s| -s).collect()))
             }
-            Self::Epsilon { alphas_cumprod } => {
-                check_len("alphas_cumprod", alphas_cumprod)?;
-                if let Some(a) = alphas_cumprod.iter().find(|a| !(**a > 0.0 && **a <= 1.0)) {
+            Self::Epsilon { .. } => {
+                if let Some(a) = bad(|a| a > 0.0 && a <= 1.0) {
                     return Err(FramerError::InvalidSchedule(format!(
                         "ε-prediction needs ᾱ in (0, 1], got {a}"
                     )));
                 }
-                Ok(alphas_cumprod
-                    .iter()
-                    .map(|a| (1.0 / a.sqrt(), -(1.0 - a).sqrt() / a.sqrt()))
-                    .unzip())
             }
-            Self::Velocity { alphas_cumprod } => {
-                check_len("alphas_cumprod", alphas_cumprod)?;
-                if let Some(a) = alphas_cumprod.iter().find(|a| !(0.0..=1.0).contains(*a)) {
+            Self::Velocity { .. } => {
+                if let Some(a) = bad(|a| (0.0..=1.0).contains(&a)) {
                     return Err(FramerError::InvalidSchedule(format!(
                         "v-prediction needs ᾱ in [0, 1], got {a}"
                     )));
                 }
-                Ok(alphas_cumprod.iter().map(|a| (a.sqrt(), -(1.0 - a).sqrt())).unzip())
             }
-            Self::Sample => Ok((vec![0.0; batch], vec![1.0; batch])),
+            Self::Sample => {}
         }
+        Ok(Some(values))
+    }
+
+    /// The per-sample coefficients `(a, b)` of `x0 = a·x_t + b·pred` on the host, for a batch of
+    /// `batch` (checked as in [`Self::levels`]).
+    pub fn host_coefficients(&self, batch: usize) -> Result<(Vec<f32>, Vec<f32>), FramerError> {
+        let Some(levels) = self.levels(batch)? else {
+            return Ok((vec![0.0; batch], vec![1.0; batch]));
+        };
+        Ok(match self {
+            Self::RectifiedFlow { .. } => (vec![1.0; batch], levels.iter().map(|s| -s).collect()),
+            Self::Epsilon { .. } => levels
+                .iter()
+                .map(|a| (1.0 / a.sqrt(), -(1.0 - a).sqrt() / a.sqrt()))
+                .unzip(),
+            Self::Velocity { .. } => levels.iter().map(|a| (a.sqrt(), -(1.0 - a).sqrt())).unzip(),
+            Self::Sample => unreachable!("`levels` is None for x0-prediction"),
+        })
+    }
+
+    /// The per-sample coefficients `(a, b)` of `x0 = a·x_t + b·pred`, computed on the device from
+    /// the levels (checked as in [`Self::levels`]).
+    ///
+    /// # Shapes
+    /// - returns `([batch], [batch])`
+    pub fn coefficients(
+        &self,
+        batch: usize,
+        device: &B::Device,
+    ) -> Result<(Tensor<B, 1>, Tensor<B, 1>), FramerError> {
+        self.levels(batch)?;
+        let full = |value: f32| Tensor::<B, 1>::full([batch], value, device);
+        Ok(match self {
+            Self::RectifiedFlow { sigmas } => (full(1.0), sigmas.clone().neg()),
+            Self::Epsilon { alphas_cumprod: a } => {
+                let root = a.clone().sqrt();
+                (root.clone().recip(), a.clone().neg().add_scalar(1.0).sqrt().neg() / root)
+            }
+            Self::Velocity { alphas_cumprod: a } => {
+                (a.clone().sqrt(), a.clone().neg().add_scalar(1.0).sqrt().neg())
+            }
+            Self::Sample => (full(0.0), full(1.0)),
+        })
     }
 
     /// Maps raw predictions to clean estimates.
@@ -84,19 +142,16 @@ impl Parameterization {
     ///   `[layers, batch, channels, height, width]`)
     /// - `x_t`: `[batch, channels, height, width]`
     /// - returns the shape of `prediction`.
-    pub fn clean_estimate<B: Backend, const D: usize>(
+    pub fn clean_estimate<const D: usize>(
         &self,
         prediction: Tensor<B, D>,
         x_t: Tensor<B, 4>,
     ) -> Result<Tensor<B, D>, FramerError> {
         let batch = x_t.dims()[0];
-        let (a, b) = self.coefficients(batch)?;
-        let device = x_t.device();
+        let (a, b) = self.coefficients(batch, &x_t.device())?;
         let mut shape = [1usize; D];
         shape[D - 4] = batch;
-        let a = Tensor::<B, 1>::from_data(TensorData::new(a, [batch]), &device).reshape(shape);
-        let b = Tensor::<B, 1>::from_data(TensorData::new(b, [batch]), &device).reshape(shape);
         let x_t: Tensor<B, D> = x_t.unsqueeze();
-        Ok(x_t.mul(a) + prediction.mul(b))
+        Ok(x_t.mul(a.reshape(shape)) + prediction.mul(b.reshape(shape)))
     }
 }

@@ -359,7 +359,7 @@ impl<B: Backend> Taps<B> {
     pub fn framer_input(
         self,
         x_t: Tensor<B, 4>,
-        parameterization: Parameterization,
+        parameterization: Parameterization<B>,
         negatives: Vec<usize>,
     ) -> Result<FramerInput<B>, TapsError> {
         if !self.in_teacher_space {
@@ -389,7 +389,7 @@ impl<B: Backend> Taps<B> {
         self,
         loss: &FramerLoss,
         x_t: Tensor<B, 4>,
-        parameterization: Parameterization,
+        parameterization: Parameterization<B>,
         negatives: Vec<usize>,
     ) -> Result<FramerOutput<B>, TapsError> {
         Ok(loss.forward(self.framer_input(x_t, parameterization, negatives)?)?)
@@ -497,12 +497,12 @@ impl<B: Backend> TapTensor<B> for Tensor<B, 4> {
 mod tests {
     use super::*;
     use burn::backend::Flex;
-    use burn::tensor::{Distribution, TensorData, Tolerance};
+    use burn::tensor::{TensorData, Tolerance};
 
     type B = Flex;
 
     fn randn(shape: [usize; 4]) -> Tensor<B, 4> {
-        Tensor::random(shape, Distribution::Normal(0.0, 1.0), &Default::default())
+        crate::testing::normal(&mut crate::testing::rng(shape.iter().product::<usize>() as u64), shape, 0.0)
     }
 
     fn sample_taps(shapes: &[[usize; 4]], teacher: [usize; 4], in_teacher_space: bool) -> Taps<B> {
@@ -539,7 +539,7 @@ mod tests {
 
     #[test]
     fn framer_input_needs_a_teacher_and_the_teacher_space() {
-        let param = Parameterization::RectifiedFlow { sigmas: vec![0.5] };
+        let param = Parameterization::RectifiedFlow { sigmas: Tensor::full([1], 0.5, &Default::default()) };
         let mut no_teacher = Taps::<B>::new(true);
         no_teacher.push_student("a".into(), randn([1, 1, 2, 2]));
         let err = no_teacher
@@ -563,7 +563,7 @@ mod tests {
         // One student is too few for FRAMER: the loss's own error comes through.
         let taps = sample_taps(&[[1, 3, 4, 4]], [1, 3, 4, 4], true);
         let loss = crate::FramerLossConfig::new().init().unwrap();
-        let param = Parameterization::RectifiedFlow { sigmas: vec![0.5] };
+        let param = Parameterization::RectifiedFlow { sigmas: Tensor::full([1], 0.5, &Default::default()) };
         let err = taps
             .loss(&loss, randn([1, 3, 4, 4]), param, vec![0])
             .unwrap_err();

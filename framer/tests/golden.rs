@@ -3,8 +3,11 @@
 
 use std::path::PathBuf;
 
+mod common;
+
 use burn::backend::{Autodiff, Flex};
-use burn::tensor::{Distribution, Tensor, TensorData};
+use burn::tensor::{Tensor, TensorData};
+use rand::rngs::StdRng;
 use framer::golden::{GoldenCase, MaskSource, Tolerances, check_case, check_case_with};
 use framer::{
     BandMaskKind, FramerError, FramerInput, FramerLossConfig, LossExecution, NegativeSampler,
@@ -80,18 +83,25 @@ fn paperlike_matches_reference_with_own_mask() {
     assert_case("paperlike", MaskSource::Own);
 }
 
-fn random(shape: [usize; 4], seed_offset: f64) -> Tensor<A, 4> {
-    Tensor::random(shape, Distribution::Normal(seed_offset, 1.0), &Default::default())
+/// `N(mean, 1)` inputs from the test's own generator.
+fn random(rng: &mut StdRng, shape: [usize; 4], mean: f32) -> Tensor<A, 4> {
+    common::normal(rng, shape, mean)
+}
+
+/// Per-sample levels (σ or ᾱ) as a tensor.
+fn levels<B: burn::tensor::backend::Backend>(values: &[f32]) -> Tensor<B, 1> {
+    Tensor::from_data(TensorData::new(values.to_vec(), [values.len()]), &Default::default())
 }
 
 /// Students identical to the teacher, negatives identical too: every cosine is 1, so FAM = 1,
 /// FAW = 1 (no energy gap), IntraCL = log 2 (two equal logits) and InterCL = log(2B)/… worked below.
 #[test]
 fn identical_layers_give_the_worked_example() {
+    let mut rng = common::rng(8);
     for (batch, tau) in [(1usize, 1.0f64), (3, 0.5)] {
         let shape = [batch, 2, 6, 5];
-        let teacher = random(shape, 0.0);
-        let x_t = random(shape, 0.5);
+        let teacher = random(&mut rng, shape, 0.0);
+        let x_t = random(&mut rng, shape, 0.5);
         let students = vec![teacher.clone(), teacher.clone(), teacher.clone()];
         let loss = FramerLossConfig::new().with_temperature(tau).init().unwrap();
         let out = loss
@@ -99,7 +109,7 @@ fn identical_layers_give_the_worked_example() {
                 students,
                 teacher,
                 x_t,
-                Parameterization::RectifiedFlow { sigmas: vec![0.7; batch] },
+                Parameterization::RectifiedFlow { sigmas: Tensor::full([batch], 0.7, &Default::default()) },
                 vec![1, 2, 0],
             ))
             .unwrap();
@@ -129,19 +139,20 @@ fn identical_layers_give_the_worked_example() {
 /// wrong backward) shows up as a mismatch. (The golden cases check the gradients with FAW and FAM on.)
 #[test]
 fn loss_gradient_matches_finite_differences() {
+    let mut rng = common::rng(9);
     let device = Default::default();
     let shape = [2, 2, 6, 7];
     let [b, c, h, w] = shape;
-    let teacher = random(shape, 0.0);
-    let x_t = random(shape, 0.0);
-    let base: Vec<Tensor<A, 4>> = (0..3).map(|i| random(shape, 0.1 * i as f64)).collect();
+    let teacher = random(&mut rng, shape, 0.0);
+    let x_t = random(&mut rng, shape, 0.0);
+    let base: Vec<Tensor<A, 4>> = (0..3).map(|i| random(&mut rng, shape, 0.1 * i as f32)).collect();
     let loss = FramerLossConfig::new()
         .with_temperature(0.5)
         .with_adaptive_weight(false)
         .with_alignment_modulation(false)
         .init()
         .unwrap();
-    let param = Parameterization::RectifiedFlow { sigmas: vec![0.4, 0.9] };
+    let param = Parameterization::RectifiedFlow { sigmas: levels(&[0.4, 0.9]) };
     // student 2 is nobody's negative
     let negatives = vec![1, 0, 0];
     // fix the mask from the unperturbed teacher
@@ -185,16 +196,17 @@ fn loss_gradient_matches_finite_differences() {
 
 #[test]
 fn teacher_receives_no_gradient() {
+    let mut rng = common::rng(10);
     let shape = [2, 2, 4, 4];
-    let teacher = random(shape, 0.0).require_grad();
-    let students: Vec<Tensor<A, 4>> = (0..2).map(|_| random(shape, 0.0).require_grad()).collect();
+    let teacher = random(&mut rng, shape, 0.0).require_grad();
+    let students: Vec<Tensor<A, 4>> = (0..2).map(|_| random(&mut rng, shape, 0.0).require_grad()).collect();
     let out = FramerLossConfig::new()
         .init()
         .unwrap()
         .forward(FramerInput::new(
             students.clone(),
             teacher.clone(),
-            random(shape, 0.0),
+            random(&mut rng, shape, 0.0),
             Parameterization::Sample,
             vec![1, 0],
         ))
@@ -207,9 +219,10 @@ fn teacher_receives_no_gradient() {
 
 #[test]
 fn switching_off_faw_and_fam_sets_their_weights_to_one() {
+    let mut rng = common::rng(11);
     let shape = [2, 3, 8, 8];
-    let students: Vec<Tensor<A, 4>> = (0..3).map(|i| random(shape, i as f64)).collect();
-    let input = FramerInput::new(students, random(shape, 0.0), random(shape, 0.0), Parameterization::Sample, vec![1, 2, 0]);
+    let students: Vec<Tensor<A, 4>> = (0..3).map(|i| random(&mut rng, shape, i as f32)).collect();
+    let input = FramerInput::new(students, random(&mut rng, shape, 0.0), random(&mut rng, shape, 0.0), Parameterization::Sample, vec![1, 2, 0]);
     let on = FramerLossConfig::new().init().unwrap().forward(input.clone()).unwrap().diagnostics();
     let off = FramerLossConfig::new()
         .with_adaptive_weight(false)
@@ -231,11 +244,12 @@ fn switching_off_faw_and_fam_sets_their_weights_to_one() {
 
 #[test]
 fn radial_masks_give_a_finite_differentiable_loss() {
+    let mut rng = common::rng(12);
     let shape = [2, 3, 12, 20];
-    let students: Vec<Tensor<A, 4>> = (0..3).map(|i| random(shape, i as f64).require_grad()).collect();
+    let students: Vec<Tensor<A, 4>> = (0..3).map(|i| random(&mut rng, shape, i as f32).require_grad()).collect();
     let loss = FramerLossConfig::new().with_mask(BandMaskKind::Radial { radius: 0.3 }).init().unwrap();
     let out = loss
-        .forward(FramerInput::new(students.clone(), random(shape, 0.0), random(shape, 0.0), Parameterization::Sample, vec![2, 0, 1]))
+        .forward(FramerInput::new(students.clone(), random(&mut rng, shape, 0.0), random(&mut rng, shape, 0.0), Parameterization::Sample, vec![2, 0, 1]))
         .unwrap();
     let mask: Vec<f32> = out.low_mask().into_data().to_vec().unwrap();
     let reference: Vec<f32> = framer::band::radial_low_mask::<Flex>(12, 20, 0.3, &Default::default()).into_data().to_vec().unwrap();
@@ -252,24 +266,24 @@ fn parameterizations_follow_their_closed_forms() {
     let device = Default::default();
     let x_t = Tensor::<Flex, 4>::from_floats([[[[2.0]]], [[[4.0]]]], &device);
     let pred = Tensor::<Flex, 4>::from_floats([[[[1.0]]], [[[-1.0]]]], &device);
-    let x0 = |p: Parameterization| -> Vec<f32> {
+    let x0 = |p: Parameterization<Flex>| -> Vec<f32> {
         p.clean_estimate(pred.clone(), x_t.clone()).unwrap().into_data().to_vec().unwrap()
     };
     // rectified flow: x0 = x_t − σ v
-    assert_eq!(x0(Parameterization::RectifiedFlow { sigmas: vec![0.5, 0.25] }), vec![1.5, 4.25]);
+    assert_eq!(x0(Parameterization::RectifiedFlow { sigmas: levels(&[0.5, 0.25]) }), vec![1.5, 4.25]);
     // ε: ᾱ = 0.64 → √ᾱ = 0.8, √(1−ᾱ) = 0.6: x0 = (2 − 0.6)/0.8 = 1.75, (4 + 0.6)/0.8 = 5.75
-    let eps = x0(Parameterization::Epsilon { alphas_cumprod: vec![0.64, 0.64] });
+    let eps = x0(Parameterization::Epsilon { alphas_cumprod: levels(&[0.64, 0.64]) });
     assert!((eps[0] - 1.75).abs() < 1e-6 && (eps[1] - 5.75).abs() < 1e-6, "{eps:?}");
     // v: x0 = 0.8·x_t − 0.6·v = 1.0, 3.8
-    let v = x0(Parameterization::Velocity { alphas_cumprod: vec![0.64, 0.64] });
+    let v = x0(Parameterization::Velocity { alphas_cumprod: levels(&[0.64, 0.64]) });
     assert!((v[0] - 1.0).abs() < 1e-6 && (v[1] - 3.8).abs() < 1e-6, "{v:?}");
     assert_eq!(x0(Parameterization::Sample), vec![1.0, -1.0]);
     assert!(matches!(
-        Parameterization::Epsilon { alphas_cumprod: vec![0.0, 0.5] }.clean_estimate(pred.clone(), x_t.clone()),
+        Parameterization::Epsilon { alphas_cumprod: levels(&[0.0, 0.5]) }.clean_estimate(pred.clone(), x_t.clone()),
         Err(FramerError::InvalidSchedule(_))
     ));
     assert!(matches!(
-        Parameterization::RectifiedFlow { sigmas: vec![0.5] }.clean_estimate(pred, x_t),
+        Parameterization::RectifiedFlow { sigmas: levels(&[0.5]) }.clean_estimate(pred, x_t),
         Err(FramerError::InvalidSchedule(_))
     ));
 }
@@ -277,24 +291,26 @@ fn parameterizations_follow_their_closed_forms() {
 #[test]
 fn bad_input_is_an_error_not_a_panic() {
     let shape = [2, 2, 4, 4];
-    let s = || random(shape, 0.0);
+    let rng = std::cell::RefCell::new(common::rng(29));
+    let draw = |shape: [usize; 4]| random(&mut rng.borrow_mut(), shape, 0.0);
+    let s = || draw(shape);
     let loss = FramerLossConfig::new().init().unwrap();
     let p = || Parameterization::Sample;
     let err = |input: FramerInput<A>| loss.forward(input).unwrap_err();
     assert_eq!(err(FramerInput::new(vec![s()], s(), s(), p(), vec![0])), FramerError::TooFewStudents(1));
     assert!(matches!(
-        err(FramerInput::new(vec![s(), random([2, 2, 4, 5], 0.0)], s(), s(), p(), vec![1, 0])),
+        err(FramerInput::new(vec![s(), draw([2, 2, 4, 5])], s(), s(), p(), vec![1, 0])),
         FramerError::ShapeMismatch { ref name, .. } if name == "students[1]"
     ));
     assert!(matches!(
-        err(FramerInput::new(vec![s(), s()], s(), random([2, 2, 4, 5], 0.0), p(), vec![1, 0])),
+        err(FramerInput::new(vec![s(), s()], s(), draw([2, 2, 4, 5]), p(), vec![1, 0])),
         FramerError::ShapeMismatch { ref name, .. } if name == "x_t"
     ));
-    let empty = || random([0, 2, 4, 4], 0.0);
+    let empty = || draw([0, 2, 4, 4]);
     assert_eq!(err(FramerInput::new(vec![empty(), empty()], empty(), empty(), p(), vec![1, 0])), FramerError::EmptyBatch("teacher"));
     assert!(matches!(err(FramerInput::new(vec![s(), s()], s(), s(), p(), vec![0, 0])), FramerError::InvalidNegatives(_)));
     assert!(matches!(
-        err(FramerInput::new(vec![s(), s()], s(), s(), p(), vec![1, 0]).with_low_mask(random([2, 2, 4, 5], 0.0))),
+        err(FramerInput::new(vec![s(), s()], s(), s(), p(), vec![1, 0]).with_low_mask(draw([2, 2, 4, 5]))),
         FramerError::ShapeMismatch { ref name, .. } if name == "low_mask"
     ));
     assert_eq!(FramerLossConfig::new().with_temperature(0.0).init().unwrap_err(), FramerError::NonPositiveTemperature(0.0));

@@ -79,7 +79,7 @@ fn check(
         .sample(0, taps.num_students())
         .unwrap();
     let parameterization = Parameterization::RectifiedFlow {
-        sigmas: vec![0.3, 0.7],
+        sigmas: Tensor::from_floats([0.3, 0.7], &Default::default()),
     };
     let student_names: Vec<String> = taps.student_names().iter().map(|s| s.to_string()).collect();
     let out = taps.loss(&loss, x, parameterization, negatives).unwrap();

@@ -219,7 +219,7 @@ fn dit_framer_loss_on_the_taps_is_finite_and_reaches_the_students() {
         .sample(0, taps.num_students())
         .unwrap();
     let param = Parameterization::RectifiedFlow {
-        sigmas: vec![0.3, 0.7],
+        sigmas: Tensor::from_floats([0.3, 0.7], &Default::default()),
     };
     let out = taps.loss(&loss, x, param, negatives).unwrap();
     let value: f32 = out.loss.clone().into_scalar();
@@ -401,7 +401,7 @@ fn unet_framer_loss_reaches_the_students_and_the_heads() {
     // Unmapped taps cannot feed the loss.
     let loss = FramerLossConfig::new().init().unwrap();
     let param = Parameterization::Epsilon {
-        alphas_cumprod: vec![0.5, 0.9],
+        alphas_cumprod: Tensor::from_floats([0.5, 0.9], &Default::default()),
     };
     let negatives = NegativeSampler::seeded(1).sample(0, 5).unwrap();
     let err = taps

@@ -172,6 +172,7 @@ where
     state: TrainingState,
     students: StudentSelection,
     negatives: framer::NegativeSampler,
+    framer_loss: std::sync::Mutex<Option<framer::FramerLoss>>,
     consecutive_bad: u64,
 }
 
@@ -275,6 +276,7 @@ where
             },
             students,
             negatives: framer::NegativeSampler::seeded(experiment.train.seed),
+            framer_loss: std::sync::Mutex::new(None),
             consecutive_bad: 0,
         };
         if experiment.checkpoint.resume
@@ -398,15 +400,23 @@ where
         );
 
         let lambda = if exp.framer.enabled { values.lambda } else { 0.0 };
-        let loss = exp.framer_loss_at(step).init()?;
+        // One loss across steps (it keeps its spectrum buffers), rebuilt when the scheduled
+        // settings change.
+        let config = exp.framer_loss_at(step);
+        let mut cached = self.framer_loss.lock().unwrap_or_else(|e| e.into_inner());
+        let loss = match cached.take() {
+            Some(loss) if *loss.config() == config => loss,
+            _ => config.init()?,
+        };
+        let loss = &*cached.insert(loss);
         let framer_step = FramerStep {
-            loss: &loss,
+            loss,
             students: &self.students,
             negatives: &self.negatives,
             step,
             lambda,
         };
-        let param = self.objective.parameterization(&levels);
+        let param = self.objective.parameterization(&levels, &self.device);
         let out = self.model.forward_framer(
             (x_t.clone(), timesteps, condition),
             x_t.clone(),

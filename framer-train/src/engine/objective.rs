@@ -186,22 +186,31 @@ impl Objective {
         (estimate - target).square().mean()
     }
 
-    /// How FRAMER maps this objective's predictions to clean estimates.
-    pub fn parameterization(&self, levels: &NoiseLevels) -> framer::Parameterization {
+    /// How FRAMER maps this objective's predictions to clean estimates, with the levels of
+    /// `levels` (σ or ᾱ per sample) as a `[batch]` tensor on `device`.
+    pub fn parameterization<B: Backend>(
+        &self,
+        levels: &NoiseLevels,
+        device: &B::Device,
+    ) -> framer::Parameterization<B> {
+        let values = Tensor::<B, 1>::from_data(
+            TensorData::new(levels.levels.clone(), [levels.levels.len()]),
+            device,
+        );
         match self {
-            Self::RectifiedFlow { .. } => framer::Parameterization::RectifiedFlow {
-                sigmas: levels.levels.clone(),
-            },
+            Self::RectifiedFlow { .. } => {
+                framer::Parameterization::RectifiedFlow { sigmas: values }
+            }
             Self::Ddpm {
                 v_prediction: false,
                 ..
             } => framer::Parameterization::Epsilon {
-                alphas_cumprod: levels.levels.clone(),
+                alphas_cumprod: values,
             },
             Self::Ddpm {
                 v_prediction: true, ..
             } => framer::Parameterization::Velocity {
-                alphas_cumprod: levels.levels.clone(),
+                alphas_cumprod: values,
             },
         }
     }
@@ -278,7 +287,7 @@ mod tests {
             .into_scalar();
         assert!(loss.abs() < 1e-12);
         let back = flow
-            .parameterization(&levels)
+            .parameterization(&levels, &Default::default())
             .clean_estimate(v, x_t)
             .unwrap();
         let diff: f32 = (back - x0.clone()).abs().max().into_scalar();
@@ -299,7 +308,7 @@ mod tests {
                 .into_scalar();
             assert_eq!(loss, 0.0);
             let back = ddpm
-                .parameterization(&levels)
+                .parameterization(&levels, &Default::default())
                 .clean_estimate(target, x_t)
                 .unwrap();
             let diff: f32 = (back - x0.clone()).abs().max().into_scalar();

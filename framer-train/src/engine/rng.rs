@@ -19,13 +19,8 @@ pub enum Stream {
     Sampling = 5,
 }
 
-/// SplitMix64 finaliser: decorrelates nearby inputs.
-pub fn splitmix64(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
+/// The SplitMix64 mixer, shared with framer's negative sampler (one definition, in the core).
+pub use framer::splitmix64;
 
 /// A 64-bit seed for `(seed, step, stream)`.
 pub fn derive_seed(seed: u64, step: u64, stream: Stream) -> u64 {

@@ -1,0 +1,82 @@
+//! What the loss reads at one step, and the checks on it.
+
+use burn::tensor::{Tensor, backend::Backend};
+
+use crate::{FramerError, Parameterization, negatives::validate_negatives};
+
+/// Everything the loss reads at one denoising step.
+///
+/// # Shapes
+/// - `students`: `S ≥ 2` tensors `[batch, channels, height, width]`, raw predictions of the
+///   intermediate layers in the teacher's space (after the readout)
+/// - `teacher`: `[batch, channels, height, width]`, the final prediction (detached by the loss)
+/// - `x_t`: `[batch, channels, height, width]`, the noisy input
+/// - `parameterization`: per-sample levels `[batch]` (see [`Parameterization`])
+/// - `negatives`: `S` indices, `negatives[i] ≠ i` (see [`crate::NegativeSampler`])
+/// - `low_mask`: optional `[batch, channels, height, width]` low-band mask in the plain FFT layout,
+///   replacing the mask the loss would compute (e.g. the reference's own masks)
+#[derive(Debug, Clone)]
+pub struct FramerInput<B: Backend> {
+    /// Raw predictions of the student layers.
+    pub students: Vec<Tensor<B, 4>>,
+    /// Raw prediction of the final layer.
+    pub teacher: Tensor<B, 4>,
+    /// The noisy sample the predictions were made from.
+    pub x_t: Tensor<B, 4>,
+    /// How predictions become clean estimates.
+    pub parameterization: Parameterization<B>,
+    /// The random-layer negative of each student.
+    pub negatives: Vec<usize>,
+    /// An injected low-band mask, if any.
+    pub low_mask: Option<Tensor<B, 4>>,
+}
+
+impl<B: Backend> FramerInput<B> {
+    /// An input with the mask computed by the loss.
+    pub fn new(
+        students: Vec<Tensor<B, 4>>,
+        teacher: Tensor<B, 4>,
+        x_t: Tensor<B, 4>,
+        parameterization: Parameterization<B>,
+        negatives: Vec<usize>,
+    ) -> Self {
+        Self { students, teacher, x_t, parameterization, negatives, low_mask: None }
+    }
+
+    /// Injects a low-band mask `[batch, channels, height, width]` (plain FFT layout).
+    pub fn with_low_mask(mut self, low_mask: Tensor<B, 4>) -> Self {
+        self.low_mask = Some(low_mask);
+        self
+    }
+
+    /// Checks the shapes and the negatives; returns `[batch, channels, height, width]`.
+    pub(super) fn validate(&self) -> Result<[usize; 4], FramerError> {
+        let shape = self.teacher.dims();
+        if shape[0] == 0 {
+            return Err(FramerError::EmptyBatch("teacher"));
+        }
+        if self.students.len() < 2 {
+            return Err(FramerError::TooFewStudents(self.students.len()));
+        }
+        let mismatch = |name: String, got: [usize; 4]| FramerError::ShapeMismatch {
+            name,
+            expected: shape.to_vec(),
+            got: got.to_vec(),
+        };
+        for (i, s) in self.students.iter().enumerate() {
+            if s.dims() != shape {
+                return Err(mismatch(format!("students[{i}]"), s.dims()));
+            }
+        }
+        if self.x_t.dims() != shape {
+            return Err(mismatch("x_t".into(), self.x_t.dims()));
+        }
+        if let Some(m) = &self.low_mask
+            && m.dims() != shape
+        {
+            return Err(mismatch("low_mask".into(), m.dims()));
+        }
+        validate_negatives(&self.negatives, self.students.len())?;
+        Ok(shape)
+    }
+}

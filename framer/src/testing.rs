@@ -1,0 +1,33 @@
+//! Seeded random inputs for the unit tests. Every test draws from its own generator: the backend's
+//! `B::seed` is process-global, and parallel tests would race for it.
+
+use burn::tensor::{Tensor, TensorData, backend::Backend};
+use rand::{Rng, SeedableRng, rngs::StdRng};
+
+/// A generator for one test.
+pub(crate) fn rng(seed: u64) -> StdRng {
+    StdRng::seed_from_u64(seed)
+}
+
+/// `N(mean, 1)` values (Box–Muller).
+pub(crate) fn normal_values(rng: &mut StdRng, len: usize, mean: f32) -> Vec<f32> {
+    (0..len)
+        .map(|_| {
+            let u: f64 = 1.0 - rng.random::<f64>(); // (0, 1]
+            let v: f64 = rng.random();
+            mean + ((-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()) as f32
+        })
+        .collect()
+}
+
+/// A tensor of `N(mean, 1)` values.
+pub(crate) fn normal<B: Backend, const D: usize>(rng: &mut StdRng, shape: [usize; D], mean: f32) -> Tensor<B, D> {
+    let values = normal_values(rng, shape.iter().product(), mean);
+    Tensor::from_data(TensorData::new(values, shape), &Default::default())
+}
+
+/// A tensor of `U(0, 1)` values.
+pub(crate) fn uniform<B: Backend, const D: usize>(rng: &mut StdRng, shape: [usize; D]) -> Tensor<B, D> {
+    let values: Vec<f32> = (0..shape.iter().product()).map(|_| rng.random()).collect();
+    Tensor::from_data(TensorData::new(values, shape), &Default::default())
+}
