@@ -17,6 +17,8 @@ pub(crate) struct Input<'a> {
     pub generics: &'a Generics,
     /// The container keys; `None` when they could not be read.
     pub readout: Option<Readout>,
+    /// The loss defaults of `loss(..)`.
+    pub loss: Vec<crate::attr::LossDefault>,
     /// Every named field, with its keys (empty for fields without `#[framer(..)]`).
     pub fields: Vec<Field<'a>>,
 }
@@ -60,7 +62,10 @@ impl<'a> Input<'a> {
                 return None;
             }
         };
-        let readout = container(&input.attrs, cx);
+        let (readout, loss) = match container(&input.attrs, cx) {
+            Some((readout, loss)) => (Some(readout), loss),
+            None => (None, Vec::new()),
+        };
         let fields = fields
             .into_iter()
             .filter_map(|f| {
@@ -79,6 +84,7 @@ impl<'a> Input<'a> {
             ident: &input.ident,
             generics: &input.generics,
             readout,
+            loss,
             fields,
         })
     }

@@ -16,7 +16,20 @@ use crate::suggest::unknown_key_message;
 /// The hidden wrapper under which the attribute macro passes its arguments to the derive.
 pub(crate) const CONTAINER: &str = "__container";
 /// Container keys.
-const CONTAINER_KEYS: &[&str] = &["readout", "heads"];
+const CONTAINER_KEYS: &[&str] = &["readout", "heads", "loss"];
+/// Keys of `loss(..)`: the FRAMER loss defaults of this model, with the schedule's names (and
+/// the reference's flag names as aliases).
+const LOSS_KEYS: &[&str] = &[
+    "lambda",
+    "cutoff",
+    "radius",
+    "temperature",
+    "tau",
+    "adaptive_weight",
+    "faw",
+    "alignment_modulation",
+    "fam",
+];
 /// Field keys.
 const FIELD_KEYS: &[&str] = &["student", "teacher", "indices", "tap"];
 /// Kinds of generated heads.
@@ -38,14 +51,21 @@ fn meta_key(meta: &ParseNestedMeta<'_>) -> String {
     meta.path.to_token_stream().to_string().replace(' ', "")
 }
 
-/// Container keys, from `#[framer(__container(..))]`.
-pub(crate) fn container(attrs: &[Attribute], cx: &mut Ctxt) -> Option<Readout> {
+/// Container keys, from `#[framer(__container(..))]`: the readout and the loss defaults.
+pub(crate) fn container(attrs: &[Attribute], cx: &mut Ctxt) -> Option<(Readout, Vec<LossDefault>)> {
     let mut readout: Option<(Span, Readout)> = None;
+    let mut loss: Vec<LossDefault> = Vec::new();
     let mut ok = true;
     for attr in attrs.iter().filter(|a| a.path().is_ident("framer")) {
         let result = attr.parse_nested_meta(|meta| {
             if meta.path.is_ident(CONTAINER) {
-                meta.parse_nested_meta(|meta| container_key(meta, &mut readout, cx))
+                meta.parse_nested_meta(|meta| {
+                    if meta.path.is_ident("loss") {
+                        meta.parse_nested_meta(|meta| loss_key(meta, &mut loss, cx))
+                    } else {
+                        container_key(meta, &mut readout, cx)
+                    }
+                })
             } else {
                 cx.push(meta.error(
                     "field attributes such as `student` go on fields; on the struct, \
@@ -59,7 +79,89 @@ pub(crate) fn container(attrs: &[Attribute], cx: &mut Ctxt) -> Option<Readout> {
             ok = false;
         }
     }
-    ok.then(|| readout.map_or(Readout::Identity, |(_, r)| r))
+    check_loss(&loss, cx);
+    ok.then(|| (readout.map_or(Readout::Identity, |(_, r)| r), loss))
+}
+
+/// One key of `loss(..)`.
+fn loss_key(meta: ParseNestedMeta<'_>, loss: &mut Vec<LossDefault>, cx: &mut Ctxt) -> syn::Result<()> {
+    let written = meta_key(&meta);
+    let span = meta.path.get_ident().map_or(Span::call_site(), Ident::span);
+    let key = match written.as_str() {
+        "tau" => "temperature",
+        "faw" => "adaptive_weight",
+        "fam" => "alignment_modulation",
+        other => match LOSS_KEYS.iter().find(|k| **k == other) {
+            Some(k) => *k,
+            None => {
+                cx.push(meta.error(unknown_key_message("framer loss setting", other, LOSS_KEYS)));
+                return skip_value(&meta);
+            }
+        },
+    };
+    let value = meta.value()?;
+    let lit: syn::Lit = value.parse()?;
+    let flag = matches!(key, "adaptive_weight" | "alignment_modulation");
+    let parsed = match (&lit, flag) {
+        (syn::Lit::Bool(b), true) => LossValue::Flag(b.value),
+        (syn::Lit::Float(f), false) => LossValue::Number(f.base10_parse::<f64>()?),
+        (syn::Lit::Int(i), false) => LossValue::Number(i.base10_parse::<f64>()?),
+        (_, true) => {
+            cx.error_spanned_by(&lit, format!("`{written}` takes `true` or `false`"));
+            return Ok(());
+        }
+        (_, false) => {
+            cx.error_spanned_by(&lit, format!("`{written}` takes a number, e.g. `{written} = 0.2`"));
+            return Ok(());
+        }
+    };
+    if let LossValue::Number(x) = parsed {
+        let range = match key {
+            "cutoff" | "radius" => (x > 0.0 && x < 1.0).then_some(()).ok_or("in (0, 1)"),
+            "temperature" => (x > 0.0 && x.is_finite()).then_some(()).ok_or("> 0"),
+            _ => (x >= 0.0 && x.is_finite()).then_some(()).ok_or("≥ 0"),
+        };
+        if let Err(what) = range {
+            cx.error_spanned_by(&lit, format!("`{written}` must be {what}, got {x}"));
+            return Ok(());
+        }
+    }
+    if loss.iter().any(|d| d.key == key) {
+        cx.error_at(span, format!("duplicate framer loss setting `{key}`"));
+        return Ok(());
+    }
+    loss.push(LossDefault { key, value: parsed, span });
+    Ok(())
+}
+
+/// Checks across the keys of `loss(..)`.
+fn check_loss(loss: &[LossDefault], cx: &mut Ctxt) {
+    let cutoff = loss.iter().find(|d| d.key == "cutoff");
+    if let (Some(_), Some(radius)) = (cutoff, loss.iter().find(|d| d.key == "radius")) {
+        cx.error_at(
+            radius.span,
+            "`cutoff` (the quantile mask) and `radius` (the radial mask) choose two different \
+             masks: give one of them",
+        );
+    }
+}
+
+/// A FRAMER loss default declared on the struct: `loss(cutoff = 0.2, tau = 1.0, faw = false)`.
+pub(crate) struct LossDefault {
+    /// The schedule's key (`temperature` for `tau`, `adaptive_weight` for `faw`, ...).
+    pub key: &'static str,
+    /// The value.
+    pub value: LossValue,
+    /// Where the key is written.
+    pub span: Span,
+}
+
+/// The value of a loss default.
+pub(crate) enum LossValue {
+    /// `lambda`, `cutoff`, `radius`, `temperature`.
+    Number(f64),
+    /// `adaptive_weight`, `alignment_modulation`.
+    Flag(bool),
 }
 
 fn container_key(

@@ -105,11 +105,19 @@ pub(crate) fn framer_model_impl(model: &Model) -> TokenStream {
         });
     }
     let backend = backend_ident(model);
+    let loss_defaults = model.loss.iter().map(|d| {
+        let key = d.key;
+        match d.value {
+            crate::attr::LossValue::Number(x) => quote!(#p::LossDefault::Number(#key, #x)),
+            crate::attr::LossValue::Flag(b) => quote!(#p::LossDefault::Flag(#key, #b)),
+        }
+    });
     quote! {
         #[automatically_derived]
         impl #impl_generics #p::FramerModel<#backend> for #ident #ty_generics #where_clause {
             const READOUT: #p::ReadoutKind = #readout;
             const TAP_FIELDS: &'static [#p::TapField] = &[#(#tap_fields),*];
+            const LOSS_DEFAULTS: &'static [#p::LossDefault] = &[#(#loss_defaults),*];
 
             fn taps(&self) -> #p::Vec<#p::TapInfo> {
                 let mut taps = #p::Vec::new();

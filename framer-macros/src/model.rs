@@ -13,6 +13,8 @@ pub(crate) struct Model {
     pub backend_index: usize,
     /// How students are mapped to the teacher's space.
     pub readout: Readout,
+    /// The FRAMER loss defaults declared with `loss(..)`.
+    pub loss: Vec<crate::attr::LossDefault>,
     /// The annotated fields, in declaration order.
     pub fields: Vec<TapFieldSpec>,
 }

@@ -33,6 +33,7 @@ impl Input<'_> {
             generics: self.generics.clone(),
             backend_index: backend_index?,
             readout: self.readout?,
+            loss: self.loss,
             fields: specs,
         })
     }

@@ -483,6 +483,9 @@ pub struct CheckReport {
     pub taps: Vec<String>,
     /// The students `[framer] students` selects.
     pub students: Vec<String>,
+    /// Each resolved `[framer]` value and where it came from (schedule, the model's attribute, or
+    /// framer's default).
+    pub framer_values: Vec<crate::schedule::FramerValue>,
 }
 
 impl std::fmt::Display for CheckReport {
@@ -491,6 +494,10 @@ impl std::fmt::Display for CheckReport {
         writeln!(f, "# model: kind `{}`, resolved configuration:", self.kind)?;
         for line in self.model.lines() {
             writeln!(f, "#   {line}")?;
+        }
+        writeln!(f, "# FRAMER loss settings (outside phases) and where each comes from:")?;
+        for v in &self.framer_values {
+            writeln!(f, "#   {:<22} {:<12} ({})", v.key, v.value, v.source)?;
         }
         writeln!(f, "# student taps of the model: {}", self.taps.join(", "))?;
         if self.experiment.framer.enabled {
@@ -511,7 +518,8 @@ impl ConfigTask for CheckTask<'_> {
 
     fn run<C: ModelConfig>(self, config: C) -> Self::Output {
         use framer::FramerModel;
-        let exp = self.experiment;
+        let (applied, framer_values) = self.experiment.with_model_defaults(C::loss_defaults());
+        let exp = &applied;
         let model_error = |message: String| {
             let error = ScheduleError::new(format!("[model] does not fit this schedule: {message}"));
             match &exp.origin {
@@ -535,6 +543,7 @@ impl ConfigTask for CheckTask<'_> {
             model: toml::to_string(&config).unwrap_or_default(),
             taps,
             students,
+            framer_values,
         })
     }
 }

@@ -267,9 +267,10 @@ impl<B: AutodiffBackend> ConfigTask for Variant<'_, B> {
     type Output = Result<(RunSummary, Vec<Image>), EngineError>;
 
     fn run<C: ModelConfig>(self, config: C) -> Self::Output {
-        let model = build_framed::<B, C>(&config, self.experiment, self.device)?;
-        prepare_run_dir(self.out, self.experiment, &config)?;
-        train_and_super_resolve(self.experiment, model, self.out, self.pairs, self.strength, self.device)
+        let (experiment, _) = self.experiment.with_model_defaults(C::loss_defaults());
+        let model = build_framed::<B, C>(&config, &experiment, self.device)?;
+        prepare_run_dir(self.out, &experiment, &config)?;
+        train_and_super_resolve(&experiment, model, self.out, self.pairs, self.strength, self.device)
     }
 }
 

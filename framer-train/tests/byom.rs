@@ -19,7 +19,8 @@ use framer_train::schedule::LogFormat;
 use serde::{Deserialize, Serialize};
 
 /// A residual network with a refinement stage at half resolution: neither a U-Net nor a DiT.
-#[framer(heads = conv1x1)]
+/// It declares two FRAMER loss defaults of its own; a schedule's `[framer]` table overrides them.
+#[framer(heads = conv1x1, loss(tau = 0.5, faw = false))]
 #[derive(Module, Debug)]
 pub struct TwoScale<B: Backend> {
     stem: Conv2d<B>,
@@ -205,5 +206,38 @@ fn check_rejects_an_unknown_model_key_at_its_position() {
     assert!(text.contains("dpeth"), "{text}");
     let loc = err.location.as_ref().expect("a located error");
     assert_eq!(loc.line, 4, "{text}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn loss_defaults_come_from_the_attribute_unless_the_schedule_sets_them() {
+    let dir = temp_dir("defaults");
+    let path = dir.join("defaults.toml");
+    std::fs::write(&path, schedule(5)).unwrap();
+    let report = framer_train::cli::check_schedule::<TwoScaleConfig>(&path).unwrap();
+    let find = |key: &str| {
+        report
+            .framer_values
+            .iter()
+            .find(|v| v.key == key)
+            .map(|v| (v.value.clone(), v.source))
+            .unwrap()
+    };
+    use framer_train::schedule::ValueSource::{Attribute, Default, Schedule};
+    assert_eq!(find("temperature"), ("0.5".into(), Attribute));
+    assert_eq!(find("adaptive_weight"), ("false".into(), Attribute));
+    assert_eq!(find("lambda"), ("0.2".into(), Schedule));
+    assert_eq!(find("cutoff"), ("0.2".into(), Default));
+    assert_eq!(find("alignment_modulation"), ("true".into(), Default));
+    assert_eq!(report.experiment.framer.temperature, 0.5);
+    assert!(!report.experiment.framer.adaptive_weight);
+    let text = report.to_string();
+    assert!(text.contains("temperature            0.5          (attribute)"), "{text}");
+
+    // the schedule overrides the attribute
+    std::fs::write(&path, schedule(5).replace("lambda = 0.2", "lambda = 0.2\ntau_high = 2.0")).unwrap();
+    let report = framer_train::cli::check_schedule::<TwoScaleConfig>(&path).unwrap();
+    assert_eq!(report.experiment.framer.temperature, 2.0);
+    assert!(report.framer_values.iter().any(|v| v.key == "temperature" && v.source == Schedule));
     std::fs::remove_dir_all(&dir).unwrap();
 }

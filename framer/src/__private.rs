@@ -13,7 +13,7 @@ pub use std::vec::Vec;
 
 pub use crate::framed::FramerForward;
 pub use crate::taps::{
-    FramerModel, OUTPUT_TAP, ReadoutKind, TapElements, TapField, TapInfo, TapRole, TapTensor, Taps,
+    FramerModel, LossDefault, OUTPUT_TAP, ReadoutKind, TapElements, TapField, TapInfo, TapRole, TapTensor, Taps,
     tap_name,
 };
 

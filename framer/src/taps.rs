@@ -119,6 +119,9 @@ pub trait FramerModel<B: Backend> {
     const READOUT: ReadoutKind;
     /// The annotated fields, in declaration order.
     const TAP_FIELDS: &'static [TapField];
+    /// The FRAMER loss defaults declared on the struct with `#[framer(loss(..))]`, by the
+    /// schedule's key names; a schedule's `[framer]` table overrides them.
+    const LOSS_DEFAULTS: &'static [LossDefault] = &[];
 
     /// Every tap of this instance in declaration order (collections expanded with their current
     /// length), followed by the teacher.
@@ -151,6 +154,26 @@ pub trait FramerModel<B: Backend> {
         match Self::READOUT {
             ReadoutKind::Heads => FramerHeads::from_taps(sample, device).map(Some),
             _ => Ok(None),
+        }
+    }
+}
+
+/// A FRAMER loss default declared on a model: `#[framer(loss(cutoff = 0.2, tau = 1.0))]`, by the
+/// schedule's `[framer]` key names (`lambda`, `cutoff`, `radius`, `temperature`,
+/// `adaptive_weight`, `alignment_modulation`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum LossDefault {
+    /// A number: `lambda`, `cutoff`, `radius`, `temperature`.
+    Number(&'static str, f64),
+    /// A switch: `adaptive_weight` (FAW), `alignment_modulation` (FAM).
+    Flag(&'static str, bool),
+}
+
+impl LossDefault {
+    /// The schedule key it sets.
+    pub fn key(&self) -> &'static str {
+        match self {
+            Self::Number(k, _) | Self::Flag(k, _) => k,
         }
     }
 }
@@ -556,6 +579,41 @@ mod tests {
             .framer_input(randn([1, 3, 4, 4]), param, vec![1, 0])
             .unwrap();
         assert_eq!(input.students.len(), 2);
+    }
+
+    #[test]
+    fn students_are_selected_by_name_in_recording_order() {
+        let taps = sample_taps(&[[1, 3, 4, 4]; 4], [1, 3, 4, 4], true);
+        let picked = taps
+            .clone()
+            .retain_students(&["blocks.3".into(), "blocks.1".into()])
+            .unwrap();
+        assert_eq!(picked.names(), ["blocks.1", "blocks.3", "output"]);
+        let err = taps.retain_students(&["blocks.9".into()]).unwrap_err();
+        assert_eq!(
+            err,
+            TapsError::UnknownStudent {
+                name: "blocks.9".into(),
+                known: "blocks.0, blocks.1, blocks.2, blocks.3".into()
+            }
+        );
+    }
+
+    #[test]
+    fn students_shaped_unlike_the_teacher_suggest_a_readout() {
+        let taps = sample_taps(&[[1, 3, 4, 4], [1, 8, 2, 2]], [1, 3, 4, 4], true);
+        let param = Parameterization::RectifiedFlow { sigmas: Tensor::full([1], 0.5, &Default::default()) };
+        let err = taps.framer_input(randn([1, 3, 4, 4]), param, vec![1, 0]).unwrap_err();
+        assert_eq!(
+            err,
+            TapsError::StudentShape {
+                name: "blocks.1".into(),
+                got: [1, 8, 2, 2],
+                expected: [1, 3, 4, 4]
+            }
+        );
+        let message = err.to_string();
+        assert!(message.contains("heads = conv1x1") && message.contains("readout = method"), "{message}");
     }
 
     #[test]

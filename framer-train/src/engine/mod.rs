@@ -643,7 +643,8 @@ pub fn prepare_run_dir<C: ModelConfig>(
 }
 
 /// Runs the experiment a schedule describes end to end with the model of `config` (built by
-/// [`build_framed`]), the degraded photo crops of `[data]` / `[degradation]`, in `out_dir`
+/// [`build_framed`]; its `#[framer(loss(..))]` defaults apply where `[framer]` is silent), the
+/// degraded photo crops of `[data]` / `[degradation]`, in `out_dir`
 /// (resuming from a checkpoint there if `[checkpoint] resume` allows).
 ///
 /// The run folder receives `schedule.resolved.toml`, `model.toml` (the model's kind and resolved
@@ -655,6 +656,8 @@ pub fn run_experiment<B: AutodiffBackend, C: ModelConfig>(
     out_dir: impl AsRef<Path>,
     device: &B::Device,
 ) -> Result<RunSummary, EngineError> {
+    let (experiment, _) = experiment.with_model_defaults(C::loss_defaults());
+    let experiment = &experiment;
     let source = Box::new(DegradedPhotos::from_experiment(experiment)?);
     let model = build_framed::<B, C>(config, experiment, device)?;
     let out_dir = out_dir.as_ref();

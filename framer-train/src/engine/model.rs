@@ -90,4 +90,9 @@ pub trait ModelConfig: Serialize + DeserializeOwned + Clone + std::fmt::Debug + 
         let _ = (channels, crop_size);
         Ok(())
     }
+
+    /// The FRAMER loss defaults the model declares with `#[framer(loss(..))]`.
+    fn loss_defaults() -> &'static [framer::LossDefault] {
+        <Self::Model<burn::backend::Flex> as framer::FramerModel<burn::backend::Flex>>::LOSS_DEFAULTS
+    }
 }

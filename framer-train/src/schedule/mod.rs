@@ -19,7 +19,7 @@ pub use phase::{PhaseSection, Ramp, Segment, StepSchedule};
 pub use resolved::{
     CheckpointConfig, DataConfig, Experiment, FramerConfig, LoggingConfig, LrScheduleConfig,
     MaskConfig, ObjectiveConfig, OptimizerConfig, Phase, ScheduleOrigin, StepValues,
-    StudentPattern, Students, StudentsError, TrainConfig, glob_matches,
+    StudentPattern, Students, StudentsError, TrainConfig, FramerValue, ValueSource, glob_matches,
 };
 pub use sections::{
     BetaSchedule, CheckpointSection, DataSection, FramerSection, LogFormat,
