@@ -460,7 +460,7 @@ mod tests {
     ///   s² = 0.063333; s = 0.251661
     /// - d = b − a = [0.3, 0.1, 0.6]; mean 1/3 = 0.333333; deviations −1/30, −7/30, +8/30; the
     ///   same s_d = 0.251661; se = s_d/√3 = 0.145297; t_{0.975, 2} = 4.302653; half-width
-    ///   4.302653 × 0.145297 = 0.625160; interval [−0.291827, 0.958493]: contains 0, not
+    ///   4.302653 × 0.145297 = 0.625161; interval [−0.291828, 0.958494]: contains 0, not
     ///   significant.
     #[test]
     fn statistics_match_a_hand_computation() {
@@ -475,19 +475,19 @@ mod tests {
         let d = paired_difference(&a, &b).unwrap();
         assert!((d.diff.mean - 0.333_333).abs() < 1e-6, "{d:?}");
         assert!((d.diff.std - 0.251_661).abs() < 1e-6, "{d:?}");
-        assert!((d.half_width.unwrap() - 0.625_160).abs() < 1e-6, "{d:?}");
+        assert!((d.half_width.unwrap() - 0.625_161).abs() < 1e-6, "{d:?}");
         let (lo, hi) = d.interval().unwrap();
-        assert!((lo + 0.291_827).abs() < 1e-6 && (hi - 0.958_493).abs() < 1e-6, "{lo} {hi}");
+        assert!((lo + 0.291_828).abs() < 1e-6 && (hi - 0.958_494).abs() < 1e-6, "{lo} {hi}");
         assert_eq!(d.significant(), Some(false));
 
         // a consistent gain: d = [0.2, 0.3, 0.25, 0.25]; mean 0.25; deviations −0.05, +0.05,
         // 0, 0; s² = 0.005/3; s = 0.040825; se = 0.020412; t_{0.975, 3} = 3.182446;
-        // half-width 0.064960; interval [0.185040, 0.314960]: significant
+        // half-width 0.064961; interval [0.185039, 0.314961]: significant
         let a = [20.0, 21.0, 22.0, 23.0];
         let b = [20.2, 21.3, 22.25, 23.25];
         let d = paired_difference(&a, &b).unwrap();
         assert!((d.diff.mean - 0.25).abs() < 1e-9);
-        assert!((d.half_width.unwrap() - 0.064_960).abs() < 1e-6, "{d:?}");
+        assert!((d.half_width.unwrap() - 0.064_961).abs() < 1e-6, "{d:?}");
         assert_eq!(d.significant(), Some(true));
 
         // one seed: a difference but no interval; lengths must match

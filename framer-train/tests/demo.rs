@@ -47,7 +47,7 @@ fn main_job_writes_a_comparison_figures_and_usable_runs() {
     for entry in samples {
         let image = image::open(entry.unwrap().path()).unwrap();
         // five 64-px panels side by side with gaps, titles above and the zoomed detail below
-        assert!(image.width() >= 5 * 64 && image.height() >= 2 * 64, "{:?}", image.dimensions());
+        assert!(image.width() >= 5 * 64 && image.height() >= 2 * 64, "{}×{}", image.width(), image.height());
     }
 
     // `framer sr --run <out>/framer` on an LR photo of its own
