@@ -45,6 +45,10 @@ enum Command {
     /// The main job (the default): train a tiny backbone on the embedded photos without and with
     /// FRAMER (same seed and budget), super-resolve held-out photos, compare, write a report.
     Demo(DemoArgs),
+    /// N seeds × {baseline, +FRAMER} (and optionally the paper's ablations) on the main job's
+    /// budget: per-seed table, mean ± std, the paired difference with a 95 % t-interval, a
+    /// verdict, and plots.
+    Study(StudyArgs),
     /// Validate a schedule without training and print the resolved values.
     Check {
         /// The schedule file.
@@ -310,55 +314,139 @@ fn report(result: Result<(), String>) -> ExitCode {
     }
 }
 
+/// The settings shared by `demo` and `study` (defaults: [`crate::demo::DemoOptions::default`]).
 #[derive(Debug, Clone, clap::Args)]
-struct DemoArgs {
+struct BudgetArgs {
     /// Backbone: the MMDiT (the reference's FRAMER_D) or the U-Net (FRAMER_U).
     #[arg(long, value_enum, default_value_t = DemoBackboneArg::Dit)]
     backbone: DemoBackboneArg,
-    /// Training steps of each run (default: 150; `--long` makes it 2000).
+    /// What the runs learn: the one-step residual host, or the backbone's multi-step diffusion
+    /// objective sampled from the noised LR at `--strength`.
+    #[arg(long, value_enum, default_value_t = DemoObjectiveArg::OneStep)]
+    objective: DemoObjectiveArg,
+    /// The one-step host's fixed level σ in (0, 1].
+    #[arg(long, default_value_t = 1.0)]
+    sigma: f64,
+    /// Training steps of each run (default: 300; `--long` makes it 2000).
     #[arg(long)]
     steps: Option<u64>,
     /// A longer run (2000 steps each) for a clearer comparison.
     #[arg(long)]
     long: bool,
-    /// Batch size.
-    #[arg(long, default_value_t = 4)]
-    batch_size: usize,
-    /// Sampler steps at inference.
+    /// Batch size (default: 4).
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// HR training crop side in pixels, a multiple of 4 (default: 64).
+    #[arg(long)]
+    crop_size: Option<usize>,
+    /// Peak learning rate, cosine-decayed to a tenth (default: 1e-3).
+    #[arg(long)]
+    lr: Option<f64>,
+    /// Sampler steps at inference (`--objective diffusion`).
     #[arg(long, default_value_t = 20)]
     sample_steps: usize,
-    /// Seed of both runs and of the evaluation.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
-    /// Where sampling starts: 1 = pure noise, below 1 = the LR image noised to that level.
+    /// Where diffusion sampling starts: 1 = pure noise, below 1 = the LR image noised to that
+    /// level (`--objective diffusion`).
     #[arg(long, default_value_t = 0.4)]
     strength: f64,
-    /// The FRAMER weight λ of the second run.
+    /// The FRAMER weight λ.
     #[arg(long, default_value_t = 0.1)]
     lambda: f64,
-    /// Report folder.
-    #[arg(long, default_value = "report")]
-    out: PathBuf,
+    /// HR side of the held-out centre crops that are super-resolved and scored (default: 256).
+    #[arg(long)]
+    eval_size: Option<usize>,
+    /// Runs trained at the same time, one thread each (default: one per core, at most 2).
+    #[arg(long)]
+    jobs: Option<usize>,
     /// Where to train: the CPU (`flex`) or the first CUDA GPU (needs a build with `--features cuda`).
     #[arg(long, value_enum, default_value_t = Device::Cpu)]
     device: Device,
 }
 
-impl Default for DemoArgs {
+impl Default for BudgetArgs {
     fn default() -> Self {
         Self {
             backbone: DemoBackboneArg::Dit,
+            objective: DemoObjectiveArg::OneStep,
+            sigma: 1.0,
             steps: None,
             long: false,
-            batch_size: 4,
+            batch_size: None,
+            crop_size: None,
+            lr: None,
             sample_steps: 20,
-            seed: 0,
             strength: 0.4,
             lambda: 0.1,
-            out: PathBuf::from("report"),
+            eval_size: None,
+            jobs: None,
             device: Device::Cpu,
         }
     }
+}
+
+impl BudgetArgs {
+    fn options(&self, seed: u64, out: PathBuf) -> crate::demo::DemoOptions {
+        use crate::demo::{DemoBackbone, DemoObjective, DemoOptions};
+        let d = DemoOptions::default();
+        DemoOptions {
+            backbone: match self.backbone {
+                DemoBackboneArg::Dit => DemoBackbone::Dit,
+                DemoBackboneArg::Unet => DemoBackbone::Unet,
+            },
+            objective: match self.objective {
+                DemoObjectiveArg::OneStep => DemoObjective::OneStep { sigma: self.sigma },
+                DemoObjectiveArg::Diffusion => DemoObjective::Diffusion,
+            },
+            steps: self.steps.unwrap_or(if self.long { 2000 } else { d.steps }),
+            batch_size: self.batch_size.unwrap_or(d.batch_size),
+            crop_size: self.crop_size.unwrap_or(d.crop_size),
+            lr: self.lr.unwrap_or(d.lr),
+            sample_steps: self.sample_steps,
+            strength: self.strength,
+            seed,
+            lambda: self.lambda,
+            eval_size: self.eval_size.unwrap_or(d.eval_size),
+            jobs: self.jobs.unwrap_or(d.jobs),
+            out,
+        }
+    }
+}
+
+#[derive(Debug, Clone, clap::Args)]
+struct DemoArgs {
+    #[command(flatten)]
+    budget: BudgetArgs,
+    /// Seed of both runs and of the evaluation.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Report folder.
+    #[arg(long, default_value = "report")]
+    out: PathBuf,
+}
+
+impl Default for DemoArgs {
+    fn default() -> Self {
+        Self {
+            budget: BudgetArgs::default(),
+            seed: 0,
+            out: PathBuf::from("report"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, clap::Args)]
+struct StudyArgs {
+    #[command(flatten)]
+    budget: BudgetArgs,
+    /// Number of seeds (0, 1, …, N − 1): each trains every variant.
+    #[arg(long, default_value_t = 3)]
+    seeds: u64,
+    /// Also the paper's ablations: FRAMER without FAW, without FAM, and with the radial mask.
+    #[arg(long)]
+    ablations: bool,
+    /// Report folder.
+    #[arg(long, default_value = "study")]
+    out: PathBuf,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -367,24 +455,43 @@ enum DemoBackboneArg {
     Unet,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum DemoObjectiveArg {
+    OneStep,
+    Diffusion,
+}
+
+fn study(args: StudyArgs) -> Result<(), String> {
+    use burn::backend::{Autodiff, Flex};
+    use crate::study::{StudyOptions, run_study};
+    let options = StudyOptions {
+        base: args.budget.options(0, args.out.clone()),
+        seeds: args.seeds,
+        ablations: args.ablations,
+    };
+    match args.budget.device {
+        Device::Cpu => run_study::<Autodiff<Flex>>(&options, &Default::default()).map(|_| ()),
+        #[cfg(feature = "cuda")]
+        Device::Cuda => {
+            run_study::<Autodiff<burn::backend::Cuda>>(&options, &Default::default()).map(|_| ())
+        }
+        #[cfg(not(feature = "cuda"))]
+        Device::Cuda => {
+            return Err(
+                "this `framer` was built without the `cuda` feature; rebuild with \
+                        `cargo run --release --features cuda`"
+                    .to_string(),
+            );
+        }
+    }
+    .map_err(|e| e.to_string())
+}
+
 fn demo(args: DemoArgs) -> Result<(), String> {
     use burn::backend::{Autodiff, Flex};
-    use crate::demo::{DemoBackbone, DemoOptions, run_demo};
-    let options = DemoOptions {
-        backbone: match args.backbone {
-            DemoBackboneArg::Dit => DemoBackbone::Dit,
-            DemoBackboneArg::Unet => DemoBackbone::Unet,
-        },
-        steps: args.steps.unwrap_or(if args.long { 2000 } else { 150 }),
-        batch_size: args.batch_size,
-        sample_steps: args.sample_steps,
-        strength: args.strength,
-        seed: args.seed,
-        lambda: args.lambda,
-        out: args.out,
-        ..DemoOptions::default()
-    };
-    match args.device {
+    use crate::demo::run_demo;
+    let options = args.budget.options(args.seed, args.out.clone());
+    match args.budget.device {
         Device::Cpu => run_demo::<Autodiff<Flex>>(&options, &Default::default()).map(|_| ()),
         #[cfg(feature = "cuda")]
         Device::Cuda => {
@@ -611,6 +718,12 @@ where
                 .into(),
         )),
         Command::Demo(args) => report(demo(args)),
+        Command::Study(_) if !builtin => report(Err(
+            "`study` runs the main job's budget on the built-in backbones; this program trains \
+             its own model with `train SCHEDULE.toml`"
+                .into(),
+        )),
+        Command::Study(args) => report(study(args)),
         Command::Check { schedule } => match check_schedule::<R>(&schedule) {
             Ok(report) => {
                 println!("# {}: valid", schedule.display());

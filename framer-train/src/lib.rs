@@ -48,8 +48,10 @@ pub mod cli;
 pub mod commands;
 pub mod demo;
 pub mod engine;
+pub mod figure;
 pub mod registry;
 pub mod schedule;
+pub mod study;
 
 pub use engine::{EngineError, ModelConfig, RunSummary, SrModel, Trainer, run_experiment, run_experiment_with};
 pub use registry::{Builtin, ConfigTask, ModelRegistry};

@@ -1,18 +1,24 @@
-//! The main job end to end on a tiny budget: both runs train, the held-out photos are
-//! super-resolved by both, and the report holds the comparison and the side-by-side samples.
+//! The main job end to end on a tiny budget: both runs train (side by side, two threads), the
+//! held-out crops are super-resolved by both, the report holds the comparison and the labelled
+//! figures, and the run folders are real runs: `framer sr --run` and `framer analyze --run` work
+//! on them.
 
 use burn::backend::{Autodiff, Flex};
-use framer_train::demo::{DemoBackbone, DemoOptions, run_demo};
+use framer_data::Image;
+use framer_train::Builtin;
+use framer_train::demo::{DemoBackbone, DemoObjective, DemoOptions, run_demo};
 
 #[test]
-fn main_job_writes_a_comparison_and_side_by_side_samples() {
+fn main_job_writes_a_comparison_figures_and_usable_runs() {
     let out = std::env::temp_dir().join(format!("framer-demo-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out);
     let options = DemoOptions {
         backbone: DemoBackbone::Dit,
+        objective: DemoObjective::OneStep { sigma: 1.0 },
         steps: 2,
         batch_size: 1,
-        sample_steps: 2,
+        eval_size: 64,
+        jobs: 2,
         out: out.clone(),
         ..DemoOptions::default()
     };
@@ -24,6 +30,7 @@ fn main_job_writes_a_comparison_and_side_by_side_samples() {
     let names: Vec<&str> = report.scores.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(names, ["baseline", "+FRAMER", "bicubic"]);
     for scores in &report.scores {
+        assert_eq!(scores.per_image.len(), 3, "three held-out photos");
         for (metric, value) in &scores.means {
             assert!(value.is_finite(), "{} {metric:?} = {value}", scores.name);
         }
@@ -36,11 +43,48 @@ fn main_job_writes_a_comparison_and_side_by_side_samples() {
     assert!(out.join("comparison.csv").is_file());
     assert!(out.join("loss.png").is_file());
     let samples: Vec<_> = std::fs::read_dir(out.join("samples")).unwrap().collect();
-    assert_eq!(samples.len(), 3, "one side-by-side image per held-out photo");
+    assert_eq!(samples.len(), 3, "one figure per held-out photo");
     for entry in samples {
         let image = image::open(entry.unwrap().path()).unwrap();
-        // LR upsampled | baseline | +FRAMER | HR, each a 64² crop
-        assert_eq!((image.width(), image.height()), (4 * 64, 64));
+        // five 64-px panels side by side with gaps, titles above and the zoomed detail below
+        assert!(image.width() >= 5 * 64 && image.height() >= 2 * 64, "{}×{}", image.width(), image.height());
     }
+
+    // `framer sr --run <out>/framer` on an LR photo of its own
+    let photo = &framer_data::embedded::held_out().unwrap()[0].image;
+    let lr: Image = photo.crop(0, 0, 20, 24).unwrap();
+    let lr_path = out.join("lr.png");
+    lr.save_png(&lr_path).unwrap();
+    let sr_path = out.join("sr.png");
+    let run = out.join("framer");
+    let code = framer_train::cli::main_from::<Builtin, _, _>([
+        "framer".as_ref(),
+        "sr".as_ref(),
+        "--run".as_ref(),
+        run.as_os_str(),
+        lr_path.as_os_str(),
+        sr_path.as_os_str(),
+    ]);
+    assert_eq!(code, std::process::ExitCode::SUCCESS);
+    let sr = image::open(&sr_path).unwrap();
+    assert_eq!((sr.width(), sr.height()), (80, 96), "×4 of the 20×24 LR photo");
+
+    // `framer analyze --run <out>/framer` on a folder holding that LR photo
+    let images = out.join("lr_images");
+    std::fs::create_dir_all(&images).unwrap();
+    std::fs::copy(&lr_path, images.join("lr.png")).unwrap();
+    let analysis = out.join("analysis");
+    let code = framer_train::cli::main_from::<Builtin, _, _>([
+        "framer".as_ref(),
+        "analyze".as_ref(),
+        "--run".as_ref(),
+        run.as_os_str(),
+        "--images".as_ref(),
+        images.as_os_str(),
+        "--out".as_ref(),
+        analysis.as_os_str(),
+    ]);
+    assert_eq!(code, std::process::ExitCode::SUCCESS);
+    assert!(std::fs::read_dir(&analysis).unwrap().count() > 0);
     std::fs::remove_dir_all(&out).unwrap();
 }

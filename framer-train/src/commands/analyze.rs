@@ -180,7 +180,7 @@ pub fn clean_estimate<B: Backend>(
     level: f64,
 ) -> Tensor<B, 4> {
     match objective {
-        Objective::RectifiedFlow { .. } => x_t - prediction.mul_scalar(level),
+        Objective::RectifiedFlow { .. } | Objective::OneStep { .. } => x_t - prediction.mul_scalar(level),
         Objective::Ddpm {
             v_prediction,
             alphas_cumprod,

@@ -393,7 +393,7 @@ where
         let levels = self
             .objective
             .draw_levels(shape[0], &mut step_rng(exp.train.seed, step, Stream::Time));
-        let (x_t, target) = self.objective.noisy_and_target(x0, noise, &levels);
+        let (x_t, target) = self.objective.noisy_and_target(x0, noise, condition.clone(), &levels);
         let timesteps = Tensor::<B, 1>::from_data(
             TensorData::new(levels.timesteps.clone(), [shape[0]]),
             &self.device,

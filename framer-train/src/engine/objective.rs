@@ -1,5 +1,6 @@
 //! Diffusion training objectives: rectified flow with logit-normal σ sampling (SD3, the FRAMER
-//! reference) and DDPM ε- / v-prediction.
+//! reference), DDPM ε- / v-prediction, and a one-step host with a residual target (OSEDiff /
+//! PiSA-SR style).
 
 use burn::tensor::{Tensor, TensorData, backend::Backend};
 use rand::Rng;
@@ -26,6 +27,13 @@ pub enum Objective {
         /// ᾱ_t for `t = 0 .. T`.
         alphas_cumprod: Vec<f64>,
     },
+    /// One-step host: the network input is the upsampled LR image itself at the fixed level
+    /// `sigma` (no noise), the prediction `v̂` gives `x̂0 = x_t − σ·v̂` (so with σ = 1 the network
+    /// predicts the residual `LR↑ − HR`), regressed onto the HR image; sampled in one step.
+    OneStep {
+        /// The fixed level σ, in (0, 1].
+        sigma: f64,
+    },
 }
 
 /// The per-sample noise levels of one step.
@@ -34,7 +42,7 @@ pub struct NoiseLevels {
     /// What the network is conditioned on, in `[0, 1]`: σ (flow) or `t / T` (DDPM step `t` of
     /// `T`), the convention of `framer-backbones` (each model scales it by 1000 itself).
     pub timesteps: Vec<f32>,
-    /// σ (flow) or ᾱ_t (DDPM) per sample.
+    /// σ (flow, one-step) or ᾱ_t (DDPM) per sample.
     pub levels: Vec<f32>,
 }
 
@@ -74,6 +82,9 @@ impl Objective {
                 logit_mean: config.logit_mean,
                 logit_std: config.logit_std,
             },
+            ObjectiveKind::OneStep => Self::OneStep {
+                sigma: config.one_step_sigma,
+            },
             kind => Self::Ddpm {
                 v_prediction: kind == ObjectiveKind::VPrediction,
                 alphas_cumprod: alphas_cumprod(
@@ -108,6 +119,10 @@ impl Objective {
                     levels: sigmas,
                 }
             }
+            Self::OneStep { sigma } => NoiseLevels {
+                timesteps: vec![*sigma as f32; batch],
+                levels: vec![*sigma as f32; batch],
+            },
             Self::Ddpm { alphas_cumprod, .. } => {
                 let ts: Vec<usize> = (0..batch)
                     .map(|_| rng.random_range(0..alphas_cumprod.len()))
@@ -123,14 +138,18 @@ impl Objective {
         }
     }
 
-    /// The noisy input `x_t` and the regression target of the network.
+    /// The noisy input `x_t` and the regression target of the network. `condition` is the
+    /// upsampled LR image: the one-step host's input (the diffusion objectives ignore it and
+    /// `noise`'s role there).
     ///
     /// # Shapes
-    /// `x0`, `noise`: `[batch, channels, height, width]`; returns two tensors of that shape.
+    /// `x0`, `noise`, `condition`: `[batch, channels, height, width]`; returns two tensors of
+    /// that shape.
     pub fn noisy_and_target<B: Backend>(
         &self,
         x0: Tensor<B, 4>,
         noise: Tensor<B, 4>,
+        condition: Tensor<B, 4>,
         levels: &NoiseLevels,
     ) -> (Tensor<B, 4>, Tensor<B, 4>) {
         let device = x0.device();
@@ -145,6 +164,7 @@ impl Objective {
                 let x_t = x0.clone() * one_minus + noise.clone() * s;
                 (x_t, x0)
             }
+            Self::OneStep { .. } => (condition, x0),
             Self::Ddpm { v_prediction, .. } => {
                 let a = per_sample(levels.levels.iter().map(|a| a.sqrt()).collect());
                 let b = per_sample(levels.levels.iter().map(|a| (1.0 - a).sqrt()).collect());
@@ -162,8 +182,9 @@ impl Objective {
     /// The base loss `[1]`.
     ///
     /// Rectified flow follows the reference (`precondition_outputs = 1`, uniform weighting): the
-    /// prediction is turned into `x̂0 = x_t − σ·v̂` and regressed onto `x0` (`target`). DDPM
-    /// regresses the raw prediction onto ε or v. Both are means over every element.
+    /// prediction is turned into `x̂0 = x_t − σ·v̂` and regressed onto `x0` (`target`); the
+    /// one-step host does the same at its fixed σ. DDPM regresses the raw prediction onto ε or v.
+    /// All are means over every element.
     pub fn loss<B: Backend>(
         &self,
         prediction: Tensor<B, 4>,
@@ -172,7 +193,7 @@ impl Objective {
         levels: &NoiseLevels,
     ) -> Tensor<B, 1> {
         let estimate = match self {
-            Self::RectifiedFlow { .. } => {
+            Self::RectifiedFlow { .. } | Self::OneStep { .. } => {
                 let n = levels.levels.len();
                 let s = Tensor::<B, 1>::from_data(
                     TensorData::new(levels.levels.clone(), [n]),
@@ -187,7 +208,8 @@ impl Objective {
     }
 
     /// How FRAMER maps this objective's predictions to clean estimates, with the levels of
-    /// `levels` (σ or ᾱ per sample) as a `[batch]` tensor on `device`.
+    /// `levels` (σ or ᾱ per sample) as a `[batch]` tensor on `device` (the one-step host through
+    /// the rectified-flow form at its σ: `x̂0 = x_t − σ·v̂`).
     pub fn parameterization<B: Backend>(
         &self,
         levels: &NoiseLevels,
@@ -198,7 +220,7 @@ impl Objective {
             device,
         );
         match self {
-            Self::RectifiedFlow { .. } => {
+            Self::RectifiedFlow { .. } | Self::OneStep { .. } => {
                 framer::Parameterization::RectifiedFlow { sigmas: values }
             }
             Self::Ddpm {
@@ -277,7 +299,7 @@ mod tests {
             logit_mean: 0.0,
             logit_std: 1.0,
         };
-        let (x_t, target) = flow.noisy_and_target(x0.clone(), eps.clone(), &levels);
+        let (x_t, target) = flow.noisy_and_target(x0.clone(), eps.clone(), eps.clone(), &levels);
         // x_t of sample 0, first pixel: 0.7·0.5 + 0.3·0.1 = 0.38
         let xt: Vec<f32> = x_t.clone().into_data().to_vec().unwrap();
         assert!((xt[0] - 0.38).abs() < 1e-6);
@@ -302,7 +324,7 @@ mod tests {
                 v_prediction,
                 alphas_cumprod: vec![],
             };
-            let (x_t, target) = ddpm.noisy_and_target(x0.clone(), eps.clone(), &levels);
+            let (x_t, target) = ddpm.noisy_and_target(x0.clone(), eps.clone(), eps.clone(), &levels);
             let loss: f32 = ddpm
                 .loss(target.clone(), x_t.clone(), target.clone(), &levels)
                 .into_scalar();
@@ -319,12 +341,51 @@ mod tests {
             timesteps: vec![0.5, 0.5],
             levels: vec![0.5, 0.5],
         };
-        let (x_t, target) = flow.noisy_and_target(x0.clone(), eps.clone(), &levels);
+        let (x_t, target) = flow.noisy_and_target(x0.clone(), eps.clone(), eps.clone(), &levels);
         let loss: f32 = flow
             .loss(x0.clone().zeros_like(), x_t, target, &levels)
             .into_scalar();
         // x_t − x0 = 0.5·(ε − x0) = 0.5·[-0.4, 0.95, -1.3, 2.0] → mean of squares = 0.25·(0.16 + 0.9025 + 1.69 + 4)/4
         let expected = 0.25 * (0.16 + 0.9025 + 1.69 + 4.0) / 4.0;
         assert!((loss - expected).abs() < 1e-6, "{loss} vs {expected}");
+    }
+
+    /// The one-step host: its input is the condition, a zero prediction gives back the condition
+    /// (bicubic), and with σ = 1 the exact prediction is the residual `LR↑ − HR`.
+    #[test]
+    fn one_step_host_predicts_the_residual() {
+        let device = Default::default();
+        let hr = Tensor::<B, 4>::from_data(
+            TensorData::new(vec![0.5f32, -0.25, 1.0, 0.0], [2, 1, 1, 2]),
+            &device,
+        );
+        let lr_up = Tensor::<B, 4>::from_data(
+            TensorData::new(vec![0.25f32, 0.0, 0.5, 0.5], [2, 1, 1, 2]),
+            &device,
+        );
+        let noise = Tensor::<B, 4>::ones([2, 1, 1, 2], &device);
+        let obj = Objective::OneStep { sigma: 1.0 };
+        let levels = obj.draw_levels(2, &mut step_rng(0, 0, Stream::Time));
+        assert_eq!(levels.levels, [1.0, 1.0]);
+        let (x_t, target) = obj.noisy_and_target(hr.clone(), noise, lr_up.clone(), &levels);
+        let same: f32 = (x_t.clone() - lr_up.clone()).abs().max().into_scalar();
+        assert_eq!(same, 0.0, "the input is the condition, without noise");
+        // v̂ = 0 → x̂0 = LR↑: loss = mean((LR↑ − HR)²) = (0.0625 + 0.0625 + 0.25 + 0.25)/4
+        let loss: f32 = obj
+            .loss(hr.zeros_like(), x_t.clone(), target.clone(), &levels)
+            .into_scalar();
+        assert!((loss - 0.15625).abs() < 1e-6, "{loss}");
+        // v̂ = LR↑ − HR → x̂0 = HR exactly, and FRAMER's clean estimate agrees
+        let residual = lr_up - hr.clone();
+        let loss: f32 = obj
+            .loss(residual.clone(), x_t.clone(), target, &levels)
+            .into_scalar();
+        assert!(loss.abs() < 1e-12);
+        let back = obj
+            .parameterization::<B>(&levels, &Default::default())
+            .clean_estimate(residual, x_t)
+            .unwrap();
+        let diff: f32 = (back - hr).abs().max().into_scalar();
+        assert!(diff < 1e-6);
     }
 }

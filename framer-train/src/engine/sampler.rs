@@ -1,4 +1,5 @@
-//! Samplers for inference: Euler for flow matching, DDIM (η = 0) for ε- and v-prediction.
+//! Samplers for inference: Euler for flow matching, DDIM (η = 0) for ε- and v-prediction, one
+//! network evaluation for the one-step host.
 
 use burn::tensor::{Tensor, TensorData, backend::Backend};
 
@@ -12,6 +13,8 @@ use super::objective::Objective;
 /// - Rectified flow: Euler on `σ_i = 1 − i/steps`: `x ← x + (σ_{i+1} − σ_i)·v̂`.
 /// - DDPM: DDIM with η = 0 on the evenly spaced steps `t_i = ⌊i·T/steps⌋`, descending; the final
 ///   step goes to ᾱ = 1 (diffusers' `set_alpha_to_one`).
+/// - One-step host: it starts from the upsampled LR image, not from noise; use [`sample_from`].
+///   Given noise alone it returns `noise − σ·v̂(noise)`.
 ///
 /// # Shapes
 /// `noise`: `[batch, channels, height, width]`; returns the same shape.
@@ -24,6 +27,7 @@ pub fn sample<B: Backend>(
     let steps = steps.max(1);
     match objective {
         Objective::RectifiedFlow { .. } => euler(noise, 1.0, steps, predict),
+        Objective::OneStep { sigma } => one_step(noise, *sigma, predict),
         Objective::Ddpm { v_prediction, alphas_cumprod } => {
             let total = alphas_cumprod.len();
             let ts: Vec<usize> =
@@ -39,6 +43,8 @@ pub fn sample<B: Backend>(
 ///
 /// - Rectified flow: `x = (1 − s)·start + s·noise`, then Euler from σ = s to 0.
 /// - DDPM: `x = √ᾱ_{t₀}·start + √(1 − ᾱ_{t₀})·noise` with `t₀ ≈ s·T`, then DDIM from `t₀`.
+/// - One-step host: one evaluation at its own σ on `start` itself, `start − σ·v̂`; `noise`,
+///   `strength` and `steps` are not used.
 ///
 /// # Shapes
 /// `start` and `noise`: `[batch, channels, height, width]`; returns the same shape.
@@ -50,6 +56,9 @@ pub fn sample_from<B: Backend>(
     steps: usize,
     predict: impl FnMut(Tensor<B, 4>, Tensor<B, 1>) -> Tensor<B, 4>,
 ) -> Tensor<B, 4> {
+    if let Objective::OneStep { sigma } = objective {
+        return one_step(start, *sigma, predict);
+    }
     let strength = strength.clamp(1e-3, 1.0);
     if strength >= 1.0 {
         return sample(objective, noise, steps, predict);
@@ -60,6 +69,7 @@ pub fn sample_from<B: Backend>(
             let x = start.mul_scalar(1.0 - strength) + noise.mul_scalar(strength);
             euler(x, strength, steps, predict)
         }
+        Objective::OneStep { sigma } => one_step(start, *sigma, predict),
         Objective::Ddpm { v_prediction, alphas_cumprod } => {
             let total = alphas_cumprod.len();
             let span = ((strength * total as f64) as usize).clamp(1, total);
@@ -70,6 +80,16 @@ pub fn sample_from<B: Backend>(
             ddim(x, &ts, alphas_cumprod, *v_prediction, predict)
         }
     }
+}
+
+/// The one-step host: `x̂0 = x − σ·v̂(x, σ)`.
+fn one_step<B: Backend>(
+    x: Tensor<B, 4>,
+    sigma: f64,
+    mut predict: impl FnMut(Tensor<B, 4>, Tensor<B, 1>) -> Tensor<B, 4>,
+) -> Tensor<B, 4> {
+    let v = predict(x.clone(), times(sigma, &x));
+    x - v.mul_scalar(sigma)
 }
 
 /// `[batch]` copies of `t`.
@@ -236,5 +256,25 @@ mod tests {
             x.zeros_like()
         });
         assert_eq!(seen, [0.75, 0.5, 0.25, 0.0]);
+    }
+
+    /// The one-step host evaluates the network once, at its σ, on the start image itself (no
+    /// noise), whatever the strength and step count; the exact residual gives the target back.
+    #[test]
+    fn one_step_host_runs_once_on_the_start() {
+        let device = Default::default();
+        let hr = Tensor::<B, 4>::random([2, 3, 4, 4], Distribution::Uniform(-1.0, 1.0), &device);
+        let lr_up = Tensor::<B, 4>::random([2, 3, 4, 4], Distribution::Uniform(-1.0, 1.0), &device);
+        let noise = Tensor::<B, 4>::random([2, 3, 4, 4], Distribution::Normal(0.0, 1.0), &device);
+        let host = Objective::OneStep { sigma: 0.5 };
+        let mut calls = Vec::new();
+        let out = sample_from(&host, lr_up.clone(), noise, 0.3, 20, |x, t| {
+            let seen: f32 = (x.clone() - lr_up.clone()).abs().max().into_scalar();
+            calls.push((seen, t.slice(0..1).into_scalar()));
+            (x - hr.clone()).div_scalar(0.5)
+        });
+        assert_eq!(calls, [(0.0, 0.5)]);
+        let err: f32 = (out - hr).abs().max().into_scalar();
+        assert!(err < 1e-5, "{err}");
     }
 }

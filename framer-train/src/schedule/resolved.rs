@@ -57,6 +57,8 @@ pub struct ObjectiveConfig {
     pub beta_end: f64,
     /// Sampler steps at inference.
     pub sample_steps: usize,
+    /// The fixed level σ of the one-step host (`kind = "one_step"`).
+    pub one_step_sigma: f64,
 }
 
 /// The band mask, with its parameter.

@@ -96,6 +96,11 @@ pub enum ObjectiveKind {
     /// DDPM v-prediction.
     #[serde(alias = "v")]
     VPrediction,
+    /// A one-step host (OSEDiff / PiSA-SR style) with a residual target: the network sees the
+    /// upsampled LR image itself as `x_t` at the fixed level `one_step_sigma` (no noise) and its
+    /// prediction `v̂` gives `x̂0 = x_t − σ·v̂`; sampled in one step.
+    #[serde(alias = "one-step")]
+    OneStep,
 }
 
 /// How σ is drawn for rectified flow (the reference's `--weighting_scheme`).
@@ -122,7 +127,7 @@ pub enum BetaSchedule {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ObjectiveSection {
-    /// `"rectified_flow"`, `"epsilon"` or `"v_prediction"`.
+    /// `"rectified_flow"`, `"epsilon"`, `"v_prediction"` or `"one_step"`.
     #[serde(alias = "prediction_type")]
     pub kind: ObjectiveKind,
     /// σ sampling of rectified flow.
@@ -143,6 +148,8 @@ pub struct ObjectiveSection {
     /// Number of sampler steps at inference (Euler for flow, DDIM for ε/v).
     #[serde(alias = "num_inference_steps")]
     pub sample_steps: Spanned<i64>,
+    /// The fixed level σ of `kind = "one_step"`, in (0, 1].
+    pub one_step_sigma: Spanned<f64>,
 }
 
 impl Default for ObjectiveSection {
@@ -157,6 +164,7 @@ impl Default for ObjectiveSection {
             beta_start: unspanned(0.00085),
             beta_end: unspanned(0.012),
             sample_steps: unspanned(40),
+            one_step_sigma: unspanned(1.0),
         }
     }
 }

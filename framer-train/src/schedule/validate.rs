@@ -143,8 +143,10 @@ pub(crate) fn resolve(file: ScheduleFile, ctx: &Ctx<'_>) -> Result<Experiment> {
         progress: l.progress,
     };
     let phases = phases(&file.schedule.phase, &train, ctx)?;
-    if file.objective.kind != ObjectiveKind::RectifiedFlow
-        && objective.sample_steps > objective.num_train_timesteps
+    if !matches!(
+        file.objective.kind,
+        ObjectiveKind::RectifiedFlow | ObjectiveKind::OneStep
+    ) && objective.sample_steps > objective.num_train_timesteps
     {
         {
             let v = &file.objective.sample_steps;
@@ -324,6 +326,18 @@ fn objective(o: &ObjectiveSection, ctx: &Ctx<'_>) -> Result<ObjectiveConfig> {
         beta_start,
         beta_end,
         sample_steps: ctx.count("objective.sample_steps", &o.sample_steps, 1)? as usize,
+        one_step_sigma: {
+            let key = "objective.one_step_sigma";
+            let sigma = ctx.positive(key, &o.one_step_sigma)?;
+            if sigma > 1.0 {
+                return Err(ctx.err(
+                    o.one_step_sigma.span(),
+                    key,
+                    format!("expected `{key}` in (0, 1], got {sigma}"),
+                ));
+            }
+            sigma
+        },
     })
 }
 
