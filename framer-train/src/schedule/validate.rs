@@ -279,7 +279,9 @@ fn experiment_name(v: &Spanned<String>, ctx: &Ctx<'_>) -> Result<String> {
                 "name",
                 format!("`name` = {name:?} {why}; it names the run folder `runs/<name>`"),
             )
-            .with_help("use a plain name such as \"dit-tiny-framer\" (letters, digits, `-`, `_`, `.`)")),
+            .with_help(
+                "use a plain name such as \"dit-tiny-framer\" (letters, digits, `-`, `_`, `.`)",
+            )),
         None => Ok(name.clone()),
     }
 }
