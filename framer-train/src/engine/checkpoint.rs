@@ -246,10 +246,13 @@ pub fn save(
         let old = dir.join(format!(".{name}.old"));
         let _ = fs::remove_dir_all(&old);
         fs::rename(&target, &old).map_err(|e| io_err(&target, e))?;
+        fault::point("checkpoint.replace");
         fs::rename(&tmp, &target).map_err(|e| io_err(&target, e))?;
         let _ = fs::remove_dir_all(&old);
     } else {
         fs::rename(&tmp, &target).map_err(|e| io_err(&target, e))?;
+        // left by a crash while this step was being replaced
+        let _ = fs::remove_dir_all(dir.join(format!(".{name}.old")));
     }
     sync_dir(dir);
     fault::point("checkpoint.latest");
@@ -264,20 +267,34 @@ pub fn save(
     Ok(target)
 }
 
-/// Complete checkpoints in `dir` (those with a `state.json`), sorted by step.
+/// Complete checkpoints in `dir` (those with a `state.json`), sorted by step. A checkpoint being
+/// replaced by a new save of the same step sits for a moment under `.step-NNNNNNNN.old`; a crash
+/// at that moment leaves it there, and it is listed as long as its step has no other folder.
 pub fn list(dir: &Path) -> Result<Vec<(u64, PathBuf)>, EngineError> {
     let Ok(entries) = fs::read_dir(dir) else {
         return Ok(Vec::new());
     };
     let mut out = Vec::new();
+    let mut replaced = Vec::new();
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
-        if let Some(step) = name
-            .strip_prefix("step-")
-            .and_then(|s| s.parse::<u64>().ok())
-            && e.path().join("state.json").is_file()
-        {
+        let step = |s: &str| s.strip_prefix("step-").and_then(|s| s.parse::<u64>().ok());
+        if !e.path().join("state.json").is_file() {
+            continue;
+        }
+        if let Some(step) = step(&name) {
             out.push((step, e.path()));
+        } else if let Some(step) = name
+            .strip_prefix('.')
+            .and_then(|n| n.strip_suffix(".old"))
+            .and_then(step)
+        {
+            replaced.push((step, e.path()));
+        }
+    }
+    for (step, path) in replaced {
+        if !out.iter().any(|(s, _)| *s == step) {
+            out.push((step, path));
         }
     }
     out.sort();
