@@ -290,3 +290,102 @@ fn train_and_sr_pass_over_a_damaged_newest_checkpoint() {
         "{stderr}"
     );
 }
+
+#[test]
+fn sr_checks_its_arguments_and_never_writes_over_its_inputs() {
+    let dir = Dir::new("sr");
+    let schedule = dir.schedule("run", &TINY.replace("steps = 8", "steps = 2"));
+    let run = dir.0.join("run");
+    let o = train(&schedule, &run, None);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let lr_dir = dir.0.join("lr");
+    fs::create_dir_all(&lr_dir).unwrap();
+    let lr = lr_dir.join("a.png");
+    image::RgbImage::from_fn(8, 8, |x, y| {
+        image::Rgb([(x * 30) as u8, (y * 30) as u8, 90])
+    })
+    .save(&lr)
+    .unwrap();
+    let lr_bytes = fs::read(&lr).unwrap();
+    let sr = |input: &Path, output: &Path, extra: &[&str]| {
+        let mut args: Vec<&Path> = vec![Path::new("sr"), Path::new("--run"), &run, input, output];
+        args.extend(extra.iter().map(Path::new));
+        if !extra.contains(&"--steps") {
+            args.extend([Path::new("--steps"), Path::new("2")]);
+        }
+        framer(&args, None)
+    };
+    let refused = |o: Output, says: &str| {
+        let stderr = text(&o.stderr);
+        assert!(!o.status.success(), "accepted; expected {says}");
+        assert!(stderr.contains(says), "expected {says}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    };
+    let out = dir.0.join("out");
+    for (extra, says) in [
+        (
+            &["--tile", "3"][..],
+            "--tile 3: the model cannot take 3×3 tiles",
+        ),
+        (&["--tile", "30"], "--tile 30: the model cannot take"),
+        (&["--tile", "100000"], "--tile 100000 is larger than needed"),
+        (
+            &["--overlap", "16"],
+            "--overlap 16 must be smaller than the tile side (16)",
+        ),
+        (
+            &["--strength", "-1"],
+            "--strength -1: expected a number in (0, 1]",
+        ),
+        (&["--strength", "0"], "--strength 0:"),
+        (&["--strength", "2"], "--strength 2:"),
+        (&["--strength", "NaN"], "--strength NaN:"),
+        (&["--steps", "0"], "--steps 0"),
+    ] {
+        refused(sr(&lr, &out, extra), says);
+    }
+    assert!(!out.exists(), "nothing was written");
+    // never over an input
+    refused(sr(&lr, &lr, &[]), "would be written over the input");
+    refused(sr(&lr_dir, &lr_dir, &[]), "is the input folder");
+    refused(sr(&lr, &lr_dir, &[]), "would be written over the input");
+    assert_eq!(fs::read(&lr).unwrap(), lr_bytes);
+    // an output named like an image is that image, in its format
+    let jpg = dir.0.join("x.jpg");
+    let o = sr(&lr, &jpg, &[]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(jpg.is_file());
+    // a folder with a bad image: the others are written, the failure and the outputs named
+    fs::write(lr_dir.join("b.png"), b"not a png").unwrap();
+    image::RgbImage::from_pixel(6, 6, image::Rgb([10, 200, 30]))
+        .save(lr_dir.join("c.png"))
+        .unwrap();
+    let o = sr(&lr_dir, &out, &[]);
+    let stderr = text(&o.stderr);
+    assert!(!o.status.success());
+    assert!(
+        stderr.contains("1 of 3 images failed")
+            && stderr.contains("b.png")
+            && stderr.contains(&out.join("a.png").display().to_string())
+            && stderr.contains(&out.join("c.png").display().to_string()),
+        "{stderr}"
+    );
+    assert!(out.join("a.png").is_file() && out.join("c.png").is_file());
+}
+
+#[test]
+fn eval_names_the_images_too_small_for_niqe() {
+    let dir = Dir::new("eval-small");
+    let sr_dir = dir.0.join("sr");
+    fs::create_dir_all(&sr_dir).unwrap();
+    image::RgbImage::from_pixel(64, 64, image::Rgb([90, 120, 200]))
+        .save(sr_dir.join("small.png"))
+        .unwrap();
+    let o = framer(&[Path::new("eval"), &sr_dir], None);
+    let stderr = text(&o.stderr);
+    assert!(!o.status.success());
+    assert!(
+        stderr.contains("small.png (64x64)") && stderr.contains("--metrics psnr_y,ssim_y"),
+        "{stderr}"
+    );
+}
