@@ -207,15 +207,18 @@ fn host<B: Backend>(x: Tensor<B, 1>) -> Result<Vec<f32>> {
 ///
 /// ```
 /// use burn::backend::Flex;
-/// use burn::tensor::{Distribution, Tensor};
+/// use burn::tensor::{Tensor, TensorData};
 /// use framer_eval::analyze::{SpectralAnalyzer, SpectralConfig};
 ///
 /// let device = Default::default();
 /// let mut analyzer = SpectralAnalyzer::new(SpectralConfig::default());
 /// for (step, t) in [(0, 1.0), (1, 0.5)] {
 ///     // the caller's model: clean estimates of two student layers and the final layer
-///     let x = || Tensor::<Flex, 4>::random([1, 3, 8, 8], Distribution::Default, &device);
-///     analyzer.add(step, t, x(), &[x(), x()])?;
+///     let x = |k: usize| {
+///         let v: Vec<f32> = (0..192).map(|i| ((i * 37 + k * 11) % 101) as f32 / 101.0).collect();
+///         Tensor::<Flex, 4>::from_data(TensorData::new(v, [1, 3, 8, 8]), &device)
+///     };
+///     analyzer.add(step, t, x(0), &[x(1), x(2)])?;
 /// }
 /// let analysis = analyzer.finish()?;
 /// assert_eq!(analysis.layers, ["layer 0", "layer 1", "final"]);

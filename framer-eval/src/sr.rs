@@ -1,6 +1,11 @@
 //! The `sr` pipeline, independent of the model: bicubic-upsample the LR image to the SR size,
 //! run the caller's sampler on overlapping tiles of the training size ([`crate::tiling`]),
-//! apply a colour fix against the upsampled LR ([`ColorFix`]), clamp to `[0, 1]` and save a PNG.
+//! apply a colour fix against the upsampled LR ([`ColorFix`]), clamp to `[0, 1]` and save the
+//! image (PNG, or JPEG / BMP by the output's extension).
+//!
+//! The upsampled LR image is never held whole while the tiles run: each tile upsamples just the
+//! LR pixels it needs, so that memory grows with the tile, not the image, until the first tile
+//! is done (the blended output, and for a colour fix the whole upsampled image, come after).
 //!
 //! The model sees what FRAMER's backbones are trained on: the upsampled LR tile
 //! `[1, 3, tile, tile]` in `[0, 1]` (the caller maps it to its own range, runs its sampler with
@@ -31,7 +36,7 @@ use framer_data::{Image, upsample_bicubic};
 
 use crate::color_fix::ColorFix;
 use crate::error::{BoxedError, EvalError, Result};
-use crate::tiling::{BlendWindow, TileConfig, TileRegion, process_tiled_image};
+use crate::tiling::{BlendWindow, TileConfig, TileRegion, process_tiled_lazy};
 
 /// File extensions (lower case) read as input images.
 pub const INPUT_EXTENSIONS: [&str; 4] = ["png", "jpg", "jpeg", "bmp"];
@@ -122,11 +127,62 @@ where
     E: Into<BoxedError>,
 {
     options.validate()?;
-    let upsampled = upsample_bicubic(lr, options.scale)?;
-    let sr = process_tiled_image(&upsampled, device, &options.tile_config(), f)?;
-    let mut fixed = options.color_fix.apply(&sr, &upsampled)?;
+    let s = options.scale;
+    let (h, w) = (lr.height() * s, lr.width() * s);
+    let (data, channels) = process_tiled_lazy::<B, _, _, _>(
+        h,
+        w,
+        &options.tile_config(),
+        |rows, cols| upsampled_tile::<B>(lr, s, rows, cols, device),
+        f,
+    )?;
+    if channels != 3 {
+        return Err(EvalError::InvalidShape(format!(
+            "the model returned {channels} channels per tile, expected 3 (RGB)"
+        )));
+    }
+    let sr = Image::from_chw(w, h, data)?;
+    let mut fixed = match options.color_fix {
+        ColorFix::None => sr,
+        fix => fix.apply(&sr, &upsample_bicubic(lr, s)?)?,
+    };
     fixed.clamp01();
     Ok(fixed)
+}
+
+/// The tile `[1, 3, rows.len(), cols.len()]` of the bicubic `scale`× upsampling of `lr` made of
+/// the upsampled rows `rows` and columns `cols`, computed from the LR pixels around them only
+/// (three LR pixels of margin cover the four taps of the bicubic kernel, so the values are those
+/// of the whole upsampled image).
+fn upsampled_tile<B: Backend>(
+    lr: &Image,
+    scale: usize,
+    rows: &[usize],
+    cols: &[usize],
+    device: &B::Device,
+) -> Result<Tensor<B, 4>> {
+    let span = |idx: &[usize], len: usize| {
+        let lo = idx.iter().min().copied().unwrap_or(0) / scale;
+        let hi = idx.iter().max().copied().unwrap_or(0) / scale;
+        let start = lo.saturating_sub(3);
+        (start, (hi + 4).min(len) - start)
+    };
+    let (top, height) = span(rows, lr.height());
+    let (left, width) = span(cols, lr.width());
+    let region = upsample_bicubic(&lr.crop(left, top, width, height)?, scale)?;
+    let (rw, plane) = (region.width(), region.width() * region.height());
+    let mut data = Vec::with_capacity(3 * rows.len() * cols.len());
+    for c in 0..3 {
+        let src = &region.data()[c * plane..(c + 1) * plane];
+        for &y in rows {
+            let row = &src[(y - top * scale) * rw..(y - top * scale + 1) * rw];
+            data.extend(cols.iter().map(|&x| row[x - left * scale]));
+        }
+    }
+    Ok(Tensor::from_data(
+        burn::tensor::TensorData::new(data, [1, 3, rows.len(), cols.len()]),
+        device,
+    ))
 }
 
 /// A seed for one tile of one image: a SplitMix64 mix of the run seed, the image's index and
@@ -149,7 +205,7 @@ pub struct SrJob {
     pub count: usize,
     /// The LR image.
     pub input: PathBuf,
-    /// The PNG to write.
+    /// The image to write (PNG, JPEG or BMP by its extension).
     pub output: PathBuf,
 }
 
@@ -159,17 +215,42 @@ fn is_image(path: &Path) -> bool {
         .is_some_and(|e| INPUT_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
 }
 
+/// `path` made absolute with its symbolic links resolved, also when it does not exist yet (its
+/// deepest existing folder is resolved, the rest appended).
+fn resolved(path: &Path) -> PathBuf {
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut existing = absolute.as_path();
+    let mut rest = Vec::new();
+    loop {
+        if let Ok(p) = existing.canonicalize() {
+            return rest.iter().rev().fold(p, |p, part| p.join(part));
+        }
+        match (existing.parent(), existing.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_os_string());
+                existing = parent;
+            }
+            _ => return absolute,
+        }
+    }
+}
+
 /// The jobs for `input` (an image file or a folder of images) and `output`:
 ///
-/// - a file and an output ending in `.png`: that file;
-/// - a file and any other output: `output/<stem>.png`;
+/// - a file and an output with an image extension (`.png`, `.jpg`, `.jpeg`, `.bmp`): that
+///   file, written in that format;
+/// - a file and any other output: the folder `output`, file `output/<stem>.png`;
 /// - a folder: every image directly inside (sorted by name, subfolders ignored) to
 ///   `output/<stem>.png`.
 ///
+/// No job writes over an input: `output` may not be the input, nor, for a folder, the input
+/// folder itself.
+///
 /// # Errors
 /// [`EvalError::Read`] if `input` does not exist or cannot be listed;
-/// [`EvalError::InvalidArgument`] if a file has no image extension, a folder has no images, or
-/// two inputs share a stem (`a.png`, `a.jpg`).
+/// [`EvalError::InvalidArgument`] if a file has no image extension, a folder has no images, two
+/// inputs share a stem (`a.png`, `a.jpg`), a folder's output has an image extension, or an
+/// output would be written over an input or into the input folder.
 pub fn plan_jobs(input: &Path, output: &Path) -> Result<Vec<SrJob>> {
     let meta = std::fs::metadata(input).map_err(|source| EvalError::Read {
         path: input.to_path_buf(),
@@ -182,7 +263,23 @@ pub fn plan_jobs(input: &Path, output: &Path) -> Result<Vec<SrJob>> {
             .unwrap_or_default();
         PathBuf::from(format!("{stem}.png"))
     };
-    let inputs: Vec<PathBuf> = if meta.is_dir() {
+    let jobs: Vec<SrJob> = if meta.is_dir() {
+        if is_image(output) && !output.is_dir() {
+            return Err(EvalError::InvalidArgument(format!(
+                "OUTPUT {} names an image file, but INPUT {} is a folder: give a folder for the \
+                 results",
+                output.display(),
+                input.display()
+            )));
+        }
+        if resolved(output) == resolved(input) {
+            return Err(EvalError::InvalidArgument(format!(
+                "OUTPUT {} is the input folder {}: the results would be written among the LR \
+                 images (and over those that are PNGs); give another folder",
+                output.display(),
+                input.display()
+            )));
+        }
         let read_err = |source| EvalError::Read {
             path: input.to_path_buf(),
             source,
@@ -202,7 +299,28 @@ pub fn plan_jobs(input: &Path, output: &Path) -> Result<Vec<SrJob>> {
                 INPUT_EXTENSIONS.join(", ")
             )));
         }
+        let mut seen: BTreeMap<PathBuf, &Path> = BTreeMap::new();
+        for p in &files {
+            if let Some(first) = seen.insert(png_name(p), p) {
+                return Err(EvalError::InvalidArgument(format!(
+                    "{} and {} would both be written to {}",
+                    first.display(),
+                    p.display(),
+                    output.join(png_name(p)).display()
+                )));
+            }
+        }
+        let count = files.len();
         files
+            .into_iter()
+            .enumerate()
+            .map(|(index, input)| SrJob {
+                index,
+                count,
+                output: output.join(png_name(&input)),
+                input,
+            })
+            .collect()
     } else {
         if !is_image(input) {
             return Err(EvalError::InvalidArgument(format!(
@@ -211,79 +329,123 @@ pub fn plan_jobs(input: &Path, output: &Path) -> Result<Vec<SrJob>> {
                 INPUT_EXTENSIONS.join(", ")
             )));
         }
-        let single_file = output
-            .extension()
-            .is_some_and(|e| e.eq_ignore_ascii_case("png"));
-        if single_file {
-            return Ok(vec![SrJob {
-                index: 0,
-                count: 1,
-                input: input.to_path_buf(),
-                output: output.to_path_buf(),
-            }]);
-        }
-        vec![input.to_path_buf()]
+        let output = if is_image(output) && !output.is_dir() {
+            output.to_path_buf()
+        } else {
+            output.join(png_name(input))
+        };
+        vec![SrJob {
+            index: 0,
+            count: 1,
+            input: input.to_path_buf(),
+            output,
+        }]
     };
-    let mut seen: BTreeMap<PathBuf, &Path> = BTreeMap::new();
-    for p in &inputs {
-        if let Some(first) = seen.insert(png_name(p), p) {
+    let inputs: Vec<PathBuf> = jobs.iter().map(|j| resolved(&j.input)).collect();
+    for job in &jobs {
+        if inputs.contains(&resolved(&job.output)) {
             return Err(EvalError::InvalidArgument(format!(
-                "{} and {} would both be written to {}",
-                first.display(),
-                p.display(),
-                output.join(png_name(p)).display()
+                "{} would be written over the input {}; give another OUTPUT",
+                job.output.display(),
+                job.input.display()
             )));
         }
     }
-    let count = inputs.len();
-    Ok(inputs
-        .into_iter()
-        .enumerate()
-        .map(|(index, input)| SrJob {
-            index,
-            count,
-            output: output.join(png_name(&input)),
-            input,
-        })
-        .collect())
+    Ok(jobs)
 }
 
-/// Runs [`super_resolve`] on every job and writes the PNGs (creating folders as needed).
-/// `f(job, tile, region)` is the model; `on_done(job)` is called after each image is written
-/// (for a progress display). Returns the written paths.
+/// What [`super_resolve_jobs`] did.
+#[derive(Debug, Default)]
+pub struct SrReport {
+    /// The images written, in job order.
+    pub written: Vec<PathBuf>,
+    /// The inputs that failed and why, in job order.
+    pub failed: Vec<(PathBuf, EvalError)>,
+}
+
+/// Saves `image` at `path` in the format of its extension: JPEG (quality 95) for `.jpg` /
+/// `.jpeg`, BMP for `.bmp`, PNG otherwise.
 ///
 /// # Errors
-/// [`EvalError::Data`] if an input cannot be decoded or an output written (naming the file),
-/// [`EvalError::Write`] if a folder cannot be created, and the errors of [`super_resolve`].
+/// [`EvalError::Data`] / [`EvalError::Write`] naming the file.
+pub fn save_image(image: &Image, path: &Path) -> Result<()> {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    let format = match ext.as_deref() {
+        Some("jpg" | "jpeg") => image::ImageFormat::Jpeg,
+        Some("bmp") => image::ImageFormat::Bmp,
+        _ => return Ok(image.save_png(path)?),
+    };
+    let write_err = |e: image::ImageError| EvalError::Write {
+        path: path.to_path_buf(),
+        source: std::io::Error::other(e),
+    };
+    let rgb =
+        image::RgbImage::from_raw(image.width() as u32, image.height() as u32, image.to_rgb8())
+            .ok_or_else(|| {
+                EvalError::InvalidShape(format!("{}: buffer size mismatch", path.display()))
+            })?;
+    if format == image::ImageFormat::Jpeg {
+        let file = std::fs::File::create(path).map_err(|source| EvalError::Write {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut encoder =
+            image::codecs::jpeg::JpegEncoder::new_with_quality(std::io::BufWriter::new(file), 95);
+        encoder.encode_image(&rgb).map_err(write_err)
+    } else {
+        rgb.save_with_format(path, format).map_err(write_err)
+    }
+}
+
+/// Runs [`super_resolve`] on every job and writes the images (creating folders as needed).
+/// `f(job, tile, region)` is the model; `on_done(job)` is called after each image is written
+/// (for a progress display). An image that fails (it does not decode, a tile fails, the output
+/// cannot be written) does not stop the others: the report lists what was written and what
+/// failed.
+///
+/// # Errors
+/// [`EvalError::InvalidArgument`] / [`EvalError::InvalidTiling`] for bad options (before any
+/// image is read).
 pub fn super_resolve_jobs<B, F, E>(
     jobs: &[SrJob],
     options: &SrOptions,
     device: &B::Device,
     mut f: F,
     mut on_done: impl FnMut(&SrJob),
-) -> Result<Vec<PathBuf>>
+) -> Result<SrReport>
 where
     B: Backend,
     F: FnMut(&SrJob, Tensor<B, 4>, &TileRegion) -> std::result::Result<Tensor<B, 4>, E>,
     E: Into<BoxedError>,
 {
     options.validate()?;
-    let mut written = Vec::with_capacity(jobs.len());
+    let mut report = SrReport::default();
     for job in jobs {
-        let lr = Image::load(&job.input)?;
-        let sr =
-            super_resolve::<B, _, _>(&lr, options, device, |tile, region| f(job, tile, region))?;
-        if let Some(dir) = job.output.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| EvalError::Write {
-                path: dir.to_path_buf(),
-                source,
+        let result = (|| {
+            let lr = Image::load(&job.input)?;
+            let sr = super_resolve::<B, _, _>(&lr, options, device, |tile, region| {
+                f(job, tile, region)
             })?;
+            if let Some(dir) = job.output.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|source| EvalError::Write {
+                    path: dir.to_path_buf(),
+                    source,
+                })?;
+            }
+            save_image(&sr, &job.output)
+        })();
+        match result {
+            Ok(()) => {
+                on_done(job);
+                report.written.push(job.output.clone());
+            }
+            Err(e) => report.failed.push((job.input.clone(), e)),
         }
-        sr.save_png(&job.output)?;
-        on_done(job);
-        written.push(job.output.clone());
     }
-    Ok(written)
+    Ok(report)
 }
 
 #[cfg(test)]
@@ -371,7 +533,7 @@ mod tests {
         assert_eq!(into_dir[0].output, out.join("a.png"));
 
         let mut done = Vec::new();
-        let written = super_resolve_jobs::<B, _, _>(
+        let report = super_resolve_jobs::<B, _, _>(
             &jobs,
             &SrOptions::new(2, 8).with_overlap(2),
             &Default::default(),
@@ -380,7 +542,8 @@ mod tests {
         )
         .unwrap();
         assert_eq!(done, vec![0, 1]);
-        let back = Image::load(&written[1]).unwrap();
+        assert!(report.failed.is_empty());
+        let back = Image::load(&report.written[1]).unwrap();
         assert_eq!((back.width(), back.height()), (16, 16));
     }
 
@@ -427,17 +590,133 @@ mod tests {
             input: dup.join("a.bmp"),
             output: tmp.path().join("o.png"),
         }];
-        let e = super_resolve_jobs::<B, _, _>(
+        let report = super_resolve_jobs::<B, _, _>(
             &jobs,
             &SrOptions::new(2, 8),
             &Default::default(),
             |_, t, _| Ok::<_, Infallible>(t),
             |_| {},
         )
-        .unwrap_err();
+        .unwrap();
+        assert!(report.written.is_empty());
+        let e = &report.failed[0].1;
         assert!(e.to_string().contains("a.bmp"), "{e}");
         assert!(SrOptions::new(0, 8).validate().is_err());
         assert!(SrOptions::new(4, 8).with_overlap(8).validate().is_err());
+    }
+
+    /// Each tile is upsampled from the LR pixels around it alone, with the values of the whole
+    /// upsampled image (reflected where the image is smaller than a tile).
+    #[test]
+    fn tiles_are_upsampled_from_their_own_lr_pixels() {
+        for (w, h, scale, tile, overlap) in
+            [(37, 23, 3, 16, 5), (9, 5, 4, 48, 8), (20, 12, 2, 8, 3)]
+        {
+            let img = lr(w, h);
+            let up = upsample_bicubic(&img, scale).unwrap();
+            let (uw, uh) = (up.width(), up.height());
+            let options = SrOptions::new(scale, tile)
+                .with_overlap(overlap)
+                .with_color_fix(ColorFix::None);
+            super_resolve::<B, _, _>(&img, &options, &Default::default(), |t, r| {
+                let v: Vec<f32> = t.clone().into_data().to_vec().unwrap();
+                for c in 0..3 {
+                    for y in 0..tile {
+                        for x in 0..tile {
+                            let sy = crate::tiling::reflect_index((r.top + y) as isize, uh);
+                            let sx = crate::tiling::reflect_index((r.left + x) as isize, uw);
+                            let want = up.get(c, sy, sx);
+                            let got = v[(c * tile + y) * tile + x];
+                            assert!((got - want).abs() < 1e-6, "{w}x{h}: {got} vs {want}");
+                        }
+                    }
+                }
+                Ok::<_, Infallible>(t)
+            })
+            .unwrap();
+        }
+    }
+
+    #[test]
+    fn outputs_never_overwrite_inputs() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("lr");
+        std::fs::create_dir_all(&dir).unwrap();
+        lr(8, 8).save_png(dir.join("a.png")).unwrap();
+        lr(8, 8).save_png(dir.join("b.jpg")).unwrap();
+        let a = dir.join("a.png");
+        let refused = |input: &Path, output: &Path, says: &str| {
+            let e = plan_jobs(input, output).unwrap_err().to_string();
+            assert!(
+                e.contains(says),
+                "{} → {}: {e}",
+                input.display(),
+                output.display()
+            );
+        };
+        refused(&a, &a, "would be written over the input");
+        // the same file by another path
+        refused(
+            &a,
+            &dir.join("../lr/./a.png"),
+            "would be written over the input",
+        );
+        // a file into its own folder: lr/a.png again
+        refused(&a, &dir, "would be written over the input");
+        refused(&dir, &dir, "is the input folder");
+        refused(&dir, &tmp.path().join("lr/"), "is the input folder");
+        refused(&dir, &tmp.path().join("out.png"), "names an image file");
+        // a JPEG input into its own folder would not overwrite it, a PNG one would
+        assert_eq!(
+            plan_jobs(&dir.join("b.jpg"), &dir).unwrap()[0].output,
+            dir.join("b.png")
+        );
+        // an output with an image extension is a file, in that format
+        let jpg = tmp.path().join("x.jpg");
+        let jobs = plan_jobs(&a, &jpg).unwrap();
+        assert_eq!(jobs[0].output, jpg);
+        let report = super_resolve_jobs::<B, _, _>(
+            &jobs,
+            &SrOptions::new(2, 8).with_overlap(2),
+            &Default::default(),
+            |_, t, _| Ok::<_, Infallible>(t),
+            |_| {},
+        )
+        .unwrap();
+        assert_eq!(report.written, [jpg.clone()]);
+        assert!(jpg.is_file());
+        assert_eq!(
+            image::ImageReader::open(&jpg)
+                .unwrap()
+                .with_guessed_format()
+                .unwrap()
+                .format(),
+            Some(image::ImageFormat::Jpeg)
+        );
+    }
+
+    #[test]
+    fn a_bad_image_in_a_folder_does_not_stop_the_others() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("lr");
+        std::fs::create_dir_all(&dir).unwrap();
+        lr(6, 6).save_png(dir.join("a.png")).unwrap();
+        std::fs::write(dir.join("b.png"), b"not a png").unwrap();
+        lr(6, 6).save_png(dir.join("c.png")).unwrap();
+        let out = tmp.path().join("out");
+        let jobs = plan_jobs(&dir, &out).unwrap();
+        let report = super_resolve_jobs::<B, _, _>(
+            &jobs,
+            &SrOptions::new(2, 8).with_overlap(2),
+            &Default::default(),
+            |_, t, _| Ok::<_, Infallible>(t),
+            |_| {},
+        )
+        .unwrap();
+        assert_eq!(report.written, [out.join("a.png"), out.join("c.png")]);
+        assert_eq!(report.failed.len(), 1);
+        assert_eq!(report.failed[0].0, dir.join("b.png"));
+        assert!(out.join("c.png").is_file() && !out.join("b.png").exists());
     }
 
     #[test]

@@ -392,6 +392,106 @@ where
     Ok((acc / weight_sum).slice([0..n, 0..c_out, 0..h * s, 0..w * s]))
 }
 
+/// [`process_tiled`] for an input that is never held whole: `tile_at(rows, cols)` returns the
+/// input tile `[N, C, tile, tile]` made of the input rows `rows` and columns `cols` (indices into
+/// the unpadded `height × width` input, reflected where the tile reaches past a side smaller than
+/// the tile), and the blended output is accumulated on the host. The memory is that of one tile
+/// until the first tile is done, then that of the output (`N · C_out · H·scale · W·scale` values
+/// and one weight plane).
+///
+/// Returns the output, row-major `[N, C_out, height·scale, width·scale]`, and `C_out`.
+///
+/// # Errors
+/// As [`process_tiled`]; the errors of `tile_at` as they are.
+pub fn process_tiled_lazy<B, T, F, E>(
+    height: usize,
+    width: usize,
+    config: &TileConfig,
+    mut tile_at: T,
+    mut f: F,
+) -> Result<(Vec<f32>, usize)>
+where
+    B: Backend,
+    T: FnMut(&[usize], &[usize]) -> Result<Tensor<B, 4>>,
+    F: FnMut(Tensor<B, 4>, &TileRegion) -> std::result::Result<Tensor<B, 4>, E>,
+    E: Into<BoxedError>,
+{
+    let plan = TilePlan::new(height, width, config)?;
+    let s = config.scale;
+    let side = config.tile * s;
+    let window = config.window_2d();
+    let (oh, ow) = (plan.padded_height * s, plan.padded_width * s);
+    let mut acc: Vec<f32> = Vec::new();
+    let mut shape: Option<(usize, usize)> = None; // (N, C_out) of the first tile
+    for region in &plan.tiles {
+        let (t, l) = (region.top, region.left);
+        let rows: Vec<usize> = (t..t + config.tile)
+            .map(|i| reflect_index(i as isize, height))
+            .collect();
+        let cols: Vec<usize> = (l..l + config.tile)
+            .map(|i| reflect_index(i as isize, width))
+            .collect();
+        let tile = tile_at(&rows, &cols)?;
+        let n = tile.dims()[0];
+        let out = f(tile, region).map_err(|e| EvalError::TileFailed {
+            index: region.index,
+            top: t,
+            left: l,
+            source: e.into(),
+        })?;
+        let got = out.dims();
+        let (n0, c_out) = *shape.get_or_insert((n, got[1]));
+        let expected = [n0, c_out, side, side];
+        if got != expected || c_out == 0 {
+            return Err(EvalError::TileOutputShape {
+                index: region.index,
+                top: t,
+                left: l,
+                expected,
+                got,
+            });
+        }
+        let values: Vec<f32> = out
+            .into_data()
+            .convert::<f32>()
+            .to_vec()
+            .map_err(|e| EvalError::InvalidShape(format!("cannot read tile data: {e:?}")))?;
+        if acc.is_empty() {
+            acc = vec![0f32; n0 * c_out * oh * ow];
+        }
+        for plane in 0..n0 * c_out {
+            let src = &values[plane * side * side..(plane + 1) * side * side];
+            let dst = &mut acc[plane * oh * ow..(plane + 1) * oh * ow];
+            for y in 0..side {
+                let row = &mut dst[(t * s + y) * ow + l * s..(t * s + y) * ow + l * s + side];
+                for ((o, v), w) in row
+                    .iter_mut()
+                    .zip(&src[y * side..(y + 1) * side])
+                    .zip(&window[y * side..(y + 1) * side])
+                {
+                    *o += v * w;
+                }
+            }
+        }
+    }
+    let (n, c_out) = shape.ok_or_else(|| EvalError::Empty("tile: the plan has no tiles".into()))?;
+    let weight_sum = plan.weight_sum();
+    let (h, w) = (height * s, width * s);
+    // normalise and crop in place: the write position never passes the read position
+    let mut k = 0;
+    for plane in 0..n * c_out {
+        for y in 0..h {
+            for x in 0..w {
+                acc[k] = acc[plane * oh * ow + y * ow + x] / weight_sum[y * ow + x];
+                k += 1;
+            }
+        }
+    }
+    acc.truncate(k);
+    acc.shrink_to_fit();
+    Ok((acc, c_out))
+}
+
 /// [`process_tiled`] on an RGB [`Image`]: the image becomes a `[1, 3, H, W]` tensor on `device`
 /// and the result, which must have 3 channels, becomes an image `scale` times larger.
 ///

@@ -92,13 +92,14 @@ struct SrArgs {
     schedule: Option<PathBuf>,
     /// An LR image or a folder of them.
     input: PathBuf,
-    /// A `.png` file (one input image) or a folder.
+    /// An image file (`.png`, `.jpg`, `.bmp`) for one input image, or a folder; never an input.
     output: PathBuf,
-    /// Sampler steps (default: the run's `[objective] sample_steps`).
+    /// Sampler steps, at least 1 (default: the run's `[objective] sample_steps`).
     #[arg(long)]
     steps: Option<usize>,
-    /// Where sampling starts: 1 = pure noise, below 1 = the upsampled LR noised to that level.
-    #[arg(long, default_value_t = 0.4)]
+    /// Where sampling starts, in (0, 1]: 1 = pure noise, below 1 = the upsampled LR noised to
+    /// that level.
+    #[arg(long, default_value_t = 0.4, allow_negative_numbers = true)]
     strength: f64,
     /// Seed of the sampling noise (per image and tile).
     #[arg(long, default_value_t = 0)]

@@ -11,7 +11,11 @@ use burn::tensor::activation::{gelu, silu};
 use burn::tensor::backend::{AutodiffBackend, Backend, BackendTypes};
 use burn::tensor::module::interpolate;
 use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
-use burn::tensor::{Distribution, Tensor, Tolerance};
+use burn::tensor::{Tensor, TensorData, Tolerance};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use rand_distr::StandardNormal;
+
 use framer::{
     FramerLossConfig, FramerModel, NegativeSampler, Parameterization, ReadoutKind, TapElements,
     TapField, TapRole, framer, framer_forward,
@@ -19,12 +23,25 @@ use framer::{
 
 type B = Autodiff<Flex>;
 
+thread_local! {
+    /// The inputs' generator, one per test thread, reset by [`seed`]: the backend's generator is
+    /// shared by the tests running in parallel, which draw from it in any order.
+    static INPUTS: std::cell::RefCell<StdRng> = std::cell::RefCell::new(StdRng::seed_from_u64(7));
+}
+
 fn seed() {
     <B as Backend>::seed(&Default::default(), 7);
+    INPUTS.with(|r| *r.borrow_mut() = StdRng::seed_from_u64(7));
 }
 
 fn randn<const D: usize>(shape: [usize; D]) -> Tensor<B, D> {
-    Tensor::random(shape, Distribution::Normal(0.0, 1.0), &Default::default())
+    let values: Vec<f32> = INPUTS.with(|r| {
+        let mut rng = r.borrow_mut();
+        (0..shape.iter().product::<usize>())
+            .map(|_| rng.sample(StandardNormal))
+            .collect()
+    });
+    Tensor::from_data(TensorData::new(values, shape), &Default::default())
 }
 
 fn conv(

@@ -177,6 +177,7 @@ pub fn run_eval<B: Backend>(
             )
         })?;
         check_dir(sr_dir)?;
+        check_niqe_sizes(&metrics, &[sr_dir], settings.crop_border)?;
         let report = evaluate_run_with(sr_dir, gt, settings.crop_border, &metrics, models)?;
         text = report.table(TableFormat::Terminal);
         skipped = report.skipped.clone();
@@ -203,6 +204,8 @@ pub fn run_eval<B: Backend>(
         for r in &runs {
             check_dir(&r.sr_dir)?;
         }
+        let dirs: Vec<&Path> = runs.iter().map(|r| r.sr_dir.as_path()).collect();
+        check_niqe_sizes(&metrics, &dirs, settings.crop_border)?;
         let comparison = compare_runs_with(&runs, gt, settings.crop_border, &metrics, models)?;
         text = comparison.table(TableFormat::Terminal)?;
         skipped = comparison.skipped.clone();
@@ -229,6 +232,63 @@ pub fn run_eval<B: Backend>(
         text.push('\n');
     }
     Ok(text)
+}
+
+/// NIQE scores whole 96×96 blocks: with `niqe` among `metrics`, every image of `dirs` must keep
+/// at least 96×96 pixels once `crop_border` pixels are removed from each edge (image headers only
+/// are read).
+///
+/// # Errors
+/// [`CommandError::Invalid`] naming each image that is too small, and the metrics that do not
+/// need the size.
+fn check_niqe_sizes(
+    metrics: &[Metric],
+    dirs: &[&Path],
+    crop_border: usize,
+) -> Result<(), CommandError> {
+    const BLOCK: usize = 96;
+    if !metrics.contains(&Metric::Niqe) {
+        return Ok(());
+    }
+    let mut small = Vec::new();
+    for dir in dirs {
+        let Ok(files) = framer_data::dataset::list_images(dir) else {
+            continue; // the evaluation itself names what is wrong with the folder
+        };
+        for file in files {
+            let Ok((w, h)) = image::ImageReader::open(&file)
+                .and_then(|r| r.with_guessed_format())
+                .map_err(image::ImageError::IoError)
+                .and_then(|r| r.into_dimensions())
+            else {
+                continue;
+            };
+            let (w, h) = (w as usize, h as usize);
+            if w.saturating_sub(2 * crop_border) < BLOCK
+                || h.saturating_sub(2 * crop_border) < BLOCK
+            {
+                small.push(format!("{} ({w}x{h})", file.display()));
+            }
+        }
+    }
+    if small.is_empty() {
+        return Ok(());
+    }
+    let others: Vec<String> = metrics
+        .iter()
+        .filter(|&&m| m != Metric::Niqe)
+        .map(|m| m.to_string())
+        .collect();
+    Err(CommandError::Invalid(format!(
+        "niqe needs images of at least {BLOCK}x{BLOCK} pixels after removing --crop-border \
+         {crop_border} from each edge; too small: {}. Leave niqe out, e.g. `--metrics {}`",
+        small.join(", "),
+        if others.is_empty() {
+            "psnr_y,ssim_y".to_string()
+        } else {
+            others.join(",")
+        }
+    )))
 }
 
 /// Appends `metric` unless it is listed.

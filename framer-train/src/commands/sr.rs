@@ -3,7 +3,9 @@
 //! Each LR image is upsampled bicubically by the run's `[data] scale`, cut into overlapping tiles
 //! of the training crop size, and every tile is sampled from the noised upsampled LR image
 //! ([`crate::demo::sample_from`]) with per-tile seeds; the tiles are blended, colour-fixed against
-//! the upsampled LR and written as PNG.
+//! the upsampled LR and written (PNG, or JPEG / BMP for such an output file name). Arguments are
+//! checked before the model is loaded, no output is written over an input, and a folder is
+//! processed to the end even when one of its images fails.
 
 use std::path::PathBuf;
 
@@ -23,7 +25,7 @@ use crate::registry::ModelRegistry;
 pub struct SrSettings {
     /// An LR image file or a folder of them.
     pub input: PathBuf,
-    /// A `.png` file (for one input image) or a folder.
+    /// An image file (`.png`, `.jpg`, `.jpeg`, `.bmp`; for one input image) or a folder.
     pub output: PathBuf,
     /// Sampler steps (default: the run's `[objective] sample_steps`).
     pub steps: Option<usize>,
@@ -42,22 +44,76 @@ pub struct SrSettings {
     pub progress: bool,
 }
 
-/// Super-resolves `settings.input` with the model of `run` on backend `B`; returns the PNGs
+impl SrSettings {
+    /// Checks `--strength` (finite, in (0, 1]) and `--steps` (at least 1).
+    ///
+    /// # Errors
+    /// [`CommandError::Invalid`] naming the flag and the accepted range.
+    pub fn validate(&self) -> Result<(), CommandError> {
+        if !(self.strength.is_finite() && self.strength > 0.0 && self.strength <= 1.0) {
+            return Err(CommandError::Invalid(format!(
+                "--strength {}: expected a number in (0, 1] (1 starts from pure noise, below 1 \
+                 from the upsampled LR noised to that level)",
+                self.strength
+            )));
+        }
+        if self.steps == Some(0) {
+            return Err(CommandError::Invalid(
+                "--steps 0: the sampler needs at least 1 step".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Super-resolves `settings.input` with the model of `run` on backend `B`; returns the images
 /// written.
 ///
+/// No output is written over an input. An image that fails does not stop the others; the error
+/// then names each failed input and lists the images that were written.
+///
 /// # Errors
-/// [`CommandError`] naming the path for a missing input, a file that is not an image, an
-/// unreadable checkpoint, an unknown colour fix or a bad tiling.
+/// [`CommandError`] naming the path for a missing input, a file that is not an image, an output
+/// that would overwrite an input, an unreadable checkpoint, an unknown colour fix, bad
+/// `--strength` / `--steps`, a tile the model cannot take or larger than the images need, or a
+/// bad tiling; and, after the other images, for each image that failed.
 pub fn run_sr<R: ModelRegistry, B: Backend>(
     run: &RunFiles,
     settings: &SrSettings,
     device: &B::Device,
 ) -> Result<Vec<PathBuf>, CommandError> {
+    settings.validate()?;
     let jobs = plan_jobs(&settings.input, &settings.output)?;
-    let tile = settings.tile.unwrap_or(run.experiment.data.crop_size);
-    let mut options = SrOptions::new(run.experiment.data.scale, tile)
-        .with_color_fix(ColorFix::parse(&settings.color_fix)?);
+    let crop = run.experiment.data.crop_size;
+    let scale = run.experiment.data.scale;
+    let tile = settings.tile.unwrap_or(crop);
+    // a tile beyond both the training crop and the largest image only pads (and allocates) more
+    let longest = jobs
+        .iter()
+        .filter_map(|j| {
+            image::ImageReader::open(&j.input)
+                .ok()?
+                .into_dimensions()
+                .ok()
+        })
+        .map(|(w, h)| w.max(h) as usize * scale)
+        .max()
+        .unwrap_or(0);
+    if tile > crop.max(longest) {
+        return Err(CommandError::Invalid(format!(
+            "--tile {tile} is larger than needed: the largest image is {longest} px at the SR size \
+             and the model was trained on {crop} px crops; give at most {}",
+            crop.max(longest)
+        )));
+    }
+    let mut options =
+        SrOptions::new(scale, tile).with_color_fix(ColorFix::parse(&settings.color_fix)?);
     if let Some(overlap) = settings.overlap {
+        if overlap >= tile {
+            return Err(CommandError::Invalid(format!(
+                "--overlap {overlap} must be smaller than the tile side ({tile})"
+            )));
+        }
         options = options.with_overlap(overlap);
     }
     options.validate()?;
@@ -72,9 +128,40 @@ pub fn run_sr<R: ModelRegistry, B: Backend>(
             steps: settings
                 .steps
                 .unwrap_or(run.experiment.objective.sample_steps),
+            crop,
             device,
         },
     )
+}
+
+/// Whether `model` takes `[1, 3, tile, tile]` inputs: one prediction on zeros, with a panic of
+/// the backend (a side the patches or the down-sampling cannot divide) caught and kept quiet.
+fn probe_tile<B: Backend, M: SrModel<B>>(
+    model: &Framed<B, M>,
+    tile: usize,
+    device: &B::Device,
+) -> Result<(), String> {
+    let x = Tensor::<B, 4>::zeros([1, 3, tile, tile], device);
+    let t = Tensor::<B, 1>::ones([1], device);
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        model.forward((x.clone(), t, x)).dims()
+    }));
+    std::panic::set_hook(hook);
+    match result {
+        Ok(dims) if dims == [1, 3, tile, tile] => Ok(()),
+        Ok(dims) => Err(format!("it returns {dims:?}")),
+        Err(panic) => Err(panic
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| panic.downcast_ref::<&str>().copied())
+            .unwrap_or("it fails")
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_string()),
+    }
 }
 
 struct SrTask<'a, B: Backend> {
@@ -83,6 +170,7 @@ struct SrTask<'a, B: Backend> {
     settings: &'a SrSettings,
     objective: Objective,
     steps: usize,
+    crop: usize,
     device: &'a B::Device,
 }
 
@@ -90,6 +178,14 @@ impl<B: Backend> ModelTask<B> for SrTask<'_, B> {
     type Output = Vec<PathBuf>;
 
     fn run<M: SrModel<B>>(self, model: Framed<B, M>) -> Result<Vec<PathBuf>, CommandError> {
+        let tile = self.options.tile;
+        if let Err(why) = probe_tile(&model, tile, self.device) {
+            return Err(CommandError::Invalid(format!(
+                "--tile {tile}: the model cannot take {tile}×{tile} tiles ({why}); it was trained \
+                 on {crop}×{crop} crops (--tile {crop} works)",
+                crop = self.crop
+            )));
+        }
         let bar = if self.settings.progress {
             indicatif::ProgressBar::new(self.jobs.len() as u64)
         } else {
@@ -101,7 +197,7 @@ impl<B: Backend> ModelTask<B> for SrTask<'_, B> {
         );
         let (seed, strength, steps) = (self.settings.seed, self.settings.strength, self.steps);
         let objective = &self.objective;
-        let written = super_resolve_jobs::<B, _, std::convert::Infallible>(
+        let report = super_resolve_jobs::<B, _, std::convert::Infallible>(
             &self.jobs,
             &self.options,
             self.device,
@@ -138,6 +234,30 @@ impl<B: Backend> ModelTask<B> for SrTask<'_, B> {
             },
         )?;
         bar.finish_and_clear();
-        Ok(written)
+        if report.failed.is_empty() {
+            return Ok(report.written);
+        }
+        let failed: Vec<String> = report
+            .failed
+            .iter()
+            .map(|(input, e)| format!("{}: {e}", input.display()))
+            .collect();
+        let written: Vec<String> = report
+            .written
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        Err(CommandError::Invalid(format!(
+            "{} of {} images failed:\n  {}\nwritten ({}):{}",
+            report.failed.len(),
+            self.jobs.len(),
+            failed.join("\n  "),
+            written.len(),
+            if written.is_empty() {
+                " none".to_string()
+            } else {
+                format!("\n  {}", written.join("\n  "))
+            }
+        )))
     }
 }

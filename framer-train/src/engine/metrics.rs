@@ -1,8 +1,15 @@
 //! Per-step metrics (JSONL or CSV) and loss-curve plots (PNG, drawn with the `image` crate: no
 //! fonts or system libraries needed).
+//!
+//! The metrics file is append-only: each record is one `write` of a whole line, and a line once
+//! written is never rewritten. A resumed run drops the records at or after its resume step by
+//! writing the kept lines, byte for byte, to a temporary file and renaming it over the log, so
+//! that a kill at any moment leaves either the old or the new file. A step rejected by the NaN/Inf
+//! guard is logged with `"skipped": true` and its non-finite values as `null` (JSON has no NaN);
+//! [`read`] accepts such records and reads `null` as NaN.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use image::{Rgb, RgbImage};
@@ -12,13 +19,18 @@ use super::EngineError;
 use crate::schedule::LogFormat;
 
 /// The logged values of one step.
+///
+/// In JSON a non-finite number is written as `null` and read back as NaN (the fields of a step
+/// that the NaN/Inf guard rejected).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StepRecord {
     /// Step index (0-based).
     pub step: u64,
     /// `base + λ·framer`.
+    #[serde(deserialize_with = "number_or_nan")]
     pub loss: f64,
     /// The diffusion objective's loss.
+    #[serde(deserialize_with = "number_or_nan")]
     pub base_loss: f64,
     /// The FRAMER loss before λ; `None` when it was not evaluated (λ = 0).
     pub framer_loss: Option<f64>,
@@ -27,6 +39,7 @@ pub struct StepRecord {
     /// Learning rate at this step.
     pub lr: f64,
     /// Global gradient norm before clipping.
+    #[serde(deserialize_with = "number_or_nan")]
     pub grad_norm: f64,
     /// Mean FAM·FAW weight of the low band (`avg_weight_low`).
     pub avg_weight_low: Option<f64>,
@@ -40,6 +53,11 @@ pub struct StepRecord {
     /// the paper's Fig. 9 (`framer analyze` plots it). JSONL only; the CSV log keeps the averages.
     #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
     pub layer_weights: Option<framer_eval::analyze::LayerWeights>,
+}
+
+/// A JSON number, or `null` (how `serde_json` writes NaN and ±∞) read as NaN.
+fn number_or_nan<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
 }
 
 const CSV_HEADER: &str = "step,loss,base_loss,framer_loss,lambda,lr,grad_norm,avg_weight_low,avg_weight_high,skipped,seconds";
@@ -96,12 +114,63 @@ impl StepRecord {
     }
 }
 
-/// Appends step records to `metrics.jsonl` or `metrics.csv`.
+/// Appends step records to `metrics.jsonl` or `metrics.csv` (see the module docs).
 #[derive(Debug)]
 pub struct MetricsLog {
     path: PathBuf,
     format: LogFormat,
-    out: BufWriter<File>,
+    out: File,
+}
+
+/// One line of a metrics file as written, with its record (`None`: the CSV header).
+struct LogLine<'a> {
+    text: &'a str,
+    record: Option<StepRecord>,
+}
+
+/// The lines of a metrics file. An unterminated last line that does not parse is a write cut
+/// short by a kill and is left out; any other line that does not parse is an error naming it.
+fn parse_lines<'a>(
+    text: &'a str,
+    path: &Path,
+    format: LogFormat,
+) -> Result<Vec<LogLine<'a>>, EngineError> {
+    let mut out = Vec::new();
+    let mut lines = text.split_inclusive('\n').enumerate().peekable();
+    while let Some((i, raw)) = lines.next() {
+        let terminated = raw.ends_with('\n');
+        let line = raw.trim_end_matches(['\n', '\r']);
+        if line.trim().is_empty() {
+            continue;
+        }
+        if format == LogFormat::Csv && line.starts_with("step,") {
+            out.push(LogLine {
+                text: raw,
+                record: None,
+            });
+            continue;
+        }
+        let record = match format {
+            LogFormat::Jsonl => serde_json::from_str(line).ok(),
+            LogFormat::Csv => StepRecord::from_csv(line),
+        };
+        match record {
+            // a record is only complete with its newline (a CSV line cut short may still parse)
+            Some(r) if terminated || format == LogFormat::Jsonl => out.push(LogLine {
+                text: raw,
+                record: Some(r),
+            }),
+            _ if !terminated && lines.peek().is_none() => {}
+            _ => {
+                return Err(EngineError::Io(format!(
+                    "{}:{}: not a metrics record: {line}",
+                    path.display(),
+                    i + 1
+                )));
+            }
+        }
+    }
+    Ok(out)
 }
 
 impl MetricsLog {
@@ -113,50 +182,122 @@ impl MetricsLog {
         }
     }
 
-    /// Opens the log in `dir`, keeping only the records of steps before `resume_step` (a run
-    /// resumed from a checkpoint drops what was logged after that checkpoint, so that the file
-    /// reads like one uninterrupted run).
+    /// Opens the log in `dir` for appending, keeping only the records of steps before
+    /// `resume_step` (a run resumed from a checkpoint drops what was logged after that
+    /// checkpoint, so that the file reads like one uninterrupted run).
+    ///
+    /// The kept lines keep their original text. When records must be dropped, the new file is
+    /// written next to the log, synced and renamed over it: a kill at any moment leaves the old
+    /// log or the new one, never a truncated one.
     pub fn open(dir: &Path, format: LogFormat, resume_step: u64) -> Result<Self, EngineError> {
         let path = dir.join(Self::file_name(format));
-        let kept: Vec<StepRecord> = read(&path, format)?
-            .into_iter()
-            .filter(|r| r.step < resume_step)
-            .collect();
-        let file =
-            File::create(&path).map_err(|e| EngineError::Io(format!("{}: {e}", path.display())))?;
-        let mut log = Self {
-            path,
-            format,
-            out: BufWriter::new(file),
+        let io = |e: std::io::Error| EngineError::Io(format!("{}: {e}", path.display()));
+        let text = match fs::read(&path) {
+            Ok(bytes) => String::from_utf8(bytes)
+                .map_err(|_| EngineError::Io(format!("{}: not UTF-8 text", path.display())))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(io(e)),
         };
-        if format == LogFormat::Csv {
-            writeln!(log.out, "{CSV_HEADER}").map_err(|e| log.err(e))?;
+        let lines = parse_lines(&text, &path, format)?;
+        let mut kept = String::with_capacity(text.len());
+        let mut header = false;
+        for l in &lines {
+            match &l.record {
+                None if !header => {
+                    header = true;
+                    kept.push_str(l.text);
+                }
+                None => {}
+                Some(r) if r.step < resume_step => kept.push_str(l.text),
+                Some(_) => {}
+            }
+            if !kept.is_empty() && !kept.ends_with('\n') {
+                kept.push('\n');
+            }
         }
-        for r in &kept {
-            log.append(r)?;
+        if format == LogFormat::Csv && !header {
+            kept.insert_str(0, &format!("{CSV_HEADER}\n"));
         }
-        log.flush()?;
-        Ok(log)
+        if kept != text {
+            let tmp = path.with_extension(format!(
+                "{}.tmp",
+                path.extension().and_then(|e| e.to_str()).unwrap_or("log")
+            ));
+            let tmp_io = |e: std::io::Error| EngineError::Io(format!("{}: {e}", tmp.display()));
+            let mut f = File::create(&tmp).map_err(tmp_io)?;
+            let half = kept.len() / 2;
+            f.write_all(&kept.as_bytes()[..half]).map_err(tmp_io)?;
+            super::fault::point("metrics.rewrite");
+            f.write_all(&kept.as_bytes()[half..]).map_err(tmp_io)?;
+            f.sync_all().map_err(tmp_io)?;
+            drop(f);
+            fs::rename(&tmp, &path).map_err(io)?;
+            if let Some(d) = path.parent()
+                && let Ok(d) = File::open(d)
+            {
+                let _ = d.sync_all();
+            }
+        }
+        let out = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(io)?;
+        Ok(Self { path, format, out })
     }
 
     fn err(&self, e: std::io::Error) -> EngineError {
         EngineError::Io(format!("{}: {e}", self.path.display()))
     }
 
-    /// Appends one record.
+    /// Appends one record, as one line written at once. Per-layer weights that are not finite
+    /// (a step rejected by the NaN/Inf guard) are left out.
     pub fn append(&mut self, r: &StepRecord) -> Result<(), EngineError> {
-        let line = match self.format {
+        let mut line = match self.format {
             LogFormat::Jsonl => {
-                serde_json::to_string(r).map_err(|e| EngineError::Io(e.to_string()))?
+                let finite = r.layer_weights.as_ref().is_none_or(|w| {
+                    [&w.faw_low, &w.faw_high, &w.fam_low, &w.fam_high]
+                        .iter()
+                        .all(|v| v.iter().all(|x| x.is_finite()))
+                });
+                let text = if finite {
+                    serde_json::to_string(r)
+                } else {
+                    serde_json::to_string(&StepRecord {
+                        layer_weights: None,
+                        ..r.clone()
+                    })
+                };
+                text.map_err(|e| EngineError::Io(e.to_string()))?
             }
             LogFormat::Csv => r.to_csv(),
         };
-        writeln!(self.out, "{line}").map_err(|e| self.err(e))
+        line.push('\n');
+        let bytes = line.as_bytes();
+        // one write per line; in a crash test, two around the fault point
+        let cut = if super::fault::armed("metrics.line") {
+            bytes.len() / 2
+        } else {
+            bytes.len()
+        };
+        self.out.write_all(&bytes[..cut]).map_err(|e| self.err(e))?;
+        if cut < bytes.len() {
+            super::fault::point("metrics.line");
+            self.out.write_all(&bytes[cut..]).map_err(|e| self.err(e))?;
+        }
+        Ok(())
     }
 
-    /// Flushes to disk.
+    /// Hands what was appended to the operating system (every [`MetricsLog::append`] already
+    /// writes through; kept for callers that flush).
     pub fn flush(&mut self) -> Result<(), EngineError> {
         self.out.flush().map_err(|e| self.err(e))
+    }
+
+    /// Syncs the log to the disk (before a checkpoint, so that no checkpoint is newer than the
+    /// records it follows).
+    pub fn sync(&mut self) -> Result<(), EngineError> {
+        self.out.sync_data().map_err(|e| self.err(e))
     }
 
     /// The log's path.
@@ -165,30 +306,18 @@ impl MetricsLog {
     }
 }
 
-/// Reads a metrics file (missing file: no records). Unparsable lines are errors naming the line.
+/// Reads a metrics file (missing file: no records). Lines that do not parse are errors naming
+/// the line, except an unterminated last line (a write cut short), which is left out.
 pub fn read(path: &Path, format: LogFormat) -> Result<Vec<StepRecord>, EngineError> {
-    let Ok(file) = OpenOptions::new().read(true).open(path) else {
-        return Ok(Vec::new());
+    let text = match fs::read(path) {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(EngineError::Io(format!("{}: {e}", path.display()))),
     };
-    let mut out = Vec::new();
-    for (i, line) in BufReader::new(file).lines().enumerate() {
-        let line = line.map_err(|e| EngineError::Io(format!("{}: {e}", path.display())))?;
-        if line.trim().is_empty() || (format == LogFormat::Csv && line.starts_with("step,")) {
-            continue;
-        }
-        let rec = match format {
-            LogFormat::Jsonl => serde_json::from_str(&line).ok(),
-            LogFormat::Csv => StepRecord::from_csv(&line),
-        };
-        out.push(rec.ok_or_else(|| {
-            EngineError::Io(format!(
-                "{}:{}: not a metrics record: {line}",
-                path.display(),
-                i + 1
-            ))
-        })?);
-    }
-    Ok(out)
+    Ok(parse_lines(&text, path, format)?
+        .into_iter()
+        .filter_map(|l| l.record)
+        .collect())
 }
 
 /// Colours of the plotted series: total loss (black), base loss (blue), λ·FRAMER (red).
@@ -340,7 +469,10 @@ mod tests {
             fam_high: vec![0.3, 0.4],
         };
         let records: Vec<StepRecord> = (0..3)
-            .map(|s| StepRecord { layer_weights: Some(weights(s)), ..rec(s, 1.0) })
+            .map(|s| StepRecord {
+                layer_weights: Some(weights(s)),
+                ..rec(s, 1.0)
+            })
             .collect();
         let mut log = MetricsLog::open(&dir, LogFormat::Jsonl, 0).unwrap();
         for r in &records {
@@ -353,6 +485,122 @@ mod tests {
         let fig9 = framer_eval::analyze::read_training_weights(&path).unwrap();
         assert_eq!(fig9.layers, 2);
         assert_eq!(fig9.records.len(), 3);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A resumed log keeps its earlier lines as written (a value that would print differently
+    /// after a round trip stays as it was), drops the later ones and a line cut short by a kill,
+    /// and replaces the file by a rename, never in place.
+    #[test]
+    fn resume_keeps_earlier_lines_byte_for_byte_and_drops_a_torn_line() {
+        let dir = std::env::temp_dir().join(format!("framer-metrics-keep-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("metrics.jsonl");
+        let line = |step: u64| {
+            format!(
+                "{{\"step\":{step},\"loss\":0.10000000000000000555,\"base_loss\":1e-1,\
+                 \"framer_loss\":null,\"lambda\":0.0,\"lr\":1E-4,\"grad_norm\":0.5,\
+                 \"avg_weight_low\":null,\"avg_weight_high\":null,\"skipped\":false,\
+                 \"seconds\":0.0100}}\n"
+            )
+        };
+        let mut text: String = (0..6).map(line).collect();
+        text.push_str("{\"step\":6,\"loss\":0.1,\"ba"); // torn by a kill
+        fs::write(&path, &text).unwrap();
+        let ino = |p: &Path| {
+            use std::os::unix::fs::MetadataExt;
+            fs::metadata(p).unwrap().ino()
+        };
+        let before = ino(&path);
+        // the torn line alone is left out when reading
+        assert_eq!(read(&path, LogFormat::Jsonl).unwrap().len(), 6);
+        let mut log = MetricsLog::open(&dir, LogFormat::Jsonl, 4).unwrap();
+        let kept: String = (0..4).map(line).collect();
+        assert_eq!(fs::read_to_string(&path).unwrap(), kept);
+        assert_ne!(
+            ino(&path),
+            before,
+            "rewritten through a new file and a rename"
+        );
+        log.append(&rec(4, 0.5)).unwrap();
+        drop(log);
+        let after = fs::read_to_string(&path).unwrap();
+        assert!(after.starts_with(&kept), "{after}");
+        assert_eq!(after.lines().count(), 5);
+        // nothing to drop: the file is appended to as it is
+        let before = ino(&path);
+        drop(MetricsLog::open(&dir, LogFormat::Jsonl, 5).unwrap());
+        assert_eq!(ino(&path), before);
+        assert_eq!(fs::read_to_string(&path).unwrap(), after);
+        // a damaged line that is not the last is an error naming it
+        fs::write(&path, format!("{}garbage\n{}", line(0), line(1))).unwrap();
+        let e = MetricsLog::open(&dir, LogFormat::Jsonl, 1).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("metrics.jsonl:2: not a metrics record"),
+            "{e}"
+        );
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A step rejected by the NaN/Inf guard is logged with `null` values and `skipped`, read back
+    /// with NaN, and left out of the plot.
+    #[test]
+    fn skipped_steps_are_logged_with_null_values_and_read_back() {
+        let dir = std::env::temp_dir().join(format!("framer-metrics-nan-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        for format in [LogFormat::Jsonl, LogFormat::Csv] {
+            let mut log = MetricsLog::open(&dir, format, 0).unwrap();
+            let bad = StepRecord {
+                loss: f64::NAN,
+                grad_norm: f64::INFINITY,
+                framer_loss: Some(f64::NAN),
+                skipped: true,
+                layer_weights: Some(framer_eval::analyze::LayerWeights {
+                    faw_low: vec![f32::NAN],
+                    faw_high: vec![1.0],
+                    fam_low: vec![1.0],
+                    fam_high: vec![1.0],
+                }),
+                ..rec(1, 1.0)
+            };
+            let good = |step| StepRecord {
+                layer_weights: Some(framer_eval::analyze::LayerWeights {
+                    faw_low: vec![0.5],
+                    faw_high: vec![1.0],
+                    fam_low: vec![1.0],
+                    fam_high: vec![1.0],
+                }),
+                ..rec(step, 1.0)
+            };
+            for r in [good(0), bad, good(2)] {
+                log.append(&r).unwrap();
+            }
+            drop(log);
+            let path = dir.join(MetricsLog::file_name(format));
+            let text = fs::read_to_string(&path).unwrap();
+            if format == LogFormat::Jsonl {
+                let line = text.lines().nth(1).unwrap();
+                assert!(
+                    line.contains("\"loss\":null") && line.contains("\"skipped\":true"),
+                    "{line}"
+                );
+                assert!(
+                    !line.contains("faw_low"),
+                    "non-finite layer weights are left out"
+                );
+                // the Fig. 9 reader takes the log too
+                framer_eval::analyze::read_training_weights(&path).unwrap();
+            }
+            let back = read(&path, format).unwrap();
+            assert_eq!(back.len(), 3);
+            assert!(back[1].skipped && back[1].loss.is_nan() && !back[1].grad_norm.is_finite());
+            plot_losses(&back, &dir.join("loss.png"), 100, 50).unwrap();
+            // and a resume reads it
+            drop(MetricsLog::open(&dir, format, 3).unwrap());
+        }
         fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -16,6 +16,7 @@
 pub mod checkpoint;
 pub mod data;
 pub mod ema;
+pub mod fault;
 pub mod grad;
 pub mod metrics;
 pub mod model;
@@ -23,6 +24,7 @@ pub mod objective;
 pub mod photos;
 pub mod rng;
 pub mod run_record;
+mod run_dir;
 pub mod sampler;
 
 use std::fmt;
@@ -318,7 +320,8 @@ where
     }
 
     fn restore(&mut self, path: &Path) -> Result<(), EngineError> {
-        let state = checkpoint::read_state(path)?;
+        let saved = checkpoint::read_state_file(path)?;
+        let state = saved.state;
         if state.seed != self.experiment.train.seed {
             return Err(EngineError::Checkpoint(format!(
                 "{} was written with seed {}, the schedule says {}; an exact resume needs the same \
@@ -328,21 +331,23 @@ where
                 self.experiment.train.seed
             )));
         }
-        let record =
-            checkpoint::read_record::<B, <Framed<B, M> as Module<B>>::Record>(&path.join("model.mpk"), &self.device)?;
-        self.model = self.model.clone().load_record(record);
-        let optim = checkpoint::read_record::<B, _>(&path.join("optim.mpk"), &self.device)?;
+        let file = path.join("model.mpk");
+        let record = checkpoint::read_record::<B, <Framed<B, M> as Module<B>>::Record>(&file, &self.device)?;
+        self.model = checkpoint::load_into(self.model.clone(), record, &file)?;
+        let file = path.join("optim.mpk");
+        let optim = checkpoint::read_record::<B, _>(&file, &self.device)?;
         self.optim = self.optim.clone().load_record(optim);
         if let Some(ema) = self.ema.take() {
             let file = path.join("ema.mpk");
             self.ema = Some(if file.is_file() {
                 let record = checkpoint::read_record::<B::InnerBackend, _>(&file, &self.device)?;
-                burn::module::Module::load_record(ema, record)
+                checkpoint::load_into(ema, record, &file)?
             } else {
                 self.model.valid()
             });
         }
         self.state = state;
+        self.consecutive_bad = saved.consecutive_bad;
         Ok(())
     }
 
@@ -357,6 +362,7 @@ where
         checkpoint::save(
             &self.checkpoint_dir(),
             &self.state,
+            self.consecutive_bad,
             files,
             self.experiment.checkpoint.keep,
         )
@@ -538,7 +544,10 @@ where
         bar.set_position(start_step);
         let mut final_loss = None;
         let mut skipped = 0;
-        let mut last_checkpoint = checkpoint::latest(&self.checkpoint_dir())?;
+        let mut last_checkpoint = checkpoint::newest(&self.checkpoint_dir())?;
+        // a checkpoint that falls due during a run of rejected steps waits for the next good step
+        // (or the end of the run): if the guard then stops the run, nothing of it is saved
+        let mut checkpoint_due = false;
         while self.state.step < end {
             let record = match self.train_step() {
                 Ok(r) => r,
@@ -548,12 +557,18 @@ where
                     return Err(e);
                 }
             };
+            fault::point("step");
             if record.skipped {
                 skipped += 1;
-                bar.println(format!(
-                    "step {}: non-finite loss ({}) or gradient norm ({}); the update was skipped",
-                    record.step, record.loss, record.grad_norm
-                ));
+                // through stderr itself: the bar's own println is dropped when stderr is not a
+                // terminal
+                bar.suspend(|| {
+                    eprintln!(
+                        "warning: step {}: non-finite loss ({}) or gradient norm ({}); the update \
+                         was skipped",
+                        record.step, record.loss, record.grad_norm
+                    )
+                });
             } else {
                 final_loss = Some(record.loss);
             }
@@ -569,9 +584,11 @@ where
                 log.append(&record)?;
             }
             let done = self.state.step;
-            if done.is_multiple_of(exp.checkpoint.every) || done == exp.train.steps {
-                log.flush()?;
+            checkpoint_due |= done.is_multiple_of(exp.checkpoint.every);
+            if (checkpoint_due && self.consecutive_bad == 0) || done == exp.train.steps {
+                log.sync()?;
                 last_checkpoint = Some(self.save_checkpoint()?);
+                checkpoint_due = false;
             }
             if exp.logging.plot_every > 0 && done.is_multiple_of(exp.logging.plot_every) {
                 log.flush()?;
@@ -619,27 +636,27 @@ where
     M: AutodiffModule<B> + SrModel<B>,
     M::InnerModule: SrModel<B::InnerBackend>,
 {
+    let out_dir = out_dir.as_ref();
+    run_dir::prepare_run_dir(out_dir, experiment)?;
     Trainer::new(experiment, model, source, out_dir, device)?.run(None)
 }
 
-/// Prepares the run folder `out_dir` for `experiment` with the model of `config`: `model.toml`
-/// (the model's kind and configuration) and `schedule.resolved.toml`, from which `sr` and
-/// `analyze` rebuild the run's model.
+/// Prepares the run folder `out_dir` for `experiment` with the model of `config`:
+/// `schedule.resolved.toml` and `model.toml` (the model's kind and configuration), from which
+/// `sr` and `analyze` rebuild the run's model. A folder that holds a run of another schedule or
+/// model is refused before anything is written.
 ///
 /// # Errors
-/// [`EngineError::Checkpoint`] when the folder holds a run of another model; I/O errors naming
+/// [`EngineError::Checkpoint`] naming the differing keys or the other model; I/O errors naming
 /// the path.
 pub fn prepare_run_dir<C: ModelConfig>(
     out_dir: &Path,
     experiment: &Experiment,
     config: &C,
 ) -> Result<(), EngineError> {
-    std::fs::create_dir_all(out_dir)
-        .map_err(|e| EngineError::Io(format!("{}: {e}", out_dir.display())))?;
-    run_record::write(out_dir, config)?;
-    let resolved = out_dir.join("schedule.resolved.toml");
-    std::fs::write(&resolved, experiment.to_string())
-        .map_err(|e| EngineError::Io(format!("{}: {e}", resolved.display())))
+    // The schedule first: a folder holding another run is refused before anything is written.
+    run_dir::prepare_run_dir(out_dir, experiment)?;
+    run_record::write(out_dir, config)
 }
 
 /// Runs the experiment a schedule describes end to end with the model of `config` (built by

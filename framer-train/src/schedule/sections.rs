@@ -20,9 +20,10 @@ pub(crate) fn unspanned<T>(value: T) -> Spanned<T> {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScheduleFile {
-    /// Free-form name of the experiment (used in logs).
+    /// Name of the experiment (used in logs and as the run folder `runs/<name>`): one path
+    /// component, without separators.
     #[serde(default)]
-    pub name: Option<String>,
+    pub name: Option<Spanned<String>>,
     /// `[model]`: the model's own configuration, deserialised by the binary's model registry
     /// ([`crate::registry::ModelRegistry`]), which rejects unknown keys at their position.
     pub model: toml::Table,
@@ -398,8 +399,8 @@ pub struct CheckpointSection {
     /// Save every this many steps (`--checkpointing_steps`); the last step is always saved.
     #[serde(alias = "checkpointing_steps")]
     pub every: Spanned<i64>,
-    /// Folder of the checkpoints, relative to the run folder.
-    pub dir: PathBuf,
+    /// Folder of the checkpoints, relative to the run folder (and inside it).
+    pub dir: Spanned<PathBuf>,
     /// Continue from the newest checkpoint in `dir` if there is one.
     pub resume: bool,
     /// How many checkpoints to keep (the newest ones).
@@ -411,7 +412,7 @@ impl Default for CheckpointSection {
     fn default() -> Self {
         Self {
             every: unspanned(1000),
-            dir: PathBuf::from("checkpoints"),
+            dir: unspanned(PathBuf::from("checkpoints")),
             resume: true,
             keep: unspanned(2),
         }

@@ -53,6 +53,15 @@ fn on_header_line(source: &str, offset: usize) -> bool {
     source[start..].trim_start().starts_with('[')
 }
 
+/// The dotted table path written in the header line before byte `offset` (`framer` for the
+/// `extra` of `[framer.extra.deep]`), normalised.
+fn header_prefix(source: &str, offset: usize) -> String {
+    let offset = offset.min(source.len());
+    let start = source[..offset].rfind('\n').map_or(0, |i| i + 1);
+    let head = source[start..offset].trim_start().trim_start_matches('[');
+    normalise_key_path(head.trim().trim_end_matches('.'))
+}
+
 /// `[framer]`, `[[schedule.phase]] #2`, or `the top level`.
 pub(crate) fn describe_table(table: &(String, Option<usize>)) -> String {
     match table {
@@ -117,10 +126,9 @@ pub(crate) fn convert(path: &str, source: &str, err: &toml::de::Error) -> Schedu
         let suggestion = suggest(name, expected.iter().copied());
         // an unknown table: the key sits in a `[header]` line and belongs to the parent table
         if on_header_line(source, span.start) {
-            let parent = table
-                .0
-                .rsplit_once('.')
-                .map_or(String::new(), |(p, _)| p.to_string());
+            // the unknown key is the header's component at the span: its parent is what the
+            // header names before it (`[framer.extra.deep]` with `extra` unknown: `framer`)
+            let parent = header_prefix(source, span.start);
             let full = if parent.is_empty() {
                 name.to_string()
             } else {
@@ -214,6 +222,18 @@ pub(crate) fn convert(path: &str, source: &str, err: &toml::de::Error) -> Schedu
             format!("{prefix}{name}"),
             format!(
                 "`{name}` is set twice in {where_} (an official alias and its name count as the same key)"
+            ),
+        );
+    }
+    if raw.starts_with("number too large") || raw.starts_with("number too small") {
+        let key = key_before(source, span.start).unwrap_or_default();
+        return at(
+            format!("{prefix}{key}"),
+            format!(
+                "`{key}` in {where_} is out of range: TOML integers are 64-bit signed \
+                 ({} to {})",
+                i64::MIN,
+                i64::MAX
             ),
         );
     }

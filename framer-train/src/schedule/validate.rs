@@ -131,7 +131,7 @@ pub(crate) fn resolve(file: ScheduleFile, ctx: &Ctx<'_>) -> Result<Experiment> {
     let c = &file.checkpoint;
     let checkpoint = CheckpointConfig {
         every: ctx.count("checkpoint.every", &c.every, 1)?,
-        dir: c.dir.clone(),
+        dir: checkpoint_dir(&c.dir, ctx)?,
         resume: c.resume,
         keep: ctx.count("checkpoint.keep", &c.keep, 1)? as usize,
     };
@@ -161,11 +161,12 @@ pub(crate) fn resolve(file: ScheduleFile, ctx: &Ctx<'_>) -> Result<Experiment> {
         }
     }
     let degradation = degradation(file.degradation, &file.data, &data, ctx)?;
-    let name = file.name.unwrap_or_else(|| {
-        Path::new(ctx.path)
+    let name = match &file.name {
+        Some(name) => experiment_name(name, ctx)?,
+        None => Path::new(ctx.path)
             .file_stem()
-            .map_or("experiment".into(), |s| s.to_string_lossy().into_owned())
-    });
+            .map_or("experiment".into(), |s| s.to_string_lossy().into_owned()),
+    };
     Ok(Experiment {
         name,
         model,
@@ -260,6 +261,65 @@ fn key_span(source: &str, table: &str, key: &str) -> Option<Range<usize>> {
     None
 }
 
+/// The experiment's name names its run folder `runs/<name>`: one plain path component.
+fn experiment_name(v: &Spanned<String>, ctx: &Ctx<'_>) -> Result<String> {
+    let name = v.get_ref();
+    let why = if name.trim().is_empty() {
+        Some("is empty")
+    } else if name.contains(['/', '\\']) {
+        Some("contains a path separator")
+    } else if name == "." || name == ".." {
+        Some("names a relative folder")
+    } else if name.chars().any(char::is_control) {
+        Some("contains a control character")
+    } else {
+        None
+    };
+    match why {
+        Some(why) => Err(ctx
+            .err(
+                v.span(),
+                "name",
+                format!("`name` = {name:?} {why}; it names the run folder `runs/<name>`"),
+            )
+            .with_help(
+                "use a plain name such as \"dit-tiny-framer\" (letters, digits, `-`, `_`, `.`)",
+            )),
+        None => Ok(name.clone()),
+    }
+}
+
+/// `checkpoint.dir` is a folder inside the run folder: relative, without `..`.
+fn checkpoint_dir(v: &Spanned<std::path::PathBuf>, ctx: &Ctx<'_>) -> Result<std::path::PathBuf> {
+    use std::path::Component;
+    let dir = v.get_ref();
+    let why = if dir.as_os_str().is_empty() {
+        Some("is empty")
+    } else if dir.is_absolute() || dir.has_root() {
+        Some("is an absolute path")
+    } else if dir
+        .components()
+        .any(|c| matches!(c, Component::ParentDir | Component::Prefix(_)))
+    {
+        Some("leaves the run folder (`..`)")
+    } else {
+        None
+    };
+    match why {
+        Some(why) => Err(ctx
+            .err(
+                v.span(),
+                "checkpoint.dir",
+                format!(
+                    "`checkpoint.dir` = \"{}\" {why}; checkpoints live inside the run folder",
+                    dir.display()
+                ),
+            )
+            .with_help("give a folder relative to the run folder, such as \"checkpoints\"")),
+        None => Ok(dir.clone()),
+    }
+}
+
 fn train(t: &TrainSection, ctx: &Ctx<'_>) -> Result<TrainConfig> {
     Ok(TrainConfig {
         steps: ctx.count("train.steps", &t.steps, 1)?,
@@ -290,16 +350,80 @@ fn data(d: &DataSection, ctx: &Ctx<'_>) -> Result<DataConfig> {
             format!("`data.crop_size` ({crop_size}) must be a multiple of `data.scale` ({scale})"),
         ));
     }
-    let hr_dir = d
-        .hr_dir
-        .as_ref()
-        .map(|v| ctx.folder("data.hr_dir", v))
-        .transpose()?;
+    let hr_dir = match &d.hr_dir {
+        Some(v) => {
+            let dir = ctx.folder("data.hr_dir", v)?;
+            training_photos(v, &dir, crop_size, ctx)?;
+            Some(dir)
+        }
+        None => None,
+    };
     Ok(DataConfig {
         hr_dir,
         crop_size,
         scale,
     })
+}
+
+/// The photos of `[data] hr_dir` (the folder `dir`): at least one, and each with a readable
+/// image header and large enough for the crop, as training will load them. Only the headers are
+/// read.
+fn training_photos(
+    v: &Spanned<std::path::PathBuf>,
+    dir: &Path,
+    crop_size: usize,
+    ctx: &Ctx<'_>,
+) -> Result<()> {
+    let at = |message: String| {
+        ctx.err(v.span(), "data.hr_dir", message)
+            .with_help("training loads every image of the folder (not its sub-folders)")
+    };
+    let files = match framer_data::dataset::list_images(dir) {
+        Ok(files) => files,
+        Err(framer_data::DataError::EmptyFolder { .. }) => {
+            return Err(at(format!(
+                "`data.hr_dir` folder {} holds no image file ({})",
+                dir.display(),
+                framer_data::dataset::IMAGE_EXTENSIONS.join(", ")
+            )));
+        }
+        Err(e) => return Err(at(format!("`data.hr_dir`: {e}"))),
+    };
+    let halve = framer_data::TrainPairsOptions::default().halve_min_side;
+    for file in &files {
+        let size = image::ImageReader::open(file)
+            .and_then(|r| r.with_guessed_format())
+            .map_err(image::ImageError::IoError)
+            .and_then(|r| r.into_dimensions());
+        let (w, h) = match size {
+            Ok((w, h)) if w > 0 && h > 0 => (w as usize, h as usize),
+            Ok((w, h)) => {
+                return Err(at(format!(
+                    "`data.hr_dir`: {} has size {w}x{h}",
+                    file.display()
+                )));
+            }
+            Err(e) => {
+                return Err(at(format!(
+                    "`data.hr_dir` folder {}: {} is not a readable image ({e})",
+                    dir.display(),
+                    file.display()
+                )));
+            }
+        };
+        let (w, h) = match halve {
+            Some(min_side) if w.min(h) >= min_side => (w / 2, h / 2),
+            _ => (w, h),
+        };
+        if w < crop_size || h < crop_size {
+            return Err(at(format!(
+                "`data.hr_dir`: {} is {w}x{h} (as loaded for training), smaller than \
+                 `data.crop_size` = {crop_size}",
+                file.display()
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn objective(o: &ObjectiveSection, ctx: &Ctx<'_>) -> Result<ObjectiveConfig> {
