@@ -126,3 +126,46 @@ fn check_lists_the_model_taps_and_the_selected_students() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `metrics.jsonl` without the wall-clock `seconds` of each step (the only field that measures
+/// the machine rather than the run).
+fn metrics_without_time(run: &std::path::Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|line| {
+            let mut record: serde_json::Value = serde_json::from_str(line).unwrap();
+            record.as_object_mut().unwrap().remove("seconds");
+            record
+        })
+        .collect()
+}
+
+#[test]
+fn the_same_schedule_trains_the_same_run_twice() {
+    let dir = std::env::temp_dir().join(format!("framer-cli-twice-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let schedule = dir.join("twice.toml");
+    std::fs::write(
+        &schedule,
+        "[model]\nbackbone = \"dit\"\npreset = \"tiny\"\n[data]\ncrop_size = 16\n\
+         [framer]\nlambda = 0.1\n[train]\nsteps = 4\nbatch_size = 2\nseed = 9\n\
+         [checkpoint]\nevery = 4\n[logging]\nprogress = false\n",
+    )
+    .unwrap();
+    let runs: Vec<_> = ["a", "b"]
+        .iter()
+        .map(|name| {
+            let out = dir.join(name);
+            let (ok, _, stderr) = framer(&["train", schedule.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+            assert!(ok, "{stderr}");
+            out
+        })
+        .collect();
+    let (a, b) = (metrics_without_time(&runs[0]), metrics_without_time(&runs[1]));
+    assert_eq!(a.len(), 4);
+    // losses and gradient norms from step 0 on: the initial weights are seeded too
+    assert_eq!(a, b, "two runs of one schedule log the same values");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -623,7 +623,8 @@ where
 }
 
 /// Runs `experiment` on `model` with the pairs of `source`, in `out_dir`, to the end (resuming from
-/// a checkpoint there if the schedule allows). The entry point of every model.
+/// a checkpoint there if the schedule allows). Prepare the folder first with [`prepare_run_dir`]
+/// ([`run_experiment`] does both).
 pub fn run_experiment_with<B, M>(
     experiment: &Experiment,
     model: Framed<B, M>,
@@ -636,8 +637,6 @@ where
     M: AutodiffModule<B> + SrModel<B>,
     M::InnerModule: SrModel<B::InnerBackend>,
 {
-    let out_dir = out_dir.as_ref();
-    run_dir::prepare_run_dir(out_dir, experiment)?;
     Trainer::new(experiment, model, source, out_dir, device)?.run(None)
 }
 

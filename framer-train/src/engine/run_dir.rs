@@ -206,7 +206,7 @@ mod tests {
         let text = if extra.contains("[model]") {
             extra.to_string()
         } else {
-            format!("[model]\nbackbone = \"dit\"\n{extra}")
+            format!("[model]\nbackbone = \"dit\"\npreset = \"tiny\"\n{extra}")
         };
         crate::schedule::parse(&text, "t.toml", Path::new(".")).unwrap()
     }
