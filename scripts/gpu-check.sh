@@ -18,7 +18,7 @@ bundle=gpu-bundle
 
 case "${1:-run}" in
   build)
-    cargo build --release -p framer --features cuda --example golden --bench loss
+    cargo build --release -p framer --features cuda,golden --example golden --bench loss
     cargo build --release -p framer-train --features cuda
     cargo build --release -p framer-backbones --features cuda --example step_overhead
     cargo build --release -p framer-eval --features cuda --example nr_metrics_time
