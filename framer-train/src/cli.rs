@@ -629,10 +629,10 @@ impl ConfigTask for CheckTask<'_> {
         let (applied, framer_values) = self.experiment.with_model_defaults(C::loss_defaults());
         let exp = &applied;
         let model_error = |message: String| {
-            let error = ScheduleError::new(format!("[model] does not fit this schedule: {message}"));
+            let message = format!("[model] does not fit this schedule: {message}");
             match &exp.origin {
-                Some(o) => ScheduleError::at(&o.path, &o.text, model_span(&o.text), "model", error.message),
-                None => error,
+                Some(o) => ScheduleError::at(&o.path, &o.text, model_span(&o.text), "model", message),
+                None => ScheduleError::new(message),
             }
         };
         config.check_data(3, exp.data.crop_size).map_err(model_error)?;

@@ -82,9 +82,14 @@ fn model_source(experiment: &Experiment) -> (String, String) {
 /// The located [`ScheduleError`] of a table `T` rejects.
 pub fn deserialize_model<T: DeserializeOwned>(experiment: &Experiment) -> Result<T, ScheduleError> {
     let (path, text) = model_source(experiment);
-    toml::from_str::<ModelDoc<T>>(&text)
+    parse_model(&path, &text)
+}
+
+/// The `[model]` table of the schedule `text` (read from `path`) as `T`, with located errors.
+fn parse_model<T: DeserializeOwned>(path: &str, text: &str) -> Result<T, ScheduleError> {
+    toml::from_str::<ModelDoc<T>>(text)
         .map(|doc| doc.model)
-        .map_err(|e| crate::schedule::convert_toml_error(&path, &text, &e))
+        .map_err(|e| crate::schedule::convert_toml_error(path, text, &e))
 }
 
 /// The backbones of `framer-backbones`, selected by `[model] backbone = "unet" | "dit"` with a
@@ -112,9 +117,7 @@ impl ModelRegistry for Builtin {
 
     fn visit<T: ConfigTask>(experiment: &Experiment, task: T) -> Result<T::Output, ScheduleError> {
         let (path, text) = model_source(experiment);
-        let table: BuiltinTable = toml::from_str::<ModelDoc<BuiltinTable>>(&text)
-            .map(|doc| doc.model)
-            .map_err(|e| crate::schedule::convert_toml_error(&path, &text, &e))?;
+        let table: BuiltinTable = parse_model(&path, &text)?;
         let at = |span: Range<usize>, key: &str, message: String| {
             ScheduleError::at(&path, &text, span, key, message)
         };
