@@ -25,6 +25,10 @@ pub const DIFFUSERS_KEY_REMAP: &[(&str, &str)] = &[
     (r"^(.*\.)?(norm1|norm2|group_norm|conv_norm_out)\.bias$", "${1}${2}.beta"),
 ];
 
+/// Shape (or dtype) errors listed one by one; a file for another model size would otherwise list
+/// every tensor. Missing and unused keys are always listed in full.
+const MAX_TENSOR_ERRORS: usize = 5;
+
 /// How strict [`load_safetensors`] is.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LoadOptions {
@@ -60,8 +64,8 @@ pub struct LoadReport {
 ///
 /// Fails with [`BackboneError::Load`] naming the file when it cannot be read or is truncated (the
 /// first tensor whose bytes lie past the end is named), and otherwise lists every problem
-/// together, one per line: each tensor whose shape disagrees with the model (file key, model
-/// path, expected and found shapes in the file's layout), every model parameter the file lacks
+/// together, one per line: the tensors whose shape disagrees with the model (the first five: file
+/// key, model path where it differs, expected and found shapes in the file's layout), every model parameter the file lacks
 /// (with the closest unused file key as a suggestion when one is a near miss) and every file
 /// tensor that matches no parameter, the last two unless `options` allows them.
 pub fn load_safetensors<B: Backend, M: Module<B>>(
@@ -84,7 +88,11 @@ pub fn load_safetensors<B: Backend, M: Module<B>>(
     }
     let result = model.load_from(&mut store).map_err(|e| fail(shorten(e.to_string())))?;
     let file_key = header::FileKeys::new(&header);
-    let mut problems: Vec<String> = result.errors.iter().map(|e| file_key.describe(e)).collect();
+    let mut problems: Vec<String> =
+        result.errors.iter().take(MAX_TENSOR_ERRORS).map(|e| file_key.describe(e)).collect();
+    if result.errors.len() > MAX_TENSOR_ERRORS {
+        problems.push(format!("… and {} more tensor(s) that could not be applied", result.errors.len() - MAX_TENSOR_ERRORS));
+    }
     let report = LoadReport {
         applied: result.applied,
         missing: result.missing.into_iter().map(|(p, _)| p).collect(),

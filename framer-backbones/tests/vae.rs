@@ -232,7 +232,7 @@ fn misshaped_and_misnamed_tensors_are_listed_together() {
     eprintln!("{message}");
     for expected in [
         path.display().to_string().as_str(),
-        "tensor `decoder.conv_out.weight` (model `decoder.conv_out.weight`): expected shape [3, 8, 3, 3], found [3, 8, 3, 2]",
+        "tensor `decoder.conv_out.weight`: expected shape [3, 8, 3, 3], found [3, 8, 3, 2]",
         "2 model parameter(s) missing from the file:",
         "`encoder.conv_in.weight` (did you mean file key `encoder.conv_inn.weight`?)",
         "`quant_conv.bias`\n",

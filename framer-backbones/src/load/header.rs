@@ -140,10 +140,9 @@ impl FileKeys {
                 // file would have to hold it.
                 let transposed = found.len() == 2 && file_shape != found && file_shape.iter().rev().eq(found.iter());
                 let expected: Vec<usize> = if transposed { expected.into_iter().rev().collect() } else { expected };
-                format!(
-                    "tensor `{}` (model `{path}`): expected shape {expected:?}, found {file_shape:?}",
-                    self.original(path)
-                )
+                let key = self.original(path);
+                let model = if key == path { String::new() } else { format!(" (model `{path}`)") };
+                format!("tensor `{key}`{model}: expected shape {expected:?}, found {file_shape:?}")
             }
             ApplyError::DTypeMismatch { path, .. }
             | ApplyError::AdapterError { path, .. }
