@@ -8,7 +8,7 @@ pub enum BackboneError {
     /// A configuration value is out of range or inconsistent with another one.
     #[error("invalid {model} configuration: `{field}` {reason}")]
     InvalidConfig {
-        /// `"unet"` or `"dit"`.
+        /// `"unet"`, `"dit"` or `"vae"`.
         model: &'static str,
         /// The offending field, e.g. `block_out_channels`.
         field: &'static str,
@@ -18,7 +18,7 @@ pub enum BackboneError {
     /// A preset name that does not exist for this backbone.
     #[error("unknown {model} preset `{name}`; known presets: {known}")]
     UnknownPreset {
-        /// `"unet"` or `"dit"`.
+        /// `"unet"`, `"dit"` or `"vae"`.
         model: &'static str,
         /// The requested name.
         name: String,

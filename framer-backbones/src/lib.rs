@@ -10,6 +10,8 @@
 //!   `transformer_blocks`, `norm_out`, `proj_out`), with the low-resolution image as a "control"
 //!   token stream joining every attention. FRAMER students: every transformer block, read out
 //!   through the shared `norm_out`/`proj_out` (the reference's early exits).
+//! - [`AutoencoderKL`] ([`vae`]) — the Stable Diffusion VAEs (SD2: 4 latent channels, SD3: 16),
+//!   exact to diffusers, with the pipelines' latent scaling and tiled decoding.
 //!
 //! Both are annotated with `#[framer]`/`#[framer_forward]` exactly as a user's own model would be:
 //! what the attributes generate ([`framer::FramerForward`], [`framer::Framed`]) is all a training
@@ -51,11 +53,13 @@ mod error;
 mod load;
 pub mod summary;
 pub mod unet;
+pub mod vae;
 
 pub use dit::{DiT, DiTConfig};
 pub use error::BackboneError;
 pub use load::{DIFFUSERS_KEY_REMAP, LoadOptions, LoadReport, load_safetensors};
 pub use unet::{UNet, UNetConfig};
+pub use vae::{AutoencoderKL, DiagonalGaussian, VaeConfig, VaeTiling};
 
 use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;

@@ -8,6 +8,8 @@ use burn::tensor::backend::Backend;
 
 use crate::BackboneError;
 
+mod header;
+
 /// Regex key rewrites from diffusers state-dict keys to this crate's module paths, applied in
 /// order. Only heterogeneous `ModuleList`s of diffusers differ: `to_out.0` (a Linear followed by
 /// Dropout) is the field `to_out`, and the feed-forward's `net.0.proj` / `net.2` are the fields
@@ -22,6 +24,10 @@ pub const DIFFUSERS_KEY_REMAP: &[(&str, &str)] = &[
     (r"^(.*\.)?(norm1|norm2|group_norm|conv_norm_out)\.weight$", "${1}${2}.gamma"),
     (r"^(.*\.)?(norm1|norm2|group_norm|conv_norm_out)\.bias$", "${1}${2}.beta"),
 ];
+
+/// Shape (or dtype) errors listed one by one; a file for another model size would otherwise list
+/// every tensor. Missing and unused keys are always listed in full.
+const MAX_TENSOR_ERRORS: usize = 5;
 
 /// How strict [`load_safetensors`] is.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -56,9 +62,12 @@ pub struct LoadReport {
 
 /// Loads `path` into `model`, mapping diffusers keys with [`DIFFUSERS_KEY_REMAP`].
 ///
-/// Fails with [`BackboneError::Load`] naming the file when it cannot be read, when a tensor's
-/// shape disagrees with the model, or when keys are missing or unused and `options` does not
-/// allow it (the message lists the first few keys).
+/// Fails with [`BackboneError::Load`] naming the file when it cannot be read or is truncated (the
+/// first tensor whose bytes lie past the end is named), and otherwise lists every problem
+/// together, one per line: the tensors whose shape disagrees with the model (the first five: file
+/// key, model path where it differs, expected and found shapes in the file's layout), every model parameter the file lacks
+/// (with the closest unused file key as a suggestion when one is a near miss) and every file
+/// tensor that matches no parameter, the last two unless `options` allows them.
 pub fn load_safetensors<B: Backend, M: Module<B>>(
     model: &mut M,
     path: impl AsRef<Path>,
@@ -69,7 +78,8 @@ pub fn load_safetensors<B: Backend, M: Module<B>>(
     if !path.is_file() {
         return Err(fail("no such file".into()));
     }
-    let mut store = SafetensorsStore::from_file(path).allow_partial(true).validate(true);
+    let header = header::read(path).map_err(fail)?;
+    let mut store = SafetensorsStore::from_file(path).allow_partial(true).validate(false);
     for (from, to) in DIFFUSERS_KEY_REMAP {
         store = store.with_key_remapping(*from, *to);
     }
@@ -77,31 +87,35 @@ pub fn load_safetensors<B: Backend, M: Module<B>>(
         store = store.with_from_adapter(PyTorchToBurnAdapter);
     }
     let result = model.load_from(&mut store).map_err(|e| fail(shorten(e.to_string())))?;
-    if !result.errors.is_empty() {
-        let list: Vec<String> = result.errors.iter().take(5).map(|e| e.to_string()).collect();
-        return Err(fail(format!("{} tensor(s) could not be applied: {}", result.errors.len(), list.join("; "))));
+    let file_key = header::FileKeys::new(&header);
+    let mut problems: Vec<String> =
+        result.errors.iter().take(MAX_TENSOR_ERRORS).map(|e| file_key.describe(e)).collect();
+    if result.errors.len() > MAX_TENSOR_ERRORS {
+        problems.push(format!("… and {} more tensor(s) that could not be applied", result.errors.len() - MAX_TENSOR_ERRORS));
     }
     let report = LoadReport {
         applied: result.applied,
         missing: result.missing.into_iter().map(|(p, _)| p).collect(),
         unused: result.unused,
     };
-    let head = |v: &[String]| v.iter().take(5).cloned().collect::<Vec<_>>().join(", ");
     if !options.allow_missing && !report.missing.is_empty() {
-        return Err(fail(format!(
-            "{} model parameter(s) missing from the file, e.g. {}",
-            report.missing.len(),
-            head(&report.missing)
-        )));
+        problems.push(format!("{} model parameter(s) missing from the file:", report.missing.len()));
+        for missing in &report.missing {
+            let hint = header::near_miss(missing, &report.unused)
+                .map(|k| format!(" (did you mean file key `{}`?)", file_key.original(k)))
+                .unwrap_or_default();
+            problems.push(format!("  `{missing}`{hint}"));
+        }
     }
     if !options.allow_unused && !report.unused.is_empty() {
-        return Err(fail(format!(
-            "{} file tensor(s) match no model parameter, e.g. {}",
-            report.unused.len(),
-            head(&report.unused)
-        )));
+        problems.push(format!("{} file tensor(s) match no model parameter:", report.unused.len()));
+        problems.extend(report.unused.iter().map(|k| format!("  `{}`", file_key.original(k))));
     }
-    Ok(report)
+    if problems.is_empty() {
+        Ok(report)
+    } else {
+        Err(fail(format!("\n{}", problems.join("\n"))))
+    }
 }
 
 /// Keeps error messages readable when burn lists every mismatched tensor.

@@ -79,7 +79,8 @@ impl<B: Backend> DownBlock2D<B> {
     }
 }
 
-/// The bottleneck: ResNet, self-attention, ResNet (diffusers `UNetMidBlock2D`).
+/// The bottleneck: ResNet, self-attention, ResNet (diffusers `UNetMidBlock2D`). The VAE's mid
+/// blocks are the same module without time embedding ([`UNetMidBlock2D::without_time_embedding`]).
 #[derive(Module, Debug)]
 pub struct UNetMidBlock2D<B: Backend> {
     /// Two ResNet blocks at constant width.
@@ -90,7 +91,17 @@ pub struct UNetMidBlock2D<B: Backend> {
 
 impl<B: Backend> UNetMidBlock2D<B> {
     pub(crate) fn new(channels: usize, attention: bool, dims: BlockDims, device: &B::Device) -> Self {
-        let res = || ResnetBlock2D::new(channels, channels, dims.temb_dim, dims.groups, dims.eps, device);
+        Self::build(channels, attention, Some(dims.temb_dim), dims, device)
+    }
+
+    fn build(
+        channels: usize,
+        attention: bool,
+        temb_dim: Option<usize>,
+        dims: BlockDims,
+        device: &B::Device,
+    ) -> Self {
+        let res = || ResnetBlock2D::build(channels, channels, temb_dim, dims.groups, dims.eps, device);
         Self {
             resnets: vec![res(), res()],
             attentions: if attention {
@@ -115,13 +126,38 @@ impl<B: Backend> UNetMidBlock2D<B> {
         Self::new(channels, attention, BlockDims { temb_dim, groups, eps, head_dim }, device)
     }
 
+    /// A mid block without time embedding (diffusers `temb_channels = None`, the VAE's): ResNets
+    /// without `time_emb_proj`, `groups` norm groups (ε = `eps`) in the ResNets and the attention,
+    /// attention heads of width `head_dim` when `attention`.
+    pub fn without_time_embedding(
+        channels: usize,
+        attention: bool,
+        groups: usize,
+        eps: f64,
+        head_dim: usize,
+        device: &B::Device,
+    ) -> Self {
+        let dims = BlockDims { temb_dim: 0, groups, eps, head_dim };
+        Self::build(channels, attention, None, dims, device)
+    }
+
     /// `[batch, C, H, W] → [batch, C, H, W]`.
     pub fn forward(&self, x: Tensor<B, 4>, temb: Tensor<B, 2>) -> Tensor<B, 4> {
-        let mut x = self.resnets[0].forward(x, temb.clone());
+        self.forward_with(x, Some(temb))
+    }
+
+    /// As [`UNetMidBlock2D::forward`], with the time embedding optional (see
+    /// [`ResnetBlock2D::forward_with`]).
+    ///
+    /// # Shapes
+    /// - `x`: `[batch, C, H, W]`; `temb`: `[batch, temb_dim]`
+    /// - output: `[batch, C, H, W]`
+    pub fn forward_with(&self, x: Tensor<B, 4>, temb: Option<Tensor<B, 2>>) -> Tensor<B, 4> {
+        let mut x = self.resnets[0].forward_with(x, temb.clone());
         for attn in &self.attentions {
             x = attn.forward(x);
         }
-        self.resnets[1].forward(x, temb)
+        self.resnets[1].forward_with(x, temb)
     }
 }
 

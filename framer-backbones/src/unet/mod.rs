@@ -20,7 +20,7 @@
 
 pub(crate) mod attention;
 mod blocks;
-mod resnet;
+pub(crate) mod resnet;
 
 pub use attention::{Attention, scaled_dot_product_attention};
 pub use blocks::{DownBlock2D, UNetMidBlock2D, UpBlock2D};
