@@ -594,6 +594,10 @@ pub struct CheckReport {
     /// Each resolved `[framer]` value and where it came from (schedule, the model's attribute, or
     /// framer's default).
     pub framer_values: Vec<crate::schedule::FramerValue>,
+    /// Scalar parameters of the model that `[train] trainable` selects (all when absent).
+    pub trainable_params: usize,
+    /// Scalar parameters of the model (without FRAMER's generated heads).
+    pub total_params: usize,
 }
 
 impl std::fmt::Display for CheckReport {
@@ -606,6 +610,17 @@ impl std::fmt::Display for CheckReport {
         writeln!(f, "# FRAMER loss settings (outside phases) and where each comes from:")?;
         for v in &self.framer_values {
             writeln!(f, "#   {:<22} {:<12} ({})", v.key, v.value, v.source)?;
+        }
+        if !self.experiment.train.trainable.is_empty() {
+            let patterns: Vec<&str> =
+                self.experiment.train.trainable.iter().map(|p| p.pattern.as_str()).collect();
+            writeln!(
+                f,
+                "# trainable parameters ({}): {} of {} (the rest frozen; FRAMER heads always train)",
+                patterns.join(", "),
+                self.trainable_params,
+                self.total_params
+            )?;
         }
         writeln!(f, "# student taps of the model: {}", self.taps.join(", "))?;
         if self.experiment.framer.enabled {
@@ -639,6 +654,11 @@ impl ConfigTask for CheckTask<'_> {
         let model = config
             .init::<burn::backend::Flex>(&Default::default())
             .map_err(model_error)?;
+        let params = crate::engine::trainable::param_entries(&model);
+        let paths: Vec<String> = params.iter().map(|e| e.path.clone()).collect();
+        let keep = schedule::resolve_trainable(exp, &paths)?;
+        let trainable_params =
+            params.iter().zip(&keep).filter(|(_, k)| **k).map(|(e, _)| e.numel).sum();
         let taps = model.student_names();
         let students = if exp.framer.enabled {
             schedule::resolve_students(exp, &taps)?
@@ -652,6 +672,8 @@ impl ConfigTask for CheckTask<'_> {
             taps,
             students,
             framer_values,
+            trainable_params,
+            total_params: params.iter().map(|e| e.numel).sum(),
         })
     }
 }

@@ -49,6 +49,7 @@ pub mod commands;
 pub mod demo;
 pub mod engine;
 pub mod figure;
+pub mod lora;
 pub mod registry;
 pub mod schedule;
 pub mod study;

@@ -26,6 +26,7 @@ pub mod rng;
 pub mod run_record;
 mod run_dir;
 pub mod sampler;
+pub mod trainable;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -251,6 +252,7 @@ where
         };
         std::fs::create_dir_all(&out_dir)
             .map_err(|e| EngineError::Io(format!("{}: {e}", out_dir.display())))?;
+        let (model, _) = trainable::apply_trainable(model, experiment)?;
         let o = &experiment.optimizer;
         let optim = AdamWConfig::new()
             .with_beta_1(o.beta1 as f32)
@@ -292,6 +294,11 @@ where
     /// The folder of the checkpoints.
     pub fn checkpoint_dir(&self) -> PathBuf {
         self.out_dir.join(&self.experiment.checkpoint.dir)
+    }
+
+    /// The parameters the optimiser holds state for (those it has updated so far).
+    pub fn optimizer_state_params(&self) -> Vec<burn::module::ParamId> {
+        self.optim.to_record().into_keys().collect()
     }
 
     /// Steps completed so far.

@@ -10,6 +10,7 @@ mod phase;
 mod resolved;
 mod sections;
 mod toml_error;
+mod trainable;
 mod validate;
 
 use std::path::Path;
@@ -27,6 +28,7 @@ pub use sections::{
     ObjectiveSection, OptimizerKind, OptimizerSection, ScheduleFile, ScheduleSection,
     SigmaSampling, StudentsSpec, TrainSection,
 };
+pub use trainable::{ParamPattern, resolve_trainable};
 
 /// Reads and validates the schedule at `path`.
 ///

@@ -298,6 +298,13 @@ pub struct TrainConfig {
     pub ema_decay: Option<f64>,
     /// Consecutive non-finite steps tolerated before aborting.
     pub max_bad_steps: u64,
+    /// The parameters trained (`[train] trainable`, with `trainable_modules` as globs); empty:
+    /// every parameter.
+    #[serde(
+        skip_serializing_if = "Vec::is_empty",
+        serialize_with = "super::trainable::serialize_patterns"
+    )]
+    pub trainable: Vec<super::ParamPattern>,
 }
 
 /// `[checkpoint]`, resolved.

@@ -382,6 +382,14 @@ pub struct TrainSection {
     /// Abort after this many consecutive steps with a non-finite loss or gradient.
     #[serde(default = "default_max_bad_steps")]
     pub max_bad_steps: Spanned<i64>,
+    /// Parameters the optimiser updates, as globs over parameter paths (`["*control*"]`);
+    /// absent: every parameter. The others are frozen: no gradient, no optimiser state.
+    #[serde(default)]
+    pub trainable: Option<Spanned<Vec<Spanned<String>>>>,
+    /// The reference's `--trainable_modules`: substrings of parameter paths (`["control"]` is
+    /// `trainable = ["*control*"]`).
+    #[serde(default)]
+    pub trainable_modules: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 fn default_batch() -> Spanned<i64> {
