@@ -3,10 +3,12 @@
 use crate::image::{CHANNELS, Image};
 use crate::kernels::{Kernel, gaussian_1d};
 
-/// Mirror index without repeating the edge sample (PyTorch `reflect`, OpenCV `BORDER_REFLECT_101`),
-/// valid for any offset: the signal is extended periodically with period `2 (n - 1)`.
-pub(crate) fn reflect_index(i: isize, n: usize) -> usize {
-    if n == 1 {
+/// Mirror index without repeating the edge sample (PyTorch `reflect`, OpenCV `BORDER_REFLECT_101`:
+/// `…, 2, 1, 0, 1, 2, …, n−2, n−1, n−2, …`), valid for any offset: the signal is extended
+/// periodically with period `2 (n - 1)`, so pads longer than the side work too. `n ≤ 1` maps
+/// everything to 0.
+pub fn reflect_index(i: isize, n: usize) -> usize {
+    if n <= 1 {
         return 0;
     }
     let period = 2 * (n as isize - 1);

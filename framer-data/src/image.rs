@@ -71,9 +71,29 @@ impl Image {
 
     /// Builds an image from interleaved 8-bit RGB (HWC, `3 * width * height` bytes), dividing by 255.
     pub fn from_rgb8(width: usize, height: usize, hwc: &[u8]) -> Result<Self> {
+        Self::from_interleaved(width, height, hwc, "bytes", |v| f32::from(v) / 255.0)
+    }
+
+    /// Builds an image from **interleaved HWC** samples (`[H, W, 3]`, `R G B R G B …`, the layout
+    /// of decoded files and of pyiqa's arrays), converting them to the planar layout.
+    ///
+    /// Returns [`DataError::InvalidImage`] if the length does not match or a side is zero.
+    pub fn from_hwc(width: usize, height: usize, hwc: Vec<f32>) -> Result<Self> {
+        Self::from_interleaved(width, height, &hwc, "samples", |v| v)
+    }
+
+    /// The planar image of interleaved `[H, W, 3]` values, each mapped by `f`; `unit` names
+    /// them in the error.
+    fn from_interleaved<T: Copy>(
+        width: usize,
+        height: usize,
+        hwc: &[T],
+        unit: &str,
+        f: impl Fn(T) -> f32,
+    ) -> Result<Self> {
         if hwc.len() != CHANNELS * width * height {
             return Err(DataError::InvalidImage(format!(
-                "{} bytes given for a {width}x{height} RGB image (expected {})",
+                "{} {unit} given for a {width}x{height} RGB image (expected {})",
                 hwc.len(),
                 CHANNELS * width * height
             )));
@@ -82,10 +102,23 @@ impl Image {
         let mut data = vec![0.0f32; CHANNELS * plane];
         for (i, px) in hwc.chunks_exact(CHANNELS).enumerate() {
             for c in 0..CHANNELS {
-                data[c * plane + i] = f32::from(px[c]) / 255.0;
+                data[c * plane + i] = f(px[c]);
             }
         }
         Self::from_chw(width, height, data)
+    }
+
+    /// The samples **interleaved HWC** (`[H, W, 3]`), for algorithms that read pixel by pixel
+    /// (the inverse of [`Image::from_hwc`]).
+    pub fn to_hwc(&self) -> Vec<f32> {
+        let plane = self.width * self.height;
+        let mut out = vec![0.0f32; CHANNELS * plane];
+        for c in 0..CHANNELS {
+            for (i, &v) in self.channel(c).iter().enumerate() {
+                out[i * CHANNELS + c] = v;
+            }
+        }
+        out
     }
 
     /// Width in pixels.
@@ -148,17 +181,18 @@ impl Image {
         self.data[(c * self.height + y) * self.width + x]
     }
 
+    /// The `[R, G, B]` samples at column `x`, row `y`.
+    ///
+    /// # Panics
+    /// If `x >= width` or `y >= height`.
+    pub fn pixel(&self, x: usize, y: usize) -> [f32; 3] {
+        [self.get(0, y, x), self.get(1, y, x), self.get(2, y, x)]
+    }
+
     /// Interleaved 8-bit RGB (HWC), each sample clamped to `[0, 1]` and rounded to the nearest
     /// multiple of 1/255.
     pub fn to_rgb8(&self) -> Vec<u8> {
-        let plane = self.width * self.height;
-        let mut out = vec![0u8; CHANNELS * plane];
-        for c in 0..CHANNELS {
-            for (i, &v) in self.channel(c).iter().enumerate() {
-                out[i * CHANNELS + c] = quantize_u8(v);
-            }
-        }
-        out
+        self.to_hwc().into_iter().map(quantize_u8).collect()
     }
 
     /// Clamps every sample to `[0, 1]` and rounds it to 8-bit precision (`round(255 v) / 255`),
@@ -194,6 +228,25 @@ impl Image {
             }
         }
         Image::from_chw(width, height, data)
+    }
+
+    /// The image without `border` pixels on every edge (BasicSR/pyiqa `img[c:-c, c:-c]`),
+    /// `[3, H − 2c, W − 2c]`; `border = 0` gives a copy.
+    ///
+    /// Returns [`DataError::InvalidImage`] if nothing would be left.
+    pub fn crop_border(&self, border: usize) -> Result<Image> {
+        if 2 * border >= self.width || 2 * border >= self.height {
+            return Err(DataError::InvalidImage(format!(
+                "a border crop of {border} leaves nothing of a {}x{} image",
+                self.width, self.height
+            )));
+        }
+        self.crop(
+            border,
+            border,
+            self.width - 2 * border,
+            self.height - 2 * border,
+        )
     }
 
     /// Mirrors the image left–right.

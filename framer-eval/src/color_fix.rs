@@ -14,11 +14,12 @@
 //! image is saved.
 
 use framer_data::Image;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{EvalError, Result};
 
 /// Which colour correction to apply after super-resolution.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum ColorFix {
     /// No correction.
     None,

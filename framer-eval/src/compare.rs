@@ -41,7 +41,7 @@ pub trait PairMetric {
     /// The registry entry this computes (e.g. [`Metric::Lpips`]).
     fn metric(&self) -> Metric;
 
-    /// The value for `sr` against its ground truth `gt` (both `[H, W, 3]` in `[0, 1]`, same
+    /// The value for `sr` against its ground truth `gt` (both `[3, H, W]` in `[0, 1]`, same
     /// size), after removing `crop_border` pixels from every edge.
     ///
     /// # Errors
@@ -55,7 +55,7 @@ pub trait ImageMetric {
     /// The registry entry this computes (e.g. [`Metric::Musiq`]).
     fn metric(&self) -> Metric;
 
-    /// The value for `image` (`[H, W, 3]` in `[0, 1]`).
+    /// The value for `image` (`[3, H, W]` in `[0, 1]`).
     ///
     /// # Errors
     /// Whatever the model reports (image too small, …).
@@ -254,7 +254,7 @@ fn evaluate_folder_with(
             return Ok(m.compute(sr, gt, crop_border)?);
         }
         if let Some(model) = models.image.iter().find(|e| e.metric() == m) {
-            return model.score(&sr.crop(crop_border)?);
+            return model.score(&sr.crop_border(crop_border)?);
         }
         match (models.pair.iter().find(|e| e.metric() == m), gt) {
             (Some(model), Some(gt)) => model.score(sr, gt, crop_border),
@@ -556,7 +556,7 @@ mod tests {
             self.0
         }
         fn score(&self, image: &MetricImage) -> Result<f64> {
-            let red: f64 = image.data().iter().step_by(3).map(|&v| f64::from(v)).sum();
+            let red: f64 = image.channel(0).iter().map(|&v| f64::from(v)).sum();
             Ok(image.width() as f64 + red / (image.width() * image.height()) as f64)
         }
     }
@@ -577,7 +577,7 @@ mod tests {
         assert_eq!(report.evaluation.metrics, vec![Metric::Musiq]);
         assert_eq!(report.skipped, vec![Metric::Maniqa]);
         for img in &report.evaluation.images {
-            let cropped = MetricImage::load(&img.sr_path).unwrap().crop(3).unwrap();
+            let cropped = MetricImage::load(&img.sr_path).unwrap().crop_border(3).unwrap();
             assert_eq!(img.values[0], musiq.score(&cropped).unwrap());
             // 40 − 2·3 columns are left
             assert!((34.0..35.0).contains(&img.values[0]), "{}", img.values[0]);

@@ -562,10 +562,9 @@ impl<B: Backend> Lpips<B> {
             )));
         }
         let t = Tensor::<B, 3>::from_data(
-            TensorData::new(img.data().to_vec(), [h, w, 3]),
+            TensorData::new(img.data().to_vec(), [3, h, w]),
             &self.device,
         )
-        .permute([2, 0, 1])
         .slice([
             0..3,
             crop_border..h - crop_border,
@@ -574,7 +573,7 @@ impl<B: Backend> Lpips<B> {
         Ok(t.unsqueeze())
     }
 
-    /// Per-layer distances between two images (`[H, W, 3]` in `[0, 1]`) after removing
+    /// Per-layer distances between two images (`[3, H, W]` in `[0, 1]`) after removing
     /// `crop_border` pixels from every edge.
     ///
     /// # Errors
@@ -604,7 +603,7 @@ impl<B: Backend> Lpips<B> {
         Ok(std::array::from_fn(|i| v[i] as f64))
     }
 
-    /// LPIPS between two images (`[H, W, 3]` in `[0, 1]`) after removing `crop_border` pixels
+    /// LPIPS between two images (`[3, H, W]` in `[0, 1]`) after removing `crop_border` pixels
     /// from every edge; lower is more similar.
     ///
     /// # Errors

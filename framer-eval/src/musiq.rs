@@ -23,7 +23,7 @@
 //!
 //! # Preprocessing ([`multiscale_patches`])
 //!
-//! pyiqa's `get_multiscale_patches` with its defaults: the image (`[H, W, 3]` in `[0, 1]`) is
+//! pyiqa's `get_multiscale_patches` with its defaults: the image (`[3, H, W]` in `[0, 1]`) is
 //! mapped to `[-1, 1]` (`(x − 0.5)·2`); for each longer-side length `L` (224 and 384, sorted) it is
 //! resized, keeping the aspect ratio, to `round(H·r) × round(W·r)` with `r = L / max(H, W)`
 //! (Python's `round`: ties to even) by PyTorch's bicubic interpolation (`align_corners=False`,
@@ -384,7 +384,7 @@ fn resize_bicubic(src: &[f64], (h, w): (usize, usize), (oh, ow): (usize, usize))
     out
 }
 
-/// The multi-scale token sequence of `image` (`[H, W, 3]` in `[0, 1]`), as pyiqa's
+/// The multi-scale token sequence of `image` (`[3, H, W]` in `[0, 1]`), as pyiqa's
 /// `get_multiscale_patches` after `(x − 0.5)·2` (see the module documentation). With the
 /// default configuration, `L = 49 + 144 + ceil(H/32)·ceil(W/32)`.
 ///
@@ -395,15 +395,12 @@ fn resize_bicubic(src: &[f64], (h, w): (usize, usize), (oh, ow): (usize, usize))
 pub fn multiscale_patches(image: &MetricImage, config: &MusiqConfig) -> Result<MultiscalePatches> {
     config.validate()?;
     let (h, w) = (image.height(), image.width());
-    let data = image.data();
-    let mut planes = vec![0.0f64; 3 * h * w];
-    for y in 0..h {
-        for x in 0..w {
-            for c in 0..3 {
-                planes[(c * h + y) * w + x] = (f64::from(data[(y * w + x) * 3 + c]) - 0.5) * 2.0;
-            }
-        }
-    }
+    // planar [3, H, W], as the image
+    let planes: Vec<f64> = image
+        .data()
+        .iter()
+        .map(|&v| (f64::from(v) - 0.5) * 2.0)
+        .collect();
     let p = config.patch_size;
     let grid = config.spatial_pos_grid_size;
     let mut out = MultiscalePatches {
@@ -483,7 +480,7 @@ struct Block<B: Backend> {
     fc2: Linear<B>,
 }
 
-/// MUSIQ with loaded weights, on backend `B`: scores an image (`[H, W, 3]` in `[0, 1]`).
+/// MUSIQ with loaded weights, on backend `B`: scores an image (`[3, H, W]` in `[0, 1]`).
 #[doc(alias = "multi-scale image quality transformer")]
 #[doc(alias = "MUSIQ")]
 pub struct Musiq<B: Backend> {
@@ -761,7 +758,7 @@ impl<B: Backend> Musiq<B> {
         Ok(q.reshape([cfg.num_class]))
     }
 
-    /// The MUSIQ score of `image` (`[H, W, 3]` in `[0, 1]`): `Σ_k q_k · k` of the head output
+    /// The MUSIQ score of `image` (`[3, H, W]` in `[0, 1]`): `Σ_k q_k · k` of the head output
     /// (see the module documentation); higher is better.
     ///
     /// The sequence holds `49 + 144 + ceil(H/32)·ceil(W/32)` tokens with the default

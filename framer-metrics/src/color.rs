@@ -43,10 +43,12 @@ impl Plane {
 }
 
 fn map_pixels(img: &MetricImage, f: impl Fn(f32, f32, f32) -> f64) -> Plane {
-    let data = img
-        .data()
-        .chunks_exact(3)
-        .map(|p| f(p[0], p[1], p[2]))
+    let (r, g, b) = (img.channel(0), img.channel(1), img.channel(2));
+    let data = r
+        .iter()
+        .zip(g)
+        .zip(b)
+        .map(|((&r, &g), &b)| f(r, g, b))
         .collect();
     Plane {
         width: img.width(),

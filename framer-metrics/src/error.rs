@@ -10,15 +10,9 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum MetricError {
-    /// An image file could not be opened or decoded.
-    #[error("cannot read image {path}: {source}")]
-    Load {
-        /// The file that failed.
-        path: PathBuf,
-        /// The decoder's error.
-        #[source]
-        source: image::ImageError,
-    },
+    /// An image could not be read, decoded or built (the message names the file).
+    #[error("{0}")]
+    Image(#[from] framer_data::DataError),
     /// A directory could not be listed.
     #[error("cannot list directory {path}: {source}")]
     ReadDir {
@@ -27,18 +21,6 @@ pub enum MetricError {
         /// The I/O error.
         #[source]
         source: std::io::Error,
-    },
-    /// A raw pixel buffer does not have `width * height * 3` values.
-    #[error("pixel buffer has {len} values, but a {width}x{height} RGB image needs {expected}")]
-    BufferSize {
-        /// Declared width in pixels.
-        width: usize,
-        /// Declared height in pixels.
-        height: usize,
-        /// Length of the buffer given.
-        len: usize,
-        /// `width * height * 3`.
-        expected: usize,
     },
     /// A pixel value is NaN or infinite.
     #[error("pixel ({x}, {y}) channel {channel} is not finite ({value})")]
@@ -51,14 +33,6 @@ pub enum MetricError {
         channel: usize,
         /// The offending value.
         value: f32,
-    },
-    /// An image has zero width or height.
-    #[error("image is empty ({width}x{height})")]
-    Empty {
-        /// Width in pixels.
-        width: usize,
-        /// Height in pixels.
-        height: usize,
     },
     /// The two images of a full-reference metric differ in size.
     #[error("image sizes differ: {width}x{height} vs reference {ref_width}x{ref_height}")]

@@ -74,7 +74,7 @@ impl FolderEvaluation {
 /// [`MetricError::NoMetrics`], [`MetricError::Unavailable`] (checked before any file is
 /// read), [`MetricError::NeedsReference`], [`MetricError::ReadDir`],
 /// [`MetricError::EmptyFolder`], [`MetricError::DuplicateStem`],
-/// [`MetricError::MissingPartner`], [`MetricError::Load`],
+/// [`MetricError::MissingPartner`], [`MetricError::Image`],
 /// [`MetricError::PairSizeMismatch`], and the metric errors.
 pub fn evaluate_folders(
     sr_dir: &Path,
@@ -121,11 +121,11 @@ pub fn evaluate_folders_by<E: From<MetricError>>(
     }
     let mut images = Vec::with_capacity(sr_files.len());
     for (stem, sr_path) in sr_files {
-        let sr = MetricImage::load(&sr_path)?;
+        let sr = MetricImage::load(&sr_path).map_err(MetricError::from)?;
         let gt_path = gt_files.as_ref().map(|g| g[&stem].clone());
         let gt = match &gt_path {
             Some(p) => {
-                let gt = MetricImage::load(p)?;
+                let gt = MetricImage::load(p).map_err(MetricError::from)?;
                 if (gt.width(), gt.height()) != (sr.width(), sr.height()) {
                     return Err(MetricError::PairSizeMismatch {
                         sr: sr_path,

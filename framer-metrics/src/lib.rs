@@ -13,10 +13,11 @@
 //! benchmarks, 0 for 512² crops). LPIPS, MUSIQ and MANIQA are listed in the [`Metric`]
 //! registry but unavailable: their network weights are not obtainable offline.
 //!
-//! Images are [`MetricImage`]s: interleaved `[H, W, 3]` `f32` in `[0, 1]`, built from a
-//! buffer or [loaded](MetricImage::load) from a file. [`evaluate_folders`] pairs two folders
-//! by file stem; [`run_table`] and [`comparison_table`] format the results for a terminal,
-//! CSV or Markdown.
+//! Images are the project's one image type, [`framer_data::Image`] (planar `[3, H, W]` `f32`
+//! in `[0, 1]`; [`MetricImage`] is the same type), built from a buffer (planar, or interleaved
+//! `[H, W, 3]` with `from_hwc`) or [loaded](framer_data::Image::load) from a file.
+//! [`evaluate_folders`] pairs two folders by file stem; [`run_table`] and [`comparison_table`]
+//! format the results for a terminal, CSV or Markdown.
 //!
 //! ```
 //! use framer_metrics::{MetricImage, psnr, ssim};
@@ -24,7 +25,7 @@
 //! let sr = MetricImage::from_hwc(16, 16, vec![0.6; 16 * 16 * 3])?;
 //! assert!((psnr(&sr, &gt, 0)? - 20.0).abs() < 1e-5); // MSE = 0.01
 //! assert_eq!(ssim(&gt, &gt, 0)?, 1.0);
-//! # Ok::<(), framer_metrics::MetricError>(())
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 pub mod color;
@@ -40,6 +41,7 @@ pub mod table;
 
 pub use error::{MetricError, Result};
 pub use folder::{FolderEvaluation, ImageScores, evaluate_folders, evaluate_folders_by};
+pub use framer_data::Image;
 pub use image::MetricImage;
 pub use metric::{Availability, Metric, MetricKind};
 pub use niqe::niqe;

@@ -168,7 +168,7 @@ impl Metric {
         }
     }
 
-    /// Computes the metric for `sr` (`[H, W, 3]`), against `gt` for full-reference metrics
+    /// Computes the metric for `sr` (`[3, H, W]`), against `gt` for full-reference metrics
     /// (ignored by no-reference ones), removing `crop_border` pixels from every edge first.
     ///
     /// # Errors

@@ -18,7 +18,7 @@ use std::sync::OnceLock;
 
 use crate::color::{Plane, yiq_y_rounded};
 use crate::error::{MetricError, Result};
-use crate::image::MetricImage;
+use crate::image::{MetricImage, check_finite};
 use crate::resize::imresize_bicubic;
 
 /// Block side used by NIQE (the official recommendation, also the pristine model's).
@@ -58,15 +58,16 @@ fn pristine() -> &'static PristineModel {
     })
 }
 
-/// NIQE of an RGB image (`[H, W, 3]`, values in `[0, 1]`) after removing `crop_border`
+/// NIQE of an RGB image (`[3, H, W]`, values in `[0, 1]`) after removing `crop_border`
 /// pixels from every edge. Lower is better; clean photographs score about 3–4.
 ///
 /// # Errors
-/// [`MetricError::CropTooLarge`]; [`MetricError::TooSmall`] if fewer than one 96×96 block
+/// [`MetricError::NonFinite`], [`MetricError::CropTooLarge`]; [`MetricError::TooSmall`] if fewer than one 96×96 block
 /// fits; [`MetricError::NiqeDegenerate`] if fewer than two blocks give finite features
 /// (e.g. a flat image).
 #[doc(alias = "natural image quality evaluator")]
 pub fn niqe(img: &MetricImage, crop_border: usize) -> Result<f64> {
+    check_finite(img)?;
     let gray = yiq_y_rounded(img).crop(crop_border)?;
     niqe_gray(&gray)
 }

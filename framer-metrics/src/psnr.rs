@@ -2,27 +2,29 @@
 
 use crate::color::{Plane, ycbcr_y};
 use crate::error::{MetricError, Result};
-use crate::image::MetricImage;
+use crate::image::{MetricImage, check_pair};
 
 /// PSNR on RGB in `[0, 1]` (pyiqa's default `psnr`): `10 · log10(1 / MSE)`, the MSE taken
 /// over all three channels of the pixels left after removing `crop_border` pixels from every
 /// edge. Identical images give `f64::INFINITY` (pyiqa adds `1e-8` to the MSE and would give
 /// 80 dB; the difference is below 1e-5 dB for any MSE above 1e-6).
 ///
-/// `sr` and `gt` are `[H, W, 3]`; higher is better.
+/// `sr` and `gt` are `[3, H, W]`; higher is better.
 ///
 /// # Errors
-/// [`MetricError::SizeMismatch`] if the sizes differ, [`MetricError::CropTooLarge`] if the
-/// crop leaves nothing.
+/// [`MetricError::SizeMismatch`] if the sizes differ, [`MetricError::NonFinite`] for a NaN or
+/// infinite sample, [`MetricError::CropTooLarge`] if the crop leaves nothing.
 #[doc(alias = "peak signal-to-noise ratio")]
 pub fn psnr(sr: &MetricImage, gt: &MetricImage, crop_border: usize) -> Result<f64> {
-    sr.check_same_size(gt)?;
+    check_pair(sr, gt)?;
     let (w, h) = (sr.width(), sr.height());
     check_crop(w, h, crop_border)?;
+    // pixel by pixel, R G B, as pyiqa sums: the interleaved layout keeps that order
+    let (sr_hwc, gt_hwc) = (sr.to_hwc(), gt.to_hwc());
     let mut sum = 0.0_f64;
     for y in crop_border..h - crop_border {
         let row = (y * w + crop_border) * 3..(y * w + w - crop_border) * 3;
-        for (a, b) in sr.data()[row.clone()].iter().zip(&gt.data()[row]) {
+        for (a, b) in sr_hwc[row.clone()].iter().zip(&gt_hwc[row]) {
             let d = f64::from(*a) - f64::from(*b);
             sum += d * d;
         }
@@ -42,7 +44,7 @@ pub fn psnr(sr: &MetricImage, gt: &MetricImage, crop_border: usize) -> Result<f6
 /// As [`psnr`].
 #[doc(alias = "PSNR-Y")]
 pub fn psnr_y(sr: &MetricImage, gt: &MetricImage, crop_border: usize) -> Result<f64> {
-    sr.check_same_size(gt)?;
+    check_pair(sr, gt)?;
     let a = ycbcr_y(sr).crop(crop_border)?;
     let b = ycbcr_y(gt).crop(crop_border)?;
     Ok(psnr_planes(&a, &b, 255.0))

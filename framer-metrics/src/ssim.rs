@@ -2,7 +2,7 @@
 
 use crate::color::{Plane, ycbcr_y, ycbcr_y_rounded, yiq_y_rounded};
 use crate::error::{MetricError, Result};
-use crate::image::MetricImage;
+use crate::image::{MetricImage, check_pair};
 
 /// Side of the Gaussian window.
 pub const WINDOW: usize = 11;
@@ -68,10 +68,10 @@ impl StructuralSimilarityOptions {
 /// SSIM as pyiqa's default `ssim` computes it ([`StructuralSimilarityOptions::PYIQA`]): luma of YIQ ×255
 /// rounded, 11×11 Gaussian window with σ = 1.5 (MATLAB `fspecial`), 'valid' filtering,
 /// C1 = (0.01·255)², C2 = (0.03·255)², contrast-structure map clamped at 0, no downsampling,
-/// mean of the SSIM map. `sr`, `gt`: `[H, W, 3]`. Higher is better, 1 for identical images.
+/// mean of the SSIM map. `sr`, `gt`: `[3, H, W]`. Higher is better, 1 for identical images.
 ///
 /// # Errors
-/// [`MetricError::SizeMismatch`], [`MetricError::CropTooLarge`], or
+/// [`MetricError::SizeMismatch`], [`MetricError::NonFinite`], [`MetricError::CropTooLarge`], or
 /// [`MetricError::TooSmall`] if the cropped image is smaller than 11×11.
 #[doc(alias = "structural similarity")]
 pub fn ssim(sr: &MetricImage, gt: &MetricImage, crop_border: usize) -> Result<f64> {
@@ -110,7 +110,7 @@ pub fn ssim_with(
     gt: &MetricImage,
     options: &StructuralSimilarityOptions,
 ) -> Result<f64> {
-    sr.check_same_size(gt)?;
+    check_pair(sr, gt)?;
     let luma = match options.luma {
         Luma::YiqRounded => yiq_y_rounded,
         Luma::YcbcrRounded => ycbcr_y_rounded,

@@ -91,7 +91,7 @@ fn load_reads_8_bit_values_exactly_and_names_the_path_on_error() {
     assert_eq!(img.pixel(1, 0), [1.0 / 255.0, 2.0 / 255.0, 3.0 / 255.0]);
     let missing = dir.join("nope.png");
     let err = MetricImage::load(&missing).unwrap_err();
-    assert!(matches!(err, MetricError::Load { .. }));
+    assert!(matches!(err, framer_data::DataError::Io { .. }));
     assert!(err.to_string().contains("nope.png"), "{err}");
     let garbage = dir.join("bad.png");
     std::fs::write(&garbage, b"not a png").unwrap();
@@ -342,8 +342,8 @@ fn crop_removes_the_border_on_every_edge() {
         .flat_map(|y| (0..5).flat_map(move |x| [x as f32, y as f32, (x + 10 * y) as f32]))
         .collect();
     let img = MetricImage::from_hwc(5, 4, data).unwrap();
-    assert_eq!(img.crop(0).unwrap(), img);
-    let c = img.crop(1).unwrap();
+    assert_eq!(img.crop_border(0).unwrap(), img);
+    let c = img.crop_border(1).unwrap();
     assert_eq!((c.width(), c.height()), (3, 2));
     for y in 0..2 {
         for x in 0..3 {
@@ -352,16 +352,6 @@ fn crop_removes_the_border_on_every_edge() {
         }
     }
     // 2·2 ≥ 4 rows: nothing would be left
-    let e = img.crop(2).unwrap_err();
-    assert!(
-        matches!(
-            e,
-            MetricError::CropTooLarge {
-                crop_border: 2,
-                width: 5,
-                height: 4
-            }
-        ),
-        "{e}"
-    );
+    let e = img.crop_border(2).unwrap_err();
+    assert!(e.to_string().contains("5x4"), "{e}");
 }

@@ -28,9 +28,16 @@ use std::process::ExitCode;
 use burn::tensor::backend::AutodiffBackend;
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::engine::{EngineError, ModelConfig, RunSummary};
-use crate::registry::{Builtin, ConfigTask, ModelRegistry};
-use crate::schedule::{self, Experiment, ScheduleError};
+use crate::engine::RunSummary;
+use crate::registry::{Builtin, ModelRegistry};
+
+mod backend;
+mod check;
+mod train;
+
+use backend::{Device, OnBackend};
+pub use check::{CheckReport, check_experiment, check_schedule};
+pub use train::{train_experiment, train_schedule};
 
 /// FRAMER training for Burn.
 #[derive(Debug, Parser)]
@@ -199,10 +206,6 @@ struct AnalyzeArgs {
     device: Device,
 }
 
-#[cfg(not(feature = "cuda"))]
-const NO_CUDA: &str = "this `framer` was built without the `cuda` feature; rebuild with \
-                       `cargo build --release --features cuda`";
-
 fn sr<R: ModelRegistry>(args: SrArgs) -> Result<(), String> {
     use crate::commands::{
         RunFiles,
@@ -225,14 +228,14 @@ fn sr<R: ModelRegistry>(args: SrArgs) -> Result<(), String> {
         color_fix: args.color_fix,
         progress: true,
     };
-    let written = match args.device {
-        Device::Cpu => run_sr::<R, burn::backend::Flex>(&run, &settings, &Default::default()),
-        #[cfg(feature = "cuda")]
-        Device::Cuda => run_sr::<R, burn::backend::Cuda>(&run, &settings, &Default::default()),
-        #[cfg(not(feature = "cuda"))]
-        Device::Cuda => return Err(NO_CUDA.into()),
+    struct Task<'a, R>(&'a RunFiles, &'a SrSettings, std::marker::PhantomData<R>);
+    impl<R: ModelRegistry> OnBackend for Task<'_, R> {
+        type Output = Vec<PathBuf>;
+        fn run<B: AutodiffBackend>(self, device: &B::Device) -> Result<Vec<PathBuf>, String> {
+            run_sr::<R, B::InnerBackend>(self.0, self.1, device).map_err(|e| e.to_string())
+        }
     }
-    .map_err(|e| e.to_string())?;
+    let written = args.device.run(Task::<R>(&run, &settings, std::marker::PhantomData))?;
     println!("model: {}", run.weights.display());
     for p in written {
         println!("wrote {}", p.display());
@@ -258,14 +261,14 @@ fn eval(args: EvalArgs) -> Result<(), String> {
         musiq_weights: args.musiq_weights,
         maniqa_weights: args.maniqa_weights,
     };
-    let text = match args.device {
-        Device::Cpu => run_eval::<burn::backend::Flex>(&settings, &Default::default()),
-        #[cfg(feature = "cuda")]
-        Device::Cuda => run_eval::<burn::backend::Cuda>(&settings, &Default::default()),
-        #[cfg(not(feature = "cuda"))]
-        Device::Cuda => return Err(NO_CUDA.into()),
+    struct Task<'a>(&'a EvalSettings);
+    impl OnBackend for Task<'_> {
+        type Output = String;
+        fn run<B: AutodiffBackend>(self, device: &B::Device) -> Result<String, String> {
+            run_eval::<B::InnerBackend>(self.0, device).map_err(|e| e.to_string())
+        }
     }
-    .map_err(|e| e.to_string())?;
+    let text = args.device.run(Task(&settings))?;
     print!("{text}");
     Ok(())
 }
@@ -284,18 +287,14 @@ fn analyze<R: ModelRegistry>(args: AnalyzeArgs) -> Result<(), String> {
         strength: args.strength,
         seed: args.seed,
     };
-    let report = match args.device {
-        Device::Cpu => {
-            run_analyze::<R, burn::backend::Flex>(&run, &settings, &Default::default())
+    struct Task<'a, R>(&'a RunFiles, &'a AnalyzeSettings, std::marker::PhantomData<R>);
+    impl<R: ModelRegistry> OnBackend for Task<'_, R> {
+        type Output = crate::commands::analyze::AnalyzeReport;
+        fn run<B: AutodiffBackend>(self, device: &B::Device) -> Result<Self::Output, String> {
+            run_analyze::<R, B::InnerBackend>(self.0, self.1, device).map_err(|e| e.to_string())
         }
-        #[cfg(feature = "cuda")]
-        Device::Cuda => {
-            run_analyze::<R, burn::backend::Cuda>(&run, &settings, &Default::default())
-        }
-        #[cfg(not(feature = "cuda"))]
-        Device::Cuda => return Err(NO_CUDA.into()),
     }
-    .map_err(|e| e.to_string())?;
+    let report = args.device.run(Task::<R>(&run, &settings, std::marker::PhantomData))?;
     for p in &report.written {
         println!("wrote {}", p.display());
     }
@@ -463,243 +462,43 @@ enum DemoObjectiveArg {
 }
 
 fn study(args: StudyArgs) -> Result<(), String> {
-    use burn::backend::{Autodiff, Flex};
     use crate::study::{StudyOptions, run_study};
+    struct Task(StudyOptions);
+    impl OnBackend for Task {
+        type Output = ();
+        fn run<B: AutodiffBackend>(self, device: &B::Device) -> Result<(), String> {
+            run_study::<B>(&self.0, device).map(|_| ()).map_err(|e| e.to_string())
+        }
+    }
     let options = StudyOptions {
         base: args.budget.options(0, args.out.clone()),
         seeds: args.seeds,
         ablations: args.ablations,
     };
-    match args.budget.device {
-        Device::Cpu => run_study::<Autodiff<Flex>>(&options, &Default::default()).map(|_| ()),
-        #[cfg(feature = "cuda")]
-        Device::Cuda => {
-            run_study::<Autodiff<burn::backend::Cuda>>(&options, &Default::default()).map(|_| ())
-        }
-        #[cfg(not(feature = "cuda"))]
-        Device::Cuda => {
-            return Err(
-                "this `framer` was built without the `cuda` feature; rebuild with \
-                        `cargo run --release --features cuda`"
-                    .to_string(),
-            );
-        }
-    }
-    .map_err(|e| e.to_string())
+    args.budget.device.run(Task(options))
 }
 
 fn demo(args: DemoArgs) -> Result<(), String> {
-    use burn::backend::{Autodiff, Flex};
-    use crate::demo::run_demo;
-    let options = args.budget.options(args.seed, args.out.clone());
-    match args.budget.device {
-        Device::Cpu => run_demo::<Autodiff<Flex>>(&options, &Default::default()).map(|_| ()),
-        #[cfg(feature = "cuda")]
-        Device::Cuda => {
-            run_demo::<Autodiff<burn::backend::Cuda>>(&options, &Default::default()).map(|_| ())
-        }
-        #[cfg(not(feature = "cuda"))]
-        Device::Cuda => {
-            return Err(
-                "this `framer` was built without the `cuda` feature; rebuild with \
-                        `cargo run --release --features cuda`"
-                    .to_string(),
-            );
+    use crate::demo::{DemoOptions, run_demo};
+    struct Task(DemoOptions);
+    impl OnBackend for Task {
+        type Output = ();
+        fn run<B: AutodiffBackend>(self, device: &B::Device) -> Result<(), String> {
+            run_demo::<B>(&self.0, device).map(|_| ()).map_err(|e| e.to_string())
         }
     }
-    .map_err(|e| e.to_string())
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Device {
-    Cpu,
-    Cuda,
-}
-
-/// Trains `experiment` with the model `[model]` describes, on backend `B`.
-struct TrainTask<'a, B: AutodiffBackend> {
-    experiment: &'a Experiment,
-    out: &'a Path,
-    device: B::Device,
-}
-
-impl<B: AutodiffBackend> ConfigTask for TrainTask<'_, B> {
-    type Output = Result<RunSummary, EngineError>;
-
-    fn run<C: ModelConfig>(self, config: C) -> Self::Output {
-        crate::engine::run_experiment::<B, C>(&config, self.experiment, self.out, &self.device)
-    }
-}
-
-/// Trains the schedule at `path` with a model of the registry `R`: the library entry point of
-/// `framer train` (the schedule is checked first, the model's students included).
-///
-/// # Errors
-/// The schedule's located errors, then the engine's.
-pub fn train_schedule<R: ModelRegistry, B: AutodiffBackend>(
-    path: &Path,
-    out: Option<&Path>,
-    device: &B::Device,
-) -> Result<RunSummary, String> {
-    let experiment = check_schedule::<R>(path).map_err(|e| e.to_string())?.experiment;
-    let out = out.map_or_else(|| PathBuf::from("runs").join(&experiment.name), Path::to_path_buf);
-    train_experiment::<R, B>(&experiment, &out, device)
-}
-
-/// Trains an already loaded `experiment` into `out` with a model of the registry `R`.
-///
-/// # Errors
-/// The model table's located errors, then the engine's.
-pub fn train_experiment<R: ModelRegistry, B: AutodiffBackend>(
-    experiment: &Experiment,
-    out: &Path,
-    device: &B::Device,
-) -> Result<RunSummary, String> {
-    let task = TrainTask::<B> {
-        experiment,
-        out,
-        device: device.clone(),
-    };
-    R::visit(experiment, task)
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())
+    args.budget.device.run(Task(args.budget.options(args.seed, args.out.clone())))
 }
 
 fn train<R: ModelRegistry>(schedule: &Path, out: Option<&Path>, device: Device) -> Result<RunSummary, String> {
-    use burn::backend::{Autodiff, Flex};
-    match device {
-        Device::Cpu => train_schedule::<R, Autodiff<Flex>>(schedule, out, &Default::default()),
-        #[cfg(feature = "cuda")]
-        Device::Cuda => {
-            train_schedule::<R, Autodiff<burn::backend::Cuda>>(schedule, out, &Default::default())
-        }
-        #[cfg(not(feature = "cuda"))]
-        Device::Cuda => Err(NO_CUDA.to_string()),
-    }
-}
-
-/// What `check` found: the experiment, the model's resolved configuration and its students.
-#[derive(Debug, Clone)]
-pub struct CheckReport {
-    /// The validated experiment.
-    pub experiment: Experiment,
-    /// The model kind ([`ModelConfig::KIND`]).
-    pub kind: &'static str,
-    /// The model's configuration as resolved (presets expanded), as TOML.
-    pub model: String,
-    /// The model's student taps, in recording order.
-    pub taps: Vec<String>,
-    /// The students `[framer] students` selects.
-    pub students: Vec<String>,
-    /// Each resolved `[framer]` value and where it came from (schedule, the model's attribute, or
-    /// framer's default).
-    pub framer_values: Vec<crate::schedule::FramerValue>,
-    /// Scalar parameters of the model that `[train] trainable` selects (all when absent).
-    pub trainable_params: usize,
-    /// Scalar parameters of the model (without FRAMER's generated heads).
-    pub total_params: usize,
-}
-
-impl std::fmt::Display for CheckReport {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.experiment)?;
-        writeln!(f, "# model: kind `{}`, resolved configuration:", self.kind)?;
-        for line in self.model.lines() {
-            writeln!(f, "#   {line}")?;
-        }
-        writeln!(f, "# FRAMER loss settings (outside phases) and where each comes from:")?;
-        for v in &self.framer_values {
-            writeln!(f, "#   {:<22} {:<12} ({})", v.key, v.value, v.source)?;
-        }
-        if !self.experiment.train.trainable.is_empty() {
-            let patterns: Vec<&str> =
-                self.experiment.train.trainable.iter().map(|p| p.pattern.as_str()).collect();
-            writeln!(
-                f,
-                "# trainable parameters ({}): {} of {} (the rest frozen; FRAMER heads always train)",
-                patterns.join(", "),
-                self.trainable_params,
-                self.total_params
-            )?;
-        }
-        writeln!(f, "# student taps of the model: {}", self.taps.join(", "))?;
-        if self.experiment.framer.enabled {
-            writeln!(f, "# FRAMER students ({}): {}", self.students.len(), self.students.join(", "))
-        } else {
-            writeln!(f, "# FRAMER is off (`[framer] enabled = false`)")
+    struct Task<'a, R>(&'a Path, Option<&'a Path>, std::marker::PhantomData<R>);
+    impl<R: ModelRegistry> OnBackend for Task<'_, R> {
+        type Output = RunSummary;
+        fn run<B: AutodiffBackend>(self, device: &B::Device) -> Result<RunSummary, String> {
+            train_schedule::<R, B>(self.0, self.1, device)
         }
     }
-}
-
-/// Builds the model (lazily: no weights are allocated) to check it against the schedule.
-struct CheckTask<'a> {
-    experiment: &'a Experiment,
-}
-
-impl ConfigTask for CheckTask<'_> {
-    type Output = Result<CheckReport, ScheduleError>;
-
-    fn run<C: ModelConfig>(self, config: C) -> Self::Output {
-        use framer::FramerModel;
-        let (applied, framer_values) = self.experiment.with_model_defaults(C::loss_defaults());
-        let exp = &applied;
-        let model_error = |message: String| {
-            let message = format!("[model] does not fit this schedule: {message}");
-            match &exp.origin {
-                Some(o) => ScheduleError::at(&o.path, &o.text, model_span(&o.text), "model", message),
-                None => ScheduleError::new(message),
-            }
-        };
-        config.check_data(3, exp.data.crop_size).map_err(model_error)?;
-        let model = config
-            .init::<burn::backend::Flex>(&Default::default())
-            .map_err(model_error)?;
-        let params = crate::engine::trainable::param_entries(&model);
-        let paths: Vec<String> = params.iter().map(|e| e.path.clone()).collect();
-        let keep = schedule::resolve_trainable(exp, &paths)?;
-        let trainable_params =
-            params.iter().zip(&keep).filter(|(_, k)| **k).map(|(e, _)| e.numel).sum();
-        let taps = model.student_names();
-        let students = if exp.framer.enabled {
-            schedule::resolve_students(exp, &taps)?
-        } else {
-            Vec::new()
-        };
-        Ok(CheckReport {
-            experiment: exp.clone(),
-            kind: C::KIND,
-            model: toml::to_string(&config).unwrap_or_default(),
-            taps,
-            students,
-            framer_values,
-            trainable_params,
-            total_params: params.iter().map(|e| e.numel).sum(),
-        })
-    }
-}
-
-/// The `[model]` header in `source` (or the start of the file).
-fn model_span(source: &str) -> std::ops::Range<usize> {
-    source.find("[model]").map_or(0..0, |i| i..i + "[model]".len())
-}
-
-/// Loads the schedule at `path` and checks it against the model of the registry `R`: the
-/// configuration deserialises, fits the schedule's crops, and `[framer] students` names taps the
-/// model records. What `framer check` runs (and `framer train` before it trains).
-///
-/// # Errors
-/// The first problem, located at `file:line:col` where it is in the file.
-pub fn check_schedule<R: ModelRegistry>(path: &Path) -> Result<CheckReport, ScheduleError> {
-    let experiment = schedule::load(path)?;
-    check_experiment::<R>(&experiment)
-}
-
-/// [`check_schedule`] on an already parsed experiment.
-///
-/// # Errors
-/// As [`check_schedule`].
-pub fn check_experiment<R: ModelRegistry>(experiment: &Experiment) -> Result<CheckReport, ScheduleError> {
-    R::visit(experiment, CheckTask { experiment })?
+    device.run(Task::<R>(schedule, out, std::marker::PhantomData))
 }
 
 /// Runs the command line of a program whose models are those of the registry `R` (a single

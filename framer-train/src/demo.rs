@@ -31,7 +31,7 @@ use burn::tensor::{Tensor, backend::AutodiffBackend, backend::Backend};
 use framer::Framed;
 use framer_data::{Degrader, Image, upsample_bicubic};
 use framer_eval::tiling::{TileConfig, process_tiled_image};
-use framer_metrics::{Metric, MetricImage, TableFormat, comparison_table};
+use framer_metrics::{Metric, TableFormat, comparison_table};
 use rand::SeedableRng;
 
 use crate::engine::{
@@ -584,8 +584,6 @@ pub fn score(
     crop_border: usize,
 ) -> Result<DemoScores, EngineError> {
     let metric_err = |e: framer_metrics::MetricError| EngineError::Data(e.to_string());
-    let to_metric =
-        |i: &Image| MetricImage::from_chw(i.width(), i.height(), i.data()).map_err(metric_err);
     // NIQE needs 96×96 blocks: scored only on crops that large
     let side = pairs.first().map_or(0, |p| p.hr.width().min(p.hr.height()));
     let metrics: Vec<Metric> = if side >= 96 + 2 * crop_border {
@@ -596,10 +594,10 @@ pub fn score(
     let mut sums = vec![0.0; metrics.len()];
     let mut per_image = Vec::new();
     for (image, pair) in images.iter().zip(pairs) {
-        let (sr, gt) = (to_metric(image)?, to_metric(&pair.hr)?);
+        let (sr, gt) = (image, &pair.hr);
         let mut row = Vec::new();
         for (k, m) in metrics.iter().enumerate() {
-            let v = m.compute(&sr, Some(&gt), crop_border).map_err(metric_err)?;
+            let v = m.compute(sr, Some(gt), crop_border).map_err(metric_err)?;
             sums[k] += v;
             row.push((*m, v));
         }

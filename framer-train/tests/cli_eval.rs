@@ -561,7 +561,7 @@ fn eval_computes_musiq_from_a_user_supplied_checkpoint() {
             .unwrap();
     for stem in ["a", "b"] {
         let img = MetricImage::load(dir.join(format!("sr/{stem}.png"))).unwrap();
-        let want = musiq.score(&img.crop(4).unwrap()).unwrap();
+        let want = musiq.score(&img.crop_border(4).unwrap()).unwrap();
         assert!(want.is_finite());
         assert_eq!(csv_value(&text, stem, "musiq"), want, "{text}");
     }

@@ -20,7 +20,7 @@
 //! buffers (`relative_position_index`, `attn_mask`) may be present and are not read.
 //!
 //! # Computation
-//! The image (`[H, W, 3]` in `[0, 1]`) is normalised with the Inception mean and standard
+//! The image (`[3, H, W]` in `[0, 1]`) is normalised with the Inception mean and standard
 //! deviation (0.5, 0.5), so `x ↦ 2x − 1`, and cut into `test_sample` crops of 224×224 by
 //! pyiqa's `uniform_crop` ([`uniform_crops`]): an image whose shorter side is at most 224 is
 //! first enlarged bilinearly by `225 / min(H, W)`. Each crop goes through a ViT (timm's
@@ -802,7 +802,7 @@ impl<B: Backend> Maniqa<B> {
         Ok(score)
     }
 
-    /// The MANIQA score of an image `[H, W, 3]` in `[0, 1]`, any size (see [`uniform_crops`]);
+    /// The MANIQA score of an image `[3, H, W]` in `[0, 1]`, any size (see [`uniform_crops`]);
     /// about 0 to 1, higher is better.
     ///
     /// # Errors
@@ -869,7 +869,7 @@ pub fn uniform_crops(image: &MetricImage, test_sample: usize) -> HostTensor {
     let (w, h) = (image.width(), image.height());
     let src = image.data();
     let norm =
-        |y: usize, x: usize, c: usize| (f64::from(src[(y * w + x) * 3 + c]) - MEAN[c]) / STD[c];
+        |y: usize, x: usize, c: usize| (f64::from(src[(c * h + y) * w + x]) - MEAN[c]) / STD[c];
     let m = h.min(w);
     // (output height, output width, 1 / scale) if resized
     let resize = (m <= CROP_SIZE).then(|| {

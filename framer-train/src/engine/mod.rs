@@ -16,6 +16,7 @@
 pub mod checkpoint;
 pub mod data;
 pub mod ema;
+mod error;
 pub mod fault;
 pub mod grad;
 pub mod metrics;
@@ -24,11 +25,11 @@ pub mod objective;
 pub mod photos;
 pub mod rng;
 pub mod run_record;
+mod run;
 mod run_dir;
 pub mod sampler;
 pub mod trainable;
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -39,9 +40,12 @@ use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{ElementConversion, Tensor, TensorData};
 use framer::{Framed, FramerStep, StudentSelection};
 use rand_distr::{Distribution, StandardNormal};
-use thiserror::Error;
 
 pub use checkpoint::TrainingState;
+pub use error::EngineError;
+pub use run::{
+    RunSummary, build_framed, prepare_run_dir, run_experiment, run_experiment_with, sample_args,
+};
 pub use data::{FixedBatch, PairBatch, PairSource, SyntheticPairs};
 pub use metrics::{MetricsLog, StepRecord};
 pub use model::{ModelConfig, SrArgs, SrModel};
@@ -51,99 +55,6 @@ pub use sampler::{sample, sample_from};
 
 use crate::schedule::Experiment;
 use rng::{Stream, step_rng};
-
-/// Everything that can stop a run.
-#[derive(Debug, Error)]
-#[non_exhaustive]
-pub enum EngineError {
-    /// The FRAMER loss rejected its input or settings.
-    #[error("FRAMER loss: {0}")]
-    Framer(#[from] framer::FramerError),
-    /// The data source failed.
-    #[error("data: {0}")]
-    Data(String),
-    /// A checkpoint could not be written or read.
-    #[error("checkpoint: {0}")]
-    Checkpoint(String),
-    /// A log or plot could not be written.
-    #[error("i/o: {0}")]
-    Io(String),
-    /// The model does not fit the schedule (e.g. a student index beyond the taps).
-    #[error("model: {0}")]
-    Model(String),
-    /// The model's taps could not feed the FRAMER loss (no teacher, heads that do not fit, …).
-    #[error("FRAMER taps: {0}")]
-    Taps(#[from] framer::TapsError),
-    /// The schedule does not fit the model (a student pattern that matches no tap, …).
-    #[error("{0}")]
-    Schedule(#[from] crate::schedule::ScheduleError),
-    /// Too many consecutive steps had a non-finite loss or gradient.
-    #[error(
-        "stopping at step {step}: {consecutive} consecutive steps had a non-finite loss or gradient \
-         (last: loss {loss}, gradient norm {grad_norm}); no update was applied for them and the \
-         last checkpoint was left untouched"
-    )]
-    NonFinite {
-        /// The step that hit the limit.
-        step: u64,
-        /// How many steps in a row were rejected.
-        consecutive: u64,
-        /// The loss of the last rejected step.
-        loss: f64,
-        /// The gradient norm of the last rejected step.
-        grad_norm: f64,
-    },
-}
-
-/// What a finished (or stopped) run did.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RunSummary {
-    /// Experiment name.
-    pub experiment: String,
-    /// First step run in this session (> 0 after a resume).
-    pub start_step: u64,
-    /// Steps completed in total.
-    pub end_step: u64,
-    /// Loss of the last step that was not skipped.
-    pub final_loss: Option<f64>,
-    /// Steps rejected by the NaN/Inf guard in this session.
-    pub skipped_steps: u64,
-    /// Wall-clock seconds of this session.
-    pub seconds: f64,
-    /// The metrics file.
-    pub metrics: PathBuf,
-    /// The loss-curve plot.
-    pub plot: PathBuf,
-    /// The newest checkpoint.
-    pub checkpoint: Option<PathBuf>,
-}
-
-impl fmt::Display for RunSummary {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
-            f,
-            "experiment {}: steps {}..{} in {:.1} s",
-            self.experiment, self.start_step, self.end_step, self.seconds
-        )?;
-        match self.final_loss {
-            Some(l) => writeln!(f, "  final loss {l:.6}")?,
-            None => writeln!(f, "  no step completed")?,
-        }
-        if self.skipped_steps > 0 {
-            writeln!(
-                f,
-                "  {} steps skipped by the NaN/Inf guard",
-                self.skipped_steps
-            )?;
-        }
-        writeln!(f, "  metrics    {}", self.metrics.display())?;
-        writeln!(f, "  plot       {}", self.plot.display())?;
-        if let Some(c) = &self.checkpoint {
-            write!(f, "  checkpoint {}", c.display())?;
-        }
-        Ok(())
-    }
-}
 
 /// The loss of one step and its logged parts.
 struct Losses<B: AutodiffBackend> {
@@ -177,44 +88,6 @@ where
     negatives: framer::NegativeSampler,
     framer_loss: std::sync::Mutex<Option<framer::FramerLoss>>,
     consecutive_bad: u64,
-}
-
-/// The model `config` describes, ready to train on `experiment`: initial weights drawn after
-/// seeding the backend with `[train] seed` (the same schedule gives the same weights), inside
-/// [`Framed`] with its generated heads (built from one run on a sample batch of the schedule's crop
-/// size).
-///
-/// # Errors
-/// [`EngineError::Model`] when the configuration does not build or does not fit the schedule's
-/// crops; [`EngineError::Taps`] when the sample run records no usable taps.
-pub fn build_framed<B: AutodiffBackend, C: ModelConfig>(
-    config: &C,
-    experiment: &Experiment,
-    device: &B::Device,
-) -> Result<Framed<B, C::TrainModel<B>>, EngineError> {
-    config
-        .check_data(3, experiment.data.crop_size)
-        .map_err(EngineError::Model)?;
-    B::seed(device, experiment.train.seed);
-    let model = config.init_train::<B>(device).map_err(EngineError::Model)?;
-    let framed = Framed::new(model, sample_args(experiment, device), device)?;
-    // Parameters are lazy: draw every initial value now, while the seed is fresh.
-    ema::materialize(&framed);
-    Ok(framed)
-}
-
-/// A batch of one zero image of the schedule's crop size: `(x_t, t = ½, lr_upsampled)`.
-pub fn sample_args<B: burn::tensor::backend::Backend>(
-    experiment: &Experiment,
-    device: &B::Device,
-) -> SrArgs<B> {
-    let size = experiment.data.crop_size;
-    let image = Tensor::<B, 4>::zeros([1, 3, size, size], device);
-    (
-        image.clone(),
-        Tensor::<B, 1>::from_floats([0.5], device),
-        image,
-    )
 }
 
 impl<'a, B, M> Trainer<'a, B, M>
@@ -524,7 +397,7 @@ where
             seconds: started.elapsed().as_secs_f64(),
             layer_weights: framer_diag
                 .as_ref()
-                .map(framer_eval::analyze::LayerWeights::from_diagnostics),
+                .map(metrics::LayerWeights::from_diagnostics),
         })
     }
 
@@ -598,22 +471,10 @@ where
                 checkpoint_due = false;
             }
             if exp.logging.plot_every > 0 && done.is_multiple_of(exp.logging.plot_every) {
-                log.flush()?;
-                metrics::plot_losses(
-                    &metrics::read(log.path(), exp.logging.format)?,
-                    &plot,
-                    800,
-                    480,
-                )?;
+                log.plot(&plot)?;
             }
         }
-        log.flush()?;
-        metrics::plot_losses(
-            &metrics::read(log.path(), exp.logging.format)?,
-            &plot,
-            800,
-            480,
-        )?;
+        log.plot(&plot)?;
         bar.finish();
         Ok(RunSummary {
             experiment: exp.name.clone(),
@@ -627,63 +488,4 @@ where
             checkpoint: last_checkpoint,
         })
     }
-}
-
-/// Runs `experiment` on `model` with the pairs of `source`, in `out_dir`, to the end (resuming from
-/// a checkpoint there if the schedule allows). Prepare the folder first with [`prepare_run_dir`]
-/// ([`run_experiment`] does both).
-pub fn run_experiment_with<B, M>(
-    experiment: &Experiment,
-    model: Framed<B, M>,
-    source: Box<dyn PairSource + '_>,
-    out_dir: impl AsRef<Path>,
-    device: &B::Device,
-) -> Result<RunSummary, EngineError>
-where
-    B: AutodiffBackend,
-    M: AutodiffModule<B> + SrModel<B>,
-    M::InnerModule: SrModel<B::InnerBackend>,
-{
-    Trainer::new(experiment, model, source, out_dir, device)?.run(None)
-}
-
-/// Prepares the run folder `out_dir` for `experiment` with the model of `config`:
-/// `schedule.resolved.toml` and `model.toml` (the model's kind and configuration), from which
-/// `sr` and `analyze` rebuild the run's model. A folder that holds a run of another schedule or
-/// model is refused before anything is written.
-///
-/// # Errors
-/// [`EngineError::Checkpoint`] naming the differing keys or the other model; I/O errors naming
-/// the path.
-pub fn prepare_run_dir<C: ModelConfig>(
-    out_dir: &Path,
-    experiment: &Experiment,
-    config: &C,
-) -> Result<(), EngineError> {
-    // The schedule first: a folder holding another run is refused before anything is written.
-    run_dir::prepare_run_dir(out_dir, experiment)?;
-    run_record::write(out_dir, config)
-}
-
-/// Runs the experiment a schedule describes end to end with the model of `config` (built by
-/// [`build_framed`]; its `#[framer(loss(..))]` defaults apply where `[framer]` is silent), the
-/// degraded photo crops of `[data]` / `[degradation]`, in `out_dir`
-/// (resuming from a checkpoint there if `[checkpoint] resume` allows).
-///
-/// The run folder receives `schedule.resolved.toml`, `model.toml` (the model's kind and resolved
-/// configuration, from which `sr` and `analyze` rebuild it), the metrics file, `loss.png` and the
-/// checkpoints.
-pub fn run_experiment<B: AutodiffBackend, C: ModelConfig>(
-    config: &C,
-    experiment: &Experiment,
-    out_dir: impl AsRef<Path>,
-    device: &B::Device,
-) -> Result<RunSummary, EngineError> {
-    let (experiment, _) = experiment.with_model_defaults(C::loss_defaults());
-    let experiment = &experiment;
-    let source = Box::new(DegradedPhotos::from_experiment(experiment)?);
-    let model = build_framed::<B, C>(config, experiment, device)?;
-    let out_dir = out_dir.as_ref();
-    prepare_run_dir(out_dir, experiment, config)?;
-    run_experiment_with(experiment, model, source, out_dir, device)
 }

@@ -1,0 +1,60 @@
+//! Training from the library: [`train_schedule`] (what `framer train` runs) and
+//! [`train_experiment`], for a model of any [`ModelRegistry`].
+
+use std::path::{Path, PathBuf};
+
+use burn::tensor::backend::AutodiffBackend;
+
+use super::check_schedule;
+use crate::engine::{EngineError, ModelConfig, RunSummary};
+use crate::registry::{ConfigTask, ModelRegistry};
+use crate::schedule::Experiment;
+
+/// Trains `experiment` with the model `[model]` describes, on backend `B`.
+struct TrainTask<'a, B: AutodiffBackend> {
+    experiment: &'a Experiment,
+    out: &'a Path,
+    device: B::Device,
+}
+
+impl<B: AutodiffBackend> ConfigTask for TrainTask<'_, B> {
+    type Output = Result<RunSummary, EngineError>;
+
+    fn run<C: ModelConfig>(self, config: C) -> Self::Output {
+        crate::engine::run_experiment::<B, C>(&config, self.experiment, self.out, &self.device)
+    }
+}
+
+/// Trains the schedule at `path` with a model of the registry `R`: the library entry point of
+/// `framer train` (the schedule is checked first, the model's students included).
+///
+/// # Errors
+/// The schedule's located errors, then the engine's.
+pub fn train_schedule<R: ModelRegistry, B: AutodiffBackend>(
+    path: &Path,
+    out: Option<&Path>,
+    device: &B::Device,
+) -> Result<RunSummary, String> {
+    let experiment = check_schedule::<R>(path).map_err(|e| e.to_string())?.experiment;
+    let out = out.map_or_else(|| PathBuf::from("runs").join(&experiment.name), Path::to_path_buf);
+    train_experiment::<R, B>(&experiment, &out, device)
+}
+
+/// Trains an already loaded `experiment` into `out` with a model of the registry `R`.
+///
+/// # Errors
+/// The model table's located errors, then the engine's.
+pub fn train_experiment<R: ModelRegistry, B: AutodiffBackend>(
+    experiment: &Experiment,
+    out: &Path,
+    device: &B::Device,
+) -> Result<RunSummary, String> {
+    let task = TrainTask::<B> {
+        experiment,
+        out,
+        device: device.clone(),
+    };
+    R::visit(experiment, task)
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())
+}

@@ -1,0 +1,165 @@
+//! The entry points that run an experiment end to end: build the model inside [`Framed`]
+//! ([`build_framed`]), prepare the run folder ([`prepare_run_dir`]), train it with a
+//! [`Trainer`] ([`run_experiment`], [`run_experiment_with`]), and what a run did
+//! ([`RunSummary`]).
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use burn::module::AutodiffModule;
+use burn::tensor::Tensor;
+use burn::tensor::backend::AutodiffBackend;
+use framer::Framed;
+
+use super::{
+    DegradedPhotos, EngineError, ModelConfig, PairSource, SrArgs, SrModel, Trainer, ema,
+    run_dir, run_record,
+};
+use crate::schedule::Experiment;
+
+/// What a finished (or stopped) run did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunSummary {
+    /// Experiment name.
+    pub experiment: String,
+    /// First step run in this session (> 0 after a resume).
+    pub start_step: u64,
+    /// Steps completed in total.
+    pub end_step: u64,
+    /// Loss of the last step that was not skipped.
+    pub final_loss: Option<f64>,
+    /// Steps rejected by the NaN/Inf guard in this session.
+    pub skipped_steps: u64,
+    /// Wall-clock seconds of this session.
+    pub seconds: f64,
+    /// The metrics file.
+    pub metrics: PathBuf,
+    /// The loss-curve plot.
+    pub plot: PathBuf,
+    /// The newest checkpoint.
+    pub checkpoint: Option<PathBuf>,
+}
+
+impl fmt::Display for RunSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "experiment {}: steps {}..{} in {:.1} s",
+            self.experiment, self.start_step, self.end_step, self.seconds
+        )?;
+        match self.final_loss {
+            Some(l) => writeln!(f, "  final loss {l:.6}")?,
+            None => writeln!(f, "  no step completed")?,
+        }
+        if self.skipped_steps > 0 {
+            writeln!(
+                f,
+                "  {} steps skipped by the NaN/Inf guard",
+                self.skipped_steps
+            )?;
+        }
+        writeln!(f, "  metrics    {}", self.metrics.display())?;
+        writeln!(f, "  plot       {}", self.plot.display())?;
+        if let Some(c) = &self.checkpoint {
+            write!(f, "  checkpoint {}", c.display())?;
+        }
+        Ok(())
+    }
+}
+
+/// The model `config` describes, ready to train on `experiment`: initial weights drawn after
+/// seeding the backend with `[train] seed` (the same schedule gives the same weights), inside
+/// [`Framed`] with its generated heads (built from one run on a sample batch of the schedule's crop
+/// size).
+///
+/// # Errors
+/// [`EngineError::Model`] when the configuration does not build or does not fit the schedule's
+/// crops; [`EngineError::Taps`] when the sample run records no usable taps.
+pub fn build_framed<B: AutodiffBackend, C: ModelConfig>(
+    config: &C,
+    experiment: &Experiment,
+    device: &B::Device,
+) -> Result<Framed<B, C::TrainModel<B>>, EngineError> {
+    config
+        .check_data(3, experiment.data.crop_size)
+        .map_err(EngineError::Model)?;
+    B::seed(device, experiment.train.seed);
+    let model = config.init_train::<B>(device).map_err(EngineError::Model)?;
+    let framed = Framed::new(model, sample_args(experiment, device), device)?;
+    // Parameters are lazy: draw every initial value now, while the seed is fresh.
+    ema::materialize(&framed);
+    Ok(framed)
+}
+
+/// A batch of one zero image of the schedule's crop size: `(x_t, t = ½, lr_upsampled)`.
+pub fn sample_args<B: burn::tensor::backend::Backend>(
+    experiment: &Experiment,
+    device: &B::Device,
+) -> SrArgs<B> {
+    let size = experiment.data.crop_size;
+    let image = Tensor::<B, 4>::zeros([1, 3, size, size], device);
+    (
+        image.clone(),
+        Tensor::<B, 1>::from_floats([0.5], device),
+        image,
+    )
+}
+
+/// Runs `experiment` on `model` with the pairs of `source`, in `out_dir`, to the end (resuming from
+/// a checkpoint there if the schedule allows). Prepare the folder first with [`prepare_run_dir`]
+/// ([`run_experiment`] does both).
+pub fn run_experiment_with<B, M>(
+    experiment: &Experiment,
+    model: Framed<B, M>,
+    source: Box<dyn PairSource + '_>,
+    out_dir: impl AsRef<Path>,
+    device: &B::Device,
+) -> Result<RunSummary, EngineError>
+where
+    B: AutodiffBackend,
+    M: AutodiffModule<B> + SrModel<B>,
+    M::InnerModule: SrModel<B::InnerBackend>,
+{
+    Trainer::new(experiment, model, source, out_dir, device)?.run(None)
+}
+
+/// Prepares the run folder `out_dir` for `experiment` with the model of `config`:
+/// `schedule.resolved.toml` and `model.toml` (the model's kind and configuration), from which
+/// `sr` and `analyze` rebuild the run's model. A folder that holds a run of another schedule or
+/// model is refused before anything is written.
+///
+/// # Errors
+/// [`EngineError::Checkpoint`] naming the differing keys or the other model; I/O errors naming
+/// the path.
+pub fn prepare_run_dir<C: ModelConfig>(
+    out_dir: &Path,
+    experiment: &Experiment,
+    config: &C,
+) -> Result<(), EngineError> {
+    // The schedule first: a folder holding another run is refused before anything is written.
+    run_dir::prepare_run_dir(out_dir, experiment)?;
+    run_record::write(out_dir, config)
+}
+
+/// Runs the experiment a schedule describes end to end with the model of `config` (built by
+/// [`build_framed`]; its `#[framer(loss(..))]` defaults apply where `[framer]` is silent), the
+/// degraded photo crops of `[data]` / `[degradation]`, in `out_dir`
+/// (resuming from a checkpoint there if `[checkpoint] resume` allows).
+///
+/// The run folder receives `schedule.resolved.toml`, `model.toml` (the model's kind and resolved
+/// configuration, from which `sr` and `analyze` rebuild it), the metrics file, `loss.png` and the
+/// checkpoints.
+pub fn run_experiment<B: AutodiffBackend, C: ModelConfig>(
+    config: &C,
+    experiment: &Experiment,
+    out_dir: impl AsRef<Path>,
+    device: &B::Device,
+) -> Result<RunSummary, EngineError> {
+    let (experiment, _) = experiment.with_model_defaults(C::loss_defaults());
+    let experiment = &experiment;
+    let source = Box::new(DegradedPhotos::from_experiment(experiment)?);
+    let model = build_framed::<B, C>(config, experiment, device)?;
+    let out_dir = out_dir.as_ref();
+    prepare_run_dir(out_dir, experiment, config)?;
+    run_experiment_with(experiment, model, source, out_dir, device)
+}
