@@ -49,8 +49,7 @@ fn image_models_score_the_cropped_sr_image_without_ground_truth() {
         pair: &[],
         image: &image,
     };
-    let report =
-        evaluate_run_with(&sr, None, 3, &[Metric::Musiq, Metric::Maniqa], models).unwrap();
+    let report = evaluate_run_with(&sr, None, 3, &[Metric::Musiq, Metric::Maniqa], models).unwrap();
     assert_eq!(report.evaluation.metrics, vec![Metric::Musiq]);
     assert_eq!(report.skipped, vec![Metric::Maniqa]);
     for img in &report.evaluation.images {
@@ -61,8 +60,7 @@ fn image_models_score_the_cropped_sr_image_without_ground_truth() {
     }
     // a full-reference metric still needs the ground truth; a crop larger than the image
     // is the metrics crate's error
-    let e =
-        evaluate_run_with(&sr, None, 0, &[Metric::PsnrY, Metric::Musiq], models).unwrap_err();
+    let e = evaluate_run_with(&sr, None, 0, &[Metric::PsnrY, Metric::Musiq], models).unwrap_err();
     assert!(e.to_string().contains("psnr_y"), "{e}");
     let e = evaluate_run_with(&sr, None, 16, &[Metric::Musiq], models).unwrap_err();
     assert!(e.to_string().contains("16"), "{e}");

@@ -18,8 +18,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use burn::backend::Flex;
-use framer_iqa::IqaError;
 use framer_eval::compare::{MetricModels, PairMetric, evaluate_run_with, unavailable_note};
+use framer_iqa::IqaError;
 use framer_iqa::lpips::{Lpips, LpipsFiles, LpipsNet, WeightSpec};
 use framer_iqa::weight_file::{
     HostTensor, read_weight_file, read_weight_file_where, write_safetensors,
@@ -307,7 +307,10 @@ fn safetensors_whose_first_byte_looks_like_a_pickle() {
             hit = true;
         }
     }
-    assert!(hit, "no name length gave a header length with low byte 0x80");
+    assert!(
+        hit,
+        "no name length gave a header length with low byte 0x80"
+    );
 }
 
 #[test]

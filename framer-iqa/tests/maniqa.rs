@@ -23,8 +23,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use burn::backend::Flex;
-use framer_iqa::IqaError;
 use framer_eval::compare::ImageMetric;
+use framer_iqa::IqaError;
 use framer_iqa::maniqa::{
     CROP_SIZE, Maniqa, ManiqaConfig, expected_tensors, required_tensors, uniform_crops,
 };

@@ -20,8 +20,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use burn::backend::Flex;
-use framer_iqa::IqaError;
 use framer_eval::compare::ImageMetric;
+use framer_iqa::IqaError;
 use framer_iqa::musiq::{
     Musiq, MusiqConfig, OriginalResolution, expected_tensors, multiscale_patches,
 };

@@ -402,7 +402,8 @@ mod iqa {
 
     /// The `lpips` package's own AlexNet linear layers, kept as a fixture of framer-iqa.
     fn lpips_linear_fixture() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../framer-iqa/tests/fixtures/lpips-v0.1-alex.pth")
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../framer-iqa/tests/fixtures/lpips-v0.1-alex.pth")
     }
 
     /// The CSV column `name` of the row starting with `row`.
@@ -595,9 +596,12 @@ mod iqa {
         );
         assert!(stdout.contains("--maniqa-weights"), "{stdout}");
         let text = std::fs::read_to_string(&csv).unwrap();
-        let musiq =
-            Musiq::<burn::backend::Flex>::load(&weights, MusiqConfig::default(), &Default::default())
-                .unwrap();
+        let musiq = Musiq::<burn::backend::Flex>::load(
+            &weights,
+            MusiqConfig::default(),
+            &Default::default(),
+        )
+        .unwrap();
         for stem in ["a", "b"] {
             let img = MetricImage::load(dir.join(format!("sr/{stem}.png"))).unwrap();
             let want = musiq.score(&img.crop(4).unwrap()).unwrap();
@@ -621,7 +625,8 @@ mod iqa {
             !ok && stderr.contains("--musiq-weights") && stderr.contains("absent.pth"),
             "{stderr}"
         );
-        let (ok, _, stderr) = framer(&["eval", s(&dir.join("sr")), "--maniqa-weights", s(&weights)]);
+        let (ok, _, stderr) =
+            framer(&["eval", s(&dir.join("sr")), "--maniqa-weights", s(&weights)]);
         assert!(
             !ok && stderr.contains("musiq-formula.safetensors"),
             "{stderr}"

@@ -2,9 +2,9 @@
 //! transformer block of the ViT and the Swin stages, the transposed (channel) attention of the
 //! TABlocks, and the score and weight head.
 
+use burn::tensor::Tensor;
 use burn::tensor::activation::{gelu, relu, softmax};
 use burn::tensor::backend::Backend;
-use burn::tensor::Tensor;
 
 use super::state_dict::Source;
 use crate::error::Result;
@@ -121,7 +121,12 @@ pub(super) struct TokenAttention<B: Backend> {
 }
 
 impl<B: Backend> TokenAttention<B> {
-    pub(super) fn load(src: &Source<'_>, name: &str, tokens: usize, device: &B::Device) -> Result<Self> {
+    pub(super) fn load(
+        src: &Source<'_>,
+        name: &str,
+        tokens: usize,
+        device: &B::Device,
+    ) -> Result<Self> {
         Ok(Self {
             q: src.linear(&format!("{name}.c_q"), tokens, tokens, device)?,
             k: src.linear(&format!("{name}.c_k"), tokens, tokens, device)?,
@@ -155,7 +160,12 @@ pub(super) struct Head<B: Backend> {
 }
 
 impl<B: Backend> Head<B> {
-    pub(super) fn load(src: &Source<'_>, name: &str, dim: usize, device: &B::Device) -> Result<Self> {
+    pub(super) fn load(
+        src: &Source<'_>,
+        name: &str,
+        dim: usize,
+        device: &B::Device,
+    ) -> Result<Self> {
         Ok(Self {
             fc0: src.linear(&format!("{name}.0"), dim, dim, device)?,
             fc3: src.linear(&format!("{name}.3"), dim, 1, device)?,

@@ -51,10 +51,10 @@ use std::path::Path;
 use crate::error::{IqaError, Result};
 
 pub use crops::uniform_crops;
-pub use model::Maniqa;
-pub use state_dict::{expected_tensors, required_tensors};
 use layers::PreNormBlock;
+pub use model::Maniqa;
 use state_dict::Source;
+pub use state_dict::{expected_tensors, required_tensors};
 
 /// Side of the square crops the network sees (pyiqa's `uniform_crop(x, 224, ...)`).
 pub const CROP_SIZE: usize = 224;

@@ -168,7 +168,11 @@ pub fn required_tensors(config: &ManiqaConfig) -> Vec<(String, Vec<usize>)> {
 pub(super) struct Source<'a>(pub(super) StateDict<'a>);
 
 impl<'a> Source<'a> {
-    pub(super) fn new(path: &'a Path, tensors: &'a BTreeMap<String, HostTensor>, names: &'a [String]) -> Self {
+    pub(super) fn new(
+        path: &'a Path,
+        tensors: &'a BTreeMap<String, HostTensor>,
+        names: &'a [String],
+    ) -> Self {
         Self(StateDict {
             path,
             tensors,

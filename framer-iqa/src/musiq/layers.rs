@@ -2,10 +2,10 @@
 //! `SAME` padding and pooling, GroupNorm and LayerNorm, weight standardisation, and the split of
 //! independent rows across threads.
 
+use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
 use burn::tensor::module::max_pool2d;
 use burn::tensor::ops::PadMode;
-use burn::tensor::Tensor;
 
 use super::GROUPS;
 use super::model::Norm;
@@ -56,7 +56,6 @@ pub(super) fn worker_threads() -> usize {
         .or_else(|| std::thread::available_parallelism().ok().map(|n| n.get()))
         .unwrap_or(1)
 }
-
 
 /// TensorFlow `SAME` zero padding for a `kernel`/`stride` window (pyiqa's `exact_padding_2d`):
 /// `pad = (ceil(n/s) − 1)·s + k − n`, the smaller half before.

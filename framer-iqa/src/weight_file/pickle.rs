@@ -46,7 +46,6 @@ pub(super) struct Unpickler<'a> {
     pub(super) storages: BTreeMap<String, (Option<FloatType>, usize, Option<usize>)>,
 }
 
-
 impl<'a> Unpickler<'a> {
     pub(super) fn new(data: &'a [u8], pos: usize) -> Self {
         Self {

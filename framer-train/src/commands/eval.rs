@@ -111,8 +111,10 @@ pub fn run_eval<B: Backend>(
     settings: &EvalSettings,
     device: &B::Device,
 ) -> Result<String, CommandError> {
-    let mut metrics = Metric::parse_list(&settings.metrics)
+    let metrics = Metric::parse_list(&settings.metrics)
         .map_err(|e| CommandError::Invalid(format!("--metrics: {e}")))?;
+    #[cfg(feature = "iqa")]
+    let mut metrics = metrics;
     #[cfg(feature = "iqa")]
     let networks = networks::Networks::<B>::load(settings, &mut metrics, device)?;
     #[cfg(feature = "iqa")]
@@ -123,7 +125,10 @@ pub fn run_eval<B: Backend>(
         if let Some(e) = without_iqa(settings, &metrics) {
             return Err(e);
         }
-        (Vec::<&dyn PairMetric>::new(), Vec::<&dyn ImageMetric>::new())
+        (
+            Vec::<&dyn PairMetric>::new(),
+            Vec::<&dyn ImageMetric>::new(),
+        )
     };
     let models = MetricModels {
         pair: &pair,
@@ -265,25 +270,6 @@ fn check_niqe_sizes(
     )))
 }
 
-/// Appends `metric` unless it is listed.
-fn add_metric(metrics: &mut Vec<Metric>, metric: Metric) {
-    if !metrics.contains(&metric) {
-        metrics.push(metric);
-    }
-}
-
-/// A weight file given as `flag` must exist (the weight reader then names what is wrong in it).
-fn check_file(flag: &str, path: &Path) -> Result<(), CommandError> {
-    if path.is_file() {
-        Ok(())
-    } else {
-        Err(CommandError::Invalid(format!(
-            "{flag}: file {} does not exist",
-            path.display()
-        )))
-    }
-}
-
 fn check_dir(dir: &Path) -> Result<(), CommandError> {
     if dir.is_dir() {
         Ok(())
@@ -341,7 +327,9 @@ mod networks {
     use framer_iqa::{Lpips, LpipsFiles, LpipsNet, Maniqa, ManiqaConfig, Musiq, MusiqConfig};
     use framer_metrics::Metric;
 
-    use super::{CommandError, EvalSettings, ImageMetric, PairMetric, add_metric, check_file};
+    use std::path::Path;
+
+    use super::{CommandError, EvalSettings, ImageMetric, PairMetric};
 
     /// The loaded networks; a metric whose weights were not given has none.
     pub(super) struct Networks<B: Backend> {
@@ -373,7 +361,10 @@ mod networks {
                 Some(path) => {
                     check_file("--musiq-weights", path)?;
                     add_metric(metrics, Metric::Musiq);
-                    Some(Musiq::<B>::load(path, MusiqConfig::default(), device).map_err(iqa_error)?)
+                    Some(
+                        Musiq::<B>::load(path, MusiqConfig::default(), device)
+                            .map_err(iqa_error)?,
+                    )
                 }
                 None => None,
             };
@@ -407,6 +398,25 @@ mod networks {
         }
     }
 
+    /// Appends `metric` unless it is listed.
+    fn add_metric(metrics: &mut Vec<Metric>, metric: Metric) {
+        if !metrics.contains(&metric) {
+            metrics.push(metric);
+        }
+    }
+
+    /// A weight file given as `flag` must exist (the weight reader then names what is wrong in it).
+    fn check_file(flag: &str, path: &Path) -> Result<(), CommandError> {
+        if path.is_file() {
+            Ok(())
+        } else {
+            Err(CommandError::Invalid(format!(
+                "{flag}: file {} does not exist",
+                path.display()
+            )))
+        }
+    }
+
     /// A network's error, as the evaluation reports it.
     fn iqa_error(e: framer_iqa::IqaError) -> CommandError {
         CommandError::Eval(EvalError::from(e))
@@ -417,9 +427,7 @@ mod networks {
     /// # Errors
     /// [`CommandError::Invalid`] for an unknown network, a folder together with explicit
     /// files, only one of the two explicit files, or a folder without the expected files.
-    pub(super) fn lpips_files(
-        settings: &EvalSettings,
-    ) -> Result<Option<LpipsFiles>, CommandError> {
+    pub(super) fn lpips_files(settings: &EvalSettings) -> Result<Option<LpipsFiles>, CommandError> {
         let net = if settings.lpips_net.trim().is_empty() {
             LpipsNet::Alex
         } else {
@@ -439,9 +447,7 @@ mod networks {
                         dir.display()
                     )));
                 }
-                Ok(Some(
-                    LpipsFiles::find_in(dir, net).map_err(iqa_error)?,
-                ))
+                Ok(Some(LpipsFiles::find_in(dir, net).map_err(iqa_error)?))
             }
             (None, Some(backbone), Some(linear)) => Ok(Some(LpipsFiles {
                 net,
