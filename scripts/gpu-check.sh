@@ -21,7 +21,7 @@ case "${1:-run}" in
     cargo build --release -p framer --features cuda,golden --example golden --bench loss
     cargo build --release -p framer-train --features cuda
     cargo build --release -p framer-backbones --features cuda --example step_overhead
-    cargo build --release -p framer-eval --features cuda --example nr_metrics_time
+    cargo build --release -p framer-iqa --features cuda --example nr_metrics_time
     rm -rf "$bundle" && mkdir -p "$bundle"
     cp target/release/framer "$bundle/framer"
     cp target/release/examples/golden "$bundle/golden"

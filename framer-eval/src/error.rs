@@ -102,15 +102,11 @@ pub enum EvalError {
         /// What went wrong.
         message: String,
     },
-    /// A weight file is unusable: corrupt, of an unsupported kind, or without a tensor the
-    /// network needs (the message names the tensor and the expected shape).
-    #[error("weight file {}: {message}", path.display())]
-    WeightFile {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong.
-        message: String,
-    },
+    /// An image-quality network failed: an unusable weight file (naming the file and the
+    /// tensor), or an image it cannot score.
+    #[cfg(feature = "iqa")]
+    #[error(transparent)]
+    Iqa(#[from] framer_iqa::IqaError),
     /// There is nothing to analyse or compare.
     #[error("nothing to {0}")]
     Empty(String),

@@ -16,30 +16,22 @@
 //! - [`plot`]: PNG line plots, grouped bar charts and heat maps with embedded fonts, reusable
 //!   for loss curves.
 //!
-//! - [`lpips`]: LPIPS v0.1 (AlexNet or VGG16), [`musiq`]: MUSIQ, [`maniqa`]: MANIQA, from
-//!   weight files the user supplies (pyiqa's checkpoints for the last two), read by
-//!   [`weight_file`] (PyTorch `.pth` or `.safetensors`) and checked against the `lpips` and
-//!   `pyiqa` packages' own code.
-//!
-//! LPIPS, MUSIQ and MANIQA need pretrained network weights that no offline package ships. They
-//! are computed when the user supplies the weight files ([`compare::MetricModels`]); otherwise
-//! the reports list them as not computed (see [`compare::unavailable_note`]).
+//! LPIPS, MUSIQ and MANIQA need pretrained network weights that no offline package ships. Their
+//! networks live in the `framer-iqa` crate; with this crate's feature `iqa` they serve as the
+//! [`compare::PairMetric`] / [`compare::ImageMetric`] models of [`compare::MetricModels`].
+//! Otherwise (or without weights) the reports list them as not computed (see
+//! [`compare::unavailable_note`]).
 
 pub mod analyze;
 pub mod color_fix;
 pub mod compare;
 mod error;
-pub mod lpips;
-pub mod maniqa;
-pub mod musiq;
+#[cfg(feature = "iqa")]
+mod iqa;
 pub mod plot;
 pub mod sr;
 pub mod tiling;
-pub mod weight_file;
 
 pub use color_fix::ColorFix;
 pub use error::{BoxedError, EvalError, Result};
-pub use lpips::{Lpips, LpipsFiles, LpipsNet};
-pub use maniqa::{Maniqa, ManiqaConfig};
-pub use musiq::{Musiq, MusiqConfig};
 pub use tiling::{BlendWindow, TileConfig, TilePlan, TileRegion};

@@ -17,8 +17,8 @@ pub enum MetricKind {
 
 /// A metric known to the project. The network-based ones are listed so that tables and
 /// configuration can name them, but are [unavailable](Metric::availability) in this crate:
-/// LPIPS is computed by `framer_eval::lpips` from weight files the user supplies, MUSIQ and
-/// MANIQA are not computed at all.
+/// LPIPS, MUSIQ and MANIQA are computed by the `framer-iqa` crate from weight files the user
+/// supplies.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[non_exhaustive]
 pub enum Metric {
@@ -33,7 +33,7 @@ pub enum Metric {
     /// NIQE with the MATLAB parameters; see [`crate::niqe()`].
     Niqe,
     /// Learned Perceptual Image Patch Similarity (needs user-supplied weights; computed by
-    /// `framer_eval::lpips`, not by this crate).
+    /// `framer_iqa::lpips`, not by this crate).
     #[doc(alias = "learned perceptual image patch similarity")]
     Lpips,
     /// Multi-scale Image Quality Transformer (computed from a user-supplied pyiqa checkpoint).
@@ -58,13 +58,13 @@ pub enum Availability {
 const LPIPS_NEEDS_WEIGHTS: &str = "it needs pretrained network weights (torchvision's AlexNet and the lpips \
      package's linear layers) that no PyPI, crates.io or Debian package ships offline (pyiqa and \
      torchvision download them at run time); it is computed when you supply the weight files: \
-     `framer eval --lpips-weights DIR` (see framer-eval's README)";
+     `framer eval --lpips-weights DIR` (see framer-iqa's README)";
 
 /// Why MUSIQ and MANIQA are not computed here.
 const TRANSFORMER_NEEDS_WEIGHTS: &str = "they need pretrained transformer weights that no PyPI, crates.io or \
      Debian package ships offline (pyiqa downloads them at run time); they are computed when you \
      supply pyiqa's checkpoint files: `framer eval --musiq-weights FILE --maniqa-weights FILE` \
-     (see framer-eval's README)";
+     (see framer-iqa's README)";
 
 impl Metric {
     /// Every metric, available ones first.

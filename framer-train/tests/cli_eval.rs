@@ -5,8 +5,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-/// The deterministic MUSIQ weights of framer-eval's oracle tests.
-#[path = "../../framer-eval/tests/oracle/mod.rs"]
+/// The deterministic MUSIQ weights of framer-iqa's oracle tests.
+#[cfg(feature = "iqa")]
+#[path = "../../framer-iqa/tests/oracle/mod.rs"]
 mod oracle;
 
 fn framer(args: &[&str]) -> (bool, String, String) {
@@ -211,7 +212,12 @@ fn eval_of_identical_folders_is_perfect() {
         "--gt",
         s(&dir.join("gt")),
         "--metrics",
-        "psnr_y,ssim_y,lpips",
+        // lpips without weights: listed as not computed (a build without `iqa` refuses it)
+        if cfg!(feature = "iqa") {
+            "psnr_y,ssim_y,lpips"
+        } else {
+            "psnr_y,ssim_y"
+        },
         "--crop-border",
         "2",
         "--out",
@@ -223,6 +229,34 @@ fn eval_of_identical_folders_is_perfect() {
         "{stdout}"
     );
     assert!(out.join("comparison.png").is_file() && out.join("comparison.csv").is_file());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A build without the feature `iqa` computes the other metrics, and names the feature when a
+/// network metric is asked for.
+#[cfg(not(feature = "iqa"))]
+#[test]
+fn eval_without_the_iqa_feature_names_it() {
+    let dir = temp("no-iqa");
+    write_png(&dir.join("sr/a.png"), 24, 20, 0);
+    write_png(&dir.join("gt/a.png"), 24, 20, 5);
+    let (sr, gt) = (dir.join("sr"), dir.join("gt"));
+    let (ok, stdout, stderr) = framer(&["eval", s(&sr), "--gt", s(&gt), "--metrics", "psnr_y"]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains("not computed: lpips, musiq, maniqa") && stdout.contains("`iqa` feature"),
+        "{stdout}"
+    );
+    for args in [
+        &["--metrics", "psnr_y,musiq"][..],
+        &["--lpips-weights", s(&dir)][..],
+    ] {
+        let mut all = vec!["eval", s(&sr), "--gt", s(&gt)];
+        all.extend_from_slice(args);
+        let (ok, _, stderr) = framer(&all);
+        assert!(!ok && stderr.contains("`iqa` feature"), "{stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -329,276 +363,287 @@ fn clean_estimate_recovers_x0_for_every_objective() {
     }
 }
 
-/// Writes a deterministic AlexNet backbone (`features.N.*`, `2 sin(2.3 i + k) / √fan_in`
-/// weights, `0.01 sin(2.3 i + k)` biases) as `.safetensors` into `dir` and returns its path.
-fn write_alexnet_backbone(dir: &Path, name: &str) -> PathBuf {
-    use framer_eval::lpips::LpipsNet;
-    use framer_eval::weight_file::{HostTensor, write_safetensors};
-    let tensors = LpipsNet::Alex
-        .backbone_weights()
-        .iter()
-        .enumerate()
-        .map(|(k, spec)| {
-            let n: usize = spec.shape.iter().product();
-            let fan_in: usize = spec.shape[1..].iter().product::<usize>().max(1);
-            let scale = if spec.shape.len() == 1 {
-                0.01
-            } else {
-                2.0 / (fan_in as f64).sqrt()
-            };
-            let data = (0..n)
-                .map(|i| (scale * (2.3 * i as f64 + k as f64).sin()) as f32)
-                .collect();
-            let t = HostTensor {
-                shape: spec.shape.clone(),
-                data,
-            };
-            (spec.name.clone(), t)
-        })
-        .collect();
-    let path = dir.join(name);
-    write_safetensors(&path, &tensors).unwrap();
-    path
-}
+/// The network metrics, in a build with the feature `iqa` (the default).
+#[cfg(feature = "iqa")]
+mod iqa {
+    use super::*;
 
-/// The `lpips` package's own AlexNet linear layers, kept as a fixture of framer-eval.
-fn lpips_linear_fixture() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../framer-eval/tests/fixtures/lpips-v0.1-alex.pth")
-}
-
-/// The CSV column `name` of the row starting with `row`.
-fn csv_value(text: &str, row: &str, name: &str) -> f64 {
-    let mut lines = text.lines();
-    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
-    let col = header
-        .iter()
-        .position(|h| *h == name)
-        .unwrap_or_else(|| panic!("{text}"));
-    let line = lines
-        .find(|l| l.starts_with(row))
-        .unwrap_or_else(|| panic!("{text}"));
-    line.split(',').nth(col).unwrap().parse().unwrap()
-}
-
-#[test]
-fn eval_computes_lpips_from_user_supplied_weight_files() {
-    use framer_eval::lpips::{Lpips, LpipsFiles, LpipsNet};
-    use framer_metrics::MetricImage;
-    let dir = temp("lpips");
-    write_png(&dir.join("gt/a.png"), 48, 40, 0);
-    write_png(&dir.join("sr/a.png"), 48, 40, 9);
-    write_png(&dir.join("gt/b.png"), 48, 40, 100);
-    write_png(&dir.join("sr/b.png"), 48, 40, 100);
-    let weights = dir.join("weights");
-    std::fs::create_dir_all(&weights).unwrap();
-    let backbone = write_alexnet_backbone(&weights, "alexnet-owt-test.safetensors");
-    std::fs::copy(lpips_linear_fixture(), weights.join("alex.pth")).unwrap();
-
-    // without weights: not computed, and the note says how to supply them
-    let (ok, stdout, stderr) = framer(&[
-        "eval",
-        s(&dir.join("sr")),
-        "--gt",
-        s(&dir.join("gt")),
-        "--metrics",
-        "psnr_y,lpips",
-    ]);
-    assert!(ok, "{stderr}");
-    assert!(
-        stdout.contains("not computed: lpips") && stdout.contains("--lpips-weights"),
-        "{stdout}"
-    );
-
-    // with the folder: lpips is added to the metrics and matches the library
-    let csv = dir.join("scores.csv");
-    let (ok, stdout, stderr) = framer(&[
-        "eval",
-        s(&dir.join("sr")),
-        "--gt",
-        s(&dir.join("gt")),
-        "--metrics",
-        "psnr_y",
-        "--crop-border",
-        "2",
-        "--lpips-weights",
-        s(&weights),
-        "--csv",
-        s(&csv),
-    ]);
-    assert!(ok, "{stderr}");
-    assert!(!stdout.contains("not computed: lpips"), "{stdout}");
-    assert!(stdout.contains("not computed: musiq, maniqa"), "{stdout}");
-    let text = std::fs::read_to_string(&csv).unwrap();
-    let files = LpipsFiles {
-        net: LpipsNet::Alex,
-        backbone: backbone.clone(),
-        linear: weights.join("alex.pth"),
-    };
-    let lpips = Lpips::<burn::backend::Flex>::load(&files, &Default::default()).unwrap();
-    let load = |p: &str| MetricImage::load(dir.join(p)).unwrap();
-    let want = lpips
-        .distance(&load("sr/a.png"), &load("gt/a.png"), 2)
-        .unwrap();
-    assert!(want > 1e-3, "{want}");
-    assert_eq!(csv_value(&text, "a", "lpips"), want, "{text}");
-    assert_eq!(csv_value(&text, "b", "lpips"), 0.0, "{text}");
-
-    // the same with explicit files, in the comparison mode
-    let out = dir.join("cmp");
-    let run_a = format!("a={}", s(&dir.join("sr")));
-    let run_b = format!("b={}", s(&dir.join("gt")));
-    let (ok, stdout, stderr) = framer(&[
-        "eval",
-        "--compare",
-        &run_a,
-        &run_b,
-        "--gt",
-        s(&dir.join("gt")),
-        "--metrics",
-        "lpips,musiq",
-        "--lpips-backbone",
-        s(&backbone),
-        "--lpips-linear",
-        s(&weights.join("alex.pth")),
-        "--out",
-        s(&out),
-    ]);
-    assert!(ok, "{stderr}");
-    assert!(
-        stdout.contains("lpips") && stdout.contains("not computed: musiq"),
-        "{stdout}"
-    );
-    let text = std::fs::read_to_string(out.join("comparison.csv")).unwrap();
-    assert!(text.lines().any(|l| l.starts_with("lpips,")), "{text}");
-
-    // unusable weights: an error naming the file and the tensor, not a panic
-    let bad = dir.join("bad");
-    std::fs::create_dir_all(&bad).unwrap();
-    std::fs::copy(lpips_linear_fixture(), bad.join("alexnet-wrong.pth")).unwrap();
-    std::fs::copy(lpips_linear_fixture(), bad.join("alex.pth")).unwrap();
-    let (ok, _, stderr) = framer(&[
-        "eval",
-        s(&dir.join("sr")),
-        "--gt",
-        s(&dir.join("gt")),
-        "--lpips-weights",
-        s(&bad),
-    ]);
-    assert!(!ok);
-    assert!(
-        stderr.contains("alexnet-wrong.pth") && stderr.contains("features.0.weight"),
-        "{stderr}"
-    );
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    let (ok, _, stderr) = framer(&[
-        "eval",
-        s(&dir.join("sr")),
-        "--gt",
-        s(&dir.join("gt")),
-        "--lpips-weights",
-        s(&dir.join("sr")),
-    ]);
-    assert!(!ok && stderr.contains("no backbone file"), "{stderr}");
-    let (ok, _, stderr) = framer(&[
-        "eval",
-        s(&dir.join("sr")),
-        "--gt",
-        s(&dir.join("gt")),
-        "--lpips-backbone",
-        s(&backbone),
-    ]);
-    assert!(!ok && stderr.contains("--lpips-linear"), "{stderr}");
-    let (ok, _, stderr) = framer(&[
-        "eval",
-        s(&dir.join("sr")),
-        "--gt",
-        s(&dir.join("gt")),
-        "--lpips-weights",
-        s(&weights),
-        "--lpips-net",
-        "squeeze",
-    ]);
-    assert!(!ok && stderr.contains("expected alex or vgg"), "{stderr}");
-    std::fs::remove_dir_all(&dir).unwrap();
-}
-
-#[test]
-fn eval_computes_musiq_from_a_user_supplied_checkpoint() {
-    use framer_eval::compare::ImageMetric;
-    use framer_eval::musiq::{Musiq, MusiqConfig};
-    use framer_eval::weight_file::write_safetensors;
-    use framer_metrics::MetricImage;
-    let dir = temp("musiq");
-    write_png(&dir.join("sr/a.png"), 72, 56, 3);
-    write_png(&dir.join("sr/b.png"), 48, 64, 70);
-    // the full-size network of pyiqa's checkpoints, with deterministic weights
-    let weights = dir.join("musiq-formula.safetensors");
-    write_safetensors(&weights, &oracle::musiq_weights(&MusiqConfig::default())).unwrap();
-
-    // no-reference: no ground truth needed; musiq is added to the metrics
-    let csv = dir.join("scores.csv");
-    let (ok, stdout, stderr) = framer(&[
-        "eval",
-        s(&dir.join("sr")),
-        "--metrics",
-        "maniqa",
-        "--crop-border",
-        "4",
-        "--musiq-weights",
-        s(&weights),
-        "--csv",
-        s(&csv),
-    ]);
-    assert!(ok, "{stderr}");
-    assert!(
-        stdout.contains("musiq") && stdout.contains("not computed: maniqa"),
-        "{stdout}"
-    );
-    assert!(stdout.contains("--maniqa-weights"), "{stdout}");
-    let text = std::fs::read_to_string(&csv).unwrap();
-    let musiq =
-        Musiq::<burn::backend::Flex>::load(&weights, MusiqConfig::default(), &Default::default())
-            .unwrap();
-    for stem in ["a", "b"] {
-        let img = MetricImage::load(dir.join(format!("sr/{stem}.png"))).unwrap();
-        let want = musiq.score(&img.crop_border(4).unwrap()).unwrap();
-        assert!(want.is_finite());
-        assert_eq!(csv_value(&text, stem, "musiq"), want, "{text}");
+    /// Writes a deterministic AlexNet backbone (`features.N.*`, `2 sin(2.3 i + k) / √fan_in`
+    /// weights, `0.01 sin(2.3 i + k)` biases) as `.safetensors` into `dir` and returns its path.
+    fn write_alexnet_backbone(dir: &Path, name: &str) -> PathBuf {
+        use framer_iqa::lpips::LpipsNet;
+        use framer_iqa::weight_file::{HostTensor, write_safetensors};
+        let tensors = LpipsNet::Alex
+            .backbone_weights()
+            .iter()
+            .enumerate()
+            .map(|(k, spec)| {
+                let n: usize = spec.shape.iter().product();
+                let fan_in: usize = spec.shape[1..].iter().product::<usize>().max(1);
+                let scale = if spec.shape.len() == 1 {
+                    0.01
+                } else {
+                    2.0 / (fan_in as f64).sqrt()
+                };
+                let data = (0..n)
+                    .map(|i| (scale * (2.3 * i as f64 + k as f64).sin()) as f32)
+                    .collect();
+                let t = HostTensor {
+                    shape: spec.shape.clone(),
+                    data,
+                };
+                (spec.name.clone(), t)
+            })
+            .collect();
+        let path = dir.join(name);
+        write_safetensors(&path, &tensors).unwrap();
+        path
     }
-    // the two images differ, so must their scores
-    assert_ne!(
-        csv_value(&text, "a", "musiq"),
-        csv_value(&text, "b", "musiq")
-    );
 
-    // a missing file, and a file of another network, are errors naming the file
-    let (ok, _, stderr) = framer(&[
-        "eval",
-        s(&dir.join("sr")),
-        "--musiq-weights",
-        s(&dir.join("absent.pth")),
-    ]);
-    assert!(
-        !ok && stderr.contains("--musiq-weights") && stderr.contains("absent.pth"),
-        "{stderr}"
-    );
-    let (ok, _, stderr) = framer(&["eval", s(&dir.join("sr")), "--maniqa-weights", s(&weights)]);
-    assert!(
-        !ok && stderr.contains("musiq-formula.safetensors"),
-        "{stderr}"
-    );
-    assert!(stderr.contains("not found"), "{stderr}");
+    /// The `lpips` package's own AlexNet linear layers, kept as a fixture of framer-iqa.
+    fn lpips_linear_fixture() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../framer-iqa/tests/fixtures/lpips-v0.1-alex.pth")
+    }
 
-    // a build without the `cuda` feature says so instead of falling back to the CPU
-    if !cfg!(feature = "cuda") {
+    /// The CSV column `name` of the row starting with `row`.
+    fn csv_value(text: &str, row: &str, name: &str) -> f64 {
+        let mut lines = text.lines();
+        let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+        let col = header
+            .iter()
+            .position(|h| *h == name)
+            .unwrap_or_else(|| panic!("{text}"));
+        let line = lines
+            .find(|l| l.starts_with(row))
+            .unwrap_or_else(|| panic!("{text}"));
+        line.split(',').nth(col).unwrap().parse().unwrap()
+    }
+
+    #[test]
+    fn eval_computes_lpips_from_user_supplied_weight_files() {
+        use framer_iqa::lpips::{Lpips, LpipsFiles, LpipsNet};
+        use framer_metrics::MetricImage;
+        let dir = temp("lpips");
+        write_png(&dir.join("gt/a.png"), 48, 40, 0);
+        write_png(&dir.join("sr/a.png"), 48, 40, 9);
+        write_png(&dir.join("gt/b.png"), 48, 40, 100);
+        write_png(&dir.join("sr/b.png"), 48, 40, 100);
+        let weights = dir.join("weights");
+        std::fs::create_dir_all(&weights).unwrap();
+        let backbone = write_alexnet_backbone(&weights, "alexnet-owt-test.safetensors");
+        std::fs::copy(lpips_linear_fixture(), weights.join("alex.pth")).unwrap();
+
+        // without weights: not computed, and the note says how to supply them
+        let (ok, stdout, stderr) = framer(&[
+            "eval",
+            s(&dir.join("sr")),
+            "--gt",
+            s(&dir.join("gt")),
+            "--metrics",
+            "psnr_y,lpips",
+        ]);
+        assert!(ok, "{stderr}");
+        assert!(
+            stdout.contains("not computed: lpips") && stdout.contains("--lpips-weights"),
+            "{stdout}"
+        );
+
+        // with the folder: lpips is added to the metrics and matches the library
+        let csv = dir.join("scores.csv");
+        let (ok, stdout, stderr) = framer(&[
+            "eval",
+            s(&dir.join("sr")),
+            "--gt",
+            s(&dir.join("gt")),
+            "--metrics",
+            "psnr_y",
+            "--crop-border",
+            "2",
+            "--lpips-weights",
+            s(&weights),
+            "--csv",
+            s(&csv),
+        ]);
+        assert!(ok, "{stderr}");
+        assert!(!stdout.contains("not computed: lpips"), "{stdout}");
+        assert!(stdout.contains("not computed: musiq, maniqa"), "{stdout}");
+        let text = std::fs::read_to_string(&csv).unwrap();
+        let files = LpipsFiles {
+            net: LpipsNet::Alex,
+            backbone: backbone.clone(),
+            linear: weights.join("alex.pth"),
+        };
+        let lpips = Lpips::<burn::backend::Flex>::load(&files, &Default::default()).unwrap();
+        let load = |p: &str| MetricImage::load(dir.join(p)).unwrap();
+        let want = lpips
+            .distance(&load("sr/a.png"), &load("gt/a.png"), 2)
+            .unwrap();
+        assert!(want > 1e-3, "{want}");
+        assert_eq!(csv_value(&text, "a", "lpips"), want, "{text}");
+        assert_eq!(csv_value(&text, "b", "lpips"), 0.0, "{text}");
+
+        // the same with explicit files, in the comparison mode
+        let out = dir.join("cmp");
+        let run_a = format!("a={}", s(&dir.join("sr")));
+        let run_b = format!("b={}", s(&dir.join("gt")));
+        let (ok, stdout, stderr) = framer(&[
+            "eval",
+            "--compare",
+            &run_a,
+            &run_b,
+            "--gt",
+            s(&dir.join("gt")),
+            "--metrics",
+            "lpips,musiq",
+            "--lpips-backbone",
+            s(&backbone),
+            "--lpips-linear",
+            s(&weights.join("alex.pth")),
+            "--out",
+            s(&out),
+        ]);
+        assert!(ok, "{stderr}");
+        assert!(
+            stdout.contains("lpips") && stdout.contains("not computed: musiq"),
+            "{stdout}"
+        );
+        let text = std::fs::read_to_string(out.join("comparison.csv")).unwrap();
+        assert!(text.lines().any(|l| l.starts_with("lpips,")), "{text}");
+
+        // unusable weights: an error naming the file and the tensor, not a panic
+        let bad = dir.join("bad");
+        std::fs::create_dir_all(&bad).unwrap();
+        std::fs::copy(lpips_linear_fixture(), bad.join("alexnet-wrong.pth")).unwrap();
+        std::fs::copy(lpips_linear_fixture(), bad.join("alex.pth")).unwrap();
+        let (ok, _, stderr) = framer(&[
+            "eval",
+            s(&dir.join("sr")),
+            "--gt",
+            s(&dir.join("gt")),
+            "--lpips-weights",
+            s(&bad),
+        ]);
+        assert!(!ok);
+        assert!(
+            stderr.contains("alexnet-wrong.pth") && stderr.contains("features.0.weight"),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        let (ok, _, stderr) = framer(&[
+            "eval",
+            s(&dir.join("sr")),
+            "--gt",
+            s(&dir.join("gt")),
+            "--lpips-weights",
+            s(&dir.join("sr")),
+        ]);
+        assert!(!ok && stderr.contains("no backbone file"), "{stderr}");
+        let (ok, _, stderr) = framer(&[
+            "eval",
+            s(&dir.join("sr")),
+            "--gt",
+            s(&dir.join("gt")),
+            "--lpips-backbone",
+            s(&backbone),
+        ]);
+        assert!(!ok && stderr.contains("--lpips-linear"), "{stderr}");
+        let (ok, _, stderr) = framer(&[
+            "eval",
+            s(&dir.join("sr")),
+            "--gt",
+            s(&dir.join("gt")),
+            "--lpips-weights",
+            s(&weights),
+            "--lpips-net",
+            "squeeze",
+        ]);
+        assert!(!ok && stderr.contains("expected alex or vgg"), "{stderr}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn eval_computes_musiq_from_a_user_supplied_checkpoint() {
+        use framer_eval::compare::ImageMetric;
+        use framer_iqa::musiq::{Musiq, MusiqConfig};
+        use framer_iqa::weight_file::write_safetensors;
+        use framer_metrics::MetricImage;
+        let dir = temp("musiq");
+        write_png(&dir.join("sr/a.png"), 72, 56, 3);
+        write_png(&dir.join("sr/b.png"), 48, 64, 70);
+        // the full-size network of pyiqa's checkpoints, with deterministic weights
+        let weights = dir.join("musiq-formula.safetensors");
+        write_safetensors(&weights, &oracle::musiq_weights(&MusiqConfig::default())).unwrap();
+
+        // no-reference: no ground truth needed; musiq is added to the metrics
+        let csv = dir.join("scores.csv");
+        let (ok, stdout, stderr) = framer(&[
+            "eval",
+            s(&dir.join("sr")),
+            "--metrics",
+            "maniqa",
+            "--crop-border",
+            "4",
+            "--musiq-weights",
+            s(&weights),
+            "--csv",
+            s(&csv),
+        ]);
+        assert!(ok, "{stderr}");
+        assert!(
+            stdout.contains("musiq") && stdout.contains("not computed: maniqa"),
+            "{stdout}"
+        );
+        assert!(stdout.contains("--maniqa-weights"), "{stdout}");
+        let text = std::fs::read_to_string(&csv).unwrap();
+        let musiq = Musiq::<burn::backend::Flex>::load(
+            &weights,
+            MusiqConfig::default(),
+            &Default::default(),
+        )
+        .unwrap();
+        for stem in ["a", "b"] {
+            let img = MetricImage::load(dir.join(format!("sr/{stem}.png"))).unwrap();
+            let want = musiq.score(&img.crop_border(4).unwrap()).unwrap();
+            assert!(want.is_finite());
+            assert_eq!(csv_value(&text, stem, "musiq"), want, "{text}");
+        }
+        // the two images differ, so must their scores
+        assert_ne!(
+            csv_value(&text, "a", "musiq"),
+            csv_value(&text, "b", "musiq")
+        );
+
+        // a missing file, and a file of another network, are errors naming the file
         let (ok, _, stderr) = framer(&[
             "eval",
             s(&dir.join("sr")),
             "--musiq-weights",
-            s(&weights),
-            "--device",
-            "cuda",
+            s(&dir.join("absent.pth")),
         ]);
-        assert!(!ok && stderr.contains("`cuda` feature"), "{stderr}");
+        assert!(
+            !ok && stderr.contains("--musiq-weights") && stderr.contains("absent.pth"),
+            "{stderr}"
+        );
+        let (ok, _, stderr) =
+            framer(&["eval", s(&dir.join("sr")), "--maniqa-weights", s(&weights)]);
+        assert!(
+            !ok && stderr.contains("musiq-formula.safetensors"),
+            "{stderr}"
+        );
+        assert!(stderr.contains("not found"), "{stderr}");
+
+        // a build without the `cuda` feature says so instead of falling back to the CPU
+        if !cfg!(feature = "cuda") {
+            let (ok, _, stderr) = framer(&[
+                "eval",
+                s(&dir.join("sr")),
+                "--musiq-weights",
+                s(&weights),
+                "--device",
+                "cuda",
+            ]);
+            assert!(!ok && stderr.contains("`cuda` feature"), "{stderr}");
+        }
     }
 }

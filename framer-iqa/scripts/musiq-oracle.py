@@ -4,7 +4,7 @@
 Builds `pyiqa.archs.musiq_arch.MUSIQ(pretrained=False, ...)` (nothing is downloaded), overwrites
 every entry of its state dict with the deterministic formula of `formula` below, runs the model
 in eval mode in float64 on deterministic images and prints the scores (and a few preprocessing
-checksums) to paste into `framer-eval/tests/musiq.rs`. The formulas are repeated there; keep both
+checksums) to paste into `framer-iqa/tests/musiq.rs`. The formulas are repeated there; keep both
 in step.
 
 With `--fixtures DIR` it writes `musiq-default-state-dict.txt`: the names and shapes of the
@@ -13,8 +13,8 @@ default configuration's `state_dict()` (the keys of pyiqa's released checkpoints
 
 With `--full` it also scores one 256x192 image with the default (full-size) configuration.
 
-    /tmp/iqa-venv/bin/python framer-eval/scripts/musiq-oracle.py \
-        --fixtures framer-eval/tests/fixtures --full
+    /tmp/iqa-venv/bin/python framer-iqa/scripts/musiq-oracle.py \
+        --fixtures framer-iqa/tests/fixtures --full
 (tested with torch 2.15, pyiqa 0.1.16)
 """
 

@@ -1,11 +1,11 @@
 //! MUSIQ against pyiqa's own architecture code (`pyiqa.archs.musiq_arch.MUSIQ`, pyiqa 0.1.16,
 //! torch 2.15).
 //!
-//! Reference values come from `framer-eval/scripts/musiq-oracle.py`:
+//! Reference values come from `framer-iqa/scripts/musiq-oracle.py`:
 //!
 //! ```text
-//! /tmp/iqa-venv/bin/python framer-eval/scripts/musiq-oracle.py \
-//!     --fixtures framer-eval/tests/fixtures --full
+//! /tmp/iqa-venv/bin/python framer-iqa/scripts/musiq-oracle.py \
+//!     --fixtures framer-iqa/tests/fixtures --full
 //! ```
 //!
 //! The script builds `MUSIQ(pretrained=False, …)` (nothing downloaded), overwrites every
@@ -20,12 +20,12 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use burn::backend::Flex;
-use framer_eval::EvalError;
 use framer_eval::compare::ImageMetric;
-use framer_eval::musiq::{
+use framer_iqa::IqaError;
+use framer_iqa::musiq::{
     Musiq, MusiqConfig, OriginalResolution, expected_tensors, multiscale_patches,
 };
-use framer_eval::weight_file::{HostTensor, write_safetensors};
+use framer_iqa::weight_file::{HostTensor, write_safetensors};
 use framer_metrics::Metric;
 
 mod oracle;
@@ -265,7 +265,7 @@ fn loads_files_with_prefixes_and_reports_bad_weights() {
     write_safetensors(&path, &broken).unwrap();
     let err = Musiq::<B>::load(&path, config.clone(), &dev).unwrap_err();
     let msg = err.to_string();
-    assert!(matches!(err, EvalError::WeightFile { .. }), "{msg}");
+    assert!(matches!(err, IqaError::WeightFile { .. }), "{msg}");
     assert!(
         msg.contains("block1.gn2.bias") && msg.contains("missing.safetensors"),
         "{msg}"
@@ -309,12 +309,12 @@ fn loads_files_with_prefixes_and_reports_bad_weights() {
     let bytes = std::fs::read(&path).unwrap();
     std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
     let err = Musiq::<B>::load(&path, config.clone(), &dev).unwrap_err();
-    assert!(matches!(err, EvalError::WeightFile { .. }), "{err}");
+    assert!(matches!(err, IqaError::WeightFile { .. }), "{err}");
     assert!(err.to_string().contains("truncated.safetensors"), "{err}");
 
     // unreadable path
     let err = Musiq::<B>::load(&tmp.path().join("absent.pth"), config, &dev).unwrap_err();
-    assert!(matches!(err, EvalError::Read { .. }), "{err}");
+    assert!(matches!(err, IqaError::Read { .. }), "{err}");
 }
 
 #[test]
@@ -327,12 +327,12 @@ fn too_small_images_and_bad_configs_are_errors() {
     )
     .unwrap();
     // 500x1: the height at the 224 scale would be round(0.448) = 0
-    let err = model.score(&image(500, 1)).unwrap_err();
+    let err = model.score_image(&image(500, 1)).unwrap_err();
     let msg = err.to_string();
-    assert!(matches!(err, EvalError::InvalidShape(_)), "{msg}");
+    assert!(matches!(err, IqaError::InvalidShape(_)), "{msg}");
     assert!(msg.contains("500x1") && msg.contains("224"), "{msg}");
     // a 1x1 image is upscaled to 224x224 and 384x384: scored
-    assert!(model.score(&image(1, 1)).unwrap().is_finite());
+    assert!(model.score_image(&image(1, 1)).unwrap().is_finite());
 
     for bad in [
         MusiqConfig {
@@ -349,7 +349,7 @@ fn too_small_images_and_bad_configs_are_errors() {
         },
     ] {
         let err = multiscale_patches(&image(8, 8), &bad).unwrap_err();
-        assert!(matches!(err, EvalError::InvalidArgument(_)), "{err}");
+        assert!(matches!(err, IqaError::InvalidArgument(_)), "{err}");
     }
     // a sequence with a cut original resolution is still valid
     let cut = MusiqConfig {
@@ -366,7 +366,7 @@ fn too_small_images_and_bad_configs_are_errors() {
 /// `full num_class 1, 256x192` of musiq-oracle.py (float64 −5.346014863435e-01; pyiqa in
 /// float32 gives −5.345904231e-01); this port gave −5.345992446e-01 (relative error 4.2e-6) in
 /// 0.75 s on 2 cores, and is checked to 2e-5 relative. Run with
-/// `cargo test --release -p framer-eval --test musiq -- --ignored`.
+/// `cargo test --release -p framer-iqa --test musiq -- --ignored`.
 #[test]
 #[ignore = "full-size network: run in release mode"]
 fn full_size_matches_pyiqa() {

@@ -1,9 +1,9 @@
 //! Times the full-size MUSIQ and MANIQA networks on the CPU (`Flex` backend) or, with `--cuda`,
 //! the first CUDA GPU (a build with `--features cuda`), for comparison with pyiqa
-//! (`framer-eval/scripts/nr-metrics-time.py` does the same with PyTorch).
+//! (`framer-iqa/scripts/nr-metrics-time.py` does the same with PyTorch).
 //!
 //! ```text
-//! cargo run --release -p framer-eval --example nr_metrics_time -- \
+//! cargo run --release -p framer-iqa --example nr_metrics_time -- \
 //!     [--musiq] [--maniqa] [--iters N] [--width W --height H] [--threads T] [--cuda]
 //! ```
 //!
@@ -23,8 +23,8 @@ use std::time::Instant;
 
 use burn::backend::Flex;
 use burn::tensor::backend::Backend;
-use framer_eval::maniqa::{Maniqa, ManiqaConfig};
-use framer_eval::musiq::{Musiq, MusiqConfig};
+use framer_iqa::maniqa::{Maniqa, ManiqaConfig};
+use framer_iqa::musiq::{Musiq, MusiqConfig};
 
 #[path = "../tests/oracle/mod.rs"]
 mod oracle;
@@ -87,8 +87,8 @@ fn time(
     args: &Args,
     iters: usize,
     built_s: f64,
-    mut score: impl FnMut() -> framer_eval::Result<f64>,
-) -> framer_eval::Result<()> {
+    mut score: impl FnMut() -> framer_iqa::Result<f64>,
+) -> framer_iqa::Result<()> {
     let start = Instant::now();
     let warm = score()?;
     println!(
@@ -122,7 +122,7 @@ fn time(
     Ok(())
 }
 
-fn run<B: Backend>(args: &Args, backend: &str) -> framer_eval::Result<()> {
+fn run<B: Backend>(args: &Args, backend: &str) -> framer_iqa::Result<()> {
     let device = B::Device::default();
     let threads = std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "unset".into());
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
@@ -198,7 +198,7 @@ fn main() -> ExitCode {
         {
             eprintln!(
                 "nr_metrics_time: --cuda needs a build with the `cuda` feature \
-                 (cargo run --release -p framer-eval --features cuda --example nr_metrics_time)"
+                 (cargo run --release -p framer-iqa --features cuda --example nr_metrics_time)"
             );
             return ExitCode::from(2);
         }

@@ -1,10 +1,10 @@
 //! LPIPS from weight files, checked against the `lpips` PyPI package.
 //!
-//! Reference values come from `framer-eval/scripts/lpips-oracle.py` (torch 2.15.0, lpips 0.1.4):
+//! Reference values come from `framer-iqa/scripts/lpips-oracle.py` (torch 2.15.0, lpips 0.1.4):
 //!
 //! ```text
 //! pip install torch lpips
-//! python3 framer-eval/scripts/lpips-oracle.py --fixtures framer-eval/tests/fixtures
+//! python3 framer-iqa/scripts/lpips-oracle.py --fixtures framer-iqa/tests/fixtures
 //! ```
 //!
 //! The script builds `lpips.LPIPS(net=…, pretrained=False, pnet_rand=True)`, overwrites every
@@ -18,10 +18,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use burn::backend::Flex;
-use framer_eval::EvalError;
 use framer_eval::compare::{MetricModels, PairMetric, evaluate_run_with, unavailable_note};
-use framer_eval::lpips::{Lpips, LpipsFiles, LpipsNet, WeightSpec};
-use framer_eval::weight_file::{
+use framer_iqa::IqaError;
+use framer_iqa::lpips::{Lpips, LpipsFiles, LpipsNet, WeightSpec};
+use framer_iqa::weight_file::{
     HostTensor, read_weight_file, read_weight_file_where, write_safetensors,
 };
 use framer_metrics::{Metric, MetricImage, TableFormat};
@@ -307,7 +307,10 @@ fn safetensors_whose_first_byte_looks_like_a_pickle() {
             hit = true;
         }
     }
-    assert!(hit, "no name length gave a header length with low byte 0x80");
+    assert!(
+        hit,
+        "no name length gave a header length with low byte 0x80"
+    );
 }
 
 #[test]
@@ -323,7 +326,7 @@ fn bad_weight_files_give_errors_naming_the_file_and_the_tensor() {
     };
     let e = Lpips::<B>::load(&missing, &device).unwrap_err();
     assert!(
-        matches!(e, EvalError::Read { .. }) && e.to_string().contains("nope.pth"),
+        matches!(e, IqaError::Read { .. }) && e.to_string().contains("nope.pth"),
         "{e}"
     );
 
@@ -332,7 +335,7 @@ fn bad_weight_files_give_errors_naming_the_file_and_the_tensor() {
     std::fs::write(&junk, b"hello, not weights").unwrap();
     let e = read_weight_file(&junk).unwrap_err();
     assert!(
-        matches!(e, EvalError::WeightFile { .. }) && e.to_string().contains("junk.pth"),
+        matches!(e, IqaError::WeightFile { .. }) && e.to_string().contains("junk.pth"),
         "{e}"
     );
     // a truncated pickle
@@ -435,13 +438,13 @@ fn small_or_mismatched_images_are_errors() {
         .distance(&image(64, 30, 0), &image(64, 30, 1), 0)
         .unwrap_err();
     assert!(
-        matches!(e, EvalError::InvalidShape(_)) && e.to_string().contains("31"),
+        matches!(e, IqaError::InvalidShape(_)) && e.to_string().contains("31"),
         "{e}"
     );
     let e = lpips
         .distance(&image(40, 40, 0), &image(40, 32, 1), 0)
         .unwrap_err();
-    assert!(matches!(e, EvalError::SizeMismatch { .. }), "{e}");
+    assert!(matches!(e, IqaError::SizeMismatch { .. }), "{e}");
     let e = lpips
         .distance(&image(40, 40, 0), &image(40, 40, 1), 20)
         .unwrap_err();

@@ -7,7 +7,7 @@ monkeypatched so that nothing is downloaded (the full-size run gets timm's
 `timm.models.vision_transformer.VisionTransformer`), overwrites every float parameter of its
 state dict with the deterministic formula of `formula` below, runs the model in eval mode in
 float64 on deterministic images and prints the scores (and checksums of the preprocessed
-crops) to paste into `framer-eval/tests/maniqa.rs`. The formulas are repeated there; keep both
+crops) to paste into `framer-iqa/tests/maniqa.rs`. The formulas are repeated there; keep both
 in step.
 
 With `--fixtures DIR` it writes `maniqa-default-state-dict.txt`: the names and shapes of the
@@ -21,8 +21,8 @@ and prints that model's score.
 With `--full` it also scores one 256x240 image with the default (full-size) configuration
 (ViT-B/8, 20 crops; takes a few minutes on two cores).
 
-    /tmp/iqa-venv/bin/python framer-eval/scripts/maniqa-oracle.py \
-        --fixtures framer-eval/tests/fixtures --full
+    /tmp/iqa-venv/bin/python framer-iqa/scripts/maniqa-oracle.py \
+        --fixtures framer-iqa/tests/fixtures --full
 (tested with torch 2.15, timm 1.0.31, pyiqa 0.1.16)
 """
 

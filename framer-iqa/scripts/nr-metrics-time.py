@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Times pyiqa's full-size MUSIQ and MANIQA networks on the CPU, for comparison with framer's
-ports (`cargo run --release -p framer-eval --example nr_metrics_time` does the same in Rust).
+ports (`cargo run --release -p framer-iqa --example nr_metrics_time` does the same in Rust).
 
 Builds `pyiqa.archs.musiq_arch.MUSIQ(pretrained=False)` and
 `pyiqa.archs.maniqa_arch.MANIQA(pretrained=False, train_dataset="koniq", scale=0.8)` with
@@ -15,7 +15,7 @@ float32 scores are compared with.
 The last line per metric is machine-readable, as in the Rust example:
 `nr_metric_time metric=<musiq|maniqa> width=W height=H iters=N median_s=... min_s=... score=...`.
 
-    /tmp/iqa-venv/bin/python framer-eval/scripts/nr-metrics-time.py [--musiq] [--maniqa] \
+    /tmp/iqa-venv/bin/python framer-iqa/scripts/nr-metrics-time.py [--musiq] [--maniqa] \
         [--iters N] [--width W --height H] [--threads T]
 (tested with torch 2.15, timm 1.0.31, pyiqa 0.1.16)
 """

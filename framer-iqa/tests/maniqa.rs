@@ -1,11 +1,11 @@
 //! MANIQA, checked against pyiqa's own architecture code.
 //!
-//! Reference values come from `framer-eval/scripts/maniqa-oracle.py` (torch 2.15.0,
+//! Reference values come from `framer-iqa/scripts/maniqa-oracle.py` (torch 2.15.0,
 //! timm 1.0.31, pyiqa 0.1.16):
 //!
 //! ```text
-//! /tmp/iqa-venv/bin/python framer-eval/scripts/maniqa-oracle.py \
-//!     --fixtures framer-eval/tests/fixtures --full
+//! /tmp/iqa-venv/bin/python framer-iqa/scripts/maniqa-oracle.py \
+//!     --fixtures framer-iqa/tests/fixtures --full
 //! ```
 //!
 //! The script builds `pyiqa.archs.maniqa_arch.MANIQA(pretrained=False, ...)` with
@@ -23,12 +23,12 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use burn::backend::Flex;
-use framer_eval::EvalError;
 use framer_eval::compare::ImageMetric;
-use framer_eval::maniqa::{
+use framer_iqa::IqaError;
+use framer_iqa::maniqa::{
     CROP_SIZE, Maniqa, ManiqaConfig, expected_tensors, required_tensors, uniform_crops,
 };
-use framer_eval::weight_file::{HostTensor, write_safetensors};
+use framer_iqa::weight_file::{HostTensor, write_safetensors};
 use framer_metrics::{Metric, MetricImage};
 
 mod oracle;
@@ -305,7 +305,7 @@ fn load_torch_checkpoint_fixture() {
     assert_rel("tiny checkpoint", got, 5.528959418493e-02, TOLERANCE);
 }
 
-fn message(err: EvalError) -> String {
+fn message(err: IqaError) -> String {
     err.to_string()
 }
 
@@ -318,7 +318,7 @@ fn missing_tensor_names_file_and_tensor() {
     let path = dir.path().join("partial.safetensors");
     write_safetensors(&path, &weights).unwrap();
     let err = Maniqa::<B>::load(&path, config.clone(), &Default::default()).unwrap_err();
-    assert!(matches!(err, EvalError::WeightFile { .. }), "{err:?}");
+    assert!(matches!(err, IqaError::WeightFile { .. }), "{err:?}");
     let msg = message(err);
     assert!(
         msg.contains("partial.safetensors")
@@ -374,11 +374,11 @@ fn truncated_and_missing_files_name_the_path() {
     let cut = dir.path().join("truncated.pth");
     std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
     let err = Maniqa::<B>::load(&cut, config.clone(), &Default::default()).unwrap_err();
-    assert!(matches!(err, EvalError::WeightFile { .. }), "{err:?}");
+    assert!(matches!(err, IqaError::WeightFile { .. }), "{err:?}");
     assert!(message(err).contains("truncated.pth"));
     let absent = dir.path().join("absent.pt");
     let err = Maniqa::<B>::load(&absent, config, &Default::default()).unwrap_err();
-    assert!(matches!(err, EvalError::Read { .. }), "{err:?}");
+    assert!(matches!(err, IqaError::Read { .. }), "{err:?}");
     assert!(message(err).contains("absent.pt"));
 }
 
@@ -433,7 +433,7 @@ fn bad_crop_shape_and_bad_config_are_errors() {
         ),
     ] {
         let err = Maniqa::<B>::from_tensors(config, &weights, &Default::default()).unwrap_err();
-        assert!(matches!(err, EvalError::InvalidArgument(_)), "{err:?}");
+        assert!(matches!(err, IqaError::InvalidArgument(_)), "{err:?}");
         assert!(message(err).contains(field));
     }
 }
@@ -441,7 +441,7 @@ fn bad_crop_shape_and_bad_config_are_errors() {
 /// The default configuration (ViT-B/8, 20 crops, `scale` 0.8) with the formula weights on a
 /// 256×240 image: pyiqa in float64 gives 8.633822838859e-02.
 ///
-/// `cargo test --release -p framer-eval --test maniqa -- --ignored`
+/// `cargo test --release -p framer-iqa --test maniqa -- --ignored`
 #[test]
 #[ignore = "full-size network: run in release mode"]
 fn full_size_default_matches_pyiqa() {

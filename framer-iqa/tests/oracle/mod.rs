@@ -7,9 +7,9 @@
 
 use std::collections::BTreeMap;
 
-use framer_eval::maniqa::{self, ManiqaConfig};
-use framer_eval::musiq::{self, MusiqConfig};
-use framer_eval::weight_file::HostTensor;
+use framer_iqa::maniqa::{self, ManiqaConfig};
+use framer_iqa::musiq::{self, MusiqConfig};
+use framer_iqa::weight_file::HostTensor;
 use framer_metrics::MetricImage;
 
 /// The oracle's weights: `s = sin(2.3 i + k)` (i = flat index, k = index of the tensor in

@@ -5,14 +5,14 @@ Builds `lpips.LPIPS` (v0.1, AlexNet and VGG16 backbones) with deterministic weig
 the pretrained ones (no download: `pnet_rand=True`, `pretrained=False`), scores deterministic
 image pairs and prints the distances, total and per layer (in float64, and in float32 for
 comparison), to paste into
-`framer-eval/tests/lpips.rs`. With `--fixtures DIR` it also writes the small `.pth` files the
+`framer-iqa/tests/lpips.rs`. With `--fixtures DIR` it also writes the small `.pth` files the
 weight-reader tests load (the AlexNet linear layers, in the legacy and the zip format of
 `torch.save`, plus two tensors that exercise strides and float64).
 
-The formulas below are repeated in `framer-eval/tests/lpips.rs`; keep both in step.
+The formulas below are repeated in `framer-iqa/tests/lpips.rs`; keep both in step.
 
     pip install torch lpips
-    python3 framer-eval/scripts/lpips-oracle.py --fixtures framer-eval/tests/fixtures
+    python3 framer-iqa/scripts/lpips-oracle.py --fixtures framer-iqa/tests/fixtures
 """
 
 import argparse
