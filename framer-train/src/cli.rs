@@ -594,6 +594,9 @@ pub struct CheckReport {
     /// Each resolved `[framer]` value and where it came from (schedule, the model's attribute, or
     /// framer's default).
     pub framer_values: Vec<crate::schedule::FramerValue>,
+    /// The weight of each FRAMER student in the loss and where it came from (the schedule's
+    /// `student_weights`, the model's `#[framer(student, weight = ..)]`, or the default 1).
+    pub student_weights: Vec<crate::schedule::StudentWeight>,
 }
 
 impl std::fmt::Display for CheckReport {
@@ -609,7 +612,12 @@ impl std::fmt::Display for CheckReport {
         }
         writeln!(f, "# student taps of the model: {}", self.taps.join(", "))?;
         if self.experiment.framer.enabled {
-            writeln!(f, "# FRAMER students ({}): {}", self.students.len(), self.students.join(", "))
+            writeln!(f, "# FRAMER students ({}): {}", self.students.len(), self.students.join(", "))?;
+            writeln!(f, "# student weights in the loss and where each comes from:")?;
+            for w in &self.student_weights {
+                writeln!(f, "#   {:<22} {:<12} ({})", w.name, w.weight, w.source)?;
+            }
+            Ok(())
         } else {
             writeln!(f, "# FRAMER is off (`[framer] enabled = false`)")
         }
@@ -640,10 +648,13 @@ impl ConfigTask for CheckTask<'_> {
             .init::<burn::backend::Flex>(&Default::default())
             .map_err(model_error)?;
         let taps = model.student_names();
-        let students = if exp.framer.enabled {
-            schedule::resolve_students(exp, &taps)?
+        let (students, student_weights) = if exp.framer.enabled {
+            let students = schedule::resolve_students(exp, &taps)?;
+            let declared = model.student_weights();
+            let weights = schedule::resolve_student_weights(exp, &taps, &declared, &students)?;
+            (students, weights)
         } else {
-            Vec::new()
+            (Vec::new(), Vec::new())
         };
         Ok(CheckReport {
             experiment: exp.clone(),
@@ -652,6 +663,7 @@ impl ConfigTask for CheckTask<'_> {
             taps,
             students,
             framer_values,
+            student_weights,
         })
     }
 }
