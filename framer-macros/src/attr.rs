@@ -1,6 +1,6 @@
 //! The `#[framer(..)]` attributes: container keys (`readout`, `heads`, `loss`) and field keys
-//! (`student`, `teacher`, `indices`, `tap`, `weight`), read with their spans. Unknown and duplicate keys are reported
-//! here; what the keys mean together is checked in [`crate::valid`].
+//! (`student`, `teacher`, `indices`, `tap`, `weight`), read with their spans. Unknown and
+//! duplicate keys are reported here; what the keys mean together is checked in [`crate::valid`].
 
 use proc_macro2::{Span, TokenTree};
 use quote::ToTokens;

@@ -6,11 +6,25 @@ use std::ops::Range;
 use toml_edit::{ImDocument, Item, Table, TableLike};
 
 /// A table of the file: its dotted path, its number among the `[[array]]` tables of that path
-/// (from 1), and the byte range of its header.
+/// (from 1), and where its header starts and its first key (or its end, when it has none).
 struct Header {
     path: Vec<String>,
     index: Option<usize>,
     span: Range<usize>,
+}
+
+impl Header {
+    /// `table`'s header, when it has one (its parser span runs from the header to its last value).
+    fn of(table: &Table, path: &[String], index: Option<usize>) -> Option<Self> {
+        let span = table.span()?;
+        let body = table
+            .iter()
+            .filter(|(_, item)| item.is_value())
+            .filter_map(|(k, _)| table.key(k)?.span())
+            .map(|s| s.start)
+            .min();
+        Some(Self { path: path.to_vec(), index, span: span.start..body.unwrap_or(span.end) })
+    }
 }
 
 /// The parsed file, for looking up positions. A file that does not parse has no positions.
@@ -58,16 +72,12 @@ impl Spans {
                 path.push(key.to_string());
                 match item {
                     Item::Table(t) => {
-                        if let Some(span) = t.span() {
-                            out.push(Header { path: path.clone(), index: None, span });
-                        }
+                        out.extend(Header::of(t, path, None));
                         walk(t, path, out);
                     }
                     Item::ArrayOfTables(a) => {
                         for (i, t) in a.iter().enumerate() {
-                            if let Some(span) = t.span() {
-                                out.push(Header { path: path.clone(), index: Some(i + 1), span });
-                            }
+                            out.extend(Header::of(t, path, Some(i + 1)));
                             walk(t, path, out);
                         }
                     }
@@ -85,7 +95,7 @@ impl Spans {
 
     /// The table whose header comes last before byte `offset`: `("framer", None)` for
     /// `[framer]`, `("schedule.phase", Some(2))` for the second `[[schedule.phase]]`, `("", None)`
-    /// at the top level; and whether `offset` lies in that header.
+    /// at the top level; and whether `offset` lies in that header (before the table's first key).
     pub(crate) fn table_at(&self, offset: usize) -> ((String, Option<usize>), bool) {
         self.headers()
             .into_iter()
