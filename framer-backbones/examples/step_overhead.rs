@@ -164,7 +164,7 @@ where
         let loss = FramerLossConfig::new().init()?;
         let sampler = NegativeSampler::seeded(0);
         let lambda = if self.framer_on { 0.1 } else { 0.0 };
-        let framer = FramerStep { loss: &loss, students: &StudentSelection::All, negatives: &sampler, step: step as u64, lambda };
+        let framer = FramerStep { loss: &loss, students: &StudentSelection::All, student_weights: &[], negatives: &sampler, step: step as u64, lambda };
         let param = Parameterization::RectifiedFlow { sigmas: Tensor::from_floats(self.sigmas.as_slice(), device) };
         let out = params.forward_framer((x_t.clone(), self.t.clone(), lr), x_t, param, &framer)?;
         let mse = (out.output - target).powf_scalar(2.0).mean();

@@ -70,7 +70,7 @@ where
             cpu_start = cpu_seconds();
         }
         let start = Instant::now();
-        let framer = FramerStep { loss: &loss, students: &StudentSelection::All, negatives: &sampler, step: step as u64, lambda: 0.5 };
+        let framer = FramerStep { loss: &loss, students: &StudentSelection::All, student_weights: &[], negatives: &sampler, step: step as u64, lambda: 0.5 };
         let param = Parameterization::RectifiedFlow { sigmas: Tensor::from_floats(sigmas.as_slice(), &device) };
         let out = params.forward_framer((x_t.clone(), t.clone(), lr.clone()), x_t.clone(), param, &framer)?;
         let weighted = out.weighted_loss.ok_or("λ > 0 gives a FRAMER loss")?;

@@ -1,6 +1,6 @@
-//! The `#[framer(..)]` attributes: container keys (`readout`, `heads`) and field keys (`student`,
-//! `teacher`, `indices`, `tap`), read with their spans. Unknown and duplicate keys are reported
-//! here; what the keys mean together is checked in [`crate::valid`].
+//! The `#[framer(..)]` attributes: container keys (`readout`, `heads`, `loss`) and field keys
+//! (`student`, `teacher`, `indices`, `tap`, `weight`), read with their spans. Unknown and
+//! duplicate keys are reported here; what the keys mean together is checked in [`crate::valid`].
 
 use proc_macro2::{Span, TokenTree};
 use quote::ToTokens;
@@ -31,7 +31,7 @@ const LOSS_KEYS: &[&str] = &[
     "fam",
 ];
 /// Field keys.
-const FIELD_KEYS: &[&str] = &["student", "teacher", "indices", "tap"];
+const FIELD_KEYS: &[&str] = &["student", "teacher", "indices", "tap", "weight"];
 /// Kinds of generated heads.
 const HEAD_KINDS: &[&str] = &["conv1x1"];
 
@@ -248,6 +248,8 @@ pub(crate) struct FieldKeys {
     pub teacher: Option<Span>,
     pub indices: Option<(Span, Vec<(usize, Span)>)>,
     pub tap: Option<(Span, syn::Index)>,
+    /// `weight = x`: the key's span and the value (checked: finite, ≥ 0).
+    pub weight: Option<(Span, f64)>,
 }
 
 fn duplicate(cx: &mut Ctxt, span: Span, key: &str) {
@@ -297,6 +299,15 @@ pub(crate) fn field_keys(attrs: &[Attribute], cx: &mut Ctxt) -> FieldKeys {
                         keys.indices = Some((span, list));
                     }
                 }
+                "weight" => {
+                    let value = meta.value()?;
+                    let expr: syn::Expr = value.parse()?;
+                    if keys.weight.is_some() {
+                        duplicate(cx, span, &key);
+                    } else if let Some(w) = parse_weight(&expr, cx) {
+                        keys.weight = Some((span, w));
+                    }
+                }
                 "tap" => {
                     let value = meta.value()?;
                     let index = parse_element(value)?;
@@ -322,6 +333,35 @@ pub(crate) fn field_keys(attrs: &[Attribute], cx: &mut Ctxt) -> FieldKeys {
         }
     }
     keys
+}
+
+/// The value of `weight = ..`: a number literal, finite and `≥ 0` (errors at the value).
+fn parse_weight(expr: &syn::Expr, cx: &mut Ctxt) -> Option<f64> {
+    let number = |lit: &syn::Lit| match lit {
+        syn::Lit::Float(f) => f.base10_parse::<f64>().ok(),
+        syn::Lit::Int(i) => i.base10_parse::<f64>().ok(),
+        _ => None,
+    };
+    let value = match expr {
+        syn::Expr::Lit(l) => number(&l.lit),
+        syn::Expr::Unary(syn::ExprUnary { op: syn::UnOp::Neg(_), expr, .. }) => match &**expr {
+            syn::Expr::Lit(l) => number(&l.lit).map(|x| -x),
+            _ => None,
+        },
+        _ => None,
+    };
+    match value {
+        None => cx.error_spanned_by(
+            expr,
+            "`weight` takes a number, the student's weight in the loss: `weight = 0.5`",
+        ),
+        Some(w) if !w.is_finite() => {
+            cx.error_spanned_by(expr, format!("`weight` must be a finite number, got {w}"))
+        }
+        Some(w) if w < 0.0 => cx.error_spanned_by(expr, format!("`weight` must be ≥ 0, got {w}")),
+        Some(w) => return Some(w),
+    }
+    None
 }
 
 fn parse_indices(input: ParseStream<'_>) -> syn::Result<Vec<(usize, Span)>> {

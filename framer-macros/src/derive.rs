@@ -78,8 +78,9 @@ pub(crate) fn framer_model_impl(model: &Model) -> TokenStream {
             }
             None => quote!(#p::None),
         };
+        let weight = f.weight;
         tap_fields.push(quote! {
-            #p::TapField { field: #name, role: #role, elements: #elements, element: #element }
+            #p::TapField { field: #name, role: #role, elements: #elements, element: #element, weight: #weight }
         });
         pushes.push(match (&f.kind, &f.indices) {
             (FieldKind::Single, _) => quote! {

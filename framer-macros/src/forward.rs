@@ -270,6 +270,7 @@ fn tapped(
                 let mut #taps = #p::Taps::<#backend>::new(#in_teacher_space);
                 let #output = self.__framer_forward_tapped(&mut #taps, #(#names),*);
                 #output_teacher
+                #p::weigh_students(self, &mut #taps);
                 (#output, #taps)
             }
 

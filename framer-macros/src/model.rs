@@ -59,6 +59,8 @@ pub(crate) struct TapFieldSpec {
     pub indices: Option<Vec<usize>>,
     /// `tap = .N`, if given.
     pub element: Option<syn::Index>,
+    /// `weight = x` (1 when not given): the weight of each of the field's students in the loss.
+    pub weight: f64,
 }
 
 impl Model {

@@ -1,11 +1,13 @@
-//! "Did you mean" suggestions for misspelt keys (Levenshtein distance from `strsim`).
+//! "Did you mean" suggestions for misspelt keys: `strsim`'s optimal-string-alignment distance
+//! (insertions, deletions, substitutions and swaps of two adjacent characters cost 1), the same
+//! measure as the schedule's suggestions in `framer-train`.
 
 /// The closest of `candidates` to `word`, if close enough to be a plausible typo.
 pub(crate) fn did_you_mean<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
     let limit = (word.chars().count() / 3).max(1) + 1;
     candidates
         .iter()
-        .map(|c| (strsim::levenshtein(word, c), *c))
+        .map(|c| (strsim::osa_distance(word, c), *c))
         .filter(|(d, _)| *d <= limit)
         .min_by_key(|(d, _)| *d)
         .map(|(_, c)| c)
@@ -31,10 +33,10 @@ mod unit {
 
     #[test]
     fn distance_matches_hand_counts() {
-        assert_eq!(strsim::levenshtein("studnet", "student"), 2);
-        assert_eq!(strsim::levenshtein("teacher", "teacher"), 0);
-        assert_eq!(strsim::levenshtein("", "tap"), 3);
-        assert_eq!(strsim::levenshtein("readuot", "readout"), 2);
+        assert_eq!(strsim::osa_distance("studnet", "student"), 1); // one swap
+        assert_eq!(strsim::osa_distance("teacher", "teacher"), 0);
+        assert_eq!(strsim::osa_distance("", "tap"), 3);
+        assert_eq!(strsim::osa_distance("readuot", "readout"), 1);
     }
 
     #[test]

@@ -79,6 +79,9 @@ fn field_spec(field: Field<'_>, cx: &mut Ctxt) -> Option<TapFieldSpec> {
             if let Some((span, _)) = &keys.tap {
                 cx.error_at(*span, "`tap` needs a role: `#[framer(student, tap = .0)]` or `#[framer(teacher, tap = .0)]`");
             }
+            if let Some((span, _)) = &keys.weight {
+                cx.error_at(*span, "`weight` weighs a student in the loss: add `student`, as in `#[framer(student, weight = 0.5)]`");
+            }
             return None;
         }
     };
@@ -88,6 +91,15 @@ fn field_spec(field: Field<'_>, cx: &mut Ctxt) -> Option<TapFieldSpec> {
         "teacher"
     };
 
+    if role == Role::Teacher
+        && let Some((span, _)) = &keys.weight
+    {
+        cx.error_at(
+            *span,
+            "`weight` applies to students; the teacher is not weighed (it teaches every student)",
+        );
+        return None;
+    }
     let kind = field_kind(ty);
     let element_ty = match (&kind, &ty) {
         (FieldKind::Collection { .. }, ty) => collection_element(ty).unwrap_or(ty),
@@ -135,6 +147,7 @@ fn field_spec(field: Field<'_>, cx: &mut Ctxt) -> Option<TapFieldSpec> {
         kind,
         indices,
         element: keys.tap.map(|(_, index)| index),
+        weight: keys.weight.map_or(1.0, |(_, w)| w),
     })
 }
 

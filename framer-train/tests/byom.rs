@@ -19,7 +19,8 @@ use framer_train::schedule::LogFormat;
 use serde::{Deserialize, Serialize};
 
 /// A residual network with a refinement stage at half resolution: neither a U-Net nor a DiT.
-/// It declares two FRAMER loss defaults of its own; a schedule's `[framer]` table overrides them.
+/// It declares two FRAMER loss defaults of its own and a weight for its refinement student; a
+/// schedule's `[framer]` table overrides them.
 #[framer(heads = conv1x1, loss(tau = 0.5, faw = false))]
 #[derive(Module, Debug)]
 pub struct TwoScale<B: Backend> {
@@ -27,7 +28,7 @@ pub struct TwoScale<B: Backend> {
     #[framer(student)]
     blocks: Vec<Conv2d<B>>,
     down: Conv2d<B>,
-    #[framer(student)]
+    #[framer(student, weight = 0.5)]
     refine: Conv2d<B>,
     out: Conv2d<B>,
 }
@@ -229,15 +230,74 @@ fn loss_defaults_come_from_the_attribute_unless_the_schedule_sets_them() {
     assert_eq!(find("lambda"), ("0.2".into(), Schedule));
     assert_eq!(find("cutoff"), ("0.2".into(), Default));
     assert_eq!(find("alignment_modulation"), ("true".into(), Default));
-    assert_eq!(report.experiment.framer.temperature, 0.5);
-    assert!(!report.experiment.framer.adaptive_weight);
+    assert_eq!(report.experiment.framer.loss.temperature, 0.5);
+    assert!(!report.experiment.framer.loss.adaptive_weight);
     let text = report.to_string();
     assert!(text.contains("temperature            0.5          (attribute)"), "{text}");
 
     // the schedule overrides the attribute
     std::fs::write(&path, schedule(5).replace("lambda = 0.2", "lambda = 0.2\ntau_high = 2.0")).unwrap();
     let report = framer_train::cli::check_schedule::<TwoScaleConfig>(&path).unwrap();
-    assert_eq!(report.experiment.framer.temperature, 2.0);
+    assert_eq!(report.experiment.framer.loss.temperature, 2.0);
     assert!(report.framer_values.iter().any(|v| v.key == "temperature" && v.source == Schedule));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn student_weights_come_from_the_schedule_then_the_attribute_then_the_default() {
+    use framer::FramerModel;
+    use framer_train::schedule::ValueSource::{Attribute, Default, Schedule};
+    // the macro generates the declared weights: 1 for `blocks.*`, 0.5 for `refine`
+    let model = TwoScaleConfig { width: 4, depth: 2 }.build::<burn::backend::Flex>(&std::default::Default::default());
+    assert_eq!(model.student_names(), ["blocks.0", "blocks.1", "refine"]);
+    assert_eq!(model.student_weights(), [1.0, 1.0, 0.5]);
+
+    let dir = temp_dir("weights");
+    let path = dir.join("weights.toml");
+    let weights = |report: &framer_train::cli::CheckReport| -> Vec<(String, f64, _)> {
+        report.student_weights.iter().map(|w| (w.name.clone(), w.weight, w.source)).collect()
+    };
+    std::fs::write(&path, schedule(5)).unwrap();
+    let report = framer_train::cli::check_schedule::<TwoScaleConfig>(&path).unwrap();
+    assert_eq!(
+        weights(&report),
+        [("blocks.0".into(), 1.0, Default), ("blocks.1".into(), 1.0, Default), ("blocks.2".into(), 1.0, Default), ("refine".into(), 0.5, Attribute)]
+    );
+    let text = report.to_string();
+    assert!(text.contains("refine                 0.5          (attribute)"), "{text}");
+
+    // a glob and a name override them; the later entry wins where both match
+    let overridden = schedule(5).replace(
+        "students = [",
+        "student_weights = { \"blocks.*\" = 2.0, \"blocks.2\" = 0, refine = 3 }\nstudents = [",
+    );
+    std::fs::write(&path, &overridden).unwrap();
+    let report = framer_train::cli::check_schedule::<TwoScaleConfig>(&path).unwrap();
+    assert_eq!(
+        weights(&report),
+        [("blocks.0".into(), 2.0, Schedule), ("blocks.1".into(), 2.0, Schedule), ("blocks.2".into(), 0.0, Schedule), ("refine".into(), 3.0, Schedule)]
+    );
+    assert!(report.to_string().contains("blocks.0               2            (schedule)"), "{report}");
+    // the resolved schedule writes them back, and reads back to the same experiment
+    let resolved = report.experiment.to_string();
+    assert!(resolved.contains("[framer.student_weights]"), "{resolved}");
+    let again = framer_train::schedule::parse(&resolved, "again.toml", &dir).unwrap();
+    let written = |e: &framer_train::schedule::Experiment| -> Vec<(String, f64)> {
+        e.framer.student_weights.iter().map(|p| (p.pattern.clone(), p.weight)).collect()
+    };
+    assert_eq!(written(&again), [("blocks.*".into(), 2.0), ("blocks.2".into(), 0.0), ("refine".into(), 3.0)]);
+    assert_eq!(again.framer.loss, report.experiment.framer.loss);
+
+    // a misspelt pattern is an error at its position, with the closest tap
+    std::fs::write(&path, overridden.replace("refine = 3", "refien = 3")).unwrap();
+    let err = framer_train::cli::check_schedule::<TwoScaleConfig>(&path).unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("`student_weights` entry \"refien\" matches no student tap of the model; did you mean \"refine\"?"), "{text}");
+    let loc = err.location.as_ref().expect("a located error");
+    assert_eq!((loc.line, loc.column), (12, 55), "{text}");
+    // a negative weight is rejected when the schedule is read
+    std::fs::write(&path, overridden.replace("refine = 3", "refine = -1")).unwrap();
+    let err = framer_train::cli::check_schedule::<TwoScaleConfig>(&path).unwrap_err();
+    assert!(err.to_string().contains("expected `framer.student_weights` ≥ 0, got -1"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -110,10 +110,10 @@ fn resolved_values_worked_by_hand() {
     let e = schedule::parse(WARMUP, "warmup.toml", Path::new(".")).unwrap();
     assert_eq!(e.name, "warmup");
     assert_eq!(e.framer.lambda, 0.1);
-    assert_eq!(e.framer.temperature, 0.5);
+    assert_eq!(e.framer.loss.temperature, 0.5);
     assert_eq!(
-        e.framer.mask,
-        schedule::MaskConfig::Quantile { cutoff: 0.3 }
+        e.framer.loss.mask,
+        framer::BandMaskKind::Quantile { cutoff: 0.3 }
     );
     assert_eq!(e.optimizer.lr, 1e-4);
     // defaults: the reference's AdamW

@@ -28,6 +28,12 @@ pub fn record_student<B: Backend, T: TapTensor<B> + ?Sized>(
     taps.push_student(tap_name(field, index), output.tap_tensor());
 }
 
+/// Gives every recorded student of `model` its field's weight (`#[framer(student, weight = ..)]`).
+#[inline]
+pub fn weigh_students<B: Backend, M: FramerModel<B> + ?Sized>(_model: &M, taps: &mut Taps<B>) {
+    taps.weigh_by_fields(M::TAP_FIELDS);
+}
+
 /// Records the teacher `name[.index]`.
 #[inline]
 pub fn record_teacher<B: Backend, T: TapTensor<B> + ?Sized>(

@@ -42,6 +42,9 @@ pub enum FramerError {
     /// The explicit random-layer negatives are not a valid assignment.
     #[error("invalid negatives: {0}")]
     InvalidNegatives(String),
+    /// The student weights do not match the students, or one is negative or not finite.
+    #[error("invalid student weights: {0}")]
+    InvalidStudentWeights(String),
     /// A per-sample noise-level tensor has the wrong length or an invalid value.
     #[error("invalid noise schedule input: {0}")]
     InvalidSchedule(String),

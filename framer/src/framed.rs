@@ -10,7 +10,7 @@
 //!
 //! ```text
 //! let framed = Framed::new(model, sample_args, &device)?;     // heads built from a sample run
-//! let step = FramerStep { loss: &loss, students: &selection, negatives: &sampler, step, lambda };
+//! let step = FramerStep { loss: &loss, students: &selection, student_weights: &[], negatives: &sampler, step, lambda };
 //! let out = framed.forward_framer(args, x_t, parameterization, &step)?;
 //! let total = base_loss(out.output) + out.weighted_loss.unwrap_or(zero);
 //! ```
@@ -94,6 +94,9 @@ pub struct FramerStep<'a> {
     pub loss: &'a FramerLoss,
     /// The students that take part.
     pub students: &'a StudentSelection,
+    /// Weights in the loss by student name (e.g. the schedule's `student_weights`), replacing
+    /// the attribute's (`#[framer(student, weight = ..)]`); students not listed keep theirs.
+    pub student_weights: &'a [(String, f64)],
     /// The random-layer negatives, drawn from `(seed, step)`.
     pub negatives: &'a NegativeSampler,
     /// The training step (selects the negatives).
@@ -181,7 +184,10 @@ impl<B: Backend, M: Module<B> + FramerForward<B>> Framed<B, M> {
             });
         }
         let (output, taps) = self.forward_with_taps(args)?;
-        let taps = framer.students.apply(taps)?;
+        let mut taps = framer.students.apply(taps)?;
+        for (name, weight) in framer.student_weights {
+            taps.set_student_weight(name, *weight)?;
+        }
         let negatives = framer.negatives.sample(framer.step, taps.num_students())?;
         let out = taps.loss(framer.loss, x_t, parameterization, negatives)?;
         let weighted = out.loss.clone().mul_scalar(framer.lambda);

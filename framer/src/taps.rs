@@ -70,7 +70,7 @@ pub enum TapElements {
 }
 
 /// Static description of one annotated field, as written in the attributes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TapField {
     /// The field's name (the first segment of the burn module path).
     pub field: &'static str,
@@ -80,6 +80,19 @@ pub struct TapField {
     pub elements: TapElements,
     /// For tuple outputs, the recorded element (`tap = .0` gives `Some(0)`).
     pub element: Option<usize>,
+    /// The weight of each of the field's students in the loss (`#[framer(student, weight = 0.5)]`;
+    /// 1 when not written, and for the teacher).
+    pub weight: f64,
+}
+
+impl TapField {
+    /// The field of `fields` that the tap `name` (`field` or `field.index`) belongs to.
+    pub fn of<'a>(fields: &'a [TapField], name: &str) -> Option<&'a TapField> {
+        fields.iter().find(|f| {
+            name.strip_prefix(f.field)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
+        })
+    }
 }
 
 /// One tap of a concrete model instance: its burn module path and role.
@@ -133,6 +146,16 @@ pub trait FramerModel<B: Backend> {
             .into_iter()
             .filter(|t| t.role == TapRole::Student)
             .map(|t| t.name)
+            .collect()
+    }
+
+    /// The weight of each student tap of this instance in the loss, in the order of
+    /// [`Self::student_names`]: its field's `#[framer(student, weight = ..)]`, 1 when not written.
+    #[doc(alias = "student_weight")]
+    fn student_weights(&self) -> Vec<f64> {
+        self.student_names()
+            .iter()
+            .map(|n| TapField::of(Self::TAP_FIELDS, n).map_or(1.0, |f| f.weight))
             .collect()
     }
 
@@ -248,6 +271,9 @@ pub struct TapRecord<B: Backend> {
     pub role: TapRole,
     /// The recorded output `[batch, channels, height, width]`.
     pub tensor: Tensor<B, 4>,
+    /// A student's weight in the loss (1 unless the attribute or the schedule says otherwise);
+    /// 1 for the teacher.
+    pub weight: f64,
 }
 
 /// The outputs recorded by one `forward_with_taps` run: the students in the order `forward`
@@ -286,6 +312,7 @@ impl<B: Backend> Taps<B> {
             name,
             role: TapRole::Student,
             tensor,
+            weight: 1.0,
         });
     }
 
@@ -295,6 +322,7 @@ impl<B: Backend> Taps<B> {
             name,
             role: TapRole::Teacher,
             tensor,
+            weight: 1.0,
         });
     }
 
@@ -328,6 +356,35 @@ impl<B: Backend> Taps<B> {
         self.students.iter().map(|r| r.tensor.clone()).collect()
     }
 
+    /// The students' weights in the loss, in recording order.
+    pub fn student_weights(&self) -> Vec<f64> {
+        self.students.iter().map(|r| r.weight).collect()
+    }
+
+    /// Sets the weight in the loss of the recorded student `name`.
+    ///
+    /// # Errors
+    /// [`TapsError::UnknownStudent`] for a name that was not recorded.
+    pub fn set_student_weight(&mut self, name: &str, weight: f64) -> Result<(), TapsError> {
+        match self.students.iter_mut().find(|r| r.name == name) {
+            Some(r) => {
+                r.weight = weight;
+                Ok(())
+            }
+            None => Err(TapsError::UnknownStudent {
+                name: name.to_string(),
+                known: self.student_names().join(", "),
+            }),
+        }
+    }
+
+    /// Gives every student the weight of its field in `fields` (1 for a field not listed).
+    pub(crate) fn weigh_by_fields(&mut self, fields: &[TapField]) {
+        for r in &mut self.students {
+            r.weight = TapField::of(fields, &r.name).map_or(1.0, |f| f.weight);
+        }
+    }
+
     /// The student records in recording order.
     pub fn student_records(&self) -> &[TapRecord<B>] {
         &self.students
@@ -353,7 +410,8 @@ impl<B: Backend> Taps<B> {
         self.students.iter().chain(self.teacher.iter())
     }
 
-    /// Keeps only the students named in `names` (in recording order; the teacher stays).
+    /// Keeps only the students named in `names` (in recording order, each with its weight; the
+    /// teacher stays).
     ///
     /// # Errors
     /// [`TapsError::UnknownStudent`] for a name that was not recorded.
@@ -373,7 +431,7 @@ impl<B: Backend> Taps<B> {
         self.in_teacher_space
     }
 
-    /// Builds the loss input from the recorded students and teacher.
+    /// Builds the loss input from the recorded students (with their weights) and teacher.
     ///
     /// # Arguments
     /// - `x_t`: the noisy input `[batch, channels, height, width]` the prediction was made from
@@ -397,14 +455,9 @@ impl<B: Backend> Taps<B> {
                 expected,
             });
         }
+        let weights = self.students.iter().map(|r| r.weight).collect();
         let students = self.students.into_iter().map(|r| r.tensor).collect();
-        Ok(FramerInput::new(
-            students,
-            teacher,
-            x_t,
-            parameterization,
-            negatives,
-        ))
+        Ok(FramerInput::new(students, teacher, x_t, parameterization, negatives).with_student_weights(weights))
     }
 
     /// Evaluates `loss` on these taps (see [`Taps::framer_input`] for the arguments).

@@ -177,3 +177,89 @@ fn non_finite_students_give_a_non_finite_loss_not_a_panic() {
         }
     }
 }
+
+/// Student weights (`Σ_i w_i·layer_i / S`) on both paths: the host path's closed-form gradient
+/// scales each student's gradient by its weight exactly as autodiff does through the tensor path
+/// (loss within 2e-5 relative, gradients within 2e-4 of the largest gradient, as above); by hand,
+/// weights (2, 0, 0) give twice the first layer term over S = 3, no gradient for the students
+/// weighted 0, and twice the unweighted gradient of the first student; bad weights are rejected.
+#[test]
+fn weighted_students_agree_on_both_paths_and_by_hand() {
+    let shape = [2, 2, 6, 8];
+    let mut rng = rng(29);
+    let mut random = || normal::<A, 4>(&mut rng, shape, 0.0);
+    let students: Vec<Tensor<A, 4>> = (0..3).map(|_| random().require_grad()).collect();
+    let (teacher, x_t) = (random(), random().require_grad());
+    let input = FramerInput::new(
+        students.clone(),
+        teacher,
+        x_t.clone(),
+        Parameterization::RectifiedFlow { sigmas: levels(&[0.3, 0.8]) },
+        vec![1, 2, 0],
+    );
+    let run = |execution: LossExecution, weights: Option<Vec<f64>>| {
+        let loss = FramerLossConfig::new().with_execution(execution).init().unwrap();
+        let input = match weights {
+            Some(w) => input.clone().with_student_weights(w),
+            None => input.clone(),
+        };
+        let out = loss.forward(input).unwrap();
+        let diag = out.diagnostics();
+        let grads = out.loss.backward();
+        let host = |t: &Tensor<A, 4>| -> Vec<f32> {
+            t.grad(&grads).map_or(vec![0.0; shape.iter().product()], |g| g.into_data().to_vec().unwrap())
+        };
+        let mut g: Vec<Vec<f32>> = students.iter().map(host).collect();
+        g.push(host(&x_t));
+        (diag, g)
+    };
+    let close = |a: f32, b: f32, scale: f32, tol: f32, what: &str| {
+        assert!((a - b).abs() <= tol * scale.max(1e-6), "{what}: {a} vs {b}");
+    };
+    let max = |g: &[f32]| g.iter().fold(0f32, |m, v| m.max(v.abs()));
+
+    // host against tensor with non-unit weights
+    let weights = vec![0.25, 1.5, 3.0];
+    let (host, host_grads) = run(LossExecution::Host, Some(weights.clone()));
+    let (tensor, tensor_grads) = run(LossExecution::Tensor, Some(weights.clone()));
+    close(host.loss, tensor.loss, tensor.loss.abs(), 2e-5, "weighted loss");
+    for (k, (h, t)) in host_grads.iter().zip(&tensor_grads).enumerate() {
+        assert!(max(t) > 0.0, "gradient {k} is zero");
+        for (a, b) in h.iter().zip(t) {
+            close(*a, *b, max(t), 2e-4, &format!("weighted gradient {k}"));
+        }
+    }
+    // the layer terms are those of the unweighted loss; the loss is their weighted mean
+    for execution in [LossExecution::Host, LossExecution::Tensor] {
+        let (plain, plain_grads) = run(execution, None);
+        let (weighted, _) = run(execution, Some(weights.clone()));
+        let layers: Vec<f32> = plain.layers.iter().map(|l| l.loss).collect();
+        for (w, p) in weighted.layers.iter().zip(&layers) {
+            assert_eq!(w.loss, *p, "{execution:?}: layer terms are unweighted");
+        }
+        let expected: f32 = layers.iter().zip(&weights).map(|(l, w)| l * *w as f32).sum::<f32>() / 3.0;
+        close(weighted.loss, expected, expected.abs(), 1e-6, &format!("{execution:?}: Σ w·layer / S"));
+
+        // weights (2, 0, 0): twice the first layer term over S = 3
+        let (two, two_grads) = run(execution, Some(vec![2.0, 0.0, 0.0]));
+        close(two.loss, 2.0 * layers[0] / 3.0, layers[0].abs(), 1e-6, &format!("{execution:?}: (2, 0, 0)"));
+        // student 0's own terms scale by 2; students 1 and 2 (weight 0) get no gradient: only
+        // the first layer term depends on them, and only through detached negatives
+        let (_, first_only) = run(execution, Some(vec![1.0, 0.0, 0.0]));
+        for (a, b) in two_grads[0].iter().zip(&first_only[0]) {
+            close(*a, 2.0 * b, max(&first_only[0]), 1e-5, &format!("{execution:?}: gradient of student 0"));
+        }
+        assert!(two_grads[1].iter().chain(&two_grads[2]).all(|&g| g == 0.0), "{execution:?}: weight-0 students");
+        // all-one weights are exactly the unweighted loss
+        let (ones, ones_grads) = run(execution, Some(vec![1.0; 3]));
+        assert_eq!(ones.loss, plain.loss, "{execution:?}: all-one weights");
+        assert_eq!(ones_grads, plain_grads, "{execution:?}: all-one weights, gradients");
+    }
+
+    // bad weights are errors naming them
+    let loss = FramerLossConfig::new().init().unwrap();
+    for (weights, needle) in [(vec![1.0, 1.0], "2 weights for 3 students"), (vec![1.0, -0.5, 1.0], "students[1] is -0.5"), (vec![1.0, 1.0, f64::NAN], "students[2] is NaN")] {
+        let err = loss.forward(input.clone().with_student_weights(weights)).unwrap_err().to_string();
+        assert!(err.contains(needle), "{err}");
+    }
+}

@@ -200,7 +200,8 @@ fn dit_taps_have_burn_module_paths_and_the_prediction_shape() {
             field: "transformer_blocks",
             role: TapRole::Student,
             elements: TapElements::All,
-            element: Some(1)
+            element: Some(1),
+            weight: 1.0
         }]
     );
     let infos = model.taps();

@@ -23,6 +23,9 @@ pub struct CheckReport {
     /// Each resolved `[framer]` value and where it came from (schedule, the model's attribute, or
     /// framer's default).
     pub framer_values: Vec<crate::schedule::FramerValue>,
+    /// The weight of each FRAMER student in the loss and where it came from (the schedule's
+    /// `student_weights`, the model's `#[framer(student, weight = ..)]`, or the default 1).
+    pub student_weights: Vec<crate::schedule::StudentWeight>,
     /// Scalar parameters of the model that `[train] trainable` selects (all when absent).
     pub trainable_params: usize,
     /// Scalar parameters of the model (without FRAMER's generated heads).
@@ -53,7 +56,12 @@ impl std::fmt::Display for CheckReport {
         }
         writeln!(f, "# student taps of the model: {}", self.taps.join(", "))?;
         if self.experiment.framer.enabled {
-            writeln!(f, "# FRAMER students ({}): {}", self.students.len(), self.students.join(", "))
+            writeln!(f, "# FRAMER students ({}): {}", self.students.len(), self.students.join(", "))?;
+            writeln!(f, "# student weights in the loss and where each comes from:")?;
+            for w in &self.student_weights {
+                writeln!(f, "#   {:<22} {:<12} ({})", w.name, w.weight, w.source)?;
+            }
+            Ok(())
         } else {
             writeln!(f, "# FRAMER is off (`[framer] enabled = false`)")
         }
@@ -89,10 +97,13 @@ impl ConfigTask for CheckTask<'_> {
         let trainable_params =
             params.iter().zip(&keep).filter(|(_, k)| **k).map(|(e, _)| e.numel).sum();
         let taps = model.student_names();
-        let students = if exp.framer.enabled {
-            schedule::resolve_students(exp, &taps)?
+        let (students, student_weights) = if exp.framer.enabled {
+            let students = schedule::resolve_students(exp, &taps)?;
+            let declared = model.student_weights();
+            let weights = schedule::resolve_student_weights(exp, &taps, &declared, &students)?;
+            (students, weights)
         } else {
-            Vec::new()
+            (Vec::new(), Vec::new())
         };
         Ok(CheckReport {
             experiment: exp.clone(),
@@ -101,6 +112,7 @@ impl ConfigTask for CheckTask<'_> {
             taps,
             students,
             framer_values,
+            student_weights,
             trainable_params,
             total_params: params.iter().map(|e| e.numel).sum(),
         })

@@ -85,6 +85,8 @@ where
     out_dir: PathBuf,
     state: TrainingState,
     students: StudentSelection,
+    /// The schedule's `student_weights`, by selected student.
+    student_weights: Vec<(String, f64)>,
     negatives: framer::NegativeSampler,
     framer_loss: std::sync::Mutex<Option<framer::FramerLoss>>,
     consecutive_bad: u64,
@@ -112,16 +114,20 @@ where
         device: &B::Device,
     ) -> Result<Self, EngineError> {
         let out_dir = out_dir.as_ref().to_path_buf();
-        let students = if experiment.framer.enabled {
+        let (students, student_weights) = if experiment.framer.enabled {
             let available = model.student_names();
             let picked = crate::schedule::resolve_students(experiment, &available)?;
-            if picked == available {
-                StudentSelection::All
-            } else {
-                StudentSelection::Names(picked)
-            }
+            let declared = framer::FramerModel::student_weights(&model.model);
+            let weights = crate::schedule::resolve_student_weights(experiment, &available, &declared, &picked)?
+                .into_iter()
+                .filter(|w| w.source == crate::schedule::ValueSource::Schedule)
+                .map(|w| (w.name, w.weight))
+                .collect();
+            let selection =
+                if picked == available { StudentSelection::All } else { StudentSelection::Names(picked) };
+            (selection, weights)
         } else {
-            StudentSelection::All
+            (StudentSelection::All, Vec::new())
         };
         std::fs::create_dir_all(&out_dir)
             .map_err(|e| EngineError::Io(format!("{}: {e}", out_dir.display())))?;
@@ -152,6 +158,7 @@ where
                 skipped_steps: 0,
             },
             students,
+            student_weights,
             negatives: framer::NegativeSampler::seeded(experiment.train.seed),
             framer_loss: std::sync::Mutex::new(None),
             consecutive_bad: 0,
@@ -298,6 +305,7 @@ where
         let framer_step = FramerStep {
             loss,
             students: &self.students,
+            student_weights: &self.student_weights,
             negatives: &self.negatives,
             step,
             lambda,

@@ -134,41 +134,15 @@ impl fmt::Display for ScheduleError {
 
 impl std::error::Error for ScheduleError {}
 
-/// Edit distance between two short strings: insertions, deletions, substitutions and swaps of two
-/// adjacent characters each cost 1 (the optimal-string-alignment form of Damerau–Levenshtein).
-pub fn edit_distance(a: &str, b: &str) -> usize {
-    let a: Vec<char> = a.chars().collect();
-    let b: Vec<char> = b.chars().collect();
-    // d[i][j]: distance between the first i chars of a and the first j of b
-    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
-    for (i, row) in d.iter_mut().enumerate() {
-        row[0] = i;
-    }
-    for (j, cell) in d[0].iter_mut().enumerate() {
-        *cell = j;
-    }
-    for i in 1..=a.len() {
-        for j in 1..=b.len() {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut v = (d[i - 1][j] + 1)
-                .min(d[i][j - 1] + 1)
-                .min(d[i - 1][j - 1] + cost);
-            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                v = v.min(d[i - 2][j - 2] + 1);
-            }
-            d[i][j] = v;
-        }
-    }
-    d[a.len()][b.len()]
-}
-
 /// The known name closest to `name`, if it is a near miss: at most a third of the name's length
-/// edits away (and at least one edit allowed), ties going to the first candidate.
+/// edits away (and at least one edit allowed), ties going to the first candidate. Edits are
+/// counted by `strsim`'s optimal-string-alignment distance (insertions, deletions, substitutions
+/// and swaps of two adjacent characters cost 1), ignoring case.
 pub fn suggest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     let limit = (name.chars().count() / 3).max(1);
     candidates
         .into_iter()
-        .map(|c| (edit_distance(&name.to_lowercase(), &c.to_lowercase()), c))
+        .map(|c| (strsim::osa_distance(&name.to_lowercase(), &c.to_lowercase()), c))
         .filter(|(d, _)| *d <= limit)
         .min_by_key(|(d, _)| *d)
         .map(|(_, c)| c)
@@ -179,15 +153,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn edit_distance_worked_examples() {
-        assert_eq!(edit_distance("", ""), 0);
-        assert_eq!(edit_distance("lamda", "lambda"), 1); // one insertion
-        assert_eq!(edit_distance("kitten", "sitting"), 3); // the textbook example
-        assert_eq!(edit_distance("cutof", "cutoff"), 1);
-        assert_eq!(edit_distance("abc", ""), 3);
-        assert_eq!(edit_distance("dti", "dit"), 1); // one swap
-        assert_eq!(edit_distance("ab", "ba"), 1);
-        assert_eq!(edit_distance("ca", "abc"), 3); // OSA: no edits inside a swapped pair
+    fn suggestions_count_swaps_as_one_edit() {
+        // "dti" is one swap from "dit" (OSA distance 1), two edits for plain Levenshtein
+        assert_eq!(strsim::osa_distance("dti", "dit"), 1);
+        assert_eq!(suggest("dti", ["dit", "unet"]), Some("dit"));
+        assert_eq!(strsim::osa_distance("ca", "abc"), 3); // OSA: no edits inside a swapped pair
     }
 
     #[test]

@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use super::phase::{Ramp, Segment, StepSchedule};
 use super::sections::{BetaSchedule, LogFormat, LrScheduleKind, ObjectiveKind, SigmaSampling};
+use super::students::{StudentWeightPattern, Students};
 
 /// The schedule file an [`Experiment`] was read from, kept so that the model registry and the
 /// student patterns can report errors at `file:line:col`. Not part of the experiment's value:
@@ -61,198 +62,53 @@ pub struct ObjectiveConfig {
     pub one_step_sigma: f64,
 }
 
-/// The band mask, with its parameter.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum MaskConfig {
-    /// Magnitude quantile.
-    Quantile {
-        /// Quantile in (0, 1).
-        cutoff: f64,
-    },
-    /// Radial rings.
-    Radial {
-        /// Radius in (0, 1).
-        radius: f64,
-    },
-}
-
-impl MaskConfig {
-    /// The core crate's mask.
-    pub fn to_band_mask(self) -> framer::BandMaskKind {
-        match self {
-            Self::Quantile { cutoff } => framer::BandMaskKind::Quantile { cutoff },
-            Self::Radial { radius } => framer::BandMaskKind::Radial { radius },
-        }
-    }
-}
-
-/// A student pattern as written in `[framer] students`, with its byte range in the schedule.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StudentPattern {
-    /// A tap name (`mid_block`) or a glob over tap names (`down_blocks.*`; `*` matches any run of
-    /// characters, `?` one character).
-    pub pattern: String,
-    /// Where the pattern is written in the schedule file (empty when unknown).
-    pub span: std::ops::Range<usize>,
-}
-
-/// Which taps are students.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Students {
-    /// Every student tap of the model.
-    All,
-    /// These positions among the model's student taps (in recording order), sorted and distinct.
-    Indices(Vec<usize>),
-    /// The student taps matching any of these names or globs.
-    Patterns(Vec<StudentPattern>),
-}
-
-impl Serialize for Students {
-    /// `"all"`, the list of indices or the list of patterns, as written in a schedule.
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        match self {
-            Self::All => serializer.serialize_str("all"),
-            Self::Indices(ix) => ix.serialize(serializer),
-            Self::Patterns(p) => serializer.collect_seq(p.iter().map(|p| &p.pattern)),
-        }
-    }
-}
-
-/// Why [`Students::resolve`] rejected a selection.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StudentsError {
-    /// What is wrong.
-    pub message: String,
-    /// The pattern at fault, when one is (an index into [`Students::Patterns`]).
-    pub pattern: Option<usize>,
-    /// A suggestion (the closest tap name), when there is one.
-    pub help: Option<String>,
-}
-
-/// Whether `name` matches the glob `pattern` (`*`: any run of characters, `?`: one character).
-pub fn glob_matches(pattern: &str, name: &str) -> bool {
-    fn go(p: &[char], n: &[char]) -> bool {
-        match p.split_first() {
-            None => n.is_empty(),
-            Some(('*', rest)) => (0..=n.len()).any(|i| go(rest, &n[i..])),
-            Some(('?', rest)) => !n.is_empty() && go(rest, &n[1..]),
-            Some((c, rest)) => n.first() == Some(c) && go(rest, &n[1..]),
-        }
-    }
-    let p: Vec<char> = pattern.chars().collect();
-    let n: Vec<char> = name.chars().collect();
-    go(&p, &n)
-}
-
-impl Students {
-    /// The selected student names out of `available` (the model's student taps in recording
-    /// order), in recording order.
-    ///
-    /// # Errors
-    /// An index beyond the taps, a pattern that matches no tap (with the closest name), or fewer
-    /// than 2 students selected.
-    pub fn resolve(&self, available: &[String]) -> Result<Vec<String>, StudentsError> {
-        let err = |message: String, pattern: Option<usize>, help: Option<String>| StudentsError {
-            message,
-            pattern,
-            help,
-        };
-        let picked: Vec<String> = match self {
-            Self::All => available.to_vec(),
-            Self::Indices(ix) => {
-                if let Some(i) = ix.iter().find(|&&i| i >= available.len()) {
-                    return Err(err(
-                        format!(
-                            "`students` names tap {i}, but the model has {} student taps (0..{})",
-                            available.len(),
-                            available.len()
-                        ),
-                        None,
-                        Some(format!("the student taps are: {}", available.join(", "))),
-                    ));
-                }
-                ix.iter().map(|&i| available[i].clone()).collect()
-            }
-            Self::Patterns(patterns) => {
-                for (k, p) in patterns.iter().enumerate() {
-                    if !available.iter().any(|n| glob_matches(&p.pattern, n)) {
-                        let closest = super::error::suggest(&p.pattern, available.iter().map(String::as_str));
-                        let mut message = format!("`students` entry \"{}\" matches no student tap of the model", p.pattern);
-                        if let Some(c) = &closest {
-                            message.push_str(&format!("; did you mean \"{c}\"?"));
-                        }
-                        return Err(err(
-                            message,
-                            Some(k),
-                            Some(format!("the student taps are: {}", available.join(", "))),
-                        ));
-                    }
-                }
-                available
-                    .iter()
-                    .filter(|n| patterns.iter().any(|p| glob_matches(&p.pattern, n)))
-                    .cloned()
-                    .collect()
-            }
-        };
-        if picked.len() < 2 {
-            return Err(err(
-                format!(
-                    "FRAMER needs at least 2 students (each student's negative is another student); \
-                     `students` selects {} of the model's {} ({})",
-                    picked.len(),
-                    available.len(),
-                    picked.join(", ")
-                ),
-                None,
-                None,
-            ));
-        }
-        Ok(picked)
-    }
-}
-
-/// `[framer]`, resolved (the values outside every phase). Serialises in the schedule's own form
-/// (`mask = "quantile"` with `cutoff`, or `mask = "radial"` with `radius`).
+/// `[framer]`, resolved (the values outside every phase): the core loss settings plus what only
+/// a schedule knows. Serialises in the schedule's own form (`mask = "quantile"` with `cutoff`,
+/// or `mask = "radial"` with `radius`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct FramerConfig {
     /// FRAMER on.
     pub enabled: bool,
-    /// λ.
+    /// λ, the outer weight of the FRAMER term.
     pub lambda: f64,
-    /// Band mask.
-    pub mask: MaskConfig,
-    /// τ.
-    pub temperature: f64,
+    /// The loss settings outside phases: mask, τ, FAW, FAM (phases change τ, FAW and FAM per
+    /// step: [`Experiment::framer_loss_at`]).
+    pub loss: framer::FramerLossConfig,
     /// Student taps.
     pub students: Students,
-    /// FAW on.
-    pub adaptive_weight: bool,
-    /// FAM on.
-    pub alignment_modulation: bool,
+    /// Weights of students by tap name or glob (`student_weights`), in the order written.
+    pub student_weights: Vec<StudentWeightPattern>,
 }
 
 impl Serialize for FramerConfig {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
-        let mut s = serializer.serialize_struct("FramerConfig", 8)?;
+        struct Weights<'a>(&'a [StudentWeightPattern]);
+        impl Serialize for Weights<'_> {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.collect_map(self.0.iter().map(|p| (&p.pattern, p.weight)))
+            }
+        }
+        let mut s = serializer.serialize_struct("FramerConfig", 9)?;
         s.serialize_field("enabled", &self.enabled)?;
         s.serialize_field("lambda", &self.lambda)?;
-        match self.mask {
-            MaskConfig::Quantile { cutoff } => {
+        match self.loss.mask {
+            framer::BandMaskKind::Quantile { cutoff } => {
                 s.serialize_field("mask", "quantile")?;
                 s.serialize_field("cutoff", &cutoff)?;
             }
-            MaskConfig::Radial { radius } => {
+            framer::BandMaskKind::Radial { radius } => {
                 s.serialize_field("mask", "radial")?;
                 s.serialize_field("radius", &radius)?;
             }
         }
-        s.serialize_field("temperature", &self.temperature)?;
+        s.serialize_field("temperature", &self.loss.temperature)?;
         s.serialize_field("students", &self.students)?;
-        s.serialize_field("adaptive_weight", &self.adaptive_weight)?;
-        s.serialize_field("alignment_modulation", &self.alignment_modulation)?;
+        s.serialize_field("adaptive_weight", &self.loss.adaptive_weight)?;
+        s.serialize_field("alignment_modulation", &self.loss.alignment_modulation)?;
+        if !self.student_weights.is_empty() {
+            s.serialize_field("student_weights", &Weights(&self.student_weights))?;
+        }
         s.end()
     }
 }
@@ -457,17 +313,17 @@ impl Experiment {
 
     /// τ over steps.
     pub fn temperature_schedule(&self) -> StepSchedule<Ramp> {
-        self.ramp_schedule(self.framer.temperature, |p| p.temperature)
+        self.ramp_schedule(self.framer.loss.temperature, |p| p.temperature)
     }
 
     /// FAW on/off over steps.
     pub fn adaptive_weight_schedule(&self) -> StepSchedule<bool> {
-        self.flag_schedule(self.framer.adaptive_weight, |p| p.adaptive_weight)
+        self.flag_schedule(self.framer.loss.adaptive_weight, |p| p.adaptive_weight)
     }
 
     /// FAM on/off over steps.
     pub fn alignment_modulation_schedule(&self) -> StepSchedule<bool> {
-        self.flag_schedule(self.framer.alignment_modulation, |p| p.alignment_modulation)
+        self.flag_schedule(self.framer.loss.alignment_modulation, |p| p.alignment_modulation)
     }
 
     /// The learning rate of `[optimizer]` shaped by `[lr_schedule]`, before phase overrides.
@@ -516,14 +372,16 @@ impl Experiment {
         }
     }
 
-    /// The FRAMER loss settings at `step`.
+    /// The FRAMER loss settings at `step`: `[framer]`'s, with the phase values of τ, FAW and FAM
+    /// at that step.
     pub fn framer_loss_at(&self, step: u64) -> framer::FramerLossConfig {
         let v = self.values_at(step);
-        framer::FramerLossConfig::new()
-            .with_mask(self.framer.mask.to_band_mask())
-            .with_temperature(v.temperature)
-            .with_adaptive_weight(v.adaptive_weight)
-            .with_alignment_modulation(v.alignment_modulation)
+        framer::FramerLossConfig {
+            temperature: v.temperature,
+            adaptive_weight: v.adaptive_weight,
+            alignment_modulation: v.alignment_modulation,
+            ..self.framer.loss.clone()
+        }
     }
 
     /// The steps at which some scheduled value changes course: 0, each phase's start and end, the
@@ -650,146 +508,5 @@ impl fmt::Display for Experiment {
             )?;
         }
         Ok(())
-    }
-}
-
-/// Where a resolved `[framer]` value comes from: the schedule overrides the model's attribute
-/// (`#[framer(loss(..))]`), which overrides framer's default.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ValueSource {
-    /// framer's default (the reference's settings).
-    Default,
-    /// The model's `#[framer(loss(..))]` attribute.
-    Attribute,
-    /// The schedule's `[framer]` table.
-    Schedule,
-}
-
-impl fmt::Display for ValueSource {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Default => "default",
-            Self::Attribute => "attribute",
-            Self::Schedule => "schedule",
-        })
-    }
-}
-
-/// One resolved `[framer]` value and where it came from.
-#[derive(Debug, Clone, PartialEq)]
-pub struct FramerValue {
-    /// The schedule key (`lambda`, `cutoff`, ...).
-    pub key: &'static str,
-    /// The value, as TOML would write it.
-    pub value: String,
-    /// Where it came from.
-    pub source: ValueSource,
-}
-
-/// The `[framer]` keys a schedule file writes, by canonical name (aliases folded).
-fn framer_keys_written(origin: Option<&ScheduleOrigin>) -> Vec<&'static str> {
-    let Some(origin) = origin else {
-        return Vec::new();
-    };
-    let Ok(doc) = origin.text.parse::<toml::Table>() else {
-        return Vec::new();
-    };
-    let Some(toml::Value::Table(framer)) = doc.get("framer") else {
-        return Vec::new();
-    };
-    framer
-        .keys()
-        .filter_map(|k| {
-            Some(match k.as_str() {
-                "lambda" | "lambda_framer" | "weight" => "lambda",
-                "temperature" | "tau_high" | "tau" => "temperature",
-                "adaptive_weight" | "faw" => "adaptive_weight",
-                "alignment_modulation" | "fam" => "alignment_modulation",
-                "mask" | "cutoff" | "radius" => "mask",
-                _ => return None,
-            })
-        })
-        .collect()
-}
-
-impl Experiment {
-    /// This experiment with a model's `#[framer(loss(..))]` defaults applied where the schedule's
-    /// `[framer]` table does not set the value itself, and where each resolved value came from.
-    pub fn with_model_defaults(
-        &self,
-        defaults: &[framer::LossDefault],
-    ) -> (Experiment, Vec<FramerValue>) {
-        let written = framer_keys_written(self.origin.as_ref());
-        let mut exp = self.clone();
-        let mut sources = vec![
-            ("lambda", ValueSource::Default),
-            ("mask", ValueSource::Default),
-            ("temperature", ValueSource::Default),
-            ("adaptive_weight", ValueSource::Default),
-            ("alignment_modulation", ValueSource::Default),
-        ];
-        for (key, source) in &mut sources {
-            if written.contains(key) {
-                *source = ValueSource::Schedule;
-                continue;
-            }
-            for d in defaults {
-                let f = &mut exp.framer;
-                let applied = match (*d, *key) {
-                    (framer::LossDefault::Number("lambda", x), "lambda") => {
-                        f.lambda = x;
-                        true
-                    }
-                    (framer::LossDefault::Number("cutoff", x), "mask") => {
-                        f.mask = MaskConfig::Quantile { cutoff: x };
-                        true
-                    }
-                    (framer::LossDefault::Number("radius", x), "mask") => {
-                        f.mask = MaskConfig::Radial { radius: x };
-                        true
-                    }
-                    (framer::LossDefault::Number("temperature", x), "temperature") => {
-                        f.temperature = x;
-                        true
-                    }
-                    (framer::LossDefault::Flag("adaptive_weight", b), "adaptive_weight") => {
-                        f.adaptive_weight = b;
-                        true
-                    }
-                    (framer::LossDefault::Flag("alignment_modulation", b), "alignment_modulation") => {
-                        f.alignment_modulation = b;
-                        true
-                    }
-                    _ => false,
-                };
-                if applied {
-                    *source = ValueSource::Attribute;
-                }
-            }
-        }
-        let f = &exp.framer;
-        let values = sources
-            .into_iter()
-            .flat_map(|(key, source)| {
-                let value = |key: &'static str, value: String| FramerValue { key, value, source };
-                match key {
-                    "lambda" => vec![value("lambda", f.lambda.to_string())],
-                    "mask" => match f.mask {
-                        MaskConfig::Quantile { cutoff } => vec![
-                            value("mask", "\"quantile\"".into()),
-                            value("cutoff", cutoff.to_string()),
-                        ],
-                        MaskConfig::Radial { radius } => vec![
-                            value("mask", "\"radial\"".into()),
-                            value("radius", radius.to_string()),
-                        ],
-                    },
-                    "temperature" => vec![value("temperature", f.temperature.to_string())],
-                    "adaptive_weight" => vec![value("adaptive_weight", f.adaptive_weight.to_string())],
-                    _ => vec![value("alignment_modulation", f.alignment_modulation.to_string())],
-                }
-            })
-            .collect();
-        (exp, values)
     }
 }

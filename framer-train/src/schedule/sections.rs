@@ -187,12 +187,35 @@ pub enum StudentsSpec {
     Named(String),
     /// Indices into the model's student taps.
     Indices(Vec<i64>),
-    /// Tap names or globs (`"down_blocks.*"`, `"mid_block"`).
-    Patterns(Vec<String>),
+    /// Tap names or globs (`"down_blocks.*"`, `"mid_block"`), each with its position in the file.
+    Patterns(Vec<Spanned<String>>),
 }
 
 impl<'de> Deserialize<'de> for StudentsSpec {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        /// One entry of the list: a tap index or a tap name / glob.
+        enum Entry {
+            Index(i64),
+            Name(String),
+        }
+        impl<'de> Deserialize<'de> for Entry {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                struct E;
+                impl serde::de::Visitor<'_> for E {
+                    type Value = Entry;
+                    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                        f.write_str("a tap name, a glob or a tap index")
+                    }
+                    fn visit_i64<X: serde::de::Error>(self, v: i64) -> Result<Entry, X> {
+                        Ok(Entry::Index(v))
+                    }
+                    fn visit_str<X: serde::de::Error>(self, v: &str) -> Result<Entry, X> {
+                        Ok(Entry::Name(v.to_string()))
+                    }
+                }
+                deserializer.deserialize_any(E)
+            }
+        }
         struct V;
         impl<'de> serde::de::Visitor<'de> for V {
             type Value = StudentsSpec;
@@ -206,18 +229,13 @@ impl<'de> Deserialize<'de> for StudentsSpec {
                 self,
                 mut seq: A,
             ) -> Result<StudentsSpec, A::Error> {
-                #[derive(serde::Deserialize)]
-                #[serde(untagged)]
-                enum Entry {
-                    Index(i64),
-                    Name(String),
-                }
                 let mut indices = Vec::new();
                 let mut names = Vec::new();
-                while let Some(entry) = seq.next_element::<Entry>()? {
-                    match entry {
+                while let Some(entry) = seq.next_element::<Spanned<Entry>>()? {
+                    let span = entry.span();
+                    match entry.into_inner() {
                         Entry::Index(i) => indices.push(i),
-                        Entry::Name(n) => names.push(n),
+                        Entry::Name(n) => names.push(Spanned::new(span, n)),
                     }
                 }
                 match (indices.is_empty(), names.is_empty()) {
@@ -233,7 +251,38 @@ impl<'de> Deserialize<'de> for StudentsSpec {
     }
 }
 
-/// `[framer]`.
+/// `student_weights = { "down_blocks.*" = 0.5, mid_block = 2.0 }`, in the order written: tap
+/// names or globs, each with its weight, both with their positions in the file.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StudentWeightsSpec(pub Vec<(Spanned<String>, Spanned<f64>)>);
+
+impl<'de> Deserialize<'de> for StudentWeightsSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = StudentWeightsSpec;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a table of tap names or globs to weights, e.g. { mid_block = 2.0 }")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<StudentWeightsSpec, A::Error> {
+                let mut entries = Vec::new();
+                while let Some(key) = map.next_key::<Spanned<String>>()? {
+                    entries.push((key, map.next_value::<Spanned<f64>>()?));
+                }
+                Ok(StudentWeightsSpec(entries))
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
+/// `[framer]`, as written: the parse layer only. Values keep their positions in the file
+/// ([`Spanned`]) for located errors, and the schedule's own spellings (`mask = "radial"` with
+/// `radius`, the reference's aliases); validation turns it into the core
+/// [`framer::FramerLossConfig`] plus the schedule's own settings ([`super::FramerConfig`]).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct FramerSection {
@@ -254,6 +303,9 @@ pub struct FramerSection {
     /// Student layers: `"all"`, a list of tap names or globs (`["down_blocks.*", "mid_block"]`),
     /// or a list of indices into the model's students.
     pub students: Spanned<StudentsSpec>,
+    /// Weights of students in the loss by tap name or glob, overriding the model's
+    /// `#[framer(student, weight = ..)]`.
+    pub student_weights: StudentWeightsSpec,
     /// Frequency-based Adaptive Weight (FAW) on.
     #[serde(alias = "faw")]
     pub adaptive_weight: bool,
@@ -272,6 +324,7 @@ impl Default for FramerSection {
             radius: None,
             temperature: unspanned(1.0),
             students: unspanned(StudentsSpec::Named("all".into())),
+            student_weights: StudentWeightsSpec::default(),
             adaptive_weight: true,
             alignment_modulation: true,
         }

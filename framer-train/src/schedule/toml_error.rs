@@ -1,66 +1,9 @@
 //! Turns `toml`/`serde` errors into [`ScheduleError`]s that name the table and key and suggest
-//! near-miss names.
+//! near-miss names. The error's position is the parser's own ([`toml::de::Error::span`]); the
+//! table and key around it come from the parsed document ([`Spans`]).
 
 use super::error::{ScheduleError, suggest};
-
-/// The table header in force at byte `offset` of `source`: `("framer", None)` for `[framer]`,
-/// `("schedule.phase", Some(2))` for the second `[[schedule.phase]]`, `("", None)` at the top level.
-pub(crate) fn table_at(source: &str, offset: usize) -> (String, Option<usize>) {
-    let mut current = (String::new(), None);
-    let mut counts: Vec<(String, usize)> = Vec::new();
-    let mut pos = 0;
-    for line in source.split_inclusive('\n') {
-        if pos > offset {
-            break;
-        }
-        let t = line.trim();
-        if let Some(rest) = t.strip_prefix("[[") {
-            if let Some(name) = rest.split("]]").next() {
-                let name = normalise_key_path(name);
-                let n = match counts.iter_mut().find(|(k, _)| *k == name) {
-                    Some((_, n)) => {
-                        *n += 1;
-                        *n
-                    }
-                    None => {
-                        counts.push((name.clone(), 1));
-                        1
-                    }
-                };
-                current = (name, Some(n));
-            }
-        } else if let Some(rest) = t.strip_prefix('[')
-            && let Some(name) = rest.split(']').next()
-        {
-            current = (normalise_key_path(name), None);
-        }
-        pos += line.len();
-    }
-    current
-}
-
-fn normalise_key_path(s: &str) -> String {
-    s.split('.')
-        .map(|p| p.trim().trim_matches('"').trim_matches('\''))
-        .collect::<Vec<_>>()
-        .join(".")
-}
-
-/// Whether byte `offset` lies on a `[table]` header line.
-fn on_header_line(source: &str, offset: usize) -> bool {
-    let offset = offset.min(source.len());
-    let start = source[..offset].rfind('\n').map_or(0, |i| i + 1);
-    source[start..].trim_start().starts_with('[')
-}
-
-/// The dotted table path written in the header line before byte `offset` (`framer` for the
-/// `extra` of `[framer.extra.deep]`), normalised.
-fn header_prefix(source: &str, offset: usize) -> String {
-    let offset = offset.min(source.len());
-    let start = source[..offset].rfind('\n').map_or(0, |i| i + 1);
-    let head = source[start..offset].trim_start().trim_start_matches('[');
-    normalise_key_path(head.trim().trim_end_matches('.'))
-}
+use super::spans::Spans;
 
 /// `[framer]`, `[[schedule.phase]] #2`, or `the top level`.
 pub(crate) fn describe_table(table: &(String, Option<usize>)) -> String {
@@ -78,19 +21,6 @@ pub(crate) fn key_prefix(table: &(String, Option<usize>)) -> String {
         (name, Some(n)) => format!("{name}[{}].", n - 1),
         (name, None) => format!("{name}."),
     }
-}
-
-/// The key whose value starts at byte `offset`: the nearest `key =` before it on the same line (or
-/// on an earlier line, for multi-line arrays).
-pub(crate) fn key_before(source: &str, offset: usize) -> Option<String> {
-    let before = &source[..offset.min(source.len())];
-    let eq = before.rfind('=')?;
-    let head = before[..eq].trim_end();
-    let start = head
-        .rfind(|c: char| !(c.is_alphanumeric() || c == '_' || c == '-' || c == '"' || c == '\''))
-        .map_or(0, |i| i + 1);
-    let key = head[start..].trim_matches('"').trim_matches('\'');
-    (!key.is_empty()).then(|| key.to_string())
 }
 
 /// Backquoted names in a serde message: "unknown field `x`, expected one of `a`, `b`".
@@ -114,7 +44,8 @@ fn type_word(expected: &str) -> String {
 pub(crate) fn convert(path: &str, source: &str, err: &toml::de::Error) -> ScheduleError {
     let raw = err.message().trim();
     let span = err.span().unwrap_or(0..0);
-    let table = table_at(source, span.start);
+    let spans = Spans::parse(source);
+    let (table, on_header) = spans.table_at(span.start);
     let where_ = describe_table(&table);
     let prefix = key_prefix(&table);
     let at =
@@ -125,10 +56,11 @@ pub(crate) fn convert(path: &str, source: &str, err: &toml::de::Error) -> Schedu
         let (name, expected) = names.split_first().map_or(("?", &[][..]), |(n, e)| (*n, e));
         let suggestion = suggest(name, expected.iter().copied());
         // an unknown table: the key sits in a `[header]` line and belongs to the parent table
-        if on_header_line(source, span.start) {
+        if on_header {
             // the unknown key is the header's component at the span: its parent is what the
             // header names before it (`[framer.extra.deep]` with `extra` unknown: `framer`)
-            let parent = header_prefix(source, span.start);
+            let path: Vec<&str> = table.0.split('.').collect();
+            let parent = path[..path.iter().position(|p| *p == name).unwrap_or(0)].join(".");
             let full = if parent.is_empty() {
                 name.to_string()
             } else {
@@ -169,7 +101,7 @@ pub(crate) fn convert(path: &str, source: &str, err: &toml::de::Error) -> Schedu
     if let Some(rest) = raw.strip_prefix("unknown variant ") {
         let names = backquoted(rest);
         let (name, expected) = names.split_first().map_or(("?", &[][..]), |(n, e)| (*n, e));
-        let key = key_before(source, span.start).unwrap_or_default();
+        let key = spans.key_at(span.start).unwrap_or_default();
         let mut message = format!("unknown value \"{name}\" for `{key}` in {where_}");
         if let Some(s) = suggest(name, expected.iter().copied()) {
             message.push_str(&format!("; did you mean \"{s}\"?"));
@@ -195,7 +127,7 @@ pub(crate) fn convert(path: &str, source: &str, err: &toml::de::Error) -> Schedu
         return at(key, message);
     }
     if let Some(rest) = raw.strip_prefix("invalid type: ") {
-        let key = key_before(source, span.start).unwrap_or_default();
+        let key = spans.key_at(span.start).unwrap_or_default();
         let (found, expected) = rest.split_once(", expected ").unwrap_or((rest, "?"));
         return at(
             format!("{prefix}{key}"),
@@ -206,7 +138,7 @@ pub(crate) fn convert(path: &str, source: &str, err: &toml::de::Error) -> Schedu
         );
     }
     if let Some(rest) = raw.strip_prefix("invalid value: ") {
-        let key = key_before(source, span.start).unwrap_or_default();
+        let key = spans.key_at(span.start).unwrap_or_default();
         let (found, expected) = rest.split_once(", expected ").unwrap_or((rest, "?"));
         return at(
             format!("{prefix}{key}"),
@@ -226,7 +158,7 @@ pub(crate) fn convert(path: &str, source: &str, err: &toml::de::Error) -> Schedu
         );
     }
     if raw.starts_with("number too large") || raw.starts_with("number too small") {
-        let key = key_before(source, span.start).unwrap_or_default();
+        let key = spans.key_at(span.start).unwrap_or_default();
         return at(
             format!("{prefix}{key}"),
             format!(

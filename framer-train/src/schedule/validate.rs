@@ -5,11 +5,12 @@ use std::path::Path;
 
 use toml::Spanned;
 
-use super::error::{ScheduleError, suggest};
+use super::error::ScheduleError;
 use super::trainable::ParamPattern;
 use super::phase::{PhaseSection, Ramp};
 use super::resolved::*;
 use super::sections::*;
+use super::spans::Spans;
 
 /// What the checks need to point at the file.
 pub(crate) struct Ctx<'a> {
@@ -18,14 +19,14 @@ pub(crate) struct Ctx<'a> {
     pub base_dir: &'a Path,
 }
 
-type Result<T> = std::result::Result<T, ScheduleError>;
+pub(super) type Result<T> = std::result::Result<T, ScheduleError>;
 
 impl Ctx<'_> {
-    fn err(&self, span: Range<usize>, key: &str, message: impl Into<String>) -> ScheduleError {
+    pub(super) fn err(&self, span: Range<usize>, key: &str, message: impl Into<String>) -> ScheduleError {
         ScheduleError::at(self.path, self.source, span, key, message)
     }
 
-    fn finite(&self, key: &str, v: &Spanned<f64>) -> Result<f64> {
+    pub(super) fn finite(&self, key: &str, v: &Spanned<f64>) -> Result<f64> {
         let x = *v.get_ref();
         if !x.is_finite() {
             return Err(self.err(
@@ -38,7 +39,7 @@ impl Ctx<'_> {
     }
 
     /// `lo < x < hi`.
-    fn open(&self, key: &str, v: &Spanned<f64>, lo: f64, hi: f64) -> Result<f64> {
+    pub(super) fn open(&self, key: &str, v: &Spanned<f64>, lo: f64, hi: f64) -> Result<f64> {
         let x = self.finite(key, v)?;
         if !(x > lo && x < hi) {
             return Err(self.err(
@@ -51,7 +52,7 @@ impl Ctx<'_> {
     }
 
     /// `lo ≤ x < hi`.
-    fn half_open(&self, key: &str, v: &Spanned<f64>, lo: f64, hi: f64) -> Result<f64> {
+    pub(super) fn half_open(&self, key: &str, v: &Spanned<f64>, lo: f64, hi: f64) -> Result<f64> {
         let x = self.finite(key, v)?;
         if !(x >= lo && x < hi) {
             return Err(self.err(
@@ -63,7 +64,7 @@ impl Ctx<'_> {
         Ok(x)
     }
 
-    fn positive(&self, key: &str, v: &Spanned<f64>) -> Result<f64> {
+    pub(super) fn positive(&self, key: &str, v: &Spanned<f64>) -> Result<f64> {
         let x = self.finite(key, v)?;
         if x <= 0.0 {
             return Err(self.err(v.span(), key, format!("expected `{key}` > 0, got {x}")));
@@ -71,7 +72,7 @@ impl Ctx<'_> {
         Ok(x)
     }
 
-    fn non_negative(&self, key: &str, v: &Spanned<f64>) -> Result<f64> {
+    pub(super) fn non_negative(&self, key: &str, v: &Spanned<f64>) -> Result<f64> {
         let x = self.finite(key, v)?;
         if x < 0.0 {
             return Err(self.err(v.span(), key, format!("expected `{key}` ≥ 0, got {x}")));
@@ -79,7 +80,7 @@ impl Ctx<'_> {
         Ok(x)
     }
 
-    fn count(&self, key: &str, v: &Spanned<i64>, min: i64) -> Result<u64> {
+    pub(super) fn count(&self, key: &str, v: &Spanned<i64>, min: i64) -> Result<u64> {
         let x = *v.get_ref();
         if x < min {
             return Err(self.err(v.span(), key, format!("expected `{key}` ≥ {min}, got {x}")));
@@ -102,7 +103,7 @@ impl Ctx<'_> {
         Ok(*v.get_ref())
     }
 
-    fn folder(&self, key: &str, v: &Spanned<std::path::PathBuf>) -> Result<std::path::PathBuf> {
+    pub(super) fn folder(&self, key: &str, v: &Spanned<std::path::PathBuf>) -> Result<std::path::PathBuf> {
         let resolved = self.base_dir.join(v.get_ref());
         if !resolved.is_dir() {
             return Err(self
@@ -126,7 +127,7 @@ pub(crate) fn resolve(file: ScheduleFile, ctx: &Ctx<'_>) -> Result<Experiment> {
     let model = file.model.clone();
     let data = data(&file.data, ctx)?;
     let objective = objective(&file.objective, ctx)?;
-    let framer = framer(&file.framer, ctx)?;
+    let framer = super::validate_framer::framer(&file.framer, ctx)?;
     let optimizer = optimizer(&file.optimizer, ctx)?;
     let lr_schedule = lr_schedule(&file.lr_schedule, &optimizer, &train, ctx)?;
     let c = &file.checkpoint;
@@ -202,7 +203,7 @@ fn degradation(
     };
     let table_span = section.span();
     let mut config = section.into_inner();
-    if let Some(span) = key_span(ctx.source, "degradation", "scale")
+    if let Some(span) = Spans::parse(ctx.source).key(&["degradation", "scale"])
         && config.scale != data.scale
     {
         return Err(ctx
@@ -226,7 +227,7 @@ fn degradation(
             framer_data::DataError::Config { key, message } => (key.to_string(), message),
             other => (String::new(), other.to_string()),
         };
-        let span = key_span(ctx.source, "degradation", &key).unwrap_or(table_span);
+        let span = Spans::parse(ctx.source).key(&["degradation", &key]).unwrap_or(table_span);
         return Err(ctx.err(
             span,
             &format!("degradation.{key}"),
@@ -234,32 +235,6 @@ fn degradation(
         ));
     }
     Ok(config)
-}
-
-/// The span of `key` as written in the table `[table]` of `source`, if it is there.
-fn key_span(source: &str, table: &str, key: &str) -> Option<Range<usize>> {
-    let mut current = String::new();
-    let mut pos = 0;
-    for line in source.split_inclusive('\n') {
-        let t = line.trim_start();
-        let indent = line.len() - t.len();
-        if let Some(rest) = t.strip_prefix('[') {
-            current = rest
-                .trim_start_matches('[')
-                .split(']')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_string();
-        } else if current == table
-            && let Some(after) = t.strip_prefix(key)
-            && after.trim_start().starts_with('=')
-        {
-            return Some(pos + indent..pos + indent + key.len());
-        }
-        pos += line.len();
-    }
-    None
 }
 
 /// The experiment's name names its run folder `runs/<name>`: one plain path component.
@@ -498,142 +473,6 @@ fn objective(o: &ObjectiveSection, ctx: &Ctx<'_>) -> Result<ObjectiveConfig> {
     })
 }
 
-fn framer(f: &FramerSection, ctx: &Ctx<'_>) -> Result<FramerConfig> {
-    let lambda = ctx.non_negative("framer.lambda", &f.lambda)?;
-    let temperature = ctx.positive("framer.temperature", &f.temperature)?;
-    let mask = match f.mask.get_ref() {
-        MaskKind::Quantile => {
-            if let Some(r) = &f.radius {
-                return Err(ctx
-                    .err(
-                        r.span(),
-                        "framer.radius",
-                        "`framer.radius` is only used with `mask = \"radial\"`",
-                    )
-                    .with_help(
-                        "the quantile mask takes `cutoff`; set `mask = \"radial\"` to use `radius`",
-                    ));
-            }
-            let cutoff = match &f.cutoff {
-                Some(c) => ctx.open("framer.cutoff", c, 0.0, 1.0)?,
-                None => 0.2,
-            };
-            MaskConfig::Quantile { cutoff }
-        }
-        MaskKind::Radial => {
-            if let Some(c) = &f.cutoff {
-                return Err(ctx
-                    .err(
-                        c.span(),
-                        "framer.cutoff",
-                        "`framer.cutoff` is only used with `mask = \"quantile\"`",
-                    )
-                    .with_help("the radial mask takes `radius`"));
-            }
-            let Some(r) = &f.radius else {
-                return Err(ctx
-                    .err(
-                        f.mask.span(),
-                        "framer.radius",
-                        "`mask = \"radial\"` needs `radius` in [framer]",
-                    )
-                    .with_help(
-                        "add e.g. `radius = 0.25` (normalised frequency radius in (0, 1))",
-                    ));
-            };
-            MaskConfig::Radial {
-                radius: ctx.open("framer.radius", r, 0.0, 1.0)?,
-            }
-        }
-    };
-    let students = match f.students.get_ref() {
-        StudentsSpec::Named(n) if n == "all" => Students::All,
-        StudentsSpec::Named(n) => {
-            let mut message = format!("unknown value \"{n}\" for `students` in [framer]");
-            if suggest(n, ["all"]).is_some() {
-                message.push_str("; did you mean \"all\"?");
-            }
-            return Err(ctx
-                .err(f.students.span(), "framer.students", message)
-                .with_help(
-                    "expected \"all\", a list of tap names or globs such as [\"down_blocks.*\", \"mid_block\"], or of indices such as [0, 2, 4]",
-                ));
-        }
-        StudentsSpec::Patterns(names) => {
-            let span = f.students.span();
-            let mut patterns = Vec::new();
-            let mut search_from = span.start;
-            for name in names {
-                let pattern_span = locate_string(ctx.source, search_from..span.end, name);
-                if let Some(s) = &pattern_span {
-                    search_from = s.end;
-                }
-                let pattern_span = pattern_span.unwrap_or(span.clone());
-                if name.trim().is_empty() {
-                    return Err(ctx.err(pattern_span, "framer.students", "`framer.students` holds an empty name"));
-                }
-                if patterns.iter().any(|p: &StudentPattern| &p.pattern == name) {
-                    return Err(ctx.err(
-                        pattern_span,
-                        "framer.students",
-                        format!("`framer.students` lists \"{name}\" twice"),
-                    ));
-                }
-                patterns.push(StudentPattern {
-                    pattern: name.clone(),
-                    span: pattern_span,
-                });
-            }
-            if patterns.is_empty() {
-                return Err(ctx.err(
-                    span,
-                    "framer.students",
-                    "FRAMER needs at least 2 students (each student's negative is another student), got 0",
-                ));
-            }
-            Students::Patterns(patterns)
-        }
-        StudentsSpec::Indices(ix) => {
-            if let Some(i) = ix.iter().find(|&&i| i < 0) {
-                return Err(ctx.err(
-                    f.students.span(),
-                    "framer.students",
-                    format!("`framer.students` holds a negative index ({i})"),
-                ));
-            }
-            let mut sorted: Vec<usize> = ix.iter().map(|&i| i as usize).collect();
-            sorted.sort_unstable();
-            if let Some(w) = sorted.windows(2).find(|w| w[0] == w[1]) {
-                return Err(ctx.err(
-                    f.students.span(),
-                    "framer.students",
-                    format!("`framer.students` lists tap {} twice", w[0]),
-                ));
-            }
-            if sorted.len() < 2 {
-                return Err(ctx.err(
-                    f.students.span(),
-                    "framer.students",
-                    format!(
-                        "FRAMER needs at least 2 students (each student's negative is another student), got {}",
-                        sorted.len()
-                    ),
-                ));
-            }
-            Students::Indices(sorted)
-        }
-    };
-    Ok(FramerConfig {
-        enabled: f.enabled,
-        lambda,
-        mask,
-        temperature,
-        students,
-        adaptive_weight: f.adaptive_weight,
-        alignment_modulation: f.alignment_modulation,
-    })
-}
-
 fn optimizer(o: &OptimizerSection, ctx: &Ctx<'_>) -> Result<OptimizerConfig> {
     Ok(OptimizerConfig {
         lr: ctx.positive("optimizer.lr", &o.lr)?,
@@ -782,18 +621,4 @@ fn phases(list: &[PhaseSection], train: &TrainConfig, ctx: &Ctx<'_>) -> Result<V
         });
     }
     Ok(out)
-}
-
-/// The byte range of the quoted string `value` within `range` of `source` (the quotes included).
-fn locate_string(source: &str, range: Range<usize>, value: &str) -> Option<Range<usize>> {
-    let end = range.end.min(source.len());
-    let hay = source.get(range.start..end)?;
-    for quote in ['"', '\'' ] {
-        let needle = format!("{quote}{value}{quote}");
-        if let Some(i) = hay.find(&needle) {
-            let start = range.start + i;
-            return Some(start..start + needle.len());
-        }
-    }
-    None
 }

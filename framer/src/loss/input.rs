@@ -15,6 +15,8 @@ use crate::{FramerError, Parameterization, negatives::validate_negatives};
 /// - `negatives`: `S` indices, `negatives[i] ≠ i` (see [`crate::NegativeSampler`])
 /// - `low_mask`: optional `[batch, channels, height, width]` low-band mask in the plain FFT layout,
 ///   replacing the mask the loss would compute (e.g. the reference's own masks)
+/// - `student_weights`: optional `S` weights `w_i ≥ 0` of the students in the loss
+///   (`Σ_i w_i·layer_i / S`); absent: every weight is 1, the unweighted mean
 #[derive(Debug, Clone)]
 pub struct FramerInput<B: Backend> {
     /// Raw predictions of the student layers.
@@ -29,6 +31,9 @@ pub struct FramerInput<B: Backend> {
     pub negatives: Vec<usize>,
     /// An injected low-band mask, if any.
     pub low_mask: Option<Tensor<B, 4>>,
+    /// The weight of each student in the loss (`#[framer(student, weight = ..)]`, or the
+    /// schedule's `student_weights`); `None`: all 1.
+    pub student_weights: Option<Vec<f64>>,
 }
 
 impl<B: Backend> FramerInput<B> {
@@ -40,13 +45,26 @@ impl<B: Backend> FramerInput<B> {
         parameterization: Parameterization<B>,
         negatives: Vec<usize>,
     ) -> Self {
-        Self { students, teacher, x_t, parameterization, negatives, low_mask: None }
+        Self { students, teacher, x_t, parameterization, negatives, low_mask: None, student_weights: None }
     }
 
     /// Injects a low-band mask `[batch, channels, height, width]` (plain FFT layout).
     pub fn with_low_mask(mut self, low_mask: Tensor<B, 4>) -> Self {
         self.low_mask = Some(low_mask);
         self
+    }
+
+    /// Weighs the students: the loss becomes `Σ_i w_i·layer_i / S` (`S` weights, finite and
+    /// `≥ 0`, checked by the loss). All-one weights give exactly the unweighted loss.
+    #[doc(alias = "student_weight")]
+    pub fn with_student_weights(mut self, weights: Vec<f64>) -> Self {
+        self.student_weights = Some(weights);
+        self
+    }
+
+    /// The student weights, when any differs from 1 (`None`: the plain mean over students).
+    pub(super) fn effective_weights(&self) -> Option<&[f64]> {
+        self.student_weights.as_deref().filter(|w| w.iter().any(|&x| x != 1.0))
     }
 
     /// Checks the shapes and the negatives; returns `[batch, channels, height, width]`.
@@ -77,6 +95,20 @@ impl<B: Backend> FramerInput<B> {
             return Err(mismatch("low_mask".into(), m.dims()));
         }
         validate_negatives(&self.negatives, self.students.len())?;
+        if let Some(weights) = &self.student_weights {
+            if weights.len() != self.students.len() {
+                return Err(FramerError::InvalidStudentWeights(format!(
+                    "{} weights for {} students",
+                    weights.len(),
+                    self.students.len()
+                )));
+            }
+            if let Some((i, w)) = weights.iter().enumerate().find(|(_, w)| !(w.is_finite() && **w >= 0.0)) {
+                return Err(FramerError::InvalidStudentWeights(format!(
+                    "the weight of students[{i}] is {w}; weights are finite and ≥ 0"
+                )));
+            }
+        }
         Ok(shape)
     }
 }

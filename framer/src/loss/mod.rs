@@ -67,7 +67,8 @@ impl FramerLoss {
     /// Per student `i` and sample `b` (bands `low`/`high`, `q` the L2-normalised masked magnitude
     /// spectrum of the student's clean estimate, `k` the teacher's, `n` the negative student's):
     /// `layer_i = mean_b[ fam_low·faw_low·IntraCL + fam_high·faw_high·InterCL ]`, and the loss is
-    /// `mean_i layer_i`. Gradients reach the students only through `q`: the teacher, the negatives,
+    /// `mean_i layer_i`, or `Σ_i w_i·layer_i / S` with the student weights `w_i` of
+    /// [`FramerInput::with_student_weights`] (all 1: exactly the mean). Gradients reach the students only through `q`: the teacher, the negatives,
     /// FAW and FAM are detached, as in the reference. Each layer is transformed once.
     ///
     /// Where it runs follows [`FramerLossConfig::execution`]: by default on the host (FFTs and a

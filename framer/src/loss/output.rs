@@ -8,7 +8,8 @@ use burn::tensor::{Tensor, backend::Backend};
 /// `layer` is `[S]`; every other field is `[S, B]` (student layer, sample).
 #[derive(Debug, Clone)]
 pub struct LayerTerms<B: Backend> {
-    /// Each layer's loss, `mean_b[fam_low·faw_low·intra + fam_high·faw_high·inter]`.
+    /// Each layer's loss, `mean_b[fam_low·faw_low·intra + fam_high·faw_high·inter]`, before its
+    /// student weight.
     pub layer: Tensor<B, 1>,
     /// IntraCL per sample (low band).
     pub intra: Tensor<B, 2>,
@@ -27,7 +28,8 @@ pub struct LayerTerms<B: Backend> {
 /// The result of [`crate::FramerLoss::forward`].
 #[derive(Debug, Clone)]
 pub struct FramerOutput<B: Backend> {
-    /// The distillation loss `[1]` (mean over student layers; λ not applied). Differentiable with
+    /// The distillation loss `[1]` (mean over student layers, each times its weight; λ not
+    /// applied). Differentiable with
     /// respect to the students.
     pub loss: Tensor<B, 1>,
     /// Detached per-layer terms.

@@ -19,6 +19,7 @@ pub(super) fn forward<B: Backend>(
 ) -> Result<FramerOutput<B>, FramerError> {
     let num_students = input.students.len();
     let device = input.teacher.device();
+    let weights = input.effective_weights().map(<[f64]>::to_vec);
 
     // Clean estimates, laid out [S+1, B·C·H·W] (teacher first): per-sample factors become rows
     // broadcast over the leading axis, the fast path of every backend. The teacher is under
@@ -88,11 +89,19 @@ pub(super) fn forward<B: Backend>(
     );
     let weight_low = terms.fam_low.clone() * terms.faw_low.clone();
     let weight_high = terms.fam_high.clone() * terms.faw_high.clone();
-    // [S, B] → per layer mean over the batch → mean over layers
+    // [S, B] → per layer mean over the batch → mean over layers (Σ_i w_i·layer_i / S when the
+    // students are weighted)
     let per_layer = (weight_low * terms.intra.clone() + weight_high * terms.inter.clone())
         .mean_dim(1)
         .reshape([num_students]);
-    let loss = per_layer.clone().mean();
+    let loss = match weights {
+        None => per_layer.clone().mean(),
+        Some(w) => {
+            let w = w.into_iter().map(|x| x as f32).collect();
+            let w = Tensor::<B, 1>::from_data(TensorData::new(w, [num_students]), &device);
+            (per_layer.clone() * w).sum().div_scalar(num_students as f64)
+        }
+    };
 
     Ok(FramerOutput {
         loss,

@@ -26,7 +26,8 @@ pub(super) struct GradientCoefficients {
 
 impl GradientCoefficients {
     /// The coefficients of one student's sample with sums `st` and terms `t`, whose negative has
-    /// sums `negative`; `scale` is the loss's weight of one (student, sample) term, `1/(S·B)`.
+    /// sums `negative`; `scale` is the loss's weight of one (student, sample) term, `w_i/(S·B)` (`w_i`
+    /// the student's weight, 1 by default).
     pub(super) fn new(st: &SampleStats, t: &SampleTerms, negative: &[SampleStats], b: usize, tau: f64, scale: f64) -> Self {
         let batch = negative.len();
         // ∂loss/∂(cosines), then ∂/∂q of each cosine

@@ -88,6 +88,8 @@ pub(crate) struct HostInput<'a> {
     scale: &'a [f32],
     /// The random-layer negative of each student.
     negatives: &'a [usize],
+    /// The weight of each student in the loss; `None`: all 1.
+    weights: Option<&'a [f64]>,
     /// An injected low mask `B·C·H·W`, if any.
     low_mask: Option<&'a [f32]>,
     /// How to compute the mask when none is injected.
@@ -102,7 +104,7 @@ pub(crate) struct HostInput<'a> {
 
 /// The loss, its detached terms and the gradients.
 struct HostOutput {
-    /// The loss (mean over layers).
+    /// The loss (mean over layers, `Σ_i w_i·layer_i / S` when weighted).
     loss: f32,
     /// `[S]` layer losses and the `[S, B]` terms (intra, inter, fam_low, fam_high, faw_low,
     /// faw_high).
@@ -147,6 +149,7 @@ pub(super) fn forward<B: Backend>(
             offset: &offset,
             scale: &scale,
             negatives: &input.negatives,
+            weights: input.effective_weights(),
             low_mask: low_mask.as_deref(),
             mask: config.mask,
             settings: TermSettings {
@@ -230,13 +233,18 @@ fn compute(input: &HostInput<'_>, scratch: &Scratch) -> HostOutput {
         })
         .collect();
 
-    // the terms and the scalar coefficients of the gradient
+    // the terms and the scalar coefficients of the gradient; student i's terms weigh
+    // w_i/(S·B) in the loss
     let tau = input.settings.temperature;
-    let scale = 1.0 / (num_students * batch) as f64;
+    let unit = 1.0 / (num_students * batch) as f64;
     let mut out = TermsBuilder::new(num_students, batch);
     let mut coefficients: Vec<Vec<GradientCoefficients>> = Vec::with_capacity(num_students);
     for (i, student) in stats.iter().enumerate() {
         let negative = &stats[input.negatives[i]];
+        let scale = match input.weights {
+            Some(w) => unit * w[i],
+            None => unit,
+        };
         let row = student
             .iter()
             .enumerate()
@@ -248,7 +256,7 @@ fn compute(input: &HostInput<'_>, scratch: &Scratch) -> HostOutput {
             .collect();
         coefficients.push(row);
     }
-    let (loss, terms) = out.finish();
+    let (loss, terms) = out.finish(input.weights);
 
     // pass 2: the gradients
     let mut student_gradients = gradient::student_gradients(input, &spectra, &bands, &coefficients, &plans);

@@ -335,9 +335,14 @@ impl TermsBuilder {
         self.layer[i] += (t.fam_low * t.faw_low * t.intra + t.fam_high * t.faw_high * t.inter) / self.batch as f64;
     }
 
-    /// The loss (mean over layers) and the terms.
-    pub(super) fn finish(self) -> (f32, Terms) {
-        let loss = self.layer.iter().sum::<f64>() / self.layer.len() as f64;
+    /// The loss (mean over layers, or `Σ_i w_i·layer_i / S` with student weights) and the
+    /// terms.
+    pub(super) fn finish(self, weights: Option<&[f64]>) -> (f32, Terms) {
+        let sum: f64 = match weights {
+            Some(w) => self.layer.iter().zip(w).map(|(l, w)| l * w).sum(),
+            None => self.layer.iter().sum(),
+        };
+        let loss = sum / self.layer.len() as f64;
         (loss as f32, Terms { values: self.values, layer: self.layer.iter().map(|&v| v as f32).collect() })
     }
 }
