@@ -420,6 +420,7 @@ pub fn run_demo<B: AutodiffBackend>(
 mod tests {
     use super::*;
     use burn::backend::Flex;
+    use framer::FramerForward;
 
     /// Super-resolves one pair with the untrained model of a schedule, as the main job does.
     struct Untrained<'a> {
@@ -435,7 +436,7 @@ mod tests {
             <Flex as Backend>::seed(&device, 7);
             let model = config.init::<Flex>(&device).map_err(EngineError::Model)?;
             let objective = Objective::new(&self.experiment.objective);
-            let predict = |x, t, c| model.forward((x, t, c));
+            let predict = |x, t, c| model.forward_args((x, t, c));
             super_resolve_pair::<Flex>(
                 self.experiment,
                 &objective,
