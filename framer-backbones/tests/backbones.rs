@@ -538,3 +538,34 @@ fn frozen_dit_readout_gets_no_gradient_but_passes_it_to_the_blocks() {
     let g = model.transformer_blocks[0].attn.to_q_control.weight.val().grad(&grads).expect("control grad");
     assert!(g.abs().sum().into_scalar() > 0.0);
 }
+
+#[test]
+fn zero_initialised_outputs_predict_exactly_zero_and_still_learn() {
+    let _g = rng_lock();
+    let device = Default::default();
+    let dit = DiTConfig { zero_init_out: true, ..DiTConfig::tiny() }.init::<Train>(&device).unwrap();
+    let unet = UNetConfig { zero_init_out: true, ..UNetConfig::tiny() }.init::<Train>(&device).unwrap();
+    let (x, t, lr) = inputs::<Train>(2, 3, 16);
+    for (name, out) in [
+        ("dit", dit.forward(x.clone(), t.clone(), lr.clone())),
+        ("unet", unet.forward(x.clone(), t.clone(), lr.clone())),
+    ] {
+        let v = out.into_data().to_vec::<f32>().unwrap();
+        assert_eq!(v.len(), 2 * 3 * 16 * 16, "{name}");
+        assert!(v.iter().all(|&p| p == 0.0), "{name}: a zero-initialised head must predict 0");
+    }
+    // The output layer still gets a gradient (so training moves away from zero).
+    let out = dit.forward(x.clone(), t.clone(), lr.clone());
+    let grads = (out - lr.clone()).powf_scalar(2.0).mean().backward();
+    let g = dit.proj_out.weight.val().grad(&grads).expect("proj_out gradient");
+    assert!(g.abs().sum().into_scalar() > 0.0);
+    let out = unet.forward(x, t, lr.clone());
+    let grads = (out - lr).powf_scalar(2.0).mean().backward();
+    let g = unet.conv_out.weight.val().grad(&grads).expect("conv_out gradient");
+    assert!(g.abs().sum().into_scalar() > 0.0);
+    // Off by default, and absent keys in a full table mean off.
+    assert!(!DiTConfig::tiny().zero_init_out && !UNetConfig::tiny().zero_init_out);
+    let mut table = toml::Table::try_from(DiTConfig::tiny()).unwrap();
+    table.remove("zero_init_out");
+    assert_eq!(table.try_into::<DiTConfig>().unwrap(), DiTConfig::tiny());
+}

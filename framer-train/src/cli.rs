@@ -355,6 +355,14 @@ struct BudgetArgs {
     /// HR side of the held-out centre crops that are super-resolved and scored (default: 256).
     #[arg(long)]
     eval_size: Option<usize>,
+    /// HR side of the validation crops of the training photos (fixed degradations) scored after
+    /// training, 0 for none (default: 128).
+    #[arg(long)]
+    validation_size: Option<usize>,
+    /// Keep the backbone's default random output layer instead of zero-initialising it (with a
+    /// zero output layer the one-step host starts exactly at bicubic).
+    #[arg(long)]
+    random_head: bool,
     /// Runs trained at the same time, one thread each (default: one per core, at most 2).
     #[arg(long)]
     jobs: Option<usize>,
@@ -378,6 +386,8 @@ impl Default for BudgetArgs {
             strength: 0.4,
             lambda: 0.1,
             eval_size: None,
+            validation_size: None,
+            random_head: false,
             jobs: None,
             device: Device::Cpu,
         }
@@ -406,6 +416,8 @@ impl BudgetArgs {
             seed,
             lambda: self.lambda,
             eval_size: self.eval_size.unwrap_or(d.eval_size),
+            validation_size: self.validation_size.unwrap_or(d.validation_size),
+            zero_init_out: !self.random_head,
             jobs: self.jobs.unwrap_or(d.jobs),
             out,
         }

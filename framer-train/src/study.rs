@@ -22,7 +22,7 @@ use framer_data::Image;
 use framer_metrics::Metric;
 
 use crate::demo::{
-    DemoOptions, RunJob, VariantKind, eval_pairs, experiment, loss_curve, score, smooth, train_runs,
+    DemoOptions, EvalSets, RunJob, VariantKind, experiment, loss_curve, score, smooth, train_runs,
 };
 use crate::engine::EngineError;
 use crate::figure::{BarWithError, bar_chart_with_errors};
@@ -236,7 +236,9 @@ pub fn run_study<B: AutodiffBackend>(
             });
         }
     }
-    let pairs = eval_pairs(&jobs[0].experiment, options.base.eval_size)?;
+    // the study scores the held-out photos only (no validation pairs)
+    let sets = EvalSets::new(&jobs[0].experiment, options.base.eval_size, 0)?;
+    let pairs = &sets.test;
     let b = &options.base;
     println!(
         "study: tiny {}, {}, {} steps × batch {} at {}² (×4), λ = {}; {} seeds × {} variants = {} runs, {} at a time",
@@ -251,7 +253,7 @@ pub fn run_study<B: AutodiffBackend>(
         jobs.len(),
         threads
     );
-    let runs = train_runs::<B>(&jobs, &pairs, b.strength, threads, device)?;
+    let runs = train_runs::<B>(&jobs, &sets, b.strength, threads, device)?;
     let border = jobs[0].experiment.data.scale;
     let mean_of = |images: &[Image]| -> Result<(f64, f64), EngineError> {
         let s = score("", images, &pairs, border)?;

@@ -27,7 +27,7 @@ pub use blocks::{
 };
 
 use burn::module::Module;
-use burn::nn::{Linear, LinearConfig};
+use burn::nn::{Initializer, Linear, LinearConfig};
 use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
 use serde::{Deserialize, Serialize};
@@ -67,6 +67,12 @@ pub struct DiTConfig {
     pub zero_init_control: bool,
     /// Factor from `t ∈ [0, 1]` to model timestep units.
     pub timestep_scale: f64,
+    /// Zero-initialise the final projection `proj_out` (weight and bias), as DiT does with its
+    /// final layer: a freshly built model predicts exactly zero, so a residual host
+    /// (`x̂0 = LR↑ − σ·v̂`) starts at the upsampled LR image. Default `false` (the diffusers
+    /// initialisation); the main job turns it on.
+    #[serde(default)]
+    pub zero_init_out: bool,
 }
 
 /// Width of the sinusoidal timestep projection (`Timesteps(256, flip_sin_to_cos=True)`).
@@ -92,6 +98,7 @@ impl DiTConfig {
             qk_norm: true,
             zero_init_control: false,
             timestep_scale: 1000.0,
+            zero_init_out: false,
         }
     }
 
@@ -109,6 +116,7 @@ impl DiTConfig {
             qk_norm: true,
             zero_init_control: false,
             timestep_scale: 1000.0,
+            zero_init_out: false,
         }
     }
 
@@ -130,6 +138,7 @@ impl DiTConfig {
             qk_norm: true,
             zero_init_control: true,
             timestep_scale: 1000.0,
+            zero_init_out: false,
         }
     }
 
@@ -218,7 +227,10 @@ impl DiTConfig {
                 })
                 .collect(),
             norm_out: AdaLayerNormContinuous::new(dim, device),
-            proj_out: LinearConfig::new(dim, p * p * self.out_channels).init(device),
+            proj_out: {
+                let config = LinearConfig::new(dim, p * p * self.out_channels);
+                if self.zero_init_out { config.with_initializer(Initializer::Zeros) } else { config }.init(device)
+            },
             config: self.clone(),
         })
     }

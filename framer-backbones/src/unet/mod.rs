@@ -39,7 +39,7 @@ use framer::{framer, framer_forward};
 use crate::embeddings::{TimestepEmbedding, timestep_embedding};
 use crate::{BackboneError, SrBackbone};
 use blocks::BlockDims;
-use resnet::conv3x3;
+use resnet::{conv3x3, conv3x3_zeros};
 
 /// Encoder level type, named as in diffusers' `down_block_types`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -97,6 +97,12 @@ pub struct UNetConfig {
     pub timestep_scale: f64,
     /// Training resolution (pixels or latents) the preset is meant for.
     pub sample_size: usize,
+    /// Zero-initialise `conv_out` (weight and bias), as guided diffusion's U-Net (ADM) does with
+    /// its output convolution: a freshly built model predicts exactly zero, so a residual host
+    /// (`x̂0 = LR↑ − σ·v̂`) starts at the upsampled LR image. Default `false` (the diffusers
+    /// initialisation); the main job turns it on.
+    #[serde(default)]
+    pub zero_init_out: bool,
 }
 
 impl UNetConfig {
@@ -132,6 +138,7 @@ impl UNetConfig {
             freq_shift: 0.0,
             timestep_scale: 1000.0,
             sample_size: 64,
+            zero_init_out: false,
         }
     }
 
@@ -164,6 +171,7 @@ impl UNetConfig {
             freq_shift: 0.0,
             timestep_scale: 1000.0,
             sample_size: 128,
+            zero_init_out: false,
         }
     }
 
@@ -198,6 +206,7 @@ impl UNetConfig {
             freq_shift: 0.0,
             timestep_scale: 1000.0,
             sample_size: 64,
+            zero_init_out: false,
         }
     }
 
@@ -353,7 +362,11 @@ impl UNetConfig {
             conv_norm_out: GroupNormConfig::new(self.norm_num_groups, ch[0])
                 .with_epsilon(self.norm_eps)
                 .init(device),
-            conv_out: conv3x3(ch[0], self.out_channels, device),
+            conv_out: if self.zero_init_out {
+                conv3x3_zeros(ch[0], self.out_channels, device)
+            } else {
+                conv3x3(ch[0], self.out_channels, device)
+            },
             config: self.clone(),
         })
     }

@@ -3,7 +3,7 @@
 
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::{GroupNorm, GroupNormConfig, Linear, LinearConfig, PaddingConfig2d};
+use burn::nn::{GroupNorm, GroupNormConfig, Initializer, Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::Tensor;
 use burn::tensor::activation::silu;
 use burn::tensor::backend::Backend;
@@ -11,9 +11,16 @@ use burn::tensor::module::interpolate;
 use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 
 pub(crate) fn conv3x3<B: Backend>(cin: usize, cout: usize, device: &B::Device) -> Conv2d<B> {
-    Conv2dConfig::new([cin, cout], [3, 3])
-        .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
-        .init(device)
+    conv3x3_config(cin, cout).init(device)
+}
+
+/// [`conv3x3`] with zero weight and bias.
+pub(crate) fn conv3x3_zeros<B: Backend>(cin: usize, cout: usize, device: &B::Device) -> Conv2d<B> {
+    conv3x3_config(cin, cout).with_initializer(Initializer::Zeros).init(device)
+}
+
+fn conv3x3_config(cin: usize, cout: usize) -> Conv2dConfig {
+    Conv2dConfig::new([cin, cout], [3, 3]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
 }
 
 /// Residual block with an optional timestep-embedding bias, diffusers `ResnetBlock2D`

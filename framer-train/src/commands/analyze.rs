@@ -10,9 +10,8 @@ use std::path::{Path, PathBuf};
 
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
-use framer_data::{Degrader, Image, upsample_bicubic};
+use framer_data::{Image, upsample_bicubic};
 use framer_eval::analyze::{SpectralAnalyzer, SpectralConfig, read_training_weights};
-use rand::SeedableRng;
 
 use super::{CommandError, ModelTask, RunFiles, normal_noise, with_model};
 use crate::demo::sample_from;
@@ -224,26 +223,11 @@ fn images_from(dir: &Path, exp: &Experiment) -> Result<Vec<Image>, CommandError>
 }
 
 /// The embedded held-out photos: centre crops of the training size, degraded by the run's
-/// pipeline and upsampled back.
+/// pipeline and upsampled back (the main job's test pairs, [`crate::demo::eval_pairs`]).
 fn held_out(exp: &Experiment) -> Result<Vec<Image>, CommandError> {
-    let err = |e: framer_data::DataError| CommandError::Invalid(e.to_string());
-    let degrader = Degrader::new(exp.degradation.clone()).map_err(err)?;
-    let crop = exp.data.crop_size;
-    framer_data::embedded::held_out()
-        .map_err(err)?
-        .into_iter()
-        .enumerate()
-        .map(|(i, photo)| {
-            let (w, h) = (photo.image.width(), photo.image.height());
-            let hr = photo
-                .image
-                .crop((w - crop.min(w)) / 2, (h - crop.min(h)) / 2, crop, crop)
-                .map_err(err)?;
-            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1000 + i as u64);
-            let pair = degrader.degrade(&hr, &mut rng).map_err(err)?;
-            upsample_bicubic(&pair.lr, exp.data.scale).map_err(err)
-        })
-        .collect()
+    let pairs = crate::demo::eval_pairs(exp, exp.data.crop_size)
+        .map_err(|e| CommandError::Invalid(e.to_string()))?;
+    Ok(pairs.into_iter().map(|p| p.lr_upsampled).collect())
 }
 
 /// Images `[3, H, W]` in [0, 1] → a batch `[N, 3, H, W]` in [−1, 1].
