@@ -13,6 +13,8 @@
 
 use std::ops::Range;
 
+use super::sections::TrainSection;
+use super::validate::Ctx;
 use super::{Experiment, ScheduleError, error::suggest, glob_matches};
 
 /// One entry of `[train] trainable` (a glob), or of `trainable_modules` turned into one
@@ -35,6 +37,37 @@ impl ParamPattern {
     pub fn matches(&self, path: &str) -> bool {
         glob_matches(&self.pattern, path)
     }
+}
+
+/// `[train] trainable` globs and `trainable_modules` substrings, as one list of globs.
+pub(super) fn validate(t: &TrainSection, ctx: &Ctx<'_>) -> Result<Vec<ParamPattern>, ScheduleError> {
+    let mut patterns = Vec::new();
+    for (list, substring) in [(&t.trainable, false), (&t.trainable_modules, true)] {
+        let Some(list) = list else { continue };
+        let key = if substring { "train.trainable_modules" } else { "train.trainable" };
+        if list.get_ref().is_empty() {
+            return Err(ctx.err(
+                list.span(),
+                key,
+                format!(
+                    "`{key}` is empty: nothing would be trained (leave the key out to train \
+                     every parameter)"
+                ),
+            ));
+        }
+        for entry in list.get_ref() {
+            let text = entry.get_ref().trim();
+            if text.is_empty() {
+                return Err(ctx.err(entry.span(), key, format!("`{key}` entries must not be empty")));
+            }
+            patterns.push(if substring {
+                ParamPattern::from_substring(text, entry.span())
+            } else {
+                ParamPattern { pattern: text.to_string(), span: entry.span() }
+            });
+        }
+    }
+    Ok(patterns)
 }
 
 /// Serialises the patterns as the list written in a schedule.

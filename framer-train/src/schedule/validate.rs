@@ -6,7 +6,6 @@ use std::path::Path;
 use toml::Spanned;
 
 use super::error::ScheduleError;
-use super::trainable::ParamPattern;
 use super::phase::{PhaseSection, Ramp};
 use super::resolved::*;
 use super::sections::*;
@@ -306,39 +305,8 @@ fn train(t: &TrainSection, ctx: &Ctx<'_>) -> Result<TrainConfig> {
             None => None,
         },
         max_bad_steps: ctx.count("train.max_bad_steps", &t.max_bad_steps, 1)?,
-        trainable: trainable(t, ctx)?,
+        trainable: super::trainable::validate(t, ctx)?,
     })
-}
-
-/// `[train] trainable` globs and `trainable_modules` substrings, as one list of globs.
-fn trainable(t: &TrainSection, ctx: &Ctx<'_>) -> Result<Vec<ParamPattern>> {
-    let mut patterns = Vec::new();
-    for (list, substring) in [(&t.trainable, false), (&t.trainable_modules, true)] {
-        let Some(list) = list else { continue };
-        let key = if substring { "train.trainable_modules" } else { "train.trainable" };
-        if list.get_ref().is_empty() {
-            return Err(ctx.err(
-                list.span(),
-                key,
-                format!(
-                    "`{key}` is empty: nothing would be trained (leave the key out to train \
-                     every parameter)"
-                ),
-            ));
-        }
-        for entry in list.get_ref() {
-            let text = entry.get_ref().trim();
-            if text.is_empty() {
-                return Err(ctx.err(entry.span(), key, format!("`{key}` entries must not be empty")));
-            }
-            patterns.push(if substring {
-                ParamPattern::from_substring(text, entry.span())
-            } else {
-                ParamPattern { pattern: text.to_string(), span: entry.span() }
-            });
-        }
-    }
-    Ok(patterns)
 }
 
 fn data(d: &DataSection, ctx: &Ctx<'_>) -> Result<DataConfig> {
