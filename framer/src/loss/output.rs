@@ -36,6 +36,8 @@ pub struct FramerOutput<B: Backend> {
     pub terms: LayerTerms<B>,
     /// The low-band mask, `[B, C, H, W]`.
     pub(crate) low_mask: Tensor<B, 4>,
+    /// The students' weights in the loss, when not all 1 (`[S]`).
+    pub(crate) student_weights: Option<Vec<f64>>,
 }
 
 impl<B: Backend> FramerOutput<B> {
@@ -80,7 +82,11 @@ impl<B: Backend> FramerOutput<B> {
             (sum / n) as f32
         };
         FramerDiagnostics {
-            loss: layer.iter().map(|&v| v as f64).sum::<f64>() as f32 / layer.len().max(1) as f32,
+            loss: match &self.student_weights {
+                Some(w) => layer.iter().zip(w).map(|(&v, w)| v as f64 * w).sum::<f64>(),
+                None => layer.iter().map(|&v| v as f64).sum::<f64>(),
+            } as f32
+                / layer.len().max(1) as f32,
             avg_weight_low: mean_product(&fam_low, &faw_low),
             avg_weight_high: mean_product(&fam_high, &faw_high),
             layers,
@@ -91,7 +97,8 @@ impl<B: Backend> FramerOutput<B> {
 /// Host copies of one evaluation's terms, for logs and plots.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FramerDiagnostics {
-    /// The loss (mean of the layer losses).
+    /// The loss: the mean of the layer losses, weighted by the students' weights when they are
+    /// not all 1 (`Σ wᵢ·layerᵢ / S`).
     pub loss: f32,
     /// `mean(fam_low · faw_low)` over layers and samples (the reference's `avg_weight_low`).
     pub avg_weight_low: f32,

@@ -94,7 +94,7 @@ pub(super) fn forward<B: Backend>(
     let per_layer = (weight_low * terms.intra.clone() + weight_high * terms.inter.clone())
         .mean_dim(1)
         .reshape([num_students]);
-    let loss = match weights {
+    let loss = match weights.clone() {
         None => per_layer.clone().mean(),
         Some(w) => {
             let w = w.into_iter().map(|x| x as f32).collect();
@@ -112,6 +112,7 @@ pub(super) fn forward<B: Backend>(
             ..terms
         },
         low_mask,
+        student_weights: weights,
     })
 }
 

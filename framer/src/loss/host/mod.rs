@@ -132,6 +132,7 @@ pub(super) fn forward<B: Backend>(
     let [batch, ..] = shape;
     let num_students = input.students.len();
     let device = input.teacher.device();
+    let student_weights = input.effective_weights().map(<[f64]>::to_vec);
     let to_host = |t: &Tensor<B, 4>| -> Vec<f32> { t.to_data().convert::<f32>().into_vec().unwrap_or_default() };
     let (offset, scale) = input.parameterization.host_coefficients(batch)?;
     let students: Vec<Vec<f32>> = input.students.iter().map(to_host).collect();
@@ -202,6 +203,7 @@ pub(super) fn forward<B: Backend>(
             faw_high: terms2(faw_high),
         },
         low_mask: tensor4(out.low_mask),
+        student_weights,
     })
 }
 
