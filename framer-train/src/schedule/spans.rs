@@ -38,6 +38,34 @@ impl Spans {
         Self { doc: ImDocument::parse(source.to_string()).ok() }
     }
 
+    /// [`Self::parse`]; when the document does not parse because of the value at `bad` (say, an
+    /// integer beyond 64 bits), the document with that value replaced by `0` and spaces (the same
+    /// length, so every other span stays where the parser put it).
+    pub(crate) fn parse_around(source: &str, bad: Range<usize>) -> Self {
+        let spans = Self::parse(source);
+        // the whole value token from where the parser points (`18446744073709551616`)
+        let token_end = source.get(bad.start..).map_or(bad.end, |rest| {
+            bad.start
+                + rest
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '+' | '-' | '.')))
+                    .unwrap_or(rest.len())
+        });
+        let bad = bad.start..token_end.max(bad.end);
+        let usable = !bad.is_empty()
+            && bad.end <= source.len()
+            && source.is_char_boundary(bad.start)
+            && source.is_char_boundary(bad.end);
+        if spans.doc.is_some() || !usable {
+            return spans;
+        }
+        let mut patched = String::with_capacity(source.len());
+        patched.push_str(&source[..bad.start]);
+        patched.push('0');
+        patched.extend(std::iter::repeat_n(' ', bad.len() - 1));
+        patched.push_str(&source[bad.end..]);
+        Self::parse(&patched)
+    }
+
     /// The table at `path` (`["framer"]`, `[]` for the top level); `[[array]]` tables by their
     /// first entry.
     fn table(&self, path: &[&str]) -> Option<&dyn TableLike> {

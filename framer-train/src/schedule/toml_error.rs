@@ -44,7 +44,7 @@ fn type_word(expected: &str) -> String {
 pub(crate) fn convert(path: &str, source: &str, err: &toml::de::Error) -> ScheduleError {
     let raw = err.message().trim();
     let span = err.span().unwrap_or(0..0);
-    let spans = Spans::parse(source);
+    let spans = Spans::parse_around(source, span.clone());
     let (table, on_header) = spans.table_at(span.start);
     let where_ = describe_table(&table);
     let prefix = key_prefix(&table);
