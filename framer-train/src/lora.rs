@@ -122,10 +122,8 @@ impl LoraConfig {
         let adaptable: Vec<_> = entries
             .iter()
             .filter(|e| e.path.ends_with("weight"))
-            .filter_map(|e| {
-                let shape = param_shape(model, e.id)?;
-                delta_dims(&shape).map(|_| (e, shape))
-            })
+            .filter(|e| delta_dims(&e.shape).is_some())
+            .map(|e| (e, e.shape.clone()))
             .collect();
         let selects = |pattern: &str, path: &str| {
             glob_matches(pattern, path)
@@ -175,21 +173,6 @@ impl LoraConfig {
             scale: self.alpha / self.rank as f64,
         })
     }
-}
-
-/// The shape of the parameter `id` of `module` (without materialising lazy parameters).
-fn param_shape<B: Backend, M: Module<B>>(module: &M, id: ParamId) -> Option<Vec<usize>> {
-    struct Find(ParamId, Option<Vec<usize>>);
-    impl<B: Backend> burn::module::ModuleVisitor<B> for Find {
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
-            if param.id == self.0 {
-                self.1 = Some(param.lazy_shape().to_vec());
-            }
-        }
-    }
-    let mut find = Find(id, None);
-    module.visit(&mut find);
-    find.1
 }
 
 impl<B: Backend> LoraAdapters<B> {

@@ -41,7 +41,7 @@ fn parameter_paths_and_counts_match_a_hand_count() {
     let paths: Vec<&str> = entries.iter().map(|e| e.path.as_str()).collect();
     assert!(paths.contains(&"model.input.weight"), "{paths:?}");
     assert!(paths.contains(&"model.blocks.2.bias"), "{paths:?}");
-    assert_eq!(entries.iter().map(|e| e.numel).sum::<usize>(), MODEL + HEADS);
+    assert_eq!(entries.iter().map(|e| e.numel()).sum::<usize>(), MODEL + HEADS);
 
     for (key, expected) in [
         ("trainable = [\"blocks.*\"]", 3 * 584 + HEADS),

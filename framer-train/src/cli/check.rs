@@ -91,11 +91,8 @@ impl ConfigTask for CheckTask<'_> {
         let model = config
             .init::<burn::backend::Flex>(&Default::default())
             .map_err(model_error)?;
-        let params = crate::engine::trainable::param_entries(&model);
-        let paths: Vec<String> = params.iter().map(|e| e.path.clone()).collect();
-        let keep = schedule::resolve_trainable(exp, &paths)?;
-        let trainable_params =
-            params.iter().zip(&keep).filter(|(_, k)| **k).map(|(e, _)| e.numel).sum();
+        let params = crate::engine::trainable::trainable_selection(&model, exp)?;
+        let trainable_params = params.iter().filter(|(_, k)| *k).map(|(e, _)| e.numel()).sum();
         let taps = model.student_names();
         let (students, student_weights) = if exp.framer.enabled {
             let students = schedule::resolve_students(exp, &taps)?;
@@ -114,7 +111,7 @@ impl ConfigTask for CheckTask<'_> {
             framer_values,
             student_weights,
             trainable_params,
-            total_params: params.iter().map(|e| e.numel).sum(),
+            total_params: params.iter().map(|(e, _)| e.numel()).sum(),
         })
     }
 }

@@ -5,25 +5,31 @@
 //! weight decay included), and the gradient clipping norm leaves it out. The generated FRAMER
 //! heads ([`framer::Framed`]'s `heads`) are new layers and always train.
 
+use std::collections::{HashMap, HashSet};
+
 use burn::module::{Module, ModuleDisplay, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::tensor::{Tensor, backend::AutodiffBackend, backend::Backend};
 use framer::Framed;
 
 use super::EngineError;
-use crate::schedule::{Experiment, resolve_trainable};
+use crate::schedule::{Experiment, ScheduleError, resolve_trainable};
 
-/// The field of [`Framed`] that holds the user's model; parameter paths are given relative to it.
-const MODEL_FIELD: &str = "model";
-
-/// One float parameter of a module: its path (`blocks.0.conv.weight`), id and element count.
+/// One float parameter of a module: its path (`blocks.0.conv.weight`), id and shape.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParamEntry {
     /// Field names and `Vec` indices from the module to the parameter, joined by `.`.
     pub path: String,
     /// The parameter's id.
     pub id: ParamId,
+    /// The parameter's shape.
+    pub shape: Vec<usize>,
+}
+
+impl ParamEntry {
     /// Number of scalar values.
-    pub numel: usize,
+    pub fn numel(&self) -> usize {
+        self.shape.iter().product()
+    }
 }
 
 /// Collects [`ParamEntry`]s, tracking the module path.
@@ -46,7 +52,7 @@ impl<B: Backend> ModuleVisitor<B> for Collect {
         self.entries.push(ParamEntry {
             path: self.stack.join("."),
             id: param.id,
-            numel: param.lazy_shape().num_elements(),
+            shape: param.lazy_shape().to_vec(),
         });
     }
 }
@@ -58,12 +64,27 @@ pub fn param_entries<B: Backend, M: Module<B>>(module: &M) -> Vec<ParamEntry> {
     collect.entries
 }
 
-/// Marks the parameters whose id is in `frozen` as not requiring a gradient.
-struct Freeze<'a> {
-    frozen: &'a [ParamId],
+/// The float parameters of `module` (paths relative to it), each with whether `[train]
+/// trainable` trains it (all of them when the key is absent).
+///
+/// # Errors
+/// A [`ScheduleError`] at the pattern's `file:line:col` when a pattern matches no parameter.
+pub fn trainable_selection<B: Backend, M: Module<B>>(
+    module: &M,
+    experiment: &Experiment,
+) -> Result<Vec<(ParamEntry, bool)>, ScheduleError> {
+    let entries = param_entries(module);
+    let paths: Vec<String> = entries.iter().map(|e| e.path.clone()).collect();
+    let keep = resolve_trainable(experiment, &paths)?;
+    Ok(entries.into_iter().zip(keep).collect())
 }
 
-impl<B: Backend> ModuleMapper<B> for Freeze<'_> {
+/// Marks the parameters whose id is in `frozen` as not requiring a gradient.
+struct Freeze {
+    frozen: HashSet<ParamId>,
+}
+
+impl<B: Backend> ModuleMapper<B> for Freeze {
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
         if self.frozen.contains(&param.id) {
             param.set_require_grad(false)
@@ -84,16 +105,6 @@ pub struct TrainableSummary {
     pub frozen_tensors: usize,
 }
 
-/// The paths of the model's own parameters (relative to the model, without the heads), for
-/// matching `[train] trainable`.
-pub fn model_param_paths<B: Backend, M: Module<B> + ModuleDisplay>(framed: &Framed<B, M>) -> Vec<String> {
-    let prefix = format!("{MODEL_FIELD}.");
-    param_entries(framed)
-        .into_iter()
-        .filter_map(|e| e.path.strip_prefix(&prefix).map(str::to_string))
-        .collect()
-}
-
 /// Freezes the parameters of `framed`'s model that `[train] trainable` does not select (nothing
 /// when the key is absent).
 ///
@@ -103,30 +114,14 @@ pub fn apply_trainable<B: AutodiffBackend, M: Module<B> + ModuleDisplay>(
     framed: Framed<B, M>,
     experiment: &Experiment,
 ) -> Result<(Framed<B, M>, TrainableSummary), EngineError> {
-    let entries = param_entries(&framed);
-    let prefix = format!("{MODEL_FIELD}.");
-    let model_entries: Vec<&ParamEntry> =
-        entries.iter().filter(|e| e.path.starts_with(&prefix)).collect();
-    let paths: Vec<String> = model_entries
-        .iter()
-        .map(|e| e.path[prefix.len()..].to_string())
+    let frozen: HashMap<ParamId, usize> = trainable_selection(&framed.model, experiment)?
+        .into_iter()
+        .filter(|(_, keep)| !keep)
+        .map(|(e, _)| (e.id, e.numel()))
         .collect();
-    let keep = resolve_trainable(experiment, &paths)?;
-    let frozen: Vec<ParamId> = model_entries
-        .iter()
-        .zip(&keep)
-        .filter(|(_, keep)| !**keep)
-        .map(|(e, _)| e.id)
-        .collect();
-    let total = entries.iter().map(|e| e.numel).sum();
-    let frozen_numel: usize = model_entries
-        .iter()
-        .zip(&keep)
-        .filter(|(_, keep)| !**keep)
-        .map(|(e, _)| e.numel)
-        .sum();
+    let total = param_entries(&framed).iter().map(ParamEntry::numel).sum();
     let summary = TrainableSummary {
-        trainable: total - frozen_numel,
+        trainable: total - frozen.values().sum::<usize>(),
         total,
         frozen_tensors: frozen.len(),
     };
@@ -138,5 +133,5 @@ pub fn apply_trainable<B: AutodiffBackend, M: Module<B> + ModuleDisplay>(
             "`[train] trainable` freezes every parameter: nothing would train".into(),
         ));
     }
-    Ok((framed.map(&mut Freeze { frozen: &frozen }), summary))
+    Ok((framed.map(&mut Freeze { frozen: frozen.into_keys().collect() }), summary))
 }
