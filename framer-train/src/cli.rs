@@ -72,6 +72,10 @@ enum Command {
         /// `cuda` feature).
         #[arg(long, value_enum, default_value_t = Device::Cpu)]
         device: Device,
+        /// Data-parallel peers on this machine (one thread per device), replacing the
+        /// schedule's `[distributed] devices`; `[train] batch_size` is the global batch.
+        #[arg(long)]
+        devices: Option<usize>,
     },
     /// Super-resolve an LR image or a folder with a trained run (EMA weights when present).
     Sr(SrArgs),
@@ -324,9 +328,9 @@ struct BudgetArgs {
     /// objective sampled from the noised LR at `--strength`.
     #[arg(long, value_enum, default_value_t = DemoObjectiveArg::OneStep)]
     objective: DemoObjectiveArg,
-    /// The one-step host's fixed level σ in (0, 1].
-    #[arg(long, default_value_t = 1.0)]
-    sigma: f64,
+    /// The one-step host's fixed level σ in (0, 1] (default: 1).
+    #[arg(long)]
+    sigma: Option<f64>,
     /// Training steps of each run (default: 300; `--long` makes it 2000).
     #[arg(long)]
     steps: Option<u64>,
@@ -342,16 +346,16 @@ struct BudgetArgs {
     /// Peak learning rate, cosine-decayed to a tenth (default: 1e-3).
     #[arg(long)]
     lr: Option<f64>,
-    /// Sampler steps at inference (`--objective diffusion`).
-    #[arg(long, default_value_t = 20)]
-    sample_steps: usize,
+    /// Sampler steps at inference (`--objective diffusion`; default: 20).
+    #[arg(long)]
+    sample_steps: Option<usize>,
     /// Where diffusion sampling starts: 1 = pure noise, below 1 = the LR image noised to that
-    /// level (`--objective diffusion`).
-    #[arg(long, default_value_t = 0.4)]
-    strength: f64,
-    /// The FRAMER weight λ.
-    #[arg(long, default_value_t = 0.1)]
-    lambda: f64,
+    /// level (`--objective diffusion`; default: 0.4).
+    #[arg(long)]
+    strength: Option<f64>,
+    /// The FRAMER weight λ (default: 0.1).
+    #[arg(long)]
+    lambda: Option<f64>,
     /// HR side of the held-out centre crops that are super-resolved and scored (default: 256).
     #[arg(long)]
     eval_size: Option<usize>,
@@ -376,15 +380,15 @@ impl Default for BudgetArgs {
         Self {
             backbone: DemoBackboneArg::Dit,
             objective: DemoObjectiveArg::OneStep,
-            sigma: 1.0,
+            sigma: None,
             steps: None,
             long: false,
             batch_size: None,
             crop_size: None,
             lr: None,
-            sample_steps: 20,
-            strength: 0.4,
-            lambda: 0.1,
+            sample_steps: None,
+            strength: None,
+            lambda: None,
             eval_size: None,
             validation_size: None,
             random_head: false,
@@ -404,17 +408,22 @@ impl BudgetArgs {
                 DemoBackboneArg::Unet => DemoBackbone::Unet,
             },
             objective: match self.objective {
-                DemoObjectiveArg::OneStep => DemoObjective::OneStep { sigma: self.sigma },
+                DemoObjectiveArg::OneStep => DemoObjective::OneStep {
+                    sigma: self.sigma.unwrap_or(match d.objective {
+                        DemoObjective::OneStep { sigma } => sigma,
+                        DemoObjective::Diffusion => 1.0,
+                    }),
+                },
                 DemoObjectiveArg::Diffusion => DemoObjective::Diffusion,
             },
             steps: self.steps.unwrap_or(if self.long { 2000 } else { d.steps }),
             batch_size: self.batch_size.unwrap_or(d.batch_size),
             crop_size: self.crop_size.unwrap_or(d.crop_size),
             lr: self.lr.unwrap_or(d.lr),
-            sample_steps: self.sample_steps,
-            strength: self.strength,
+            sample_steps: self.sample_steps.unwrap_or(d.sample_steps),
+            strength: self.strength.unwrap_or(d.strength),
             seed,
-            lambda: self.lambda,
+            lambda: self.lambda.unwrap_or(d.lambda),
             eval_size: self.eval_size.unwrap_or(d.eval_size),
             validation_size: self.validation_size.unwrap_or(d.validation_size),
             zero_init_out: !self.random_head,
@@ -502,15 +511,31 @@ fn demo(args: DemoArgs) -> Result<(), String> {
     args.budget.device.run(Task(args.budget.options(args.seed, args.out.clone())))
 }
 
-fn train<R: ModelRegistry>(schedule: &Path, out: Option<&Path>, device: Device) -> Result<RunSummary, String> {
-    struct Task<'a, R>(&'a Path, Option<&'a Path>, std::marker::PhantomData<R>);
+fn train<R: ModelRegistry>(
+    schedule: &Path,
+    out: Option<&Path>,
+    devices: Option<usize>,
+    device: Device,
+) -> Result<RunSummary, String> {
+    struct Task<'a, R>(&'a Path, Option<&'a Path>, Option<usize>, std::marker::PhantomData<R>);
     impl<R: ModelRegistry> OnBackend for Task<'_, R> {
         type Output = RunSummary;
         fn run<B: AutodiffBackend>(self, device: &B::Device) -> Result<RunSummary, String> {
-            train_schedule::<R, B>(self.0, self.1, device)
+            let Some(devices) = self.2 else {
+                return train_schedule::<R, B>(self.0, self.1, device);
+            };
+            let mut experiment = check_schedule::<R>(self.0).map_err(|e| e.to_string())?.experiment;
+            experiment.distributed = experiment
+                .distributed
+                .with_devices(devices, experiment.train.batch_size)
+                .map_err(|e| format!("--devices {devices}: {e}"))?;
+            let out = self
+                .1
+                .map_or_else(|| Path::new("runs").join(&experiment.name), Path::to_path_buf);
+            train_experiment::<R, B>(&experiment, &out, device)
         }
     }
-    device.run(Task::<R>(schedule, out, std::marker::PhantomData))
+    device.run(Task::<R>(schedule, out, devices, std::marker::PhantomData))
 }
 
 /// Runs the command line of a program whose models are those of the registry `R` (a single
@@ -573,7 +598,8 @@ where
             schedule,
             out,
             device,
-        } => match train::<R>(&schedule, out.as_deref(), device) {
+            devices,
+        } => match train::<R>(&schedule, out.as_deref(), devices, device) {
             Ok(summary) => {
                 println!("{summary}");
                 ExitCode::SUCCESS

@@ -45,6 +45,12 @@ pub enum FramerError {
     /// The student weights do not match the students, or one is negative or not finite.
     #[error("invalid student weights: {0}")]
     InvalidStudentWeights(String),
+    /// The query rows are empty or reach past the batch.
+    #[error("invalid query rows: {0}")]
+    InvalidQueryRows(String),
+    /// Gathering a data-parallel batch across peers failed.
+    #[error("gathering the batch across peers failed: {0}")]
+    Gather(String),
     /// A per-sample noise-level tensor has the wrong length or an invalid value.
     #[error("invalid noise schedule input: {0}")]
     InvalidSchedule(String),

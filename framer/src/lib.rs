@@ -37,6 +37,7 @@ pub mod band;
 pub mod dft;
 mod error;
 mod framed;
+mod gather;
 #[cfg(feature = "golden")]
 pub mod golden;
 mod loss;
@@ -51,6 +52,7 @@ pub mod __private;
 pub use band::BandMaskKind;
 pub use error::FramerError;
 pub use framed::{FramedOutput, Framed, FramerForward, FramerStep, StudentSelection};
+pub use gather::{BatchGather, gather_batch};
 pub use loss::*;
 pub use negatives::{NegativeSampler, splitmix64, validate_negatives};
 pub use prediction::Parameterization;

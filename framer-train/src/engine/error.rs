@@ -18,6 +18,9 @@ pub enum EngineError {
     /// A log or plot could not be written.
     #[error("i/o: {0}")]
     Io(String),
+    /// A data-parallel peer failed, or the peers could not agree (names the peer).
+    #[error("distributed: {0}")]
+    Distributed(String),
     /// The model does not fit the schedule (e.g. a student index beyond the taps).
     #[error("model: {0}")]
     Model(String),

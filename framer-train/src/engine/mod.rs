@@ -15,6 +15,7 @@
 
 pub mod checkpoint;
 pub mod data;
+pub mod distributed;
 pub mod ema;
 mod error;
 pub mod fault;
@@ -90,6 +91,8 @@ where
     negatives: framer::NegativeSampler,
     framer_loss: std::sync::Mutex<Option<framer::FramerLoss>>,
     consecutive_bad: u64,
+    /// The other peers of a data-parallel run (`None`: this process trains alone).
+    peers: Option<Box<dyn distributed::StepSync<B> + 'a>>,
 }
 
 impl<'a, B, M> Trainer<'a, B, M>
@@ -162,6 +165,7 @@ where
             negatives: framer::NegativeSampler::seeded(experiment.train.seed),
             framer_loss: std::sync::Mutex::new(None),
             consecutive_bad: 0,
+            peers: None,
         };
         if experiment.checkpoint.resume
             && let Some(path) = checkpoint::latest(&trainer.checkpoint_dir())?
@@ -169,6 +173,26 @@ where
             trainer.restore(&path)?;
         }
         Ok(trainer)
+    }
+
+    /// Makes this trainer one peer of a data-parallel run (see [`distributed`]): it keeps its
+    /// rows of each global batch, gathers the InterCL keys when the peers share them, averages
+    /// gradients and logged losses over the peers, and writes the run folder only as peer 0.
+    pub fn with_peers(mut self, peers: Box<dyn distributed::StepSync<B> + 'a>) -> Self {
+        self.peers = Some(peers);
+        self
+    }
+
+    /// Leaves the peer group at the end of a data-parallel run (nothing without peers).
+    pub fn finish_peers(&self) {
+        if let Some(peers) = &self.peers {
+            peers.finish();
+        }
+    }
+
+    /// Whether this trainer writes the run folder (log, plots, checkpoints): alone, or as peer 0.
+    fn writes(&self) -> bool {
+        self.peers.as_ref().is_none_or(|p| p.rank() == 0)
     }
 
     /// The folder of the checkpoints.
@@ -286,9 +310,25 @@ where
         let levels = self
             .objective
             .draw_levels(shape[0], &mut step_rng(exp.train.seed, step, Stream::Time));
+        // a data-parallel peer keeps its rows of the global batch (the same draws as one process)
+        let (x0, noise, condition, levels) = match &self.peers {
+            Some(peers) if peers.world_size() > 1 => {
+                let local = shape[0] / peers.world_size();
+                let start = peers.rank() * local;
+                let rows = |t: Tensor<B, 4>| t.narrow(0, start, local);
+                let keep = |v: &[f32]| v[start..start + local].to_vec();
+                let levels = NoiseLevels {
+                    timesteps: keep(&levels.timesteps),
+                    levels: keep(&levels.levels),
+                };
+                (rows(x0), rows(noise), rows(condition), levels)
+            }
+            _ => (x0, noise, condition, levels),
+        };
+        let batch_rows = x0.dims()[0];
         let (x_t, target) = self.objective.noisy_and_target(x0, noise, condition.clone(), &levels);
         let timesteps = Tensor::<B, 1>::from_data(
-            TensorData::new(levels.timesteps.clone(), [shape[0]]),
+            TensorData::new(levels.timesteps.clone(), [batch_rows]),
             &self.device,
         );
 
@@ -311,11 +351,13 @@ where
             lambda,
         };
         let param = self.objective.parameterization(&levels, &self.device);
-        let out = self.model.forward_framer(
+        let gather = self.peers.as_ref().and_then(|p| p.key_gather());
+        let out = self.model.forward_framer_gathered(
             (x_t.clone(), timesteps, condition),
             x_t.clone(),
             param,
             &framer_step,
+            gather,
         )?;
         let base = self.objective.loss(out.output, x_t, target, &levels);
         let base_value: f64 = base.clone().into_scalar().elem();
@@ -359,8 +401,19 @@ where
             lambda,
             lr,
         } = self.losses(step)?;
-        let loss_value: f64 = total.clone().into_scalar().elem();
+        let mut loss_value: f64 = total.clone().into_scalar().elem();
         let mut grads = GradientsParams::from_grads(total.backward(), &self.model);
+        let (mut base_value, mut framer_diag) = (base_value, framer_diag);
+        if let Some(peers) = &self.peers {
+            // every peer takes the step of the global batch: mean gradients, mean losses
+            grads = peers.average_gradients(grads)?;
+            let framer_loss = framer_diag.as_ref().map(|d| f64::from(d.loss));
+            let means = peers.average_values(&[loss_value, base_value, framer_loss.unwrap_or(0.0)])?;
+            (loss_value, base_value) = (means[0], means[1]);
+            if let Some(d) = framer_diag.as_mut() {
+                d.loss = means[2] as f32;
+            }
+        }
         let grad_norm = grad::global_grad_norm::<B, Framed<B, M>>(&self.model, &grads);
 
         let skipped = !(loss_value.is_finite() && grad_norm.is_finite());
@@ -416,9 +469,14 @@ where
         let started = Instant::now();
         let start_step = self.state.step;
         let end = stop_at.map_or(exp.train.steps, |s| s.min(exp.train.steps));
-        let mut log = MetricsLog::open(&self.out_dir, exp.logging.format, start_step)?;
+        // peers other than 0 train without writing anything
+        let writes = self.writes();
+        let mut log = match writes {
+            true => Some(MetricsLog::open(&self.out_dir, exp.logging.format, start_step)?),
+            false => None,
+        };
         let plot = self.out_dir.join("loss.png");
-        let bar = if exp.logging.progress {
+        let bar = if exp.logging.progress && writes {
             indicatif::ProgressBar::new(exp.train.steps)
         } else {
             indicatif::ProgressBar::hidden()
@@ -432,7 +490,7 @@ where
         bar.set_position(start_step);
         let mut final_loss = None;
         let mut skipped = 0;
-        let mut last_checkpoint = checkpoint::newest(&self.checkpoint_dir())?;
+        let mut last_checkpoint = if writes { checkpoint::newest(&self.checkpoint_dir())? } else { None };
         // a checkpoint that falls due during a run of rejected steps waits for the next good step
         // (or the end of the run): if the guard then stops the run, nothing of it is saved
         let mut checkpoint_due = false;
@@ -440,7 +498,9 @@ where
             let record = match self.train_step() {
                 Ok(r) => r,
                 Err(e) => {
-                    let _ = log.flush();
+                    if let Some(log) = log.as_mut() {
+                        let _ = log.flush();
+                    }
                     bar.abandon_with_message(format!("stopped: {e}"));
                     return Err(e);
                 }
@@ -468,6 +528,7 @@ where
                 None => format!("loss {:.4} base {:.4}", record.loss, record.base_loss),
             });
             bar.inc(1);
+            let Some(log) = log.as_mut() else { continue };
             if record.step % exp.logging.every == 0 || self.state.step == exp.train.steps {
                 log.append(&record)?;
             }
@@ -482,8 +543,14 @@ where
                 log.plot(&plot)?;
             }
         }
-        log.plot(&plot)?;
+        if let Some(log) = log.as_mut() {
+            log.plot(&plot)?;
+        }
         bar.finish();
+        let metrics = match &log {
+            Some(log) => log.path().to_path_buf(),
+            None => PathBuf::new(),
+        };
         Ok(RunSummary {
             experiment: exp.name.clone(),
             start_step,
@@ -491,7 +558,7 @@ where
             final_loss,
             skipped_steps: skipped,
             seconds: started.elapsed().as_secs_f64(),
-            metrics: log.path().to_path_buf(),
+            metrics,
             plot,
             checkpoint: last_checkpoint,
         })

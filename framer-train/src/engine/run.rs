@@ -83,6 +83,11 @@ pub fn build_framed<B: AutodiffBackend, C: ModelConfig>(
     config
         .check_data(3, experiment.data.crop_size)
         .map_err(EngineError::Model)?;
+    // The backend's generator is one per process: models built at the same time on several
+    // threads (the main job's runs side by side) would interleave their draws. Seeding and
+    // drawing every initial value happen under one lock, so the weights depend on the seed only.
+    static INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _drawing = INIT.lock().unwrap_or_else(|e| e.into_inner());
     B::seed(device, experiment.train.seed);
     let model = config.init_train::<B>(device).map_err(EngineError::Model)?;
     let framed = Framed::new(model, sample_args(experiment, device), device)?;
@@ -161,5 +166,46 @@ pub fn run_experiment<B: AutodiffBackend, C: ModelConfig>(
     let model = build_framed::<B, C>(config, experiment, device)?;
     let out_dir = out_dir.as_ref();
     prepare_run_dir(out_dir, experiment, config)?;
+    if experiment.distributed.devices > 1 {
+        return run_peers(experiment, model, out_dir, device);
+    }
     run_experiment_with(experiment, model, source, out_dir, device)
+}
+
+/// `[distributed] devices > 1`: one peer per device, each with its own photo source.
+#[cfg(feature = "distributed")]
+fn run_peers<B, M>(
+    experiment: &Experiment,
+    model: Framed<B, M>,
+    out_dir: &Path,
+    device: &B::Device,
+) -> Result<RunSummary, EngineError>
+where
+    B: AutodiffBackend,
+    M: AutodiffModule<B> + SrModel<B> + Send + 'static,
+    M::InnerModule: SrModel<B::InnerBackend>,
+{
+    let shared = std::sync::Arc::new(experiment.clone());
+    let sources: super::distributed::PeerSources = std::sync::Arc::new(move |_rank| {
+        Ok(Box::new(DegradedPhotos::from_experiment(&shared)?) as Box<dyn PairSource>)
+    });
+    super::distributed::run_data_parallel(experiment, model, sources, out_dir, device).map(|(summary, _)| summary)
+}
+
+#[cfg(not(feature = "distributed"))]
+fn run_peers<B, M>(
+    experiment: &Experiment,
+    _model: Framed<B, M>,
+    _out_dir: &Path,
+    _device: &B::Device,
+) -> Result<RunSummary, EngineError>
+where
+    B: AutodiffBackend,
+    M: AutodiffModule<B> + SrModel<B>,
+{
+    Err(EngineError::Distributed(format!(
+        "`[distributed] devices = {}` needs framer-train's feature `distributed` (on by default); \
+         this build has it off",
+        experiment.distributed.devices
+    )))
 }

@@ -5,6 +5,7 @@
 //! values. Every error is a [`ScheduleError`] with `file:line:col`, the key and, for near-miss
 //! names, a suggestion. See `examples/*.toml` for commented schedules.
 
+mod distributed;
 mod error;
 mod phase;
 mod provenance;
@@ -19,6 +20,7 @@ mod validate_framer;
 
 use std::path::Path;
 
+pub use distributed::{DistributedConfig, DistributedSection, KeyScope};
 pub use error::{Location, ScheduleError, suggest};
 pub use phase::{PhaseSection, Ramp, Segment, StepSchedule};
 pub use provenance::FramerValue;

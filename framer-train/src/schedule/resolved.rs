@@ -258,6 +258,10 @@ pub struct Experiment {
     pub logging: LoggingConfig,
     /// Phases, sorted and non-overlapping.
     pub phases: Vec<Phase>,
+    /// `[distributed]`. Only `negatives = "per_peer"` is part of the experiment's identity (and of
+    /// its TOML form); the number of peers and the timeout are launch settings.
+    #[serde(skip)]
+    pub distributed: super::distributed::DistributedConfig,
     /// The file the experiment was read from (for located errors); not part of its value.
     #[serde(skip)]
     pub origin: Option<ScheduleOrigin>,
@@ -429,6 +433,12 @@ impl fmt::Display for Experiment {
             logging: &'a LoggingConfig,
             #[serde(skip_serializing_if = "Option::is_none")]
             schedule: Option<PhaseList<'a>>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            distributed: Option<Negatives>,
+        }
+        #[derive(Serialize)]
+        struct Negatives {
+            negatives: super::distributed::KeyScope,
         }
         #[derive(Serialize)]
         struct PhaseList<'a> {
@@ -449,6 +459,8 @@ impl fmt::Display for Experiment {
             schedule: (!self.phases.is_empty()).then_some(PhaseList {
                 phase: &self.phases,
             }),
+            distributed: (self.distributed.negatives != super::distributed::KeyScope::Global)
+                .then_some(Negatives { negatives: self.distributed.negatives }),
         };
         let text = toml::to_string(&sections).map_err(|_| fmt::Error)?;
         writeln!(f, "{}", text.trim_end())?;

@@ -57,6 +57,9 @@ pub struct ScheduleFile {
     /// `[[schedule.phase]]`: per-step overrides and ramps.
     #[serde(default)]
     pub schedule: ScheduleSection,
+    /// `[distributed]`: data-parallel peers.
+    #[serde(default)]
+    pub distributed: super::distributed::DistributedSection,
 }
 
 /// `[data]`.

@@ -162,6 +162,7 @@ pub(crate) fn resolve(file: ScheduleFile, ctx: &Ctx<'_>) -> Result<Experiment> {
         }
     }
     let degradation = degradation(file.degradation, &file.data, &data, ctx)?;
+    let distributed = super::distributed::resolve(&file.distributed, train.batch_size, ctx)?;
     let name = match &file.name {
         Some(name) => experiment_name(name, ctx)?,
         None => Path::new(ctx.path)
@@ -181,6 +182,7 @@ pub(crate) fn resolve(file: ScheduleFile, ctx: &Ctx<'_>) -> Result<Experiment> {
         checkpoint,
         logging,
         phases,
+        distributed,
         origin: Some(ScheduleOrigin {
             path: ctx.path.to_string(),
             text: ctx.source.into(),

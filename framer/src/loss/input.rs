@@ -1,5 +1,7 @@
 //! What the loss reads at one step, and the checks on it.
 
+use std::ops::Range;
+
 use burn::tensor::{Tensor, backend::Backend};
 
 use crate::{FramerError, Parameterization, negatives::validate_negatives};
@@ -17,6 +19,10 @@ use crate::{FramerError, Parameterization, negatives::validate_negatives};
 ///   replacing the mask the loss would compute (e.g. the reference's own masks)
 /// - `student_weights`: optional `S` weights `w_i ≥ 0` of the students in the loss
 ///   (`Σ_i w_i·layer_i / S`); absent: every weight is 1, the unweighted mean
+/// - `query_rows`: optional range of the batch whose samples are the queries: the loss averages
+///   over them only, while every sample's teacher and random-layer high bands are InterCL keys
+///   (a data-parallel peer's rows in the gathered global batch, see [`crate::BatchGather`]);
+///   absent: every sample
 #[derive(Debug, Clone)]
 pub struct FramerInput<B: Backend> {
     /// Raw predictions of the student layers.
@@ -34,6 +40,8 @@ pub struct FramerInput<B: Backend> {
     /// The weight of each student in the loss (`#[framer(student, weight = ..)]`, or the
     /// schedule's `student_weights`); `None`: all 1.
     pub student_weights: Option<Vec<f64>>,
+    /// The samples that are queries (the reference's InterCL labels `rank·B + b`); `None`: all.
+    pub query_rows: Option<Range<usize>>,
 }
 
 impl<B: Backend> FramerInput<B> {
@@ -45,7 +53,7 @@ impl<B: Backend> FramerInput<B> {
         parameterization: Parameterization<B>,
         negatives: Vec<usize>,
     ) -> Self {
-        Self { students, teacher, x_t, parameterization, negatives, low_mask: None, student_weights: None }
+        Self { students, teacher, x_t, parameterization, negatives, low_mask: None, student_weights: None, query_rows: None }
     }
 
     /// Injects a low-band mask `[batch, channels, height, width]` (plain FFT layout).
@@ -60,6 +68,21 @@ impl<B: Backend> FramerInput<B> {
     pub fn with_student_weights(mut self, weights: Vec<f64>) -> Self {
         self.student_weights = Some(weights);
         self
+    }
+
+    /// Makes only the samples `rows` queries: the loss is the mean over them, and the other
+    /// samples serve as InterCL keys only (their gradients are zero). A data-parallel peer passes
+    /// its own rows of the gathered batch (see [`crate::BatchGather`]); the losses of all peers
+    /// then average to the loss of the whole batch, and so do their gradients.
+    #[doc(alias = "process_rank")]
+    pub fn with_query_rows(mut self, rows: Range<usize>) -> Self {
+        self.query_rows = Some(rows);
+        self
+    }
+
+    /// The query rows, all of `batch` when none were set.
+    pub(super) fn queries(&self, batch: usize) -> Range<usize> {
+        self.query_rows.clone().unwrap_or(0..batch)
     }
 
     /// The student weights, when any differs from 1 (`None`: the plain mean over students).
@@ -95,6 +118,14 @@ impl<B: Backend> FramerInput<B> {
             return Err(mismatch("low_mask".into(), m.dims()));
         }
         validate_negatives(&self.negatives, self.students.len())?;
+        if let Some(rows) = &self.query_rows
+            && (rows.is_empty() || rows.end > shape[0])
+        {
+            return Err(FramerError::InvalidQueryRows(format!(
+                "{rows:?} is not a non-empty range of the batch's {} samples",
+                shape[0]
+            )));
+        }
         if let Some(weights) = &self.student_weights {
             if weights.len() != self.students.len() {
                 return Err(FramerError::InvalidStudentWeights(format!(

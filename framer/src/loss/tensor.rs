@@ -20,6 +20,7 @@ pub(super) fn forward<B: Backend>(
     let num_students = input.students.len();
     let device = input.teacher.device();
     let weights = input.effective_weights().map(<[f64]>::to_vec);
+    let queries = input.queries(batch);
 
     // Clean estimates, laid out [S+1, B·C·H·W] (teacher first): per-sample factors become rows
     // broadcast over the leading axis, the fast path of every backend. The teacher is under
@@ -89,9 +90,11 @@ pub(super) fn forward<B: Backend>(
     );
     let weight_low = terms.fam_low.clone() * terms.faw_low.clone();
     let weight_high = terms.fam_high.clone() * terms.faw_high.clone();
-    // [S, B] → per layer mean over the batch → mean over layers (Σ_i w_i·layer_i / S when the
+    // [S, B] → per layer mean over the query samples → mean over layers (Σ_i w_i·layer_i / S when the
     // students are weighted)
-    let per_layer = (weight_low * terms.intra.clone() + weight_high * terms.inter.clone())
+    let per_sample = weight_low * terms.intra.clone() + weight_high * terms.inter.clone();
+    let per_layer = per_sample
+        .narrow(1, queries.start, queries.len())
         .mean_dim(1)
         .reshape([num_students]);
     let loss = match weights.clone() {

@@ -96,6 +96,8 @@ pub(crate) struct HostInput<'a> {
     mask: BandMaskKind,
     /// τ, FAW, FAM.
     settings: TermSettings,
+    /// The samples that are queries (the loss averages over them; the others are keys only).
+    queries: std::ops::Range<usize>,
     /// Work on the full spectrum even when the half would do.
     full_spectrum: bool,
     /// Also return the gradient with respect to `x_t`.
@@ -140,7 +142,10 @@ pub(super) fn forward<B: Backend>(
     let x_t = to_host(&input.x_t);
     let low_mask = input.low_mask.as_ref().map(to_host);
     let tracked = B::ad_enabled(&device);
-    let want_x_t_gradient = tracked && input.x_t.is_require_grad();
+    // `is_require_grad` is true for leaves only: an `x_t` computed from tracked tensors (or
+    // gathered across peers) would lose its gradient, so it is formed whenever autodiff is on
+    // (O(S·N), no transform; an untracked `x_t` receives nothing)
+    let want_x_t_gradient = tracked;
     let out = compute(
         &HostInput {
             shape,
@@ -158,6 +163,7 @@ pub(super) fn forward<B: Backend>(
                 adaptive_weight: config.adaptive_weight,
                 alignment_modulation: config.alignment_modulation,
             },
+            queries: input.queries(batch),
             full_spectrum,
             want_x_t_gradient,
         },
@@ -236,10 +242,11 @@ fn compute(input: &HostInput<'_>, scratch: &Scratch) -> HostOutput {
         .collect();
 
     // the terms and the scalar coefficients of the gradient; student i's terms weigh
-    // w_i/(S·B) in the loss
+    // w_i/(S·B_q) in the loss for the B_q query samples, 0 for the others (keys only)
     let tau = input.settings.temperature;
-    let unit = 1.0 / (num_students * batch) as f64;
-    let mut out = TermsBuilder::new(num_students, batch);
+    let queries = input.queries.clone();
+    let unit = 1.0 / (num_students * queries.len()) as f64;
+    let mut out = TermsBuilder::new(num_students, batch, queries.clone());
     let mut coefficients: Vec<Vec<GradientCoefficients>> = Vec::with_capacity(num_students);
     for (i, student) in stats.iter().enumerate() {
         let negative = &stats[input.negatives[i]];
@@ -253,6 +260,7 @@ fn compute(input: &HostInput<'_>, scratch: &Scratch) -> HostOutput {
             .map(|(b, st)| {
                 let t = sample_terms(st, negative, b, teacher_energy[b], input.settings);
                 out.push(i, b, &t);
+                let scale = if queries.contains(&b) { scale } else { 0.0 };
                 GradientCoefficients::new(st, &t, negative, b, tau, scale)
             })
             .collect();

@@ -301,9 +301,11 @@ pub(super) fn frequency_alignment_modulation(cosine: f64) -> f64 {
     cosine.max(0.0)
 }
 
-/// Collects the `[S, B]` terms and the layer means.
+/// Collects the `[S, B]` terms and the layer means (over the query samples).
 pub(super) struct TermsBuilder {
     batch: usize,
+    /// The samples whose terms enter the layer means.
+    queries: std::ops::Range<usize>,
     /// intra, inter, fam_low, fam_high, faw_low, faw_high
     values: [Vec<f32>; 6],
     layer: Vec<f64>,
@@ -317,9 +319,10 @@ pub(super) struct Terms {
 }
 
 impl TermsBuilder {
-    pub(super) fn new(num_students: usize, batch: usize) -> Self {
+    pub(super) fn new(num_students: usize, batch: usize, queries: std::ops::Range<usize>) -> Self {
         Self {
             batch,
+            queries,
             values: std::array::from_fn(|_| vec![0.0; num_students * batch]),
             layer: vec![0.0; num_students],
         }
@@ -332,7 +335,10 @@ impl TermsBuilder {
         for (slot, value) in self.values.iter_mut().zip(values) {
             slot[k] = value as f32;
         }
-        self.layer[i] += (t.fam_low * t.faw_low * t.intra + t.fam_high * t.faw_high * t.inter) / self.batch as f64;
+        if self.queries.contains(&b) {
+            self.layer[i] += (t.fam_low * t.faw_low * t.intra + t.fam_high * t.faw_high * t.inter)
+                / self.queries.len() as f64;
+        }
     }
 
     /// The loss (mean over layers, or `Σ_i w_i·layer_i / S` with student weights) and the
