@@ -511,33 +511,6 @@ fn demo(args: DemoArgs) -> Result<(), String> {
     args.budget.device.run(Task(args.budget.options(args.seed, args.out.clone())))
 }
 
-fn train<R: ModelRegistry>(
-    schedule: &Path,
-    out: Option<&Path>,
-    devices: Option<usize>,
-    device: Device,
-) -> Result<RunSummary, String> {
-    struct Task<'a, R>(&'a Path, Option<&'a Path>, Option<usize>, std::marker::PhantomData<R>);
-    impl<R: ModelRegistry> OnBackend for Task<'_, R> {
-        type Output = RunSummary;
-        fn run<B: AutodiffBackend>(self, device: &B::Device) -> Result<RunSummary, String> {
-            let Some(devices) = self.2 else {
-                return train_schedule::<R, B>(self.0, self.1, device);
-            };
-            let mut experiment = check_schedule::<R>(self.0).map_err(|e| e.to_string())?.experiment;
-            experiment.distributed = experiment
-                .distributed
-                .with_devices(devices, experiment.train.batch_size)
-                .map_err(|e| format!("--devices {devices}: {e}"))?;
-            let out = self
-                .1
-                .map_or_else(|| Path::new("runs").join(&experiment.name), Path::to_path_buf);
-            train_experiment::<R, B>(&experiment, &out, device)
-        }
-    }
-    device.run(Task::<R>(schedule, out, devices, std::marker::PhantomData))
-}
-
 /// Runs the command line of a program whose models are those of the registry `R` (a single
 /// [`ModelConfig`] is a registry of one), reading the process's arguments.
 pub fn main<R: ModelRegistry>() -> ExitCode {
@@ -599,7 +572,7 @@ where
             out,
             device,
             devices,
-        } => match train::<R>(&schedule, out.as_deref(), devices, device) {
+        } => match train::train_command::<R>(&schedule, out.as_deref(), devices, device) {
             Ok(summary) => {
                 println!("{summary}");
                 ExitCode::SUCCESS

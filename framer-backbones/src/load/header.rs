@@ -151,22 +151,6 @@ impl FileKeys {
     }
 }
 
-/// Edit distance between `a` and `b` (bytes).
-fn levenshtein(a: &str, b: &str) -> usize {
-    let b = b.as_bytes();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, &ca) in a.as_bytes().iter().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, &cb) in b.iter().enumerate() {
-            let next = (diagonal + usize::from(ca != cb)).min(row[j] + 1).min(row[j + 1] + 1);
-            diagonal = row[j + 1];
-            row[j + 1] = next;
-        }
-    }
-    row[b.len()]
-}
-
 /// The closest of `candidates` to `key` when it is a near miss: the same last segment
 /// (`weight`, `bias`, …) and at most `max(2, len/8)` edits away.
 pub(super) fn near_miss<'a>(key: &str, candidates: &'a [String]) -> Option<&'a String> {
@@ -175,7 +159,7 @@ pub(super) fn near_miss<'a>(key: &str, candidates: &'a [String]) -> Option<&'a S
     candidates
         .iter()
         .filter(|c| c.rsplit('.').next() == Some(last) && c.len().abs_diff(key.len()) <= limit)
-        .map(|c| (levenshtein(key, c), c))
+        .map(|c| (strsim::levenshtein(key, c), c))
         .filter(|(d, _)| *d <= limit)
         .min_by_key(|(d, _)| *d)
         .map(|(_, c)| c)
@@ -186,9 +170,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn edit_distance_and_near_misses() {
-        assert_eq!(levenshtein("kitten", "sitting"), 3);
-        assert_eq!(levenshtein("", "abc"), 3);
+    fn near_misses() {
         let unused = vec!["decoder.up_blocks.0.upsampler.0.conv.weight".to_string(), "decoder.conv_in.bias".to_string()];
         assert_eq!(
             near_miss("decoder.up_blocks.0.upsamplers.0.conv.weight", &unused),

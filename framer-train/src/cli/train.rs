@@ -58,3 +58,31 @@ pub fn train_experiment<R: ModelRegistry, B: AutodiffBackend>(
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())
 }
+
+/// `framer train`: the schedule at `schedule`, with `--devices` replacing `[distributed] devices`.
+pub(super) fn train_command<R: ModelRegistry>(
+    schedule: &Path,
+    out: Option<&Path>,
+    devices: Option<usize>,
+    device: super::backend::Device,
+) -> Result<RunSummary, String> {
+    struct Task<'a, R>(&'a Path, Option<&'a Path>, Option<usize>, std::marker::PhantomData<R>);
+    impl<R: ModelRegistry> super::backend::OnBackend for Task<'_, R> {
+        type Output = RunSummary;
+        fn run<B: AutodiffBackend>(self, device: &B::Device) -> Result<RunSummary, String> {
+            let Some(devices) = self.2 else {
+                return train_schedule::<R, B>(self.0, self.1, device);
+            };
+            let mut experiment = check_schedule::<R>(self.0).map_err(|e| e.to_string())?.experiment;
+            experiment.distributed = experiment
+                .distributed
+                .with_devices(devices, experiment.train.batch_size)
+                .map_err(|e| format!("--devices {devices}: {e}"))?;
+            let out = self
+                .1
+                .map_or_else(|| Path::new("runs").join(&experiment.name), Path::to_path_buf);
+            train_experiment::<R, B>(&experiment, &out, device)
+        }
+    }
+    device.run(Task::<R>(schedule, out, devices, std::marker::PhantomData))
+}
