@@ -22,13 +22,12 @@
 
 use std::any::TypeId;
 use std::ffi::OsString;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use burn::tensor::backend::AutodiffBackend;
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::engine::RunSummary;
 use crate::registry::{Builtin, ModelRegistry};
 
 mod backend;
