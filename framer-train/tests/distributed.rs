@@ -12,9 +12,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use burn::backend::{Autodiff, Flex};
-use burn::module::{Module, Param};
-use burn::tensor::Tensor;
-use common::{Toy, schedule, temp_dir};
+use common::{Toy, schedule, temp_dir, weights};
 use framer::Framed;
 use framer_train::engine::distributed::{PeerSources, run_data_parallel};
 use framer_train::engine::{PairSource, SyntheticPairs, Trainer, metrics};
@@ -35,18 +33,6 @@ fn source() -> Box<dyn PairSource> {
 
 fn sources() -> PeerSources {
     Arc::new(|_rank| Ok(source()))
-}
-
-fn weights(m: &impl Module<B>) -> Vec<f32> {
-    let mut v = Vec::new();
-    struct Collect<'a>(&'a mut Vec<f32>);
-    impl burn::module::ModuleVisitor<B> for Collect<'_> {
-        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<B, D>>) {
-            self.0.extend(p.val().into_data().to_vec::<f32>().unwrap());
-        }
-    }
-    m.visit(&mut Collect(&mut v));
-    v
 }
 
 /// One process on the global batch: its metrics and its trained weights.

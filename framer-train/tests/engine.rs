@@ -10,7 +10,7 @@ use burn::backend::{Autodiff, Flex};
 use burn::module::{AutodiffModule, Module, Param};
 use burn::optim::GradientsParams;
 use burn::tensor::{Tensor, TensorData, backend::Backend};
-use common::{Toy, schedule, temp_dir};
+use common::{Toy, schedule, temp_dir, weights};
 use framer_train::engine::{
     self, EngineError, FixedBatch, PairBatch, PairSource, SyntheticPairs, Trainer, checkpoint,
     metrics,
@@ -29,18 +29,6 @@ fn fixed_batch() -> FixedBatch {
         .batch(0, 2)
         .unwrap(),
     )
-}
-
-fn weights(m: &impl Module<B>) -> Vec<f32> {
-    let mut v = Vec::new();
-    struct Collect<'a>(&'a mut Vec<f32>);
-    impl burn::module::ModuleVisitor<B> for Collect<'_> {
-        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<B, D>>) {
-            self.0.extend(p.val().into_data().to_vec::<f32>().unwrap());
-        }
-    }
-    m.visit(&mut Collect(&mut v));
-    v
 }
 
 #[test]

@@ -396,14 +396,13 @@ where
         let exp = self.experiment;
         let Losses {
             total,
-            base: base_value,
-            framer: framer_diag,
+            base: mut base_value,
+            framer: mut framer_diag,
             lambda,
             lr,
         } = self.losses(step)?;
         let mut loss_value: f64 = total.clone().into_scalar().elem();
         let mut grads = GradientsParams::from_grads(total.backward(), &self.model);
-        let (mut base_value, mut framer_diag) = (base_value, framer_diag);
         if let Some(peers) = &self.peers {
             // every peer takes the step of the global batch: mean gradients, mean losses
             grads = peers.average_gradients(grads)?;

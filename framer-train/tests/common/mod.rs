@@ -81,3 +81,16 @@ pub fn temp_dir(name: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+/// Every float parameter of `m`, flattened in visiting order.
+pub fn weights<B: Backend>(m: &impl Module<B>) -> Vec<f32> {
+    struct Collect<'a>(&'a mut Vec<f32>);
+    impl<B: Backend> burn::module::ModuleVisitor<B> for Collect<'_> {
+        fn visit_float<const D: usize>(&mut self, p: &burn::module::Param<Tensor<B, D>>) {
+            self.0.extend(p.val().into_data().to_vec::<f32>().unwrap());
+        }
+    }
+    let mut v = Vec::new();
+    m.visit(&mut Collect(&mut v));
+    v
+}
