@@ -75,6 +75,22 @@ enum Command {
         /// schedule's `[distributed] devices`; `[train] batch_size` is the global batch.
         #[arg(long)]
         devices: Option<usize>,
+        /// Machines of a multi-node run (one `framer train` each), replacing `[distributed]
+        /// nodes`.
+        #[arg(long, env = "FRAMER_NODES")]
+        nodes: Option<usize>,
+        /// This machine's rank, 0 to nodes - 1; node 0 starts the coordinator and writes the run.
+        #[arg(long, env = "FRAMER_NODE_RANK")]
+        node_rank: Option<usize>,
+        /// `host:port` of the coordinator (node 0's address), replacing `[distributed]
+        /// coordinator`; the same on every node.
+        #[arg(long, env = "FRAMER_COORDINATOR")]
+        coordinator: Option<String>,
+        /// The address other machines reach this one at (default: this machine's address on
+        /// the route to the coordinator). Its tensor service listens on the coordinator's port
+        /// + 1 + node rank.
+        #[arg(long, env = "FRAMER_NODE_HOST")]
+        node_host: Option<String>,
     },
     /// Super-resolve an LR image or a folder with a trained run (EMA weights when present).
     Sr(SrArgs),
@@ -238,7 +254,9 @@ fn sr<R: ModelRegistry>(args: SrArgs) -> Result<(), String> {
             run_sr::<R, B::InnerBackend>(self.0, self.1, device).map_err(|e| e.to_string())
         }
     }
-    let written = args.device.run(Task::<R>(&run, &settings, std::marker::PhantomData))?;
+    let written = args
+        .device
+        .run(Task::<R>(&run, &settings, std::marker::PhantomData))?;
     println!("model: {}", run.weights.display());
     for p in written {
         println!("wrote {}", p.display());
@@ -290,14 +308,20 @@ fn analyze<R: ModelRegistry>(args: AnalyzeArgs) -> Result<(), String> {
         strength: args.strength,
         seed: args.seed,
     };
-    struct Task<'a, R>(&'a RunFiles, &'a AnalyzeSettings, std::marker::PhantomData<R>);
+    struct Task<'a, R>(
+        &'a RunFiles,
+        &'a AnalyzeSettings,
+        std::marker::PhantomData<R>,
+    );
     impl<R: ModelRegistry> OnBackend for Task<'_, R> {
         type Output = crate::commands::analyze::AnalyzeReport;
         fn run<B: AutodiffBackend>(self, device: &B::Device) -> Result<Self::Output, String> {
             run_analyze::<R, B::InnerBackend>(self.0, self.1, device).map_err(|e| e.to_string())
         }
     }
-    let report = args.device.run(Task::<R>(&run, &settings, std::marker::PhantomData))?;
+    let report = args
+        .device
+        .run(Task::<R>(&run, &settings, std::marker::PhantomData))?;
     for p in &report.written {
         println!("wrote {}", p.display());
     }
@@ -487,7 +511,9 @@ fn study(args: StudyArgs) -> Result<(), String> {
     impl OnBackend for Task {
         type Output = ();
         fn run<B: AutodiffBackend>(self, device: &B::Device) -> Result<(), String> {
-            run_study::<B>(&self.0, device).map(|_| ()).map_err(|e| e.to_string())
+            run_study::<B>(&self.0, device)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
         }
     }
     let options = StudyOptions {
@@ -504,10 +530,14 @@ fn demo(args: DemoArgs) -> Result<(), String> {
     impl OnBackend for Task {
         type Output = ();
         fn run<B: AutodiffBackend>(self, device: &B::Device) -> Result<(), String> {
-            run_demo::<B>(&self.0, device).map(|_| ()).map_err(|e| e.to_string())
+            run_demo::<B>(&self.0, device)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
         }
     }
-    args.budget.device.run(Task(args.budget.options(args.seed, args.out.clone())))
+    args.budget
+        .device
+        .run(Task(args.budget.options(args.seed, args.out.clone())))
 }
 
 /// Runs the command line of a program whose models are those of the registry `R` (a single
@@ -527,7 +557,11 @@ where
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
         }
     };
     let builtin = TypeId::of::<R>() == TypeId::of::<Builtin>();
@@ -571,15 +605,28 @@ where
             out,
             device,
             devices,
-        } => match train::train_command::<R>(&schedule, out.as_deref(), devices, device) {
-            Ok(summary) => {
-                println!("{summary}");
-                ExitCode::SUCCESS
+            nodes,
+            node_rank,
+            coordinator,
+            node_host,
+        } => {
+            let launch = crate::schedule::Launch {
+                devices,
+                nodes,
+                node_rank,
+                coordinator,
+                node_host,
+            };
+            match train::train_command::<R>(&schedule, out.as_deref(), launch, device) {
+                Ok(summary) => {
+                    println!("{summary}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
             }
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::FAILURE
-            }
-        },
+        }
     }
 }

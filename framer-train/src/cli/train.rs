@@ -8,7 +8,7 @@ use burn::tensor::backend::AutodiffBackend;
 use super::check_schedule;
 use crate::engine::{EngineError, ModelConfig, RunSummary};
 use crate::registry::{ConfigTask, ModelRegistry};
-use crate::schedule::Experiment;
+use crate::schedule::{Experiment, Launch};
 
 /// Trains `experiment` with the model `[model]` describes, on backend `B`.
 struct TrainTask<'a, B: AutodiffBackend> {
@@ -35,8 +35,13 @@ pub fn train_schedule<R: ModelRegistry, B: AutodiffBackend>(
     out: Option<&Path>,
     device: &B::Device,
 ) -> Result<RunSummary, String> {
-    let experiment = check_schedule::<R>(path).map_err(|e| e.to_string())?.experiment;
-    let out = out.map_or_else(|| PathBuf::from("runs").join(&experiment.name), Path::to_path_buf);
+    let experiment = check_schedule::<R>(path)
+        .map_err(|e| e.to_string())?
+        .experiment;
+    let out = out.map_or_else(
+        || PathBuf::from("runs").join(&experiment.name),
+        Path::to_path_buf,
+    );
     train_experiment::<R, B>(&experiment, &out, device)
 }
 
@@ -59,30 +64,38 @@ pub fn train_experiment<R: ModelRegistry, B: AutodiffBackend>(
         .map_err(|e| e.to_string())
 }
 
-/// `framer train`: the schedule at `schedule`, with `--devices` replacing `[distributed] devices`.
+/// `framer train`: the schedule at `schedule`, with the launch flags (`--devices`, `--nodes`,
+/// `--node-rank`, `--coordinator`, `--node-host`) replacing `[distributed]` values.
 pub(super) fn train_command<R: ModelRegistry>(
     schedule: &Path,
     out: Option<&Path>,
-    devices: Option<usize>,
+    launch: Launch,
     device: super::backend::Device,
 ) -> Result<RunSummary, String> {
-    struct Task<'a, R>(&'a Path, Option<&'a Path>, Option<usize>, std::marker::PhantomData<R>);
+    struct Task<'a, R>(
+        &'a Path,
+        Option<&'a Path>,
+        Launch,
+        std::marker::PhantomData<R>,
+    );
     impl<R: ModelRegistry> super::backend::OnBackend for Task<'_, R> {
         type Output = RunSummary;
         fn run<B: AutodiffBackend>(self, device: &B::Device) -> Result<RunSummary, String> {
-            let Some(devices) = self.2 else {
+            if self.2 == Launch::default() {
                 return train_schedule::<R, B>(self.0, self.1, device);
-            };
-            let mut experiment = check_schedule::<R>(self.0).map_err(|e| e.to_string())?.experiment;
+            }
+            let mut experiment = check_schedule::<R>(self.0)
+                .map_err(|e| e.to_string())?
+                .experiment;
             experiment.distributed = experiment
                 .distributed
-                .with_devices(devices, experiment.train.batch_size)
-                .map_err(|e| format!("--devices {devices}: {e}"))?;
-            let out = self
-                .1
-                .map_or_else(|| Path::new("runs").join(&experiment.name), Path::to_path_buf);
+                .with_launch(&self.2, experiment.train.batch_size)?;
+            let out = self.1.map_or_else(
+                || Path::new("runs").join(&experiment.name),
+                Path::to_path_buf,
+            );
             train_experiment::<R, B>(&experiment, &out, device)
         }
     }
-    device.run(Task::<R>(schedule, out, devices, std::marker::PhantomData))
+    device.run(Task::<R>(schedule, out, launch, std::marker::PhantomData))
 }

@@ -12,8 +12,8 @@ use burn::tensor::backend::AutodiffBackend;
 use framer::Framed;
 
 use super::{
-    DegradedPhotos, EngineError, ModelConfig, PairSource, SrArgs, SrModel, Trainer, ema,
-    run_dir, run_record,
+    DegradedPhotos, EngineError, ModelConfig, PairSource, SrArgs, SrModel, Trainer, ema, run_dir,
+    run_record,
 };
 use crate::schedule::Experiment;
 
@@ -165,14 +165,17 @@ pub fn run_experiment<B: AutodiffBackend, C: ModelConfig>(
     let source = Box::new(DegradedPhotos::from_experiment(experiment)?);
     let model = build_framed::<B, C>(config, experiment, device)?;
     let out_dir = out_dir.as_ref();
+    #[cfg(feature = "distributed")]
+    super::distributed::check_global_level(&experiment.distributed)?;
     prepare_run_dir(out_dir, experiment, config)?;
-    if experiment.distributed.devices > 1 {
+    if experiment.distributed.world_size() > 1 {
         return run_peers(experiment, model, out_dir, device);
     }
     run_experiment_with(experiment, model, source, out_dir, device)
 }
 
-/// `[distributed] devices > 1`: one peer per device, each with its own photo source.
+/// `[distributed] devices > 1` or `nodes > 1`: one peer per device, each with its own photo
+/// source.
 #[cfg(feature = "distributed")]
 fn run_peers<B, M>(
     experiment: &Experiment,
@@ -189,7 +192,8 @@ where
     let sources: super::distributed::PeerSources = std::sync::Arc::new(move |_rank| {
         Ok(Box::new(DegradedPhotos::from_experiment(&shared)?) as Box<dyn PairSource>)
     });
-    super::distributed::run_data_parallel(experiment, model, sources, out_dir, device).map(|(summary, _)| summary)
+    super::distributed::run_data_parallel(experiment, model, sources, out_dir, device)
+        .map(|(summary, _)| summary)
 }
 
 #[cfg(not(feature = "distributed"))]
@@ -204,8 +208,8 @@ where
     M: AutodiffModule<B> + SrModel<B>,
 {
     Err(EngineError::Distributed(format!(
-        "`[distributed] devices = {}` needs framer-train's feature `distributed` (on by default); \
-         this build has it off",
-        experiment.distributed.devices
+        "`[distributed]` with {} node(s) × {} device(s) needs framer-train's feature `distributed` \
+         (on by default); this build has it off",
+        experiment.distributed.nodes, experiment.distributed.devices
     )))
 }
