@@ -345,7 +345,7 @@ fn report(result: Result<(), String>) -> ExitCode {
 #[derive(Debug, Clone, clap::Args)]
 struct BudgetArgs {
     /// Backbone: the MMDiT (the reference's FRAMER_D) or the U-Net (FRAMER_U).
-    #[arg(long, value_enum, default_value_t = DemoBackboneArg::Dit)]
+    #[arg(long, value_enum, default_value_t = DemoBackboneArg::Unet)]
     backbone: DemoBackboneArg,
     /// What the runs learn: the one-step residual host, or the backbone's multi-step diffusion
     /// objective sampled from the noised LR at `--strength`.
@@ -354,7 +354,7 @@ struct BudgetArgs {
     /// The one-step host's fixed level σ in (0, 1] (default: 1).
     #[arg(long)]
     sigma: Option<f64>,
-    /// Training steps of each run (default: 300; `--long` makes it 2000).
+    /// Training steps of each run (default: 250; `--long` makes it 2000).
     #[arg(long)]
     steps: Option<u64>,
     /// A longer run (2000 steps each) for a clearer comparison.
@@ -401,7 +401,7 @@ struct BudgetArgs {
 impl Default for BudgetArgs {
     fn default() -> Self {
         Self {
-            backbone: DemoBackboneArg::Dit,
+            backbone: DemoBackboneArg::Unet,
             objective: DemoObjectiveArg::OneStep,
             sigma: None,
             steps: None,

@@ -2,8 +2,8 @@
 //! seed, same step budget), super-resolve held-out photos with both, and compare with bicubic.
 //!
 //! ```text
-//! cargo run --release                          # tiny DiT, one-step host, the default budget
-//! cargo run --release -- demo --backbone unet  # the U-Net instead
+//! cargo run --release                          # tiny U-Net, one-step host, the default budget
+//! cargo run --release -- demo --backbone dit   # the MMDiT (FRAMER_D) instead
 //! cargo run --release -- demo --steps 2000     # a longer run
 //! ```
 //!
@@ -483,7 +483,10 @@ mod tests {
 
     #[test]
     fn the_main_job_schedule_writes_the_model_table_in_full() {
-        let options = DemoOptions::default();
+        let options = DemoOptions {
+            backbone: DemoBackbone::Dit,
+            ..DemoOptions::default()
+        };
         let exp = experiment(&options, VariantKind::Framer, 3, false).unwrap();
         struct Config;
         impl ConfigTask for Config {
