@@ -253,6 +253,33 @@ fn different_schedules_on_the_nodes_stop_every_node() {
     );
 }
 
+/// Nodes that disagree on the number of nodes both stop with an error: the one that registers
+/// second is refused by the coordinator (asked whether every node has the same `--nodes`), and
+/// the other, left waiting for a node that never comes, stops after `timeout_seconds` (5 s)
+/// naming the registration.
+#[test]
+fn a_wrong_number_of_nodes_stops_every_node() {
+    let dir = Dir::new("world");
+    let run = RUN
+        .replace("batch_size = 4", "batch_size = 12")
+        .replace("timeout_seconds = 20", "timeout_seconds = 5");
+    let schedule = dir.file("run.toml", &run);
+    let port = free_ports();
+    let node0 = Node::start(&schedule, &dir.0.join("n0"), &node_args(2, 0, port));
+    let node1 = Node::start(&schedule, &dir.0.join("n1"), &node_args(3, 1, port));
+    let errors: Vec<String> = [node0.wait(LIMIT), node1.wait(LIMIT)]
+        .iter()
+        .enumerate()
+        .map(|(rank, out)| {
+            assert!(!out.status.success(), "node {rank} succeeded");
+            stderr(out)
+        })
+        .collect();
+    let all = errors.join("\n");
+    assert!(all.contains("is every node started with the same --nodes?"), "{all}");
+    assert!(all.contains("in registering with the other peers"), "{all}");
+}
+
 /// A coordinator port already in use is refused at once, naming the port.
 #[test]
 fn a_coordinator_port_in_use_is_a_clear_error() {
