@@ -541,7 +541,7 @@ fn demo(args: DemoArgs) -> Result<(), String> {
 }
 
 /// Runs the command line of a program whose models are those of the registry `R` (a single
-/// [`ModelConfig`] is a registry of one), reading the process's arguments.
+/// [`ModelConfig`](crate::engine::ModelConfig) is a registry of one), reading the process's arguments.
 pub fn main<R: ModelRegistry>() -> ExitCode {
     main_from::<R, _, _>(std::env::args_os())
 }

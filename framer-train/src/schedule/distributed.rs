@@ -11,7 +11,8 @@
 //!
 //! `[train] batch_size` is the global batch, split over `nodes × devices` peers. Each machine runs
 //! `framer train SCHEDULE --node-rank R` (or `FRAMER_NODE_RANK=R`); `--nodes`, `--devices` and
-//! `--coordinator` override the table. See [`crate::engine::distributed`].
+//! `--coordinator` override the table. See [`crate::engine::distributed`]; `nodes > 1` is refused
+//! for now (burn-collective 0.21.0's global level hangs at its second operation).
 //!
 //! `devices`, `nodes`, `coordinator` and `timeout_seconds` say how a run is launched, not what it
 //! computes: they are not part of `schedule.resolved.toml`, so a run resumes on any number of
