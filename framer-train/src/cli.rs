@@ -254,9 +254,7 @@ fn sr<R: ModelRegistry>(args: SrArgs) -> Result<(), String> {
             run_sr::<R, B::InnerBackend>(self.0, self.1, device).map_err(|e| e.to_string())
         }
     }
-    let written = args
-        .device
-        .run(Task::<R>(&run, &settings, std::marker::PhantomData))?;
+    let written = args.device.run(Task::<R>(&run, &settings, std::marker::PhantomData))?;
     println!("model: {}", run.weights.display());
     for p in written {
         println!("wrote {}", p.display());
@@ -308,20 +306,14 @@ fn analyze<R: ModelRegistry>(args: AnalyzeArgs) -> Result<(), String> {
         strength: args.strength,
         seed: args.seed,
     };
-    struct Task<'a, R>(
-        &'a RunFiles,
-        &'a AnalyzeSettings,
-        std::marker::PhantomData<R>,
-    );
+    struct Task<'a, R>(&'a RunFiles, &'a AnalyzeSettings, std::marker::PhantomData<R>);
     impl<R: ModelRegistry> OnBackend for Task<'_, R> {
         type Output = crate::commands::analyze::AnalyzeReport;
         fn run<B: AutodiffBackend>(self, device: &B::Device) -> Result<Self::Output, String> {
             run_analyze::<R, B::InnerBackend>(self.0, self.1, device).map_err(|e| e.to_string())
         }
     }
-    let report = args
-        .device
-        .run(Task::<R>(&run, &settings, std::marker::PhantomData))?;
+    let report = args.device.run(Task::<R>(&run, &settings, std::marker::PhantomData))?;
     for p in &report.written {
         println!("wrote {}", p.display());
     }
@@ -511,9 +503,7 @@ fn study(args: StudyArgs) -> Result<(), String> {
     impl OnBackend for Task {
         type Output = ();
         fn run<B: AutodiffBackend>(self, device: &B::Device) -> Result<(), String> {
-            run_study::<B>(&self.0, device)
-                .map(|_| ())
-                .map_err(|e| e.to_string())
+            run_study::<B>(&self.0, device).map(|_| ()).map_err(|e| e.to_string())
         }
     }
     let options = StudyOptions {
@@ -530,14 +520,10 @@ fn demo(args: DemoArgs) -> Result<(), String> {
     impl OnBackend for Task {
         type Output = ();
         fn run<B: AutodiffBackend>(self, device: &B::Device) -> Result<(), String> {
-            run_demo::<B>(&self.0, device)
-                .map(|_| ())
-                .map_err(|e| e.to_string())
+            run_demo::<B>(&self.0, device).map(|_| ()).map_err(|e| e.to_string())
         }
     }
-    args.budget
-        .device
-        .run(Task(args.budget.options(args.seed, args.out.clone())))
+    args.budget.device.run(Task(args.budget.options(args.seed, args.out.clone())))
 }
 
 /// Runs the command line of a program whose models are those of the registry `R` (a single
@@ -557,11 +543,7 @@ where
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() {
-                ExitCode::from(2)
-            } else {
-                ExitCode::SUCCESS
-            };
+            return if e.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
         }
     };
     let builtin = TypeId::of::<R>() == TypeId::of::<Builtin>();
@@ -610,13 +592,7 @@ where
             coordinator,
             node_host,
         } => {
-            let launch = crate::schedule::Launch {
-                devices,
-                nodes,
-                node_rank,
-                coordinator,
-                node_host,
-            };
+            let launch = crate::schedule::Launch { devices, nodes, node_rank, coordinator, node_host };
             match train::train_command::<R>(&schedule, out.as_deref(), launch, device) {
                 Ok(summary) => {
                     println!("{summary}");

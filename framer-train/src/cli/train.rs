@@ -35,14 +35,13 @@ pub fn train_schedule<R: ModelRegistry, B: AutodiffBackend>(
     out: Option<&Path>,
     device: &B::Device,
 ) -> Result<RunSummary, String> {
-    let experiment = check_schedule::<R>(path)
-        .map_err(|e| e.to_string())?
-        .experiment;
-    let out = out.map_or_else(
-        || PathBuf::from("runs").join(&experiment.name),
-        Path::to_path_buf,
-    );
-    train_experiment::<R, B>(&experiment, &out, device)
+    let experiment = check_schedule::<R>(path).map_err(|e| e.to_string())?.experiment;
+    train_experiment::<R, B>(&experiment, &run_folder(out, &experiment), device)
+}
+
+/// The run folder: `out`, or `runs/<name>` by default.
+fn run_folder(out: Option<&Path>, experiment: &Experiment) -> PathBuf {
+    out.map_or_else(|| PathBuf::from("runs").join(&experiment.name), Path::to_path_buf)
 }
 
 /// Trains an already loaded `experiment` into `out` with a model of the registry `R`.
@@ -72,29 +71,18 @@ pub(super) fn train_command<R: ModelRegistry>(
     launch: Launch,
     device: super::backend::Device,
 ) -> Result<RunSummary, String> {
-    struct Task<'a, R>(
-        &'a Path,
-        Option<&'a Path>,
-        Launch,
-        std::marker::PhantomData<R>,
-    );
+    struct Task<'a, R>(&'a Path, Option<&'a Path>, Launch, std::marker::PhantomData<R>);
     impl<R: ModelRegistry> super::backend::OnBackend for Task<'_, R> {
         type Output = RunSummary;
         fn run<B: AutodiffBackend>(self, device: &B::Device) -> Result<RunSummary, String> {
             if self.2 == Launch::default() {
                 return train_schedule::<R, B>(self.0, self.1, device);
             }
-            let mut experiment = check_schedule::<R>(self.0)
-                .map_err(|e| e.to_string())?
-                .experiment;
+            let mut experiment = check_schedule::<R>(self.0).map_err(|e| e.to_string())?.experiment;
             experiment.distributed = experiment
                 .distributed
                 .with_launch(&self.2, experiment.train.batch_size)?;
-            let out = self.1.map_or_else(
-                || Path::new("runs").join(&experiment.name),
-                Path::to_path_buf,
-            );
-            train_experiment::<R, B>(&experiment, &out, device)
+            train_experiment::<R, B>(&experiment, &run_folder(self.1, &experiment), device)
         }
     }
     device.run(Task::<R>(schedule, out, launch, std::marker::PhantomData))

@@ -25,9 +25,9 @@ pub mod model;
 pub mod objective;
 pub mod photos;
 pub mod rng;
+pub mod run_record;
 mod run;
 mod run_dir;
-pub mod run_record;
 pub mod sampler;
 pub mod trainable;
 
@@ -43,15 +43,15 @@ use framer::{Framed, FramerStep, StudentSelection};
 use rand_distr::{Distribution, StandardNormal};
 
 pub use checkpoint::TrainingState;
-pub use data::{FixedBatch, PairBatch, PairSource, SyntheticPairs};
 pub use error::EngineError;
-pub use metrics::{MetricsLog, StepRecord};
-pub use model::{ModelConfig, SrArgs, SrModel};
-pub use objective::{NoiseLevels, Objective};
-pub use photos::DegradedPhotos;
 pub use run::{
     RunSummary, build_framed, prepare_run_dir, run_experiment, run_experiment_with, sample_args,
 };
+pub use data::{FixedBatch, PairBatch, PairSource, SyntheticPairs};
+pub use metrics::{MetricsLog, StepRecord};
+pub use model::{ModelConfig, SrArgs, SrModel};
+pub use photos::DegradedPhotos;
+pub use objective::{NoiseLevels, Objective};
 pub use sampler::{sample, sample_from};
 
 use crate::schedule::Experiment;
@@ -121,18 +121,13 @@ where
             let available = model.student_names();
             let picked = crate::schedule::resolve_students(experiment, &available)?;
             let declared = framer::FramerModel::student_weights(&model.model);
-            let weights = crate::schedule::resolve_student_weights(
-                experiment, &available, &declared, &picked,
-            )?
-            .into_iter()
-            .filter(|w| w.source == crate::schedule::ValueSource::Schedule)
-            .map(|w| (w.name, w.weight))
-            .collect();
-            let selection = if picked == available {
-                StudentSelection::All
-            } else {
-                StudentSelection::Names(picked)
-            };
+            let weights = crate::schedule::resolve_student_weights(experiment, &available, &declared, &picked)?
+                .into_iter()
+                .filter(|w| w.source == crate::schedule::ValueSource::Schedule)
+                .map(|w| (w.name, w.weight))
+                .collect();
+            let selection =
+                if picked == available { StudentSelection::All } else { StudentSelection::Names(picked) };
             (selection, weights)
         } else {
             (StudentSelection::All, Vec::new())
@@ -248,8 +243,7 @@ where
             )));
         }
         let file = path.join("model.mpk");
-        let record =
-            checkpoint::read_record::<B, <Framed<B, M> as Module<B>>::Record>(&file, &self.device)?;
+        let record = checkpoint::read_record::<B, <Framed<B, M> as Module<B>>::Record>(&file, &self.device)?;
         self.model = checkpoint::load_into(self.model.clone(), record, &file)?;
         let file = path.join("optim.mpk");
         let optim = checkpoint::read_record::<B, _>(&file, &self.device)?;
@@ -332,19 +326,13 @@ where
             _ => (x0, noise, condition, levels),
         };
         let batch_rows = x0.dims()[0];
-        let (x_t, target) = self
-            .objective
-            .noisy_and_target(x0, noise, condition.clone(), &levels);
+        let (x_t, target) = self.objective.noisy_and_target(x0, noise, condition.clone(), &levels);
         let timesteps = Tensor::<B, 1>::from_data(
             TensorData::new(levels.timesteps.clone(), [batch_rows]),
             &self.device,
         );
 
-        let lambda = if exp.framer.enabled {
-            values.lambda
-        } else {
-            0.0
-        };
+        let lambda = if exp.framer.enabled { values.lambda } else { 0.0 };
         // One loss across steps (it keeps its spectrum buffers), rebuilt when the scheduled
         // settings change.
         let config = exp.framer_loss_at(step);
@@ -419,8 +407,7 @@ where
             // every peer takes the step of the global batch: mean gradients, mean losses
             grads = peers.average_gradients(grads)?;
             let framer_loss = framer_diag.as_ref().map(|d| f64::from(d.loss));
-            let means =
-                peers.average_values(&[loss_value, base_value, framer_loss.unwrap_or(0.0)])?;
+            let means = peers.average_values(&[loss_value, base_value, framer_loss.unwrap_or(0.0)])?;
             (loss_value, base_value) = (means[0], means[1]);
             if let Some(d) = framer_diag.as_mut() {
                 d.loss = means[2] as f32;
@@ -490,11 +477,7 @@ where
         // peers other than 0 train without writing anything
         let writes = self.writes();
         let mut log = match writes {
-            true => Some(MetricsLog::open(
-                &self.out_dir,
-                exp.logging.format,
-                start_step,
-            )?),
+            true => Some(MetricsLog::open(&self.out_dir, exp.logging.format, start_step)?),
             false => None,
         };
         let plot = self.out_dir.join("loss.png");
@@ -512,11 +495,7 @@ where
         bar.set_position(start_step);
         let mut final_loss = None;
         let mut skipped = 0;
-        let mut last_checkpoint = if writes {
-            checkpoint::newest(&self.checkpoint_dir())?
-        } else {
-            None
-        };
+        let mut last_checkpoint = if writes { checkpoint::newest(&self.checkpoint_dir())? } else { None };
         // a checkpoint that falls due during a run of rejected steps waits for the next good step
         // (or the end of the run): if the guard then stops the run, nothing of it is saved
         let mut checkpoint_due = false;

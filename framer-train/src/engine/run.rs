@@ -12,8 +12,8 @@ use burn::tensor::backend::AutodiffBackend;
 use framer::Framed;
 
 use super::{
-    DegradedPhotos, EngineError, ModelConfig, PairSource, SrArgs, SrModel, Trainer, ema, run_dir,
-    run_record,
+    DegradedPhotos, EngineError, ModelConfig, PairSource, SrArgs, SrModel, Trainer, ema,
+    run_dir, run_record,
 };
 use crate::schedule::Experiment;
 
@@ -192,8 +192,7 @@ where
     let sources: super::distributed::PeerSources = std::sync::Arc::new(move |_rank| {
         Ok(Box::new(DegradedPhotos::from_experiment(&shared)?) as Box<dyn PairSource>)
     });
-    super::distributed::run_data_parallel(experiment, model, sources, out_dir, device)
-        .map(|(summary, _)| summary)
+    super::distributed::run_data_parallel(experiment, model, sources, out_dir, device).map(|(summary, _)| summary)
 }
 
 #[cfg(not(feature = "distributed"))]
@@ -210,6 +209,7 @@ where
     Err(EngineError::Distributed(format!(
         "`[distributed]` with {} node(s) × {} device(s) needs framer-train's feature `distributed` \
          (on by default); this build has it off",
-        experiment.distributed.nodes, experiment.distributed.devices
+        experiment.distributed.nodes,
+        experiment.distributed.devices
     )))
 }

@@ -81,8 +81,8 @@ pub struct DistributedConfig {
     /// This machine's rank, `0..nodes` (`--node-rank`; node 0 starts the orchestrator and
     /// writes the run folder).
     pub node_rank: usize,
-    /// The global orchestrator's `host:port` (`nodes > 1`).
-    pub coordinator: Option<String>,
+    /// The global orchestrator's address (`nodes > 1`).
+    pub coordinator: Option<Coordinator>,
     /// The address the other machines reach this one at (`--node-host`; by default the local
     /// address of the route to the coordinator).
     pub node_host: Option<String>,
@@ -107,6 +107,45 @@ impl Default for DistributedConfig {
     }
 }
 
+/// The global orchestrator's address, `host:port` (node 0 listens on `port`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Coordinator {
+    /// The host name or IP address (IPv6 without brackets).
+    pub host: String,
+    /// The port, 1 to 65535.
+    pub port: u16,
+}
+
+impl std::str::FromStr for Coordinator {
+    type Err = String;
+
+    /// `"host:port"` (`"[::1]:port"` for IPv6): a non-empty host and a port of 1 to 65535.
+    fn from_str(text: &str) -> std::result::Result<Self, String> {
+        let (host, port) = text
+            .rsplit_once(':')
+            .ok_or_else(|| format!("`{text}` is not host:port"))?;
+        let port: u16 = port
+            .parse()
+            .ok()
+            .filter(|&p| p > 0)
+            .ok_or_else(|| format!("`{port}` in `{text}` is not a port (1 to 65535)"))?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        if host.is_empty() {
+            return Err(format!("`{text}` has no host"));
+        }
+        Ok(Self { host: host.to_string(), port })
+    }
+}
+
+impl std::fmt::Display for Coordinator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.host.contains(':') {
+            true => write!(f, "[{}]:{}", self.host, self.port),
+            false => write!(f, "{}:{}", self.host, self.port),
+        }
+    }
+}
+
 /// How `framer train` was launched: flags that replace `[distributed]` values.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Launch {
@@ -127,18 +166,8 @@ impl DistributedConfig {
     ///
     /// # Errors
     /// A message when `devices` is 0 or does not divide the global batch `batch_size`.
-    pub fn with_devices(
-        self,
-        devices: usize,
-        batch_size: usize,
-    ) -> std::result::Result<Self, String> {
-        self.with_launch(
-            &Launch {
-                devices: Some(devices),
-                ..Launch::default()
-            },
-            batch_size,
-        )
+    pub fn with_devices(self, devices: usize, batch_size: usize) -> std::result::Result<Self, String> {
+        self.with_launch(&Launch { devices: Some(devices), ..Launch::default() }, batch_size)
     }
 
     /// These settings with the launch flags applied, checked together.
@@ -147,15 +176,14 @@ impl DistributedConfig {
     /// A message naming the flag: a zero count, a node rank out of range, a global batch that
     /// does not split over `nodes × devices` peers, several nodes without a coordinator, or a
     /// coordinator that is not `host:port`.
-    pub fn with_launch(
-        self,
-        launch: &Launch,
-        batch_size: usize,
-    ) -> std::result::Result<Self, String> {
+    pub fn with_launch(self, launch: &Launch, batch_size: usize) -> std::result::Result<Self, String> {
         let devices = launch.devices.unwrap_or(self.devices);
         let nodes = launch.nodes.unwrap_or(self.nodes);
         let node_rank = launch.node_rank.unwrap_or(self.node_rank);
-        let coordinator = launch.coordinator.clone().or(self.coordinator);
+        let coordinator = match &launch.coordinator {
+            Some(c) => Some(c.parse::<Coordinator>().map_err(|e| format!("--coordinator: {e}"))?),
+            None => self.coordinator,
+        };
         if devices == 0 {
             return Err("--devices must be at least 1".into());
         }
@@ -174,9 +202,7 @@ impl DistributedConfig {
                 devices * nodes
             ));
         }
-        if let Some(c) = &coordinator {
-            parse_coordinator(c).map_err(|e| format!("--coordinator: {e}"))?;
-        } else if nodes > 1 {
+        if coordinator.is_none() && nodes > 1 {
             return Err(format!(
                 "{nodes} nodes need the coordinator's address: --coordinator host:port (or \
                  `distributed.coordinator`), the same on every node"
@@ -202,34 +228,11 @@ impl DistributedConfig {
         batch_size / self.world_size()
     }
 
-    /// The coordinator's host and port.
-    ///
-    /// # Errors
-    /// A message when there is none or it is not `host:port`.
-    pub fn coordinator_address(&self) -> std::result::Result<(String, u16), String> {
-        let c = self
-            .coordinator
-            .as_deref()
-            .ok_or("no coordinator address (--coordinator host:port)")?;
-        parse_coordinator(c)
+    /// The global rank of the peer on device `local_rank` of this node: `node_rank · devices +
+    /// local_rank`.
+    pub fn global_rank(&self, local_rank: usize) -> usize {
+        self.node_rank * self.devices + local_rank
     }
-}
-
-/// `"host:port"` into its parts (a port of 1..=65535 and a non-empty host).
-fn parse_coordinator(text: &str) -> std::result::Result<(String, u16), String> {
-    let (host, port) = text
-        .rsplit_once(':')
-        .ok_or_else(|| format!("`{text}` is not host:port"))?;
-    let port: u16 = port
-        .parse()
-        .ok()
-        .filter(|&p| p > 0)
-        .ok_or_else(|| format!("`{port}` in `{text}` is not a port (1 to 65535)"))?;
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    if host.is_empty() {
-        return Err(format!("`{text}` has no host"));
-    }
-    Ok((host.to_string(), port))
 }
 
 /// Checks `[distributed]` against the global batch.
@@ -249,9 +252,7 @@ pub(super) fn resolve(
                      ({devices})"
                 ),
             )
-            .with_help(
-                "the batch size is the global batch: each peer takes batch_size / devices samples",
-            ));
+            .with_help("the batch size is the global batch: each peer takes batch_size / devices samples"));
     }
     let nodes = ctx.count("distributed.nodes", &section.nodes, 1)? as usize;
     if !batch_size.is_multiple_of(devices * nodes) {
@@ -267,11 +268,11 @@ pub(super) fn resolve(
             .with_help("the batch size is the global batch: each peer takes batch_size / (nodes × devices) samples"));
     }
     let coordinator = match &section.coordinator {
-        Some(c) => {
-            parse_coordinator(c.get_ref())
-                .map_err(|e| ctx.err(c.span(), "distributed.coordinator", e))?;
-            Some(c.get_ref().clone())
-        }
+        Some(c) => Some(
+            c.get_ref()
+                .parse::<Coordinator>()
+                .map_err(|e| ctx.err(c.span(), "distributed.coordinator", e))?,
+        ),
         None => None,
     };
     let timeout = ctx.count("distributed.timeout_seconds", &section.timeout_seconds, 1)?;

@@ -20,7 +20,7 @@ mod validate_framer;
 
 use std::path::Path;
 
-pub use distributed::{DistributedConfig, DistributedSection, KeyScope, Launch};
+pub use distributed::{Coordinator, DistributedConfig, DistributedSection, KeyScope, Launch};
 pub use error::{Location, ScheduleError, suggest};
 pub use phase::{PhaseSection, Ramp, Segment, StepSchedule};
 pub use provenance::FramerValue;
@@ -29,10 +29,10 @@ pub use resolved::{
     ObjectiveConfig, OptimizerConfig, Phase, ScheduleOrigin, StepValues, TrainConfig,
 };
 pub use sections::{
-    BetaSchedule, CheckpointSection, DataSection, FramerSection, LogFormat, LoggingSection,
-    LrScheduleKind, LrScheduleSection, MaskKind, ObjectiveKind, ObjectiveSection, OptimizerKind,
-    OptimizerSection, ScheduleFile, ScheduleSection, SigmaSampling, StudentWeightsSpec,
-    StudentsSpec, TrainSection,
+    BetaSchedule, CheckpointSection, DataSection, FramerSection, LogFormat,
+    LoggingSection, LrScheduleKind, LrScheduleSection, MaskKind, ObjectiveKind,
+    ObjectiveSection, OptimizerKind, OptimizerSection, ScheduleFile, ScheduleSection,
+    SigmaSampling, StudentWeightsSpec, StudentsSpec, TrainSection,
 };
 pub use students::{
     StudentPattern, StudentWeight, StudentWeightPattern, Students, StudentsError, ValueSource,
@@ -69,10 +69,6 @@ pub fn parse(source: &str, path: &str, base_dir: &Path) -> Result<Experiment, Sc
 
 /// Turns a `toml` error on `source` (read from `path`) into a located [`ScheduleError`] naming the
 /// table and key.
-pub(crate) fn convert_toml_error(
-    path: &str,
-    source: &str,
-    error: &toml::de::Error,
-) -> ScheduleError {
+pub(crate) fn convert_toml_error(path: &str, source: &str, error: &toml::de::Error) -> ScheduleError {
     toml_error::convert(path, source, error)
 }

@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 
 use super::StepSync;
 use crate::engine::{EngineError, PairSource, RunSummary, SrModel, Trainer};
-use crate::schedule::{DistributedConfig, Experiment, KeyScope};
+use crate::schedule::{Coordinator, DistributedConfig, Experiment, KeyScope};
 
 /// Which collective operation a peer is blocked in, and since when: the launcher stops the run
 /// when a peer has waited longer than `[distributed] timeout_seconds` (another node stopped or
@@ -28,18 +28,6 @@ pub struct PeerWatch {
 }
 
 impl PeerWatch {
-    fn enter(&self, what: &str) {
-        if let Ok(mut w) = self.waiting.lock() {
-            *w = Some((Instant::now(), what.to_string()));
-        }
-    }
-
-    fn leave(&self) {
-        if let Ok(mut w) = self.waiting.lock() {
-            *w = None;
-        }
-    }
-
     /// The operation and how long the peer has been in it, once that is over `timeout`.
     pub fn stalled(&self, timeout: Duration) -> Option<(Duration, String)> {
         let w = self.waiting.lock().ok()?;
@@ -48,10 +36,16 @@ impl PeerWatch {
         (waited > timeout).then(|| (waited, what.clone()))
     }
 
+    /// Runs the collective operation `op`, marked as waiting in `what` while it runs.
     fn watch<T>(&self, what: &str, op: impl FnOnce() -> T) -> T {
-        self.enter(what);
+        let set = |state| {
+            if let Ok(mut w) = self.waiting.lock() {
+                *w = state;
+            }
+        };
+        set(Some((Instant::now(), what.to_string())));
         let out = op();
-        self.leave();
+        set(None);
         out
     }
 }
@@ -77,26 +71,19 @@ fn collective_config(config: &DistributedConfig) -> Result<CollectiveConfig, Eng
     if config.nodes <= 1 {
         return Ok(local);
     }
-    let (host, port) = config
-        .coordinator_address()
-        .map_err(EngineError::Distributed)?;
+    let coordinator = coordinator(config)?;
     let data_port = data_port(config)?;
-    let node_host = match &config.node_host {
-        Some(h) => h.clone(),
-        None => route_address(&host, port).unwrap_or_else(|| "127.0.0.1".into()),
-    };
-    let url = |h: &str, p: u16| match h.contains(':') {
-        true => format!("ws://[{h}]:{p}"),
-        false => format!("ws://{h}:{p}"),
+    let node = Coordinator {
+        host: match &config.node_host {
+            Some(h) => h.clone(),
+            None => route_address(coordinator).unwrap_or_else(|| "127.0.0.1".into()),
+        },
+        port: data_port,
     };
     Ok(local
         .with_num_nodes(config.nodes as u32)
-        .with_global_address(url(&host, port).parse().map_err(EngineError::Distributed)?)
-        .with_node_address(
-            url(&node_host, data_port)
-                .parse()
-                .map_err(EngineError::Distributed)?,
-        )
+        .with_global_address(format!("ws://{coordinator}").parse().map_err(EngineError::Distributed)?)
+        .with_node_address(format!("ws://{node}").parse().map_err(EngineError::Distributed)?)
         .with_data_service_port(data_port)
         .with_global_all_reduce_strategy(AllReduceStrategy::Tree(2)))
 }
@@ -129,11 +116,20 @@ pub fn check_global_level(config: &DistributedConfig) -> Result<(), EngineError>
     )))
 }
 
+/// The coordinator of a multi-node run (`with_launch` requires one when `nodes > 1`; a
+/// configuration built by hand may lack it).
+fn coordinator(config: &DistributedConfig) -> Result<&Coordinator, EngineError> {
+    config.coordinator.as_ref().ok_or_else(|| {
+        EngineError::Distributed(format!(
+            "{} nodes need the coordinator's address (--coordinator host:port)",
+            config.nodes
+        ))
+    })
+}
+
 /// The port of this node's tensor service: the coordinator's port + 1 + the node rank.
 fn data_port(config: &DistributedConfig) -> Result<u16, EngineError> {
-    let (_, port) = config
-        .coordinator_address()
-        .map_err(EngineError::Distributed)?;
+    let port = coordinator(config)?.port;
     u16::try_from(port as usize + 1 + config.node_rank).map_err(|_| {
         EngineError::Distributed(format!(
             "node {}'s tensor port (coordinator port {port} + 1 + rank) is past 65535: choose a \
@@ -143,10 +139,10 @@ fn data_port(config: &DistributedConfig) -> Result<u16, EngineError> {
     })
 }
 
-/// This machine's address on its route to `host:port` (no packet is sent).
-fn route_address(host: &str, port: u16) -> Option<String> {
+/// This machine's address on its route to the coordinator (no packet is sent).
+fn route_address(coordinator: &Coordinator) -> Option<String> {
     let socket = std::net::UdpSocket::bind(("0.0.0.0", 0)).ok()?;
-    socket.connect((host, port)).ok()?;
+    socket.connect((coordinator.host.as_str(), coordinator.port)).ok()?;
     Some(socket.local_addr().ok()?.ip().to_string())
 }
 
@@ -200,7 +196,7 @@ impl<B: AutodiffBackend> CollectivePeer<B> {
         device: &B::Device,
         watch: Arc<PeerWatch>,
     ) -> Result<Self, EngineError> {
-        let rank = config.node_rank * config.devices + local_rank;
+        let rank = config.global_rank(local_rank);
         let id = PeerId(rank as u32);
         let collective_config = collective_config(config)?;
         watch
@@ -287,11 +283,7 @@ impl<B: AutodiffBackend> BatchGather<B> for CollectivePeer<B> {
             slots.push(zeros((self.world - self.rank - 1) * rows));
         }
         let gathered = self
-            .all_reduce(
-                Tensor::cat(slots, 0),
-                ReduceOperation::Sum,
-                "the InterCL keys",
-            )
+            .all_reduce(Tensor::cat(slots, 0), ReduceOperation::Sum, "the InterCL keys")
             .map_err(FramerError::Gather)?;
         Ok(Tensor::from_inner(gathered))
     }
@@ -387,10 +379,7 @@ pub type PeerSources = Arc<dyn Fn(usize) -> Result<Box<dyn PairSource>, EngineEr
 /// devices `0..N`; the one CPU device for every peer on Flex).
 fn peer_device<D: burn::tensor::backend::DeviceOps>(first: &D, rank: usize) -> D {
     let id = first.to_id();
-    D::from_id(burn::tensor::backend::DeviceId::new(
-        id.type_id,
-        id.index_id + rank as u16,
-    ))
+    D::from_id(burn::tensor::backend::DeviceId::new(id.type_id, id.index_id + rank as u16))
 }
 
 /// Trains `experiment` on `[distributed] devices` peers of this node, one thread per device, each
@@ -421,18 +410,15 @@ where
     let (devices, world, timeout) = (config.devices, config.world_size(), config.timeout);
     check_global_level(config)?;
     if config.nodes > 1 {
-        let (_, port) = config
-            .coordinator_address()
-            .map_err(EngineError::Distributed)?;
         if config.node_rank == 0 {
-            start_coordinator(port)?;
+            start_coordinator(coordinator(config)?.port)?;
         }
         check_port_free(
             data_port(config)?,
             &format!("node {}'s tensor service", config.node_rank),
         )?;
     }
-    let first_rank = config.node_rank * devices;
+    let first_rank = config.global_rank(0);
     let experiment = Arc::new(experiment.clone());
     let watches: Vec<Arc<PeerWatch>> = (0..devices).map(|_| Arc::default()).collect();
     let (tx, rx) = mpsc::channel::<(usize, Result<(RunSummary, Framed<B, M>), EngineError>)>();
@@ -533,14 +519,9 @@ where
         return Err(EngineError::Distributed(message));
     }
     if let Some((local, (waited, what))) = stalled {
-        let nodes = experiment.distributed.nodes;
-        let where_ = match nodes {
-            1 => String::new(),
-            n => format!(
-                " of node {} ({n} nodes, coordinator {})",
-                experiment.distributed.node_rank,
-                experiment.distributed.coordinator.as_deref().unwrap_or("?")
-            ),
+        let where_ = match (config.nodes, &config.coordinator) {
+            (1, _) | (_, None) => String::new(),
+            (n, Some(c)) => format!(" of node {} ({n} nodes, coordinator {c})", config.node_rank),
         };
         return Err(EngineError::Distributed(format!(
             "peer {}{where_} waited {} s in {what} for the other peers (timeout_seconds = {}): a \
