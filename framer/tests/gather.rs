@@ -57,6 +57,7 @@ fn values<Bk: burn::tensor::backend::Backend, const D: usize>(t: Tensor<Bk, D>) 
 /// `x_t` (1e-5 of the largest entry). Keeping the negatives per peer changes the loss instead.
 #[test]
 fn peers_with_gathered_keys_equal_one_process_on_the_global_batch() {
+    let _serial = common::backward_lock();
     let mut r = rng(17);
     let (world, local_batch, num_students) = (2, 2, 3);
     let shape = [world * local_batch, 3, 12, 10];
@@ -130,6 +131,7 @@ fn peers_with_gathered_keys_equal_one_process_on_the_global_batch() {
 /// path).
 #[test]
 fn a_world_of_one_is_the_plain_loss() {
+    let _serial = common::backward_lock();
     let mut r = rng(5);
     let shape = [3, 2, 8, 8];
     let students: Vec<Tensor<A, 4>> = (0..2).map(|_| normal(&mut r, shape, 0.0)).collect();
@@ -151,6 +153,7 @@ fn a_world_of_one_is_the_plain_loss() {
 /// Bad query rows and a gather that returns the wrong shape are errors that say what is wrong.
 #[test]
 fn bad_query_rows_and_bad_gathers_are_errors() {
+    let _serial = common::backward_lock();
     let mut r = rng(9);
     let shape = [2, 1, 4, 4];
     let students: Vec<Tensor<A, 4>> = (0..2).map(|_| normal(&mut r, shape, 0.0)).collect();

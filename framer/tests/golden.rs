@@ -38,6 +38,7 @@ fn assert_case(name: &str, mask: MaskSource) {
 /// reference too; the tests above go through the host path that CPU backends use.
 #[test]
 fn tensor_path_matches_reference_on_every_case() {
+    let _serial = common::backward_lock();
     for name in ["tiny", "single", "paperlike"] {
         for mask in [MaskSource::Reference, MaskSource::Own] {
             let report = check_case_with::<A>(
@@ -55,31 +56,37 @@ fn tensor_path_matches_reference_on_every_case() {
 
 #[test]
 fn tiny_matches_reference_with_reference_mask() {
+    let _serial = common::backward_lock();
     assert_case("tiny", MaskSource::Reference);
 }
 
 #[test]
 fn tiny_matches_reference_with_own_mask() {
+    let _serial = common::backward_lock();
     assert_case("tiny", MaskSource::Own);
 }
 
 #[test]
 fn single_matches_reference_with_reference_mask() {
+    let _serial = common::backward_lock();
     assert_case("single", MaskSource::Reference);
 }
 
 #[test]
 fn single_matches_reference_with_own_mask() {
+    let _serial = common::backward_lock();
     assert_case("single", MaskSource::Own);
 }
 
 #[test]
 fn paperlike_matches_reference_with_reference_mask() {
+    let _serial = common::backward_lock();
     assert_case("paperlike", MaskSource::Reference);
 }
 
 #[test]
 fn paperlike_matches_reference_with_own_mask() {
+    let _serial = common::backward_lock();
     assert_case("paperlike", MaskSource::Own);
 }
 
@@ -97,6 +104,7 @@ fn levels<B: burn::tensor::backend::Backend>(values: &[f32]) -> Tensor<B, 1> {
 /// FAW = 1 (no energy gap), IntraCL = log 2 (two equal logits) and InterCL = log(2B)/… worked below.
 #[test]
 fn identical_layers_give_the_worked_example() {
+    let _serial = common::backward_lock();
     let mut rng = common::rng(8);
     for (batch, tau) in [(1usize, 1.0f64), (3, 0.5)] {
         let shape = [batch, 2, 6, 5];
@@ -139,6 +147,7 @@ fn identical_layers_give_the_worked_example() {
 /// wrong backward) shows up as a mismatch. (The golden cases check the gradients with FAW and FAM on.)
 #[test]
 fn loss_gradient_matches_finite_differences() {
+    let _serial = common::backward_lock();
     let mut rng = common::rng(9);
     let device = Default::default();
     let shape = [2, 2, 6, 7];
@@ -196,6 +205,7 @@ fn loss_gradient_matches_finite_differences() {
 
 #[test]
 fn teacher_receives_no_gradient() {
+    let _serial = common::backward_lock();
     let mut rng = common::rng(10);
     let shape = [2, 2, 4, 4];
     let teacher = random(&mut rng, shape, 0.0).require_grad();
@@ -219,6 +229,7 @@ fn teacher_receives_no_gradient() {
 
 #[test]
 fn switching_off_faw_and_fam_sets_their_weights_to_one() {
+    let _serial = common::backward_lock();
     let mut rng = common::rng(11);
     let shape = [2, 3, 8, 8];
     let students: Vec<Tensor<A, 4>> = (0..3).map(|i| random(&mut rng, shape, i as f32)).collect();
@@ -244,6 +255,7 @@ fn switching_off_faw_and_fam_sets_their_weights_to_one() {
 
 #[test]
 fn radial_masks_give_a_finite_differentiable_loss() {
+    let _serial = common::backward_lock();
     let mut rng = common::rng(12);
     let shape = [2, 3, 12, 20];
     let students: Vec<Tensor<A, 4>> = (0..3).map(|i| random(&mut rng, shape, i as f32).require_grad()).collect();
@@ -263,6 +275,7 @@ fn radial_masks_give_a_finite_differentiable_loss() {
 
 #[test]
 fn parameterizations_follow_their_closed_forms() {
+    let _serial = common::backward_lock();
     let device = Default::default();
     let x_t = Tensor::<Flex, 4>::from_floats([[[[2.0]]], [[[4.0]]]], &device);
     let pred = Tensor::<Flex, 4>::from_floats([[[[1.0]]], [[[-1.0]]]], &device);
@@ -290,6 +303,7 @@ fn parameterizations_follow_their_closed_forms() {
 
 #[test]
 fn bad_input_is_an_error_not_a_panic() {
+    let _serial = common::backward_lock();
     let shape = [2, 2, 4, 4];
     let rng = std::cell::RefCell::new(common::rng(29));
     let draw = |shape: [usize; 4]| random(&mut rng.borrow_mut(), shape, 0.0);
@@ -325,6 +339,7 @@ fn bad_input_is_an_error_not_a_panic() {
 
 #[test]
 fn golden_loader_names_the_file_on_bad_input() {
+    let _serial = common::backward_lock();
     let dir = std::env::temp_dir().join(format!("framer-golden-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let json = dir.join("broken.json");

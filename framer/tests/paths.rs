@@ -20,6 +20,7 @@ fn levels(values: &[f32]) -> Tensor<A, 1> {
 /// both mask kinds, an injected asymmetric mask, FAW/FAM off and three parameterizations.
 #[test]
 fn host_path_equals_tensor_path() {
+    let _serial = common::backward_lock();
     let device = Default::default();
     struct Case {
         shape: [usize; 4],
@@ -118,6 +119,7 @@ fn host_path_equals_tensor_path() {
 /// path once produced 0·∞ = NaN through the square root of the norm).
 #[test]
 fn empty_band_gives_finite_gradients() {
+    let _serial = common::backward_lock();
     let device = Default::default();
     let shape = [2, 2, 4, 6];
     let mut rng = rng(7);
@@ -155,6 +157,7 @@ fn empty_band_gives_finite_gradients() {
 /// guard catches) on both paths; it does not panic in the mask selection or the FFTs.
 #[test]
 fn non_finite_students_give_a_non_finite_loss_not_a_panic() {
+    let _serial = common::backward_lock();
     let device = Default::default();
     let shape = [2, 2, 6, 6];
     let mut rng = rng(13);
@@ -185,6 +188,7 @@ fn non_finite_students_give_a_non_finite_loss_not_a_panic() {
 /// weighted 0, and twice the unweighted gradient of the first student; bad weights are rejected.
 #[test]
 fn weighted_students_agree_on_both_paths_and_by_hand() {
+    let _serial = common::backward_lock();
     let shape = [2, 2, 6, 8];
     let mut rng = rng(29);
     let mut random = || normal::<A, 4>(&mut rng, shape, 0.0);

@@ -2,6 +2,8 @@
 //! `B::seed` is process-global, and parallel tests would race for it.
 #![allow(dead_code)] // each test file uses some of these
 
+use std::sync::{Mutex, MutexGuard};
+
 use burn::tensor::{Tensor, TensorData, backend::Backend};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
@@ -31,4 +33,13 @@ pub fn normal<B: Backend, const D: usize>(rng: &mut StdRng, shape: [usize; D], m
 pub fn uniform<B: Backend, const D: usize>(rng: &mut StdRng, shape: [usize; D]) -> Tensor<B, D> {
     let values: Vec<f32> = (0..shape.iter().product()).map(|_| rng.random()).collect();
     Tensor::from_data(TensorData::new(values, shape), &Default::default())
+}
+
+/// Held by every test of a binary whose tests take gradients: in burn 0.21 a `backward()` on one
+/// thread can free a step of a graph another thread is still building, and that thread's
+/// gradient silently goes missing (tracel-ai/burn#5573). Seen here as "gradient 0 is zero" in
+/// `paths.rs`, in about one run in four with the tests in parallel and never alone.
+pub fn backward_lock() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
