@@ -1,4 +1,4 @@
-//! The `framer` command line, for any model: `check`, `train`, `sr`, `eval` and `analyze`.
+//! The `framer` command line, for any model: `check`, `train`, `encode`, `sr`, `eval` and `analyze`.
 //!
 //! A program gets the whole command line for its own model in one line:
 //!
@@ -32,6 +32,7 @@ use crate::registry::{Builtin, ModelRegistry};
 
 mod backend;
 mod check;
+mod encode;
 mod train;
 
 use backend::{Device, OnBackend};
@@ -92,6 +93,8 @@ enum Command {
         #[arg(long, env = "FRAMER_NODE_HOST")]
         node_host: Option<String>,
     },
+    /// Encode the training crops of a `[latent]` schedule with its VAE, for `train` to read.
+    Encode(encode::EncodeArgs),
     /// Super-resolve an LR image or a folder with a trained run (EMA weights when present).
     Sr(SrArgs),
     /// Score SR images against ground truths (PSNR/SSIM on Y, NIQE), or compare runs.
@@ -556,6 +559,7 @@ where
         }
     };
     match command {
+        Command::Encode(args) => report(encode::encode(args)),
         Command::Sr(args) => report(sr::<R>(args)),
         Command::Eval(args) => report(eval(args)),
         Command::Analyze(args) => report(analyze::<R>(args)),

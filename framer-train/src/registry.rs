@@ -181,7 +181,7 @@ fn check_backbone_data<B: Backend>(
         || model.out_channels() != channels
     {
         return Err(format!(
-            "the model works on {}-channel inputs; the schedule trains on {channels}-channel images",
+            "the model works on {}-channel inputs; the schedule trains on {channels}-channel inputs",
             model.in_channels()
         ));
     }

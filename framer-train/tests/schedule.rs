@@ -206,6 +206,7 @@ fn check_output_shows_resolved_values() {
     for path in [
         "../examples/dit_reference.toml",
         "../examples/ablation_radial_mask.toml",
+        "../examples/latent_sd3.toml",
     ] {
         let e = schedule::load(path).unwrap();
         assert_eq!(

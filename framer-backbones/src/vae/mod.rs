@@ -27,25 +27,12 @@
 //! folder with [`crate::load_safetensors`]; the only key rewrites are those of
 //! [`crate::DIFFUSERS_KEY_REMAP`] (`to_out.0`, the norms' `weight`/`bias`).
 //!
-//! ## Planned: latent-space training (issue 16; not implemented)
-//! - Schedule: `[model] latent = "sd3"` (or `"sd2"`, `"tiny-sd3"`: a [`VaeConfig`] preset, so the
-//!   scaling and shift come with it) and `vae = "path/to/vae.safetensors"`, loaded strictly with
-//!   [`crate::load_safetensors`]. `check` fails, naming `[model] latent`, when the backbone's
-//!   `in_channels`/`out_channels` differ from `latent_channels` or the crop size is not a
-//!   multiple of [`VaeConfig::downscale_factor`].
-//! - `framer encode SCHEDULE --out DIR` (as the reference's `make_latents.py`): for every HR crop,
-//!   the posterior mean and log-variance of the HR image and the posterior mean of the LR image
-//!   upsampled to HR size, one safetensors file per image. Storing moments rather than one sample
-//!   lets training draw `z = mean + std·noise` per step from the run's seeded generator; the
-//!   stored tensors are unscaled, and [`AutoencoderKL::scale_latents`] is applied when a batch is
-//!   built, so one file serves any scaling.
-//! - Training reads those files instead of images; `x_0` and the LR condition are scaled latents
-//!   (`C = 16` for SD3), and the FRAMER loss runs on them unchanged (its DFT is over the latent
-//!   `H × W`), as in the reference. The VAE is not part of the trained model.
-//! - `framer sr` samples in latent space and decodes with [`AutoencoderKL::tiled_decode`]
-//!   ([`VaeTiling::for_config`]) when the latent is larger than one tile, otherwise whole.
-//! - CI: the tiny DiT with `in_channels = 16` and a random `tiny-sd3` VAE written to a temporary
-//!   safetensors file, through `encode`, a few `train` steps and `sr`.
+//! ## Latent-space training
+//! `framer-train` trains and samples in a VAE's latent space from a schedule's `[latent]` table
+//! (`preset`, `vae`, `latents`): `framer encode` stores each training crop's posterior moments
+//! (HR mean and log-variance, the upsampled LR's mean), training scales them with
+//! [`AutoencoderKL::scale_latents`]'s formula, and `framer sr` encodes each upsampled LR tile,
+//! samples in latent space and decodes. See `examples/latent_sd3.toml`.
 
 mod coder;
 mod posterior;

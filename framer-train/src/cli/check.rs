@@ -87,7 +87,7 @@ impl ConfigTask for CheckTask<'_> {
                 None => ScheduleError::new(message),
             }
         };
-        config.check_data(3, exp.data.crop_size).map_err(model_error)?;
+        crate::engine::check_model_input(&config, exp).map_err(model_error)?;
         let model = config
             .init::<burn::backend::Flex>(&Default::default())
             .map_err(model_error)?;

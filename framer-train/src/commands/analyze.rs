@@ -58,6 +58,14 @@ pub fn run_analyze<R: ModelRegistry, B: Backend>(
     device: &B::Device,
 ) -> Result<AnalyzeReport, CommandError> {
     let exp = &run.experiment;
+    if let Some(latent) = &exp.latent {
+        return Err(CommandError::Invalid(format!(
+            "{}: the run trains in the latent space of the `{}` VAE; `analyze` reads out the \
+             layers of pixel-space runs only",
+            run.schedule.display(),
+            latent.preset
+        )));
+    }
     let conditions = match &settings.images {
         Some(dir) => images_from(dir, exp)?,
         None => held_out(exp)?,

@@ -19,6 +19,7 @@ use crate::registry::{ConfigTask, ModelRegistry};
 use crate::schedule::{self, Experiment};
 
 pub mod analyze;
+pub mod encode;
 pub mod eval;
 pub mod sr;
 

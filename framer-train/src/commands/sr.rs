@@ -6,12 +6,17 @@
 //! the upsampled LR and written (PNG, or JPEG / BMP for such an output file name). Arguments are
 //! checked before the model is loaded, no output is written over an input, and a folder is
 //! processed to the end even when one of its images fails.
+//!
+//! A run trained in a VAE's latent space (`[latent]`) samples each tile in that space: the
+//! upsampled LR tile is encoded (posterior mean, scaled), sampled from, and decoded; the tile side
+//! must then be a multiple of the VAE's downsampling factor.
 
 use std::path::PathBuf;
 
 use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
 use framer::Framed;
+use framer_backbones::AutoencoderKL;
 use framer_eval::ColorFix;
 use framer_eval::sr::{SrJob, SrOptions, plan_jobs, super_resolve_jobs, tile_seed};
 
@@ -117,6 +122,20 @@ pub fn run_sr<R: ModelRegistry, B: Backend>(
         options = options.with_overlap(overlap);
     }
     options.validate()?;
+    let vae = match &run.experiment.latent {
+        Some(latent) => {
+            let f = latent.vae_config().downscale_factor();
+            if !tile.is_multiple_of(f) {
+                return Err(CommandError::Invalid(format!(
+                    "--tile {tile}: the run works in the latent space of the `{}` VAE, which \
+                     downsamples by {f}; give a multiple of {f}",
+                    latent.preset
+                )));
+            }
+            Some(super::encode::load_vae::<B>(&run.experiment, device)?)
+        }
+        None => None,
+    };
     with_model::<R, B, _>(
         run,
         device,
@@ -129,19 +148,20 @@ pub fn run_sr<R: ModelRegistry, B: Backend>(
                 .steps
                 .unwrap_or(run.experiment.objective.sample_steps),
             crop,
+            vae,
             device,
         },
     )
 }
 
-/// Whether `model` takes `[1, 3, tile, tile]` inputs: one prediction on zeros, with a panic of
-/// the backend (a side the patches or the down-sampling cannot divide) caught and kept quiet.
+/// Whether `model` takes `[1, channels, side, side]` inputs: one prediction on zeros, with a panic
+/// of the backend (a side the patches or the down-sampling cannot divide) caught and kept quiet.
 fn probe_tile<B: Backend, M: SrModel<B>>(
     model: &Framed<B, M>,
-    tile: usize,
+    [channels, side]: [usize; 2],
     device: &B::Device,
 ) -> Result<(), String> {
-    let x = Tensor::<B, 4>::zeros([1, 3, tile, tile], device);
+    let x = Tensor::<B, 4>::zeros([1, channels, side, side], device);
     let t = Tensor::<B, 1>::ones([1], device);
     let hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
@@ -150,7 +170,7 @@ fn probe_tile<B: Backend, M: SrModel<B>>(
     }));
     std::panic::set_hook(hook);
     match result {
-        Ok(dims) if dims == [1, 3, tile, tile] => Ok(()),
+        Ok(dims) if dims == [1, channels, side, side] => Ok(()),
         Ok(dims) => Err(format!("it returns {dims:?}")),
         Err(panic) => Err(panic
             .downcast_ref::<String>()
@@ -171,6 +191,8 @@ struct SrTask<'a, B: Backend> {
     objective: Objective,
     steps: usize,
     crop: usize,
+    /// The VAE of a latent-space run.
+    vae: Option<AutoencoderKL<B>>,
     device: &'a B::Device,
 }
 
@@ -179,7 +201,11 @@ impl<B: Backend> ModelTask<B> for SrTask<'_, B> {
 
     fn run<M: SrModel<B>>(self, model: Framed<B, M>) -> Result<Vec<PathBuf>, CommandError> {
         let tile = self.options.tile;
-        if let Err(why) = probe_tile(&model, tile, self.device) {
+        let model_tile = match &self.vae {
+            Some(vae) => [vae.latent_channels, tile / vae.downscale_factor()],
+            None => [3, tile],
+        };
+        if let Err(why) = probe_tile(&model, model_tile, self.device) {
             return Err(CommandError::Invalid(format!(
                 "--tile {tile}: the model cannot take {tile}×{tile} tiles ({why}); it was trained \
                  on {crop}×{crop} crops (--tile {crop} works)",
@@ -197,7 +223,8 @@ impl<B: Backend> ModelTask<B> for SrTask<'_, B> {
         );
         let (seed, strength, steps) = (self.settings.seed, self.settings.strength, self.steps);
         let objective = &self.objective;
-        let report = super_resolve_jobs::<B, _, std::convert::Infallible>(
+        let vae = self.vae.as_ref();
+        let report = super_resolve_jobs::<B, _, framer_backbones::BackboneError>(
             &self.jobs,
             &self.options,
             self.device,
@@ -208,7 +235,10 @@ impl<B: Backend> ModelTask<B> for SrTask<'_, B> {
                     region.index + 1,
                     region.count
                 ));
-                let condition = lr_up.mul_scalar(2.0).sub_scalar(1.0);
+                let mut condition = lr_up.mul_scalar(2.0).sub_scalar(1.0);
+                if let Some(vae) = vae {
+                    condition = vae.encode(condition, None)?;
+                }
                 let noise = normal_noise::<B>(
                     condition.dims(),
                     tile_seed(seed, job.index, region.index),
@@ -222,6 +252,10 @@ impl<B: Backend> ModelTask<B> for SrTask<'_, B> {
                     steps,
                     |x, t| model.forward((x, t, condition.clone())),
                 );
+                let sr = match vae {
+                    Some(vae) => vae.decode(sr)?,
+                    None => sr,
+                };
                 Ok(sr.add_scalar(1.0).div_scalar(2.0))
             },
             |job| {

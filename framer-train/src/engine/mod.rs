@@ -20,6 +20,7 @@ pub mod ema;
 mod error;
 pub mod fault;
 pub mod grad;
+pub mod latents;
 pub mod metrics;
 pub mod model;
 pub mod objective;
@@ -45,9 +46,11 @@ use rand_distr::{Distribution, StandardNormal};
 pub use checkpoint::TrainingState;
 pub use error::EngineError;
 pub use run::{
-    RunSummary, build_framed, prepare_run_dir, run_experiment, run_experiment_with, sample_args,
+    RunSummary, build_framed, check_model_input, pair_source, prepare_run_dir, run_experiment, run_experiment_with,
+    sample_args,
 };
 pub use data::{FixedBatch, PairBatch, PairSource, SyntheticPairs};
+pub use latents::LatentPairs;
 pub use metrics::{MetricsLog, StepRecord};
 pub use model::{ModelConfig, SrArgs, SrModel};
 pub use photos::DegradedPhotos;

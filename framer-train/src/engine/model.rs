@@ -84,8 +84,10 @@ pub trait ModelConfig: Serialize + DeserializeOwned + Clone + std::fmt::Debug + 
         device: &B::Device,
     ) -> Result<Self::TrainModel<B>, String>;
 
-    /// Checks that the model takes `channels`-channel images of `crop_size × crop_size` pixels (the
-    /// schedule's crops), before anything runs. The default accepts everything.
+    /// Checks that the model takes `channels`-channel inputs of `crop_size × crop_size` (the
+    /// schedule's RGB crops, or with `[latent]` their VAE latents: see
+    /// [`crate::schedule::Experiment::model_input`]), before anything runs. The default accepts
+    /// everything.
     fn check_data(&self, channels: usize, crop_size: usize) -> Result<(), String> {
         let _ = (channels, crop_size);
         Ok(())

@@ -44,6 +44,16 @@ impl DegradedPhotos {
 }
 
 impl DegradedPhotos {
+    /// The number of training photos (one epoch).
+    pub fn len(&self) -> usize {
+        self.pairs.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.pairs.is_empty()
+    }
+
     /// The dataset item of draw `n`: `epoch·P + perm_epoch[n mod P]`, which `TrainPairs` maps to
     /// photo `perm_epoch[n mod P]` with a random state unique to the draw.
     fn item(&self, n: u64) -> usize {

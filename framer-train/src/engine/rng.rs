@@ -17,6 +17,8 @@ pub enum Stream {
     Negatives = 4,
     /// Sampling at inference.
     Sampling = 5,
+    /// The VAE posterior draw of a latent training pair (`[latent] sample_posterior`).
+    Posterior = 6,
 }
 
 /// The SplitMix64 mixer, shared with framer's negative sampler (one definition, in the core).

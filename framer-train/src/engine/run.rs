@@ -80,9 +80,7 @@ pub fn build_framed<B: AutodiffBackend, C: ModelConfig>(
     experiment: &Experiment,
     device: &B::Device,
 ) -> Result<Framed<B, C::TrainModel<B>>, EngineError> {
-    config
-        .check_data(3, experiment.data.crop_size)
-        .map_err(EngineError::Model)?;
+    check_model_input(config, experiment).map_err(EngineError::Model)?;
     // The backend's generator is one per process: models built at the same time on several
     // threads (the main job's runs side by side) would interleave their draws. Seeding and
     // drawing every initial value happen under one lock, so the weights depend on the seed only.
@@ -96,18 +94,50 @@ pub fn build_framed<B: AutodiffBackend, C: ModelConfig>(
     Ok(framed)
 }
 
-/// A batch of one zero image of the schedule's crop size: `(x_t, t = ½, lr_upsampled)`.
+/// [`ModelConfig::check_data`] on what the model sees ([`Experiment::model_input`]), the message
+/// saying so for a latent-space schedule.
+///
+/// # Errors
+/// The model's message on what does not fit.
+pub fn check_model_input<C: ModelConfig>(config: &C, experiment: &Experiment) -> Result<(), String> {
+    let (channels, side) = experiment.model_input();
+    config.check_data(channels, side).map_err(|e| match &experiment.latent {
+        Some(latent) => format!(
+            "{e} (in the latent space of the `{}` VAE the model sees {channels}-channel \
+             {side}×{side} latents of the {crop}² crops: its input, condition and output channels \
+             must be {channels})",
+            latent.preset,
+            crop = experiment.data.crop_size
+        ),
+        None => e,
+    })
+}
+
+/// A batch of one zero input of the schedule's training shape ([`Experiment::model_input`]: the
+/// crop, or its latent): `(x_t, t = ½, lr_upsampled)`.
 pub fn sample_args<B: burn::tensor::backend::Backend>(
     experiment: &Experiment,
     device: &B::Device,
 ) -> SrArgs<B> {
-    let size = experiment.data.crop_size;
-    let image = Tensor::<B, 4>::zeros([1, 3, size, size], device);
+    let (channels, size) = experiment.model_input();
+    let image = Tensor::<B, 4>::zeros([1, channels, size, size], device);
     (
         image.clone(),
         Tensor::<B, 1>::from_floats([0.5], device),
         image,
     )
+}
+
+/// The training pairs a schedule describes: the latents of `[latent] latents` (written by
+/// `framer encode`), or the degraded photo crops of `[data]` / `[degradation]`.
+///
+/// # Errors
+/// [`EngineError::Data`] naming the folder or file that is missing or does not fit the schedule.
+pub fn pair_source(experiment: &Experiment) -> Result<Box<dyn PairSource>, EngineError> {
+    Ok(match &experiment.latent {
+        Some(latent) => Box::new(super::LatentPairs::open(experiment, latent)?),
+        None => Box::new(DegradedPhotos::from_experiment(experiment)?),
+    })
 }
 
 /// Runs `experiment` on `model` with the pairs of `source`, in `out_dir`, to the end (resuming from
@@ -149,7 +179,8 @@ pub fn prepare_run_dir<C: ModelConfig>(
 /// Runs the experiment a schedule describes end to end with the model of `config` (built by
 /// [`build_framed`]; its `#[framer(loss(..))]` defaults apply where `[framer]` is silent), the
 /// degraded photo crops of `[data]` / `[degradation]`, in `out_dir`
-/// (resuming from a checkpoint there if `[checkpoint] resume` allows).
+/// (resuming from a checkpoint there if `[checkpoint] resume` allows), or with the latents of
+/// `[latent]` ([`pair_source`]).
 ///
 /// The run folder receives `schedule.resolved.toml`, `model.toml` (the model's kind and resolved
 /// configuration, from which `sr` and `analyze` rebuild it), the metrics file, `loss.png` and the
@@ -162,7 +193,7 @@ pub fn run_experiment<B: AutodiffBackend, C: ModelConfig>(
 ) -> Result<RunSummary, EngineError> {
     let (experiment, _) = experiment.with_model_defaults(C::loss_defaults());
     let experiment = &experiment;
-    let source = Box::new(DegradedPhotos::from_experiment(experiment)?);
+    let source = pair_source(experiment)?;
     let model = build_framed::<B, C>(config, experiment, device)?;
     let out_dir = out_dir.as_ref();
     #[cfg(feature = "distributed")]
@@ -190,7 +221,7 @@ where
 {
     let shared = std::sync::Arc::new(experiment.clone());
     let sources: super::distributed::PeerSources = std::sync::Arc::new(move |_rank| {
-        Ok(Box::new(DegradedPhotos::from_experiment(&shared)?) as Box<dyn PairSource>)
+        pair_source(&shared)
     });
     super::distributed::run_data_parallel(experiment, model, sources, out_dir, device).map(|(summary, _)| summary)
 }

@@ -7,6 +7,7 @@
 
 mod distributed;
 mod error;
+mod latent;
 mod phase;
 mod provenance;
 mod resolved;
@@ -21,6 +22,7 @@ mod validate_framer;
 use std::path::Path;
 
 pub use distributed::{Coordinator, DistributedConfig, DistributedSection, KeyScope, Launch};
+pub use latent::{LatentConfig, LatentSection};
 pub use error::{Location, ScheduleError, suggest};
 pub use phase::{PhaseSection, Ramp, Segment, StepSchedule};
 pub use provenance::FramerValue;

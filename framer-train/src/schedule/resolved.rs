@@ -262,12 +262,27 @@ pub struct Experiment {
     /// its TOML form); the number of peers and the timeout are launch settings.
     #[serde(skip)]
     pub distributed: super::distributed::DistributedConfig,
+    /// `[latent]`: the VAE whose latent space the model works in (`None`: pixel space).
+    pub latent: Option<super::latent::LatentConfig>,
     /// The file the experiment was read from (for located errors); not part of its value.
     #[serde(skip)]
     pub origin: Option<ScheduleOrigin>,
 }
 
 impl Experiment {
+    /// What the model sees: `(channels, side)` of its square training inputs: `(3, crop_size)` in
+    /// pixel space, `(latent_channels, crop_size / f)` in the latent space of a VAE that
+    /// downsamples by `f`.
+    pub fn model_input(&self) -> (usize, usize) {
+        match &self.latent {
+            Some(latent) => {
+                let vae = latent.vae_config();
+                (vae.latent_channels, self.data.crop_size / vae.downscale_factor())
+            }
+            None => (3, self.data.crop_size),
+        }
+    }
+
     fn ramp_schedule(
         &self,
         base: f64,
@@ -435,6 +450,8 @@ impl fmt::Display for Experiment {
             schedule: Option<PhaseList<'a>>,
             #[serde(skip_serializing_if = "Option::is_none")]
             distributed: Option<Negatives>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            latent: Option<&'a super::latent::LatentConfig>,
         }
         #[derive(Serialize)]
         struct Negatives {
@@ -461,6 +478,7 @@ impl fmt::Display for Experiment {
             }),
             distributed: (self.distributed.negatives != super::distributed::KeyScope::Global)
                 .then_some(Negatives { negatives: self.distributed.negatives }),
+            latent: self.latent.as_ref(),
         };
         let text = toml::to_string(&sections).map_err(|_| fmt::Error)?;
         writeln!(f, "{}", text.trim_end())?;

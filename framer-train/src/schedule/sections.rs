@@ -60,6 +60,9 @@ pub struct ScheduleFile {
     /// `[distributed]`: data-parallel peers.
     #[serde(default)]
     pub distributed: super::distributed::DistributedSection,
+    /// `[latent]`: train and sample in a VAE's latent space (absent: pixel space).
+    #[serde(default)]
+    pub latent: Option<super::latent::LatentSection>,
 }
 
 /// `[data]`.

@@ -163,6 +163,10 @@ pub(crate) fn resolve(file: ScheduleFile, ctx: &Ctx<'_>) -> Result<Experiment> {
     }
     let degradation = degradation(file.degradation, &file.data, &data, ctx)?;
     let distributed = super::distributed::resolve(&file.distributed, train.batch_size, ctx)?;
+    let latent = match &file.latent {
+        Some(section) => Some(super::latent::resolve(section, data.crop_size, ctx)?),
+        None => None,
+    };
     let name = match &file.name {
         Some(name) => experiment_name(name, ctx)?,
         None => Path::new(ctx.path)
@@ -183,6 +187,7 @@ pub(crate) fn resolve(file: ScheduleFile, ctx: &Ctx<'_>) -> Result<Experiment> {
         logging,
         phases,
         distributed,
+        latent,
         origin: Some(ScheduleOrigin {
             path: ctx.path.to_string(),
             text: ctx.source.into(),
