@@ -25,6 +25,7 @@ pub mod metrics;
 pub mod model;
 pub mod objective;
 pub mod photos;
+pub mod pretrained;
 pub mod rng;
 pub mod run_record;
 mod run;

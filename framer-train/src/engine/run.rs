@@ -68,7 +68,9 @@ impl fmt::Display for RunSummary {
 }
 
 /// The model `config` describes, ready to train on `experiment`: initial weights drawn after
-/// seeding the backend with `[train] seed` (the same schedule gives the same weights), inside
+/// seeding the backend with `[train] seed` (the same schedule gives the same weights), then those
+/// of `[init] weights` when the schedule has one
+/// ([`super::pretrained::load_initial_weights`]), inside
 /// [`Framed`] with its generated heads (built from one run on a sample batch of the schedule's crop
 /// size).
 ///
@@ -87,7 +89,13 @@ pub fn build_framed<B: AutodiffBackend, C: ModelConfig>(
     static INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _drawing = INIT.lock().unwrap_or_else(|e| e.into_inner());
     B::seed(device, experiment.train.seed);
-    let model = config.init_train::<B>(device).map_err(EngineError::Model)?;
+    let mut model = config.init_train::<B>(device).map_err(EngineError::Model)?;
+    if let Some(init) = &experiment.init {
+        // draw every initial value first: the parameters the file lacks then hold exactly what the
+        // seed gives them without `[init]`
+        ema::materialize(&model);
+        super::pretrained::load_initial_weights(&mut model, init)?;
+    }
     let framed = Framed::new(model, sample_args(experiment, device), device)?;
     // Parameters are lazy: draw every initial value now, while the seed is fresh.
     ema::materialize(&framed);

@@ -7,6 +7,7 @@
 
 mod distributed;
 mod error;
+mod init;
 mod latent;
 mod phase;
 mod provenance;
@@ -22,6 +23,7 @@ mod validate_framer;
 use std::path::Path;
 
 pub use distributed::{Coordinator, DistributedConfig, DistributedSection, KeyScope, Launch};
+pub use init::{InitConfig, InitSection, WeightLayout};
 pub use latent::{LatentConfig, LatentSection};
 pub use error::{Location, ScheduleError, suggest};
 pub use phase::{PhaseSection, Ramp, Segment, StepSchedule};

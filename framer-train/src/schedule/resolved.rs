@@ -264,6 +264,8 @@ pub struct Experiment {
     pub distributed: super::distributed::DistributedConfig,
     /// `[latent]`: the VAE whose latent space the model works in (`None`: pixel space).
     pub latent: Option<super::latent::LatentConfig>,
+    /// `[init]`: the pretrained weights training starts from (`None`: the model's initialisation).
+    pub init: Option<super::init::InitConfig>,
     /// The file the experiment was read from (for located errors); not part of its value.
     #[serde(skip)]
     pub origin: Option<ScheduleOrigin>,
@@ -452,6 +454,8 @@ impl fmt::Display for Experiment {
             distributed: Option<Negatives>,
             #[serde(skip_serializing_if = "Option::is_none")]
             latent: Option<&'a super::latent::LatentConfig>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            init: Option<&'a super::init::InitConfig>,
         }
         #[derive(Serialize)]
         struct Negatives {
@@ -479,6 +483,7 @@ impl fmt::Display for Experiment {
             distributed: (self.distributed.negatives != super::distributed::KeyScope::Global)
                 .then_some(Negatives { negatives: self.distributed.negatives }),
             latent: self.latent.as_ref(),
+            init: self.init.as_ref(),
         };
         let text = toml::to_string(&sections).map_err(|_| fmt::Error)?;
         writeln!(f, "{}", text.trim_end())?;

@@ -63,6 +63,9 @@ pub struct ScheduleFile {
     /// `[latent]`: train and sample in a VAE's latent space (absent: pixel space).
     #[serde(default)]
     pub latent: Option<super::latent::LatentSection>,
+    /// `[init]`: pretrained weights to start from (absent: the model's own initialisation).
+    #[serde(default)]
+    pub init: Option<super::init::InitSection>,
 }
 
 /// `[data]`.

@@ -167,6 +167,10 @@ pub(crate) fn resolve(file: ScheduleFile, ctx: &Ctx<'_>) -> Result<Experiment> {
         Some(section) => Some(super::latent::resolve(section, data.crop_size, ctx)?),
         None => None,
     };
+    let init = match &file.init {
+        Some(section) => Some(super::init::resolve(section, ctx)?),
+        None => None,
+    };
     let name = match &file.name {
         Some(name) => experiment_name(name, ctx)?,
         None => Path::new(ctx.path)
@@ -188,6 +192,7 @@ pub(crate) fn resolve(file: ScheduleFile, ctx: &Ctx<'_>) -> Result<Experiment> {
         phases,
         distributed,
         latent,
+        init,
         origin: Some(ScheduleOrigin {
             path: ctx.path.to_string(),
             text: ctx.source.into(),
