@@ -181,6 +181,23 @@ impl<B: Backend> LoraAdapters<B> {
         self.targets.iter().map(|t| t.path.as_str()).collect()
     }
 
+    /// Points each target at the parameter of `model` with the target's path. Loading a record
+    /// into a model gives its parameters the record's ids, so adapters made before the load must
+    /// follow them (a resumed run).
+    ///
+    /// # Errors
+    /// The path of a target `model` does not have.
+    pub fn retarget<M: Module<B>>(&mut self, model: &M) -> Result<(), String> {
+        let ids: HashMap<String, ParamId> =
+            param_entries(model).into_iter().map(|e| (e.path, e.id)).collect();
+        for t in &mut self.targets {
+            t.weight = *ids
+                .get(&t.path)
+                .ok_or_else(|| format!("the model has no weight `{}` to adapt", t.path))?;
+        }
+        Ok(())
+    }
+
     /// `s·ΔW` of target `i`, shaped like its weight.
     pub fn delta(&self, i: usize) -> Tensor<B, 2> {
         let (a, b) = (self.down[i].val(), self.up[i].val());

@@ -92,6 +92,18 @@ impl ConfigTask for CheckTask<'_> {
             .init::<burn::backend::Flex>(&Default::default())
             .map_err(model_error)?;
         let params = crate::engine::trainable::trainable_selection(&model, exp)?;
+        if let Some(lora) = &exp.lora
+            && let Err(e) = lora.config().init(&model, &Default::default())
+        {
+            let message = format!("[lora] {e}");
+            return Err(match &exp.origin {
+                Some(o) => {
+                    let at = o.text.find("[lora]").map_or(0..0, |i| i..i + "[lora]".len());
+                    ScheduleError::at(&o.path, &o.text, at, "lora.targets", message)
+                }
+                None => ScheduleError::new(message),
+            });
+        }
         let trainable_params = params.iter().filter(|(_, k)| *k).map(|(e, _)| e.numel()).sum();
         let taps = model.student_names();
         let (students, student_weights) = if exp.framer.enabled {

@@ -198,8 +198,40 @@ impl<B: Backend, T: ModelTask<B>> ConfigTask for LoadWeights<'_, B, T> {
         let sample = crate::engine::sample_args::<B>(&self.run.experiment, self.device);
         let framed = Framed::new(model, sample, self.device)
 ?;
-        self.task.run(load_weights(framed, &self.run.weights, self.device)?)
+        let framed = load_weights(framed, &self.run.weights, self.device)?;
+        self.task.run(merge_lora(framed, self.run, self.device)?)
     }
+}
+
+/// For a `[lora]` run: the adapters of the checkpoint (`lora.mpk` beside the weights) merged into
+/// the model's weights; other runs unchanged.
+///
+/// # Errors
+/// [`CommandError::Invalid`] naming the missing adapters file; [`EngineError`] when it cannot be
+/// decoded or its targets do not fit the model.
+fn merge_lora<B: Backend, M: Module<B> + burn::module::ModuleDisplay>(
+    framed: Framed<B, M>,
+    run: &RunFiles,
+    device: &B::Device,
+) -> Result<Framed<B, M>, CommandError> {
+    let Some(settings) = &run.experiment.lora else {
+        return Ok(framed);
+    };
+    let file = run.weights.with_file_name(crate::engine::LORA_FILE);
+    if !file.is_file() {
+        return Err(CommandError::Invalid(format!(
+            "{} does not exist: the run trains LoRA adapters (`[lora]`), which its checkpoints keep \
+             in {}",
+            file.display(),
+            crate::engine::LORA_FILE
+        )));
+    }
+    let adapters = settings
+        .config()
+        .init(&framed.model, device)
+        .map_err(|e| EngineError::Model(format!("[lora] {e}")))?;
+    let adapters = load_weights(adapters, &file, device)?;
+    Ok(adapters.apply(framed))
 }
 
 /// Loads the record in `path` (the checkpoint recorder's format) into `model`.

@@ -13,6 +13,7 @@
 //! 5. global-norm clipping, AdamW at lr(s), the EMA update;
 //! 6. metrics, progress, plots, and atomic checkpoints from which a run resumes exactly.
 
+mod adapters;
 pub mod checkpoint;
 pub mod data;
 pub mod distributed;
@@ -28,6 +29,7 @@ pub mod photos;
 pub mod pretrained;
 pub mod rng;
 pub mod run_record;
+mod resume;
 mod run;
 mod run_dir;
 pub mod sampler;
@@ -36,7 +38,7 @@ pub mod trainable;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use burn::module::{AutodiffModule, Module};
+use burn::module::AutodiffModule;
 use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::{AdamW, AdamWConfig, GradientsParams, Optimizer};
 use burn::tensor::backend::AutodiffBackend;
@@ -44,6 +46,7 @@ use burn::tensor::{ElementConversion, Tensor, TensorData};
 use framer::{Framed, FramerStep, StudentSelection};
 use rand_distr::{Distribution, StandardNormal};
 
+pub use adapters::LORA_FILE;
 pub use checkpoint::TrainingState;
 pub use error::EngineError;
 pub use run::{
@@ -97,6 +100,8 @@ where
     consecutive_bad: u64,
     /// The other peers of a data-parallel run (`None`: this process trains alone).
     peers: Option<Box<dyn distributed::StepSync<B> + 'a>>,
+    /// The adapters of a `[lora]` run.
+    lora: Option<adapters::LoraState<B>>,
 }
 
 impl<'a, B, M> Trainer<'a, B, M>
@@ -140,12 +145,13 @@ where
             .map_err(|e| EngineError::Io(format!("{}: {e}", out_dir.display())))?;
         let (model, _) = trainable::apply_trainable(model, experiment)?;
         let o = &experiment.optimizer;
-        let optim = AdamWConfig::new()
+        let adamw = AdamWConfig::new()
             .with_beta_1(o.beta1 as f32)
             .with_beta_2(o.beta2 as f32)
             .with_epsilon(o.eps as f32)
-            .with_weight_decay(o.weight_decay as f32)
-            .init::<B, Framed<B, M>>();
+            .with_weight_decay(o.weight_decay as f32);
+        let (model, lora) = adapters::setup(model, experiment, &adamw, device)?;
+        let optim = adamw.init::<B, Framed<B, M>>();
         ema::materialize(&model);
         let ema = experiment.train.ema_decay.map(|_| model.valid());
         let mut trainer = Self {
@@ -170,6 +176,7 @@ where
             framer_loss: std::sync::Mutex::new(None),
             consecutive_bad: 0,
             peers: None,
+            lora,
         };
         if experiment.checkpoint.resume
             && let Some(path) = checkpoint::latest(&trainer.checkpoint_dir())?
@@ -219,6 +226,11 @@ where
         &self.model
     }
 
+    /// The adapters, when the schedule has `[lora]`.
+    pub fn lora_adapters(&self) -> Option<&crate::lora::LoraAdapters<B>> {
+        self.lora.as_ref().map(|l| &l.adapters)
+    }
+
     /// The EMA module, when `[train] ema_decay` is set.
     pub fn ema(&self) -> Option<&EmaModule<B, M>> {
         self.ema.as_ref()
@@ -232,55 +244,6 @@ where
     /// The objective.
     pub fn objective(&self) -> &Objective {
         &self.objective
-    }
-
-    fn restore(&mut self, path: &Path) -> Result<(), EngineError> {
-        let saved = checkpoint::read_state_file(path)?;
-        let state = saved.state;
-        if state.seed != self.experiment.train.seed {
-            return Err(EngineError::Checkpoint(format!(
-                "{} was written with seed {}, the schedule says {}; an exact resume needs the same \
-                 seed (or set `[checkpoint] resume = false`)",
-                path.display(),
-                state.seed,
-                self.experiment.train.seed
-            )));
-        }
-        let file = path.join("model.mpk");
-        let record = checkpoint::read_record::<B, <Framed<B, M> as Module<B>>::Record>(&file, &self.device)?;
-        self.model = checkpoint::load_into(self.model.clone(), record, &file)?;
-        let file = path.join("optim.mpk");
-        let optim = checkpoint::read_record::<B, _>(&file, &self.device)?;
-        self.optim = self.optim.clone().load_record(optim);
-        if let Some(ema) = self.ema.take() {
-            let file = path.join("ema.mpk");
-            self.ema = Some(if file.is_file() {
-                let record = checkpoint::read_record::<B::InnerBackend, _>(&file, &self.device)?;
-                checkpoint::load_into(ema, record, &file)?
-            } else {
-                self.model.valid()
-            });
-        }
-        self.state = state;
-        self.consecutive_bad = saved.consecutive_bad;
-        Ok(())
-    }
-
-    /// Writes a checkpoint of the current state (atomically; see [`checkpoint::save`]).
-    pub fn save_checkpoint(&self) -> Result<PathBuf, EngineError> {
-        let mut files = checkpoint::CheckpointFiles::default();
-        files.module::<B, Framed<B, M>>("model", &self.model)?;
-        files.record::<B, _>("optim", self.optim.to_record())?;
-        if let Some(ema) = &self.ema {
-            files.module::<B::InnerBackend, EmaModule<B, M>>("ema", ema)?;
-        }
-        checkpoint::save(
-            &self.checkpoint_dir(),
-            &self.state,
-            self.consecutive_bad,
-            files,
-            self.experiment.checkpoint.keep,
-        )
     }
 
     fn host_normal(&self, step: u64, len: usize) -> Vec<f32> {
@@ -356,7 +319,15 @@ where
         };
         let param = self.objective.parameterization(&levels, &self.device);
         let gather = self.peers.as_ref().and_then(|p| p.key_gather());
-        let out = self.model.forward_framer_gathered(
+        let applied;
+        let model = match &self.lora {
+            Some(lora) => {
+                applied = lora.adapters.apply(self.model.clone());
+                &applied
+            }
+            None => &self.model,
+        };
+        let out = model.forward_framer_gathered(
             (x_t.clone(), timesteps, condition),
             x_t.clone(),
             param,
@@ -406,7 +377,10 @@ where
             lr,
         } = self.losses(step)?;
         let mut loss_value: f64 = total.clone().into_scalar().elem();
-        let mut grads = GradientsParams::from_grads(total.backward(), &self.model);
+        let mut raw = total.backward();
+        let mut lora_grads =
+            self.lora.as_ref().map(|l| GradientsParams::from_module(&mut raw, &l.adapters));
+        let mut grads = GradientsParams::from_grads(raw, &self.model);
         if let Some(peers) = &self.peers {
             // every peer takes the step of the global batch: mean gradients, mean losses
             grads = peers.average_gradients(grads)?;
@@ -417,7 +391,10 @@ where
                 d.loss = means[2] as f32;
             }
         }
-        let grad_norm = grad::global_grad_norm::<B, Framed<B, M>>(&self.model, &grads);
+        let mut grad_norm = grad::global_grad_norm::<B, Framed<B, M>>(&self.model, &grads);
+        if let (Some(lora), Some(g)) = (&self.lora, &lora_grads) {
+            grad_norm = grad_norm.hypot(grad::global_grad_norm(&lora.adapters, g));
+        }
 
         let skipped = !(loss_value.is_finite() && grad_norm.is_finite());
         if skipped {
@@ -437,9 +414,15 @@ where
                 let factor = max / (grad_norm + 1e-6);
                 if factor < 1.0 {
                     grad::scale_grads::<B, Framed<B, M>>(&self.model, &mut grads, factor);
+                    if let (Some(lora), Some(g)) = (&self.lora, lora_grads.as_mut()) {
+                        grad::scale_grads(&lora.adapters, g, factor);
+                    }
                 }
             }
             self.model = self.optim.step(lr, self.model.clone(), grads);
+            if let (Some(lora), Some(g)) = (self.lora.as_mut(), lora_grads) {
+                lora.adapters = lora.optim.step(lr, lora.adapters.clone(), g);
+            }
             if let (Some(ema), Some(decay)) = (self.ema.take(), exp.train.ema_decay) {
                 let d = ema::effective_decay(decay, self.state.ema_updates);
                 self.ema = Some(ema::ema_update(ema, &self.model.valid(), d));

@@ -206,6 +206,13 @@ pub fn run_experiment<B: AutodiffBackend, C: ModelConfig>(
     let out_dir = out_dir.as_ref();
     #[cfg(feature = "distributed")]
     super::distributed::check_global_level(&experiment.distributed)?;
+    if experiment.lora.is_some() && experiment.distributed.world_size() > 1 {
+        return Err(EngineError::Distributed(format!(
+            "`[lora]` trains on one device for now; this launch asks for {} peers ([distributed] \
+             nodes × devices)",
+            experiment.distributed.world_size()
+        )));
+    }
     prepare_run_dir(out_dir, experiment, config)?;
     if experiment.distributed.world_size() > 1 {
         return run_peers(experiment, model, out_dir, device);

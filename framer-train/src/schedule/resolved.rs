@@ -266,6 +266,8 @@ pub struct Experiment {
     pub latent: Option<super::latent::LatentConfig>,
     /// `[init]`: the pretrained weights training starts from (`None`: the model's initialisation).
     pub init: Option<super::init::InitConfig>,
+    /// `[lora]`: the adapters trained instead of the model's weights (`None`: the weights train).
+    pub lora: Option<super::lora::LoraSettings>,
     /// The file the experiment was read from (for located errors); not part of its value.
     #[serde(skip)]
     pub origin: Option<ScheduleOrigin>,
@@ -456,6 +458,8 @@ impl fmt::Display for Experiment {
             latent: Option<&'a super::latent::LatentConfig>,
             #[serde(skip_serializing_if = "Option::is_none")]
             init: Option<&'a super::init::InitConfig>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            lora: Option<&'a super::lora::LoraSettings>,
         }
         #[derive(Serialize)]
         struct Negatives {
@@ -484,6 +488,7 @@ impl fmt::Display for Experiment {
                 .then_some(Negatives { negatives: self.distributed.negatives }),
             latent: self.latent.as_ref(),
             init: self.init.as_ref(),
+            lora: self.lora.as_ref(),
         };
         let text = toml::to_string(&sections).map_err(|_| fmt::Error)?;
         writeln!(f, "{}", text.trim_end())?;

@@ -66,6 +66,9 @@ pub struct ScheduleFile {
     /// `[init]`: pretrained weights to start from (absent: the model's own initialisation).
     #[serde(default)]
     pub init: Option<super::init::InitSection>,
+    /// `[lora]`: train low-rank adapters instead of the model's weights.
+    #[serde(default)]
+    pub lora: Option<super::lora::LoraSection>,
 }
 
 /// `[data]`.

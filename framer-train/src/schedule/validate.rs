@@ -163,14 +163,9 @@ pub(crate) fn resolve(file: ScheduleFile, ctx: &Ctx<'_>) -> Result<Experiment> {
     }
     let degradation = degradation(file.degradation, &file.data, &data, ctx)?;
     let distributed = super::distributed::resolve(&file.distributed, train.batch_size, ctx)?;
-    let latent = match &file.latent {
-        Some(section) => Some(super::latent::resolve(section, data.crop_size, ctx)?),
-        None => None,
-    };
-    let init = match &file.init {
-        Some(section) => Some(super::init::resolve(section, ctx)?),
-        None => None,
-    };
+    let latent = file.latent.as_ref().map(|s| super::latent::resolve(s, data.crop_size, ctx)).transpose()?;
+    let init = file.init.as_ref().map(|s| super::init::resolve(s, ctx)).transpose()?;
+    let lora = file.lora.as_ref().map(|s| super::lora::resolve(s, train.ema_decay.is_some(), ctx)).transpose()?;
     let name = match &file.name {
         Some(name) => experiment_name(name, ctx)?,
         None => Path::new(ctx.path)
@@ -193,6 +188,7 @@ pub(crate) fn resolve(file: ScheduleFile, ctx: &Ctx<'_>) -> Result<Experiment> {
         distributed,
         latent,
         init,
+        lora,
         origin: Some(ScheduleOrigin {
             path: ctx.path.to_string(),
             text: ctx.source.into(),
