@@ -429,21 +429,31 @@ fn unet_mid_block_matches_the_numpy_reference() {
 }
 
 /* Equivalent numpy code: tests/golden/joint_block.py (DiT4SR's JointTransformerBlock without text
-   tokens) wrote the weights under diffusers names and PyTorch layouts, the input and the output. */
+   tokens, as its code computes it: control keys `norm_k(norm_k(image keys))`, control signal
+   `1.2 ·`) wrote the weights under diffusers names and PyTorch layouts, the input, and the output
+   of the reference and of the own-keys variant (`fixed_control_norm_k`). */
 #[test]
 fn joint_block_matches_the_numpy_reference() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/joint_block.safetensors");
     let device = Default::default();
     let mut block = framer_backbones::dit::JointTransformerBlock::<Cpu>::new(8, 2, true, false, &device);
+    assert!(block.attn.control_keys_from_image && block.ff.control_scale == 1.2, "the reference by default");
     let options = LoadOptions { allow_unused: true, ..LoadOptions::default() };
     let report = load_safetensors(&mut block, path, &options).unwrap();
-    assert_eq!(report.unused, ["expected.output", "input.hidden", "input.temb"]);
+    assert_eq!(report.unused, ["expected.output", "expected.output_own_keys", "input.hidden", "input.temb"]);
     assert!(report.missing.is_empty());
-    let [(h, hs), (t, ts), (e, es)] = read_f32(path, ["input.hidden", "input.temb", "expected.output"]);
+    let [(h, hs), (t, ts), (e, es), (o, os)] =
+        read_f32(path, ["input.hidden", "input.temb", "expected.output", "expected.output_own_keys"]);
+    // the two variants differ by far more than the tolerance, so each check below can fail
+    let gap = e.iter().zip(&o).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    assert!(gap > 1e-2, "{gap}");
     let hidden = Tensor::<Cpu, 3>::from_data(TensorData::new(h, hs), &device);
     let temb = Tensor::<Cpu, 2>::from_data(TensorData::new(t, ts), &device);
-    let out = block.forward(hidden, temb, [2, 2]);
+    let out = block.forward(hidden.clone(), temb.clone(), [2, 2]);
     out.into_data().assert_approx_eq::<f32>(&TensorData::new(e, es), Tolerance::absolute(1e-4));
+    block.attn.control_keys_from_image = false;
+    let own = block.forward(hidden, temb, [2, 2]);
+    own.into_data().assert_approx_eq::<f32>(&TensorData::new(o, os), Tolerance::absolute(1e-4));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -94,9 +94,14 @@ impl<B: Backend> AdaLayerNormContinuous<B> {
 /// Image stream: `q, k, v = to_q(x), to_k(x), to_v(x)`. Control stream:
 /// `q_c = to_q_control(to_q(c))` (likewise `k_c`, `v_c`). Optional RMS norms on queries and keys.
 /// One softmax attention over all `2N` tokens, then `to_out` on the image half and
-/// `to_out_control(attn_c + c)` on the control half. (The reference normalises the control keys
-/// with `norm_k(key)` of the image stream, an apparent slip; here `norm_k` applies to each
-/// stream's own keys.)
+/// `to_out_control(attn_c + c)` on the control half.
+///
+/// With RMS key norms, the reference computes `key = norm_k(key)` and then
+/// `key_control = norm_k(key)`: the control tokens' keys are the *image* keys normalised twice,
+/// and `to_k_control` has no effect (an apparent slip). That is the default here
+/// ([`Self::control_keys_from_image`] = `true`), so that weights trained with the reference compute
+/// the same thing; `false` (the DiT's `fixed_control_norm_k`) normalises each stream's own keys, a
+/// documented departure.
 #[derive(Module, Debug)]
 pub struct JointAttention<B: Backend> {
     /// Image query projection.
@@ -121,6 +126,9 @@ pub struct JointAttention<B: Backend> {
     pub norm_k: Option<RmsNorm<B>>,
     /// Number of heads.
     pub heads: usize,
+    /// The reference's control keys: `norm_k(norm_k(image keys))` (default `true`; only with
+    /// `norm_k`).
+    pub control_keys_from_image: bool,
 }
 
 /// A copy of `l` with fresh parameter ids (so an optimizer treats it as a separate parameter).
@@ -151,6 +159,7 @@ impl<B: Backend> JointAttention<B> {
             norm_q: norm(),
             norm_k: norm(),
             heads,
+            control_keys_from_image: true,
         }
     }
 
@@ -183,7 +192,14 @@ impl<B: Backend> JointAttention<B> {
         let kc = split_heads(self.to_k_control.forward(self.to_k.forward(cs.clone())), h);
         let vc = split_heads(self.to_v_control.forward(self.to_v.forward(cs.clone())), h);
         let q = Self::norm(&self.norm_q, Tensor::cat(vec![q, qc], 2));
-        let k = Self::norm(&self.norm_k, Tensor::cat(vec![k, kc], 2));
+        let k = match &self.norm_k {
+            Some(norm) if self.control_keys_from_image => {
+                let k = norm.forward(k);
+                let kc = norm.forward(k.clone());
+                Tensor::cat(vec![k, kc], 2)
+            }
+            _ => Self::norm(&self.norm_k, Tensor::cat(vec![k, kc], 2)),
+        };
         let v = Tensor::cat(vec![v, vc], 2);
         let o = merge_heads(scaled_dot_product_attention(q, k, v));
         let ox = o.clone().slice([0..b, 0..n, 0..dim]);
@@ -194,8 +210,9 @@ impl<B: Backend> JointAttention<B> {
 
 /// Feed-forward with the DiT4SR control convolution, `FeedForwardControl`:
 /// `u = gelu_tanh(net_0(x))`; the control half of `u`, laid out on the `h × w` grid, goes through
-/// the depthwise 3×3 `control_conv` and is added to the image half; `net_2` then maps both halves
-/// (the control half unchanged) back to `dim`.
+/// the depthwise 3×3 `control_conv` and is added to the image half scaled by
+/// [`Self::control_scale`] (the reference's `1.2 ·`); `net_2` then maps both halves (the control
+/// half unchanged) back to `dim`.
 #[derive(Module, Debug)]
 pub struct FeedForward<B: Backend> {
     /// `dim → 4·dim`, GELU (tanh) after it (diffusers `net.0.proj`).
@@ -204,7 +221,12 @@ pub struct FeedForward<B: Backend> {
     pub net_2: Linear<B>,
     /// Depthwise 3×3 convolution on the control half (`groups = 4·dim`).
     pub control_conv: Conv2d<B>,
+    /// Factor of the control signal added to the image half (the reference: 1.2).
+    pub control_scale: f64,
 }
+
+/// The reference's factor of the control signal in `FeedForwardControl`.
+pub const REFERENCE_CONTROL_SCALE: f64 = 1.2;
 
 impl<B: Backend> FeedForward<B> {
     pub(crate) fn new(dim: usize, zero_control: bool, device: &B::Device) -> Self {
@@ -217,6 +239,7 @@ impl<B: Backend> FeedForward<B> {
             net_0: LinearConfig::new(dim, inner).init(device),
             net_2: LinearConfig::new(inner, dim).init(device),
             control_conv: conv.init(device),
+            control_scale: REFERENCE_CONTROL_SCALE,
         }
     }
 
@@ -229,7 +252,7 @@ impl<B: Backend> FeedForward<B> {
         let uc = u.slice([0..b, n..n2, 0..inner]);
         let conv_in = uc.clone().swap_dims(1, 2).reshape([b, inner, grid[0], grid[1]]);
         let conv_out = self.control_conv.forward(conv_in).reshape([b, inner, n]).swap_dims(1, 2);
-        self.net_2.forward(Tensor::cat(vec![ux + conv_out, uc], 1))
+        self.net_2.forward(Tensor::cat(vec![ux + conv_out.mul_scalar(self.control_scale), uc], 1))
     }
 }
 

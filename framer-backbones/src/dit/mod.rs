@@ -23,7 +23,7 @@ mod blocks;
 
 pub use blocks::{
     AdaLayerNormContinuous, AdaLayerNormZero, FeedForward, JointAttention, JointTransformerBlock,
-    layer_norm_no_affine,
+    REFERENCE_CONTROL_SCALE, layer_norm_no_affine,
 };
 
 use burn::module::Module;
@@ -73,6 +73,20 @@ pub struct DiTConfig {
     /// initialisation); the main job turns it on.
     #[serde(default)]
     pub zero_init_out: bool,
+    /// Normalise the control stream's own keys with `norm_k` (a departure from the reference,
+    /// whose control keys are `norm_k` of the already normalised *image* keys: see
+    /// [`JointAttention::control_keys_from_image`]). Default `false`: the reference's
+    /// computation, so that its trained weights compute the same thing.
+    #[serde(default)]
+    pub fixed_control_norm_k: bool,
+    /// Factor of the control signal in the feed-forward (`FeedForwardControl`'s `1.2 ·`; the
+    /// reference's comment suggests 1.0 for training). Default 1.2.
+    #[serde(default = "reference_control_scale")]
+    pub control_ff_scale: f64,
+}
+
+fn reference_control_scale() -> f64 {
+    blocks::REFERENCE_CONTROL_SCALE
 }
 
 /// Width of the sinusoidal timestep projection (`Timesteps(256, flip_sin_to_cos=True)`).
@@ -99,6 +113,8 @@ impl DiTConfig {
             zero_init_control: false,
             timestep_scale: 1000.0,
             zero_init_out: false,
+            fixed_control_norm_k: false,
+            control_ff_scale: blocks::REFERENCE_CONTROL_SCALE,
         }
     }
 
@@ -117,6 +133,8 @@ impl DiTConfig {
             zero_init_control: false,
             timestep_scale: 1000.0,
             zero_init_out: false,
+            fixed_control_norm_k: false,
+            control_ff_scale: blocks::REFERENCE_CONTROL_SCALE,
         }
     }
 
@@ -139,6 +157,8 @@ impl DiTConfig {
             zero_init_control: true,
             timestep_scale: 1000.0,
             zero_init_out: false,
+            fixed_control_norm_k: false,
+            control_ff_scale: blocks::REFERENCE_CONTROL_SCALE,
         }
     }
 
@@ -195,6 +215,9 @@ impl DiTConfig {
         if !self.timestep_scale.is_finite() {
             return invalid("timestep_scale", "must be finite".into());
         }
+        if !self.control_ff_scale.is_finite() {
+            return invalid("control_ff_scale", "must be finite".into());
+        }
         Ok(())
     }
 
@@ -217,13 +240,16 @@ impl DiTConfig {
             },
             transformer_blocks: (0..self.num_layers)
                 .map(|_| {
-                    JointTransformerBlock::new(
+                    let mut block = JointTransformerBlock::new(
                         dim,
                         self.num_attention_heads,
                         self.qk_norm,
                         self.zero_init_control,
                         device,
-                    )
+                    );
+                    block.attn.control_keys_from_image = !self.fixed_control_norm_k;
+                    block.ff.control_scale = self.control_ff_scale;
+                    block
                 })
                 .collect(),
             norm_out: AdaLayerNormContinuous::new(dim, device),

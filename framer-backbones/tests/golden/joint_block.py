@@ -1,13 +1,15 @@
 """Reference for one DiT4SR joint transformer block (numpy only), and the golden file it writes.
 
 Follows `model_dit4sr/attention.py` (JointTransformerBlock, AttentionZero with JointAttnProcessor2_0
-without text tokens, FeedForwardControl) and diffusers' AdaLayerNormZero / RMSNorm, with one
-deliberate difference: the control keys are normalised by `norm_k` applied to the control keys
-(the reference applies it to the image keys, an apparent slip).
+without text tokens, FeedForwardControl) and diffusers' AdaLayerNormZero / RMSNorm, as written:
+`key = norm_k(key); key_control = norm_k(key)` (the control keys are the normalised image keys
+normalised again, an apparent slip) and the feed-forward's `hidden + 1.2 * control`.
 
 Writes `joint_block.safetensors` with the block's weights under diffusers names and PyTorch
-layouts (Linear weights `[out, in]`), plus `input.hidden` `[1, 8, 8]`, `input.temb` `[1, 8]` and
-`expected.output` `[1, 8, 8]` (2 heads of 4, a 2×2 token grid per stream).
+layouts (Linear weights `[out, in]`), plus `input.hidden` `[1, 8, 8]`, `input.temb` `[1, 8]`,
+`expected.output` `[1, 8, 8]` (the reference) and `expected.output_own_keys` (the same with
+`norm_k` applied to each stream's own keys, the DiT's `fixed_control_norm_k`); 2 heads of 4, a
+2×2 token grid per stream.
 
     python3 joint_block.py
 """
@@ -81,7 +83,7 @@ def depthwise3x3(x, weight, bias):  # x [B, C, h, w], weight [C, 1, 3, 3]
     return out + bias[None, :, None, None]
 
 
-def block(x, temb):
+def block(x, temb, own_keys=False):
     emb = lin(silu(temb), "norm1.linear")
     shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = np.split(emb, 6, axis=1)
     h = layer_norm(x) * (1 + scale_msa[:, None]) + shift_msa[:, None]
@@ -91,7 +93,11 @@ def block(x, temb):
     kc = heads(lin(lin(cs, "attn.to_k"), "attn.to_k_control"))
     vc = heads(lin(lin(cs, "attn.to_v"), "attn.to_v_control"))
     q = rms(np.concatenate([q, qc], 2), w["attn.norm_q.weight"])
-    k = rms(np.concatenate([k, kc], 2), w["attn.norm_k.weight"])
+    if own_keys:
+        k = rms(np.concatenate([k, kc], 2), w["attn.norm_k.weight"])
+    else:
+        k = rms(k, w["attn.norm_k.weight"])
+        k = np.concatenate([k, rms(k, w["attn.norm_k.weight"])], 2)
     v = np.concatenate([v, vc], 2)
     s = q @ k.transpose(0, 1, 3, 2) / np.sqrt(HD)
     s = np.exp(s - s.max(-1, keepdims=True))
@@ -105,7 +111,7 @@ def block(x, temb):
     grid = uc.transpose(0, 2, 1).reshape(B, 4 * D, *GRID)
     conv = depthwise3x3(grid, w["ff.control_conv.weight"], w["ff.control_conv.bias"])
     conv = conv.reshape(B, 4 * D, N).transpose(0, 2, 1)
-    ff = lin(np.concatenate([ux + conv, uc], 1), "ff.net.2")
+    ff = lin(np.concatenate([ux + 1.2 * conv, uc], 1), "ff.net.2")
     return x + gate_mlp[:, None] * ff
 
 
@@ -113,6 +119,9 @@ tensors = dict(w)
 tensors["input.hidden"] = hidden
 tensors["input.temb"] = temb
 tensors["expected.output"] = block(hidden.astype(np.float64), temb.astype(np.float64)).astype(np.float32)
+tensors["expected.output_own_keys"] = block(
+    hidden.astype(np.float64), temb.astype(np.float64), own_keys=True
+).astype(np.float32)
 
 header, blobs, offset = {}, [], 0
 for name in sorted(tensors):
