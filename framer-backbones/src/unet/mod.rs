@@ -14,7 +14,7 @@
 //! weights do not.
 //!
 //! FRAMER students are the outputs of every down block, the mid block and every up block, read out
-//! by generated [`FramerHeads`] (a learned 1×1 convolution to `out_channels`, then a bilinear
+//! by generated [`FramerHeads`](framer::FramerHeads) (a learned 1×1 convolution to `out_channels`, then a bilinear
 //! resize to the output resolution; `#[framer(heads = conv1x1)]`), the U-Net recipe of the paper;
 //! the teacher is the model output.
 
