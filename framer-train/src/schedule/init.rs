@@ -67,20 +67,8 @@ pub struct InitConfig {
 
 /// Checks that `[init] weights` is a file.
 pub(super) fn resolve(section: &InitSection, ctx: &Ctx<'_>) -> Result<InitConfig> {
-    let weights = ctx.base_dir.join(section.weights.get_ref());
-    if !weights.is_file() {
-        return Err(ctx
-            .err(
-                section.weights.span(),
-                "init.weights",
-                format!(
-                    "`init.weights` = \"{}\" is not a file (looked for {})",
-                    section.weights.get_ref().display(),
-                    weights.display()
-                ),
-            )
-            .with_help("a .safetensors file; paths are relative to the schedule file's folder"));
-    }
+    let help = "a .safetensors file; paths are relative to the schedule file's folder";
+    let weights = ctx.existing("init.weights", &section.weights, false, help)?;
     Ok(InitConfig {
         weights: std::path::absolute(&weights).unwrap_or(weights),
         layout: section.layout,

@@ -99,20 +99,9 @@ pub(super) fn resolve(
             )
             .with_help(format!("use a crop size that is a multiple of {f}")));
     }
-    let vae = ctx.base_dir.join(section.vae.get_ref());
-    if !vae.is_file() {
-        return Err(ctx
-            .err(
-                section.vae.span(),
-                "latent.vae",
-                format!(
-                    "`latent.vae` = \"{}\" is not a file (looked for {})",
-                    section.vae.get_ref().display(),
-                    vae.display()
-                ),
-            )
-            .with_help("diffusers' AutoencoderKL weights (`vae/diffusion_pytorch_model.safetensors`); paths are relative to the schedule file's folder"));
-    }
+    let help = "diffusers' AutoencoderKL weights (`vae/diffusion_pytorch_model.safetensors`); paths \
+                are relative to the schedule file's folder";
+    let vae = ctx.existing("latent.vae", &section.vae, false, help)?;
     let absolute = |p: PathBuf| std::path::absolute(&p).unwrap_or(p);
     Ok(LatentConfig {
         preset: preset.clone(),

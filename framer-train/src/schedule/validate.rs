@@ -103,19 +103,16 @@ impl Ctx<'_> {
     }
 
     pub(super) fn folder(&self, key: &str, v: &Spanned<std::path::PathBuf>) -> Result<std::path::PathBuf> {
+        self.existing(key, v, true, "paths are relative to the schedule file's folder")
+    }
+
+    /// `v` resolved against the schedule's folder; it must be a folder (`dir`) or a file.
+    pub(super) fn existing(&self, key: &str, v: &Spanned<std::path::PathBuf>, dir: bool, help: &str) -> Result<std::path::PathBuf> {
         let resolved = self.base_dir.join(v.get_ref());
-        if !resolved.is_dir() {
-            return Err(self
-                .err(
-                    v.span(),
-                    key,
-                    format!(
-                        "`{key}` = \"{}\" is not a folder (looked for {})",
-                        v.get_ref().display(),
-                        resolved.display()
-                    ),
-                )
-                .with_help("paths are relative to the schedule file's folder"));
+        if if dir { !resolved.is_dir() } else { !resolved.is_file() } {
+            let (shown, kind) = (v.get_ref().display(), if dir { "folder" } else { "file" });
+            let message = format!("`{key}` = \"{shown}\" is not a {kind} (looked for {})", resolved.display());
+            return Err(self.err(v.span(), key, message).with_help(help));
         }
         Ok(resolved)
     }
