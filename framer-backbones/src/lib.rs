@@ -55,7 +55,7 @@ pub mod summary;
 pub mod unet;
 pub mod vae;
 
-pub use dit::{DiT, DiTConfig};
+pub use dit::{DiT, DiTConfig, TextCondition};
 pub use error::BackboneError;
 pub use load::{DIFFUSERS_KEY_REMAP, LoadOptions, LoadReport, load_safetensors};
 pub use unet::{UNet, UNetConfig};

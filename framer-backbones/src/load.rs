@@ -13,16 +13,17 @@ mod header;
 /// Regex key rewrites from diffusers state-dict keys to this crate's module paths, applied in
 /// order. Only heterogeneous `ModuleList`s of diffusers differ: `to_out.0` (a Linear followed by
 /// Dropout) is the field `to_out`, and the feed-forward's `net.0.proj` / `net.2` are the fields
-/// `net_0` / `net_2`; and the norms' `weight`/`bias` are burn's `gamma`/`beta` (the U-Net's group
-/// norms `norm1`, `norm2`, `group_norm`, `conv_norm_out`, the DiT's query/key RMS norms). Everything else (`conv_in`, `down_blocks.0.resnets.1.conv1`,
+/// `net_0` / `net_2`; and the norms' `weight`/`bias` are burn's `gamma`/`beta` (the U-Nets' group
+/// and layer norms `norm`, `norm1`, `norm2`, `norm3`, `group_norm`, `conv_norm_out`, the DiT's
+/// query/key RMS norms `norm_q`, `norm_k`, `norm_added_q`, `norm_added_k`). Everything else (`conv_in`, `down_blocks.0.resnets.1.conv1`,
 /// `transformer_blocks.3.attn.to_q_control`, …) is identical.
 pub const DIFFUSERS_KEY_REMAP: &[(&str, &str)] = &[
     (r"^(.*)\.to_out\.0\.(weight|bias)$", "$1.to_out.$2"),
     (r"^(.*)\.net\.0\.proj\.(weight|bias)$", "$1.net_0.$2"),
     (r"^(.*)\.net\.2\.(weight|bias)$", "$1.net_2.$2"),
-    (r"^(.*)\.(norm_q|norm_k)\.weight$", "$1.$2.gamma"),
-    (r"^(.*\.)?(norm1|norm2|group_norm|conv_norm_out)\.weight$", "${1}${2}.gamma"),
-    (r"^(.*\.)?(norm1|norm2|group_norm|conv_norm_out)\.bias$", "${1}${2}.beta"),
+    (r"^(.*)\.(norm_q|norm_k|norm_added_q|norm_added_k)\.weight$", "$1.$2.gamma"),
+    (r"^(.*\.)?(norm|norm1|norm2|norm3|group_norm|conv_norm_out)\.weight$", "${1}${2}.gamma"),
+    (r"^(.*\.)?(norm|norm1|norm2|norm3|group_norm|conv_norm_out)\.bias$", "${1}${2}.beta"),
 ];
 
 /// Shape (or dtype) errors listed one by one; a file for another model size would otherwise list

@@ -243,6 +243,12 @@ fn invalid_configs_and_inputs_are_errors_naming_the_field() {
     let mut c = DiTConfig::tiny();
     c.pos_embed_max_size = 8;
     assert!(matches!(c.validate(), Err(BackboneError::InvalidConfig { field: "pos_embed_max_size", .. })));
+    let text_half = DiTConfig { joint_attention_dim: Some(12), ..DiTConfig::tiny() };
+    let err = text_half.validate().unwrap_err().to_string();
+    assert!(err.contains("pooled_projection_dim") && err.contains("joint_attention_dim"), "{err}");
+    let dual = DiTConfig { dual_attention_layers: vec![0, 4], ..DiTConfig::tiny() };
+    let err = dual.validate().unwrap_err().to_string();
+    assert!(err.contains("dual_attention_layers") && err.contains("block 4"), "{err}");
     assert!(matches!(BackboneConfig::preset("gan", "tiny"), Err(BackboneError::UnknownBackbone(_))));
 
     let _g = rng_lock();
@@ -449,10 +455,11 @@ fn joint_block_matches_the_numpy_reference() {
     assert!(gap > 1e-2, "{gap}");
     let hidden = Tensor::<Cpu, 3>::from_data(TensorData::new(h, hs), &device);
     let temb = Tensor::<Cpu, 2>::from_data(TensorData::new(t, ts), &device);
-    let out = block.forward(hidden.clone(), temb.clone(), [2, 2]);
+    let (out, text) = block.forward(hidden.clone(), None, temb.clone(), [2, 2]);
+    assert!(text.is_none());
     out.into_data().assert_approx_eq::<f32>(&TensorData::new(e, es), Tolerance::absolute(1e-4));
     block.attn.control_keys_from_image = false;
-    let own = block.forward(hidden, temb, [2, 2]);
+    let (own, _) = block.forward(hidden, None, temb, [2, 2]);
     own.into_data().assert_approx_eq::<f32>(&TensorData::new(o, os), Tolerance::absolute(1e-4));
 }
 

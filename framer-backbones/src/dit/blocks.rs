@@ -3,7 +3,9 @@
 //! `FeedForwardControl`).
 //!
 //! Hidden states are `[batch, 2N, dim]`: the first `N` tokens are the image (noisy input) stream,
-//! the last `N` the LR control stream, both on the same `h × w` token grid (`N = h·w`).
+//! the last `N` the LR control stream, both on the same `h × w` token grid (`N = h·w`); without
+//! the control stream (plain SD3), `[batch, N, dim]`. The text tokens of SD3's text stream travel
+//! beside them as `[batch, M, dim]`.
 
 use burn::module::{Module, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
@@ -26,16 +28,22 @@ fn modulate<B: Backend>(x: Tensor<B, 3>, shift: Tensor<B, 2>, scale: Tensor<B, 2
     x * (scale.unsqueeze_dim::<3>(1).add_scalar(1.0)) + shift.unsqueeze_dim::<3>(1)
 }
 
-/// Adaptive layer norm with six modulation vectors, diffusers `AdaLayerNormZero`:
+/// Adaptive layer norm of the image stream, diffusers `AdaLayerNormZero` (six modulation vectors)
+/// or, in SD3.5's dual-attention blocks, `SD35AdaLayerNormZeroX` (nine):
 /// `linear(silu(temb))` is split into `shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp,
-/// gate_mlp`.
+/// gate_mlp` and, with nine, `shift_msa2, scale_msa2, gate_msa2` for the second attention. The
+/// number of vectors is the width of `linear` over its input width.
+///
+/// The text stream's `norm1_context` is this module too (six vectors), except in the last block
+/// (`context_pre_only`), where it is an `AdaLayerNormContinuous` (see
+/// [`JointTransformerBlock`]).
 #[derive(Module, Debug)]
 pub struct AdaLayerNormZero<B: Backend> {
-    /// `dim → 6·dim`.
+    /// `dim → 6·dim` (or `9·dim`).
     pub linear: Linear<B>,
 }
 
-/// The six modulation vectors of one block, each `[batch, dim]`.
+/// The modulation vectors of one block, each `[batch, dim]`.
 pub struct Modulation<B: Backend> {
     shift_msa: Tensor<B, 2>,
     scale_msa: Tensor<B, 2>,
@@ -43,25 +51,23 @@ pub struct Modulation<B: Backend> {
     shift_mlp: Tensor<B, 2>,
     scale_mlp: Tensor<B, 2>,
     gate_mlp: Tensor<B, 2>,
+    /// `shift_msa2, scale_msa2, gate_msa2` (nine-vector modulation only).
+    msa2: Option<[Tensor<B, 2>; 3]>,
 }
 
 impl<B: Backend> AdaLayerNormZero<B> {
-    fn new(dim: usize, device: &B::Device) -> Self {
-        Self { linear: LinearConfig::new(dim, 6 * dim).init(device) }
+    fn new(dim: usize, vectors: usize, device: &B::Device) -> Self {
+        Self { linear: LinearConfig::new(dim, vectors * dim).init(device) }
     }
 
-    /// `temb: [batch, dim]` → the six modulation vectors.
+    /// `temb: [batch, dim]` → the six (or nine) modulation vectors.
     pub fn modulation(&self, temb: Tensor<B, 2>) -> Modulation<B> {
-        let mut c = self.linear.forward(silu(temb)).chunk(6, 1).into_iter();
-        let mut next = || c.next().expect("six chunks");
-        Modulation {
-            shift_msa: next(),
-            scale_msa: next(),
-            gate_msa: next(),
-            shift_mlp: next(),
-            scale_mlp: next(),
-            gate_mlp: next(),
-        }
+        let [dim, width] = self.linear.weight.dims();
+        let mut c = self.linear.forward(silu(temb)).chunk(width / dim, 1).into_iter();
+        let mut next = || c.next().expect("six or nine chunks");
+        let [shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp] = std::array::from_fn(|_| next());
+        let msa2 = (width == 9 * dim).then(|| std::array::from_fn(|_| next()));
+        Modulation { shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp, msa2 }
     }
 }
 
@@ -88,13 +94,18 @@ impl<B: Backend> AdaLayerNormContinuous<B> {
     }
 }
 
-/// Joint attention over the image and control streams, DiT4SR's `AttentionZero` with the
-/// `JointAttnProcessor2_0` path without text tokens.
+/// Joint attention over the image, control and text streams, DiT4SR's `AttentionZero` with its
+/// `JointAttnProcessor2_0`; without the control stream it is SD3's `Attention` with
+/// `JointAttnProcessor2_0`, and without the text stream as well, SD3.5's plain self-attention
+/// (`attn2`).
 ///
 /// Image stream: `q, k, v = to_q(x), to_k(x), to_v(x)`. Control stream:
-/// `q_c = to_q_control(to_q(c))` (likewise `k_c`, `v_c`). Optional RMS norms on queries and keys.
-/// One softmax attention over all `2N` tokens, then `to_out` on the image half and
-/// `to_out_control(attn_c + c)` on the control half.
+/// `q_c = to_q_control(to_q(c))` (likewise `k_c`, `v_c`). Text stream:
+/// `add_{q,k,v}_proj(e)`. Optional RMS norms on each head's queries and keys (`norm_q`, `norm_k`;
+/// `norm_added_q`, `norm_added_k` for the text). One softmax attention over all tokens, in the
+/// order image, control, text; then `to_out` on the image part, `to_out_control(attn_c + c)` on
+/// the control part, and `to_add_out` on the text part (absent in the last block, whose text
+/// output is unused).
 ///
 /// With RMS key norms, the reference computes `key = norm_k(key)` and then
 /// `key_control = norm_k(key)`: the control tokens' keys are the *image* keys normalised twice,
@@ -124,6 +135,18 @@ pub struct JointAttention<B: Backend> {
     pub norm_q: Option<RmsNorm<B>>,
     /// RMS norm of each key head.
     pub norm_k: Option<RmsNorm<B>>,
+    /// Text query projection (SD3's `add_q_proj`; only with a text stream).
+    pub add_q_proj: Option<Linear<B>>,
+    /// Text key projection.
+    pub add_k_proj: Option<Linear<B>>,
+    /// Text value projection.
+    pub add_v_proj: Option<Linear<B>>,
+    /// Text output projection (absent in the last block: `context_pre_only`).
+    pub to_add_out: Option<Linear<B>>,
+    /// RMS norm of each text query head.
+    pub norm_added_q: Option<RmsNorm<B>>,
+    /// RMS norm of each text key head.
+    pub norm_added_k: Option<RmsNorm<B>>,
     /// Number of heads.
     pub heads: usize,
     /// The reference's control keys: `norm_k(norm_k(image keys))` (default `true`; only with
@@ -139,14 +162,46 @@ fn copy_linear<B: Backend>(l: &Linear<B>) -> Linear<B> {
     }
 }
 
+/// Which part of SD3's text stream a block carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TextStream {
+    /// No text stream (the DiT without `joint_attention_dim`, and SD3.5's `attn2`).
+    None,
+    /// The text tokens are attended to and updated (every block but the last).
+    Full,
+    /// The text tokens are attended to but not updated (the last block: `context_pre_only`).
+    PreOnly,
+}
+
+fn apply_norm<B: Backend>(norm: &Option<RmsNorm<B>>, x: Tensor<B, 4>) -> Tensor<B, 4> {
+    match norm {
+        Some(n) => n.forward(x),
+        None => x,
+    }
+}
+
 impl<B: Backend> JointAttention<B> {
     pub(crate) fn new(dim: usize, heads: usize, qk_norm: bool, zero_control: bool, device: &B::Device) -> Self {
+        Self::with_text(dim, heads, qk_norm, zero_control, TextStream::None, device)
+    }
+
+    pub(crate) fn with_text(
+        dim: usize,
+        heads: usize,
+        qk_norm: bool,
+        zero_control: bool,
+        text: TextStream,
+        device: &B::Device,
+    ) -> Self {
         let lin = || LinearConfig::new(dim, dim).init(device);
         let control = || {
             let config = LinearConfig::new(dim, dim);
             if zero_control { config.with_initializer(Initializer::Zeros) } else { config }.init(device)
         };
         let norm = || qk_norm.then(|| RmsNormConfig::new(dim / heads).with_epsilon(1e-6).init(device));
+        let has_text = text != TextStream::None;
+        let text_lin = || has_text.then(lin);
+        let text_norm = || if has_text { norm() } else { None };
         Self {
             to_q: lin(),
             to_k: lin(),
@@ -158,6 +213,12 @@ impl<B: Backend> JointAttention<B> {
             to_v_control: control(),
             norm_q: norm(),
             norm_k: norm(),
+            add_q_proj: text_lin(),
+            add_k_proj: text_lin(),
+            add_v_proj: text_lin(),
+            to_add_out: (text == TextStream::Full).then(lin),
+            norm_added_q: text_norm(),
+            norm_added_k: text_norm(),
             heads,
             control_keys_from_image: true,
         }
@@ -170,45 +231,61 @@ impl<B: Backend> JointAttention<B> {
         self
     }
 
-    fn norm(norm: &Option<RmsNorm<B>>, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        match norm {
-            Some(n) => n.forward(x),
-            None => x,
-        }
-    }
-
-    /// `x: [batch, 2N, dim]` (image then control tokens) → `[batch, 2N, dim]`.
-    pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+    /// `x: [batch, N or 2N, dim]` (the `n_image = N` image tokens, then as many control tokens or
+    /// none) and the text tokens `context: [batch, M, dim]` (with a text stream) →
+    /// (`[batch, N or 2N, dim]`, the text output `[batch, M, dim]` when there is a text stream).
+    pub fn forward(
+        &self,
+        x: Tensor<B, 3>,
+        context: Option<Tensor<B, 3>>,
+        n_image: usize,
+    ) -> (Tensor<B, 3>, Option<Tensor<B, 3>>) {
         use crate::unet::attention::{merge_heads, split_heads};
-        let [b, n2, dim] = x.dims();
-        let n = n2 / 2;
-        let xs = x.clone().slice([0..b, 0..n, 0..dim]);
-        let cs = x.slice([0..b, n..n2, 0..dim]);
+        let [b, tokens, dim] = x.dims();
         let h = self.heads;
-        let q = split_heads(self.to_q.forward(xs.clone()), h);
-        let k = split_heads(self.to_k.forward(xs.clone()), h);
-        let v = split_heads(self.to_v.forward(xs), h);
-        let qc = split_heads(self.to_q_control.forward(self.to_q.forward(cs.clone())), h);
-        let kc = split_heads(self.to_k_control.forward(self.to_k.forward(cs.clone())), h);
-        let vc = split_heads(self.to_v_control.forward(self.to_v.forward(cs.clone())), h);
-        let q = Self::norm(&self.norm_q, Tensor::cat(vec![q, qc], 2));
-        let k = match &self.norm_k {
-            Some(norm) if self.control_keys_from_image => {
-                let k = norm.forward(k);
-                let kc = norm.forward(k.clone());
-                Tensor::cat(vec![k, kc], 2)
+        let xs = x.clone().slice([0..b, 0..n_image, 0..dim]);
+        let mut q = vec![apply_norm(&self.norm_q, split_heads(self.to_q.forward(xs.clone()), h))];
+        let k_image = split_heads(self.to_k.forward(xs.clone()), h);
+        let mut v = vec![split_heads(self.to_v.forward(xs), h)];
+        let mut k = vec![apply_norm(&self.norm_k, k_image.clone())];
+        let control = (tokens > n_image).then(|| x.slice([0..b, n_image..tokens, 0..dim]));
+        if let Some(cs) = &control {
+            let qc = split_heads(self.to_q_control.forward(self.to_q.forward(cs.clone())), h);
+            q.push(apply_norm(&self.norm_q, qc));
+            let kc = split_heads(self.to_k_control.forward(self.to_k.forward(cs.clone())), h);
+            k.push(match &self.norm_k {
+                Some(norm) if self.control_keys_from_image => norm.forward(k[0].clone()),
+                _ => apply_norm(&self.norm_k, kc),
+            });
+            v.push(split_heads(self.to_v_control.forward(self.to_v.forward(cs.clone())), h));
+        }
+        let text = match (&context, &self.add_q_proj, &self.add_k_proj, &self.add_v_proj) {
+            (Some(e), Some(aq), Some(ak), Some(av)) => {
+                q.push(apply_norm(&self.norm_added_q, split_heads(aq.forward(e.clone()), h)));
+                k.push(apply_norm(&self.norm_added_k, split_heads(ak.forward(e.clone()), h)));
+                v.push(split_heads(av.forward(e.clone()), h));
+                Some(e.dims()[1])
             }
-            _ => Self::norm(&self.norm_k, Tensor::cat(vec![k, kc], 2)),
+            _ => None,
         };
-        let v = Tensor::cat(vec![v, vc], 2);
-        let o = merge_heads(scaled_dot_product_attention(q, k, v));
-        let ox = o.clone().slice([0..b, 0..n, 0..dim]);
-        let oc = o.slice([0..b, n..n2, 0..dim]);
-        Tensor::cat(vec![self.to_out.forward(ox), self.to_out_control.forward(oc + cs)], 1)
+        let o = merge_heads(scaled_dot_product_attention(Tensor::cat(q, 2), Tensor::cat(k, 2), Tensor::cat(v, 2)));
+        let mut out = vec![self.to_out.forward(o.clone().slice([0..b, 0..n_image, 0..dim]))];
+        if let Some(cs) = control {
+            out.push(self.to_out_control.forward(o.clone().slice([0..b, n_image..tokens, 0..dim]) + cs));
+        }
+        let text_out = text.map(|m| {
+            let e = o.slice([0..b, tokens..tokens + m, 0..dim]);
+            match &self.to_add_out {
+                Some(proj) => proj.forward(e),
+                None => e,
+            }
+        });
+        (Tensor::cat(out, 1), text_out)
     }
 }
 
-/// Feed-forward with the DiT4SR control convolution, `FeedForwardControl`:
+/// Feed-forward, diffusers `FeedForward` (`gelu-approximate`), with DiT4SR's control convolution
+/// (`FeedForwardControl`) when `control_conv` is present and the input has control tokens:
 /// `u = gelu_tanh(net_0(x))`; the control half of `u`, laid out on the `h × w` grid, goes through
 /// the depthwise 3×3 `control_conv` and is added to the image half scaled by
 /// [`Self::control_scale`] (the reference's `1.2 ·`); `net_2` then maps both halves (the control
@@ -219,8 +296,9 @@ pub struct FeedForward<B: Backend> {
     pub net_0: Linear<B>,
     /// `4·dim → dim` (diffusers `net.2`).
     pub net_2: Linear<B>,
-    /// Depthwise 3×3 convolution on the control half (`groups = 4·dim`).
-    pub control_conv: Conv2d<B>,
+    /// Depthwise 3×3 convolution on the control half (`groups = 4·dim`; absent in the text
+    /// stream's `ff_context`).
+    pub control_conv: Option<Conv2d<B>>,
     /// Factor of the control signal added to the image half (the reference: 1.2).
     pub control_scale: f64,
 }
@@ -235,56 +313,146 @@ impl<B: Backend> FeedForward<B> {
             .with_groups(inner)
             .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1));
         let conv = if zero_control { conv.with_initializer(Initializer::Zeros) } else { conv };
+        let plain = Self::plain(dim, device);
+        Self { control_conv: Some(conv.init(device)), ..plain }
+    }
+
+    /// The feed-forward without a control convolution (the text stream's `ff_context`).
+    pub(crate) fn plain(dim: usize, device: &B::Device) -> Self {
+        let inner = 4 * dim;
         Self {
             net_0: LinearConfig::new(dim, inner).init(device),
             net_2: LinearConfig::new(inner, dim).init(device),
-            control_conv: conv.init(device),
+            control_conv: None,
             control_scale: REFERENCE_CONTROL_SCALE,
         }
     }
 
-    /// `x: [batch, 2N, dim]` with `N = grid[0]·grid[1]` → `[batch, 2N, dim]`.
-    pub fn forward(&self, x: Tensor<B, 3>, grid: [usize; 2]) -> Tensor<B, 3> {
+    /// `x: [batch, N or 2N, dim]` with `N = grid[0]·grid[1]` → the same shape. The second half is
+    /// the control stream when there are `2N` tokens and a `control_conv`; otherwise every token is
+    /// mapped alike (the text stream passes `grid = None`).
+    pub fn forward(&self, x: Tensor<B, 3>, grid: Option<[usize; 2]>) -> Tensor<B, 3> {
         let u = gelu_approximate(self.net_0.forward(x));
-        let [b, n2, inner] = u.dims();
-        let n = n2 / 2;
+        let [b, tokens, inner] = u.dims();
+        let n = grid.map_or(tokens, |[h, w]| h * w);
+        let Some(conv) = self.control_conv.as_ref().filter(|_| tokens == 2 * n) else {
+            return self.net_2.forward(u);
+        };
+        let [gh, gw] = grid.expect("a control stream needs its grid");
         let ux = u.clone().slice([0..b, 0..n, 0..inner]);
-        let uc = u.slice([0..b, n..n2, 0..inner]);
-        let conv_in = uc.clone().swap_dims(1, 2).reshape([b, inner, grid[0], grid[1]]);
-        let conv_out = self.control_conv.forward(conv_in).reshape([b, inner, n]).swap_dims(1, 2);
+        let uc = u.slice([0..b, n..tokens, 0..inner]);
+        let conv_in = uc.clone().swap_dims(1, 2).reshape([b, inner, gh, gw]);
+        let conv_out = conv.forward(conv_in).reshape([b, inner, n]).swap_dims(1, 2);
         self.net_2.forward(Tensor::cat(vec![ux + conv_out.mul_scalar(self.control_scale), uc], 1))
     }
 }
 
-/// One MMDiT block with the control stream, DiT4SR's `JointTransformerBlock` without the text
-/// stream: adaLN-Zero modulated joint attention and feed-forward, both gated residuals.
+/// One MMDiT block, diffusers' `JointTransformerBlock` with DiT4SR's control stream:
+/// adaLN-Zero modulated joint attention and feed-forward, both gated residuals; with a text
+/// stream, its tokens get their own modulation (`norm1_context`) and feed-forward (`ff_context`);
+/// with dual attention (SD3.5), a second, image-only attention `attn2` adds its own gated
+/// residual.
+///
+/// The last block of SD3 is `context_pre_only`: its `norm1_context` is an
+/// `AdaLayerNormContinuous` (two vectors, `scale` then `shift`), it has no `ff_context`, and its
+/// text output is dropped.
 #[derive(Module, Debug)]
 pub struct JointTransformerBlock<B: Backend> {
-    /// Modulation of both sub-layers.
+    /// Modulation of both sub-layers (nine vectors with `attn2`).
     pub norm1: AdaLayerNormZero<B>,
     /// Joint attention.
     pub attn: JointAttention<B>,
+    /// SD3.5's second attention, on the image and control tokens only (DiT4SR gives it control
+    /// projections too).
+    pub attn2: Option<JointAttention<B>>,
     /// Feed-forward with the control convolution.
     pub ff: FeedForward<B>,
+    /// The text tokens' modulation (six vectors; two in the last block).
+    pub norm1_context: Option<AdaLayerNormZero<B>>,
+    /// The text tokens' feed-forward (absent in the last block).
+    pub ff_context: Option<FeedForward<B>>,
 }
 
 impl<B: Backend> JointTransformerBlock<B> {
     /// A block of width `dim` with `heads` heads, optional RMS q/k norms, and (optionally)
-    /// zero-initialised control projections and convolution.
+    /// zero-initialised control projections and convolution; no text stream, no `attn2`.
     pub fn new(dim: usize, heads: usize, qk_norm: bool, zero_control: bool, device: &B::Device) -> Self {
+        Self::with_streams(dim, heads, qk_norm, zero_control, TextStream::None, false, device)
+    }
+
+    /// A block with the given text stream and, with `dual_attention`, SD3.5's `attn2`.
+    pub fn with_streams(
+        dim: usize,
+        heads: usize,
+        qk_norm: bool,
+        zero_control: bool,
+        text: TextStream,
+        dual_attention: bool,
+        device: &B::Device,
+    ) -> Self {
         Self {
-            norm1: AdaLayerNormZero::new(dim, device),
-            attn: JointAttention::new(dim, heads, qk_norm, zero_control, device),
+            norm1: AdaLayerNormZero::new(dim, if dual_attention { 9 } else { 6 }, device),
+            attn: JointAttention::with_text(dim, heads, qk_norm, zero_control, text, device),
+            attn2: dual_attention.then(|| JointAttention::new(dim, heads, qk_norm, zero_control, device)),
             ff: FeedForward::new(dim, zero_control, device),
+            norm1_context: match text {
+                TextStream::None => None,
+                TextStream::Full => Some(AdaLayerNormZero::new(dim, 6, device)),
+                TextStream::PreOnly => Some(AdaLayerNormZero::new(dim, 2, device)),
+            },
+            ff_context: (text == TextStream::Full).then(|| FeedForward::plain(dim, device)),
         }
     }
 
-    /// `x: [batch, 2N, dim]`, `temb: [batch, dim]` → `[batch, 2N, dim]`.
-    pub fn forward(&self, x: Tensor<B, 3>, temb: Tensor<B, 2>, grid: [usize; 2]) -> Tensor<B, 3> {
-        let m = self.norm1.modulation(temb);
-        let h = modulate(layer_norm_no_affine(x.clone(), 1e-6), m.shift_msa, m.scale_msa);
-        let x = x + self.attn.forward(h) * m.gate_msa.unsqueeze_dim::<3>(1);
+    /// `x: [batch, N or 2N, dim]` (image tokens, then control tokens if any, `N = grid[0]·grid[1]`),
+    /// the text tokens `context: [batch, M, dim]` if the block has a text stream, and
+    /// `temb: [batch, dim]` → (`x` updated, the updated text tokens: `None` without a text stream
+    /// and in the last block).
+    pub fn forward(
+        &self,
+        x: Tensor<B, 3>,
+        context: Option<Tensor<B, 3>>,
+        temb: Tensor<B, 2>,
+        grid: [usize; 2],
+    ) -> (Tensor<B, 3>, Option<Tensor<B, 3>>) {
+        let n_image = grid[0] * grid[1];
+        let m = self.norm1.modulation(temb.clone());
+        let normed = layer_norm_no_affine(x.clone(), 1e-6);
+        let h = modulate(normed.clone(), m.shift_msa, m.scale_msa);
+        let context = context.filter(|_| self.norm1_context.is_some());
+        let (context_in, context_mod) = match (&context, &self.norm1_context) {
+            (Some(e), Some(norm)) => {
+                let [dim, width] = norm.linear.weight.dims();
+                let normed = layer_norm_no_affine(e.clone(), 1e-6);
+                if width == 2 * dim {
+                    // AdaLayerNormContinuous: scale first, then shift
+                    let mut c = norm.linear.forward(silu(temb)).chunk(2, 1).into_iter();
+                    let scale = c.next().expect("two chunks");
+                    let shift = c.next().expect("two chunks");
+                    (Some(modulate(normed, shift, scale)), None)
+                } else {
+                    let cm = norm.modulation(temb);
+                    (Some(modulate(normed, cm.shift_msa.clone(), cm.scale_msa.clone())), Some(cm))
+                }
+            }
+            _ => (None, None),
+        };
+        let (attn_out, context_attn) = self.attn.forward(h, context_in, n_image);
+        let mut x = x + attn_out * m.gate_msa.unsqueeze_dim::<3>(1);
+        if let (Some(attn2), Some([shift, scale, gate])) = (&self.attn2, m.msa2) {
+            let (out2, _) = attn2.forward(modulate(normed, shift, scale), None, n_image);
+            x = x + out2 * gate.unsqueeze_dim::<3>(1);
+        }
         let h = modulate(layer_norm_no_affine(x.clone(), 1e-6), m.shift_mlp, m.scale_mlp);
-        x + self.ff.forward(h, grid) * m.gate_mlp.unsqueeze_dim::<3>(1)
+        let x = x + self.ff.forward(h, Some(grid)) * m.gate_mlp.unsqueeze_dim::<3>(1);
+        let context = match (context, context_attn, context_mod, &self.ff_context) {
+            (Some(e), Some(attn), Some(cm), Some(ff)) => {
+                let e = e + attn * cm.gate_msa.unsqueeze_dim::<3>(1);
+                let h = modulate(layer_norm_no_affine(e.clone(), 1e-6), cm.shift_mlp, cm.scale_mlp);
+                Some(e + ff.forward(h, None) * cm.gate_mlp.unsqueeze_dim::<3>(1))
+            }
+            _ => None,
+        };
+        (x, context)
     }
 }

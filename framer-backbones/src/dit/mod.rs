@@ -14,16 +14,24 @@
 //! shared, so [`DiT`] needs no generated heads; freeze the read-out with
 //! [`DiT::freeze_readout`] to match the reference, where only the control modules train.
 //!
-//! Not modelled (there is no text encoder in this setting): the text stream of SD3 (`context_embedder`,
-//! `norm1_context`, `add_*_proj`, `ff_context`, the pooled-text half of `time_text_embed`) and the
-//! second attention of SD3.5's dual-attention blocks. Loading an SD3.5 checkpoint with
-//! [`crate::LoadOptions::allow_unused`] maps everything else.
+//! SD3's text stream is there when the config names its widths (`joint_attention_dim`,
+//! `pooled_projection_dim`): `context_embedder` maps the text encoder's tokens to `dim`, the pooled
+//! embedding joins the timestep embedding (`time_text_embed.text_embedder`), and every block
+//! carries the text tokens with their own modulation and feed-forward (see
+//! [`JointTransformerBlock`]); `dual_attention_layers` adds SD3.5's second attention `attn2`.
+//! Parameter names are diffusers' own, so an SD3 / SD3.5 checkpoint loads unchanged (the control
+//! modules, which it lacks, are the only missing keys), and with no LR image
+//! ([`DiT::forward_with_text`] with `lr = None`) the model computes diffusers'
+//! `SD3Transformer2DModel` (checked against diffusers itself in `tests/diffusers.rs`).
+//!
+//! [`DiT::forward`] (the training contract `(x_t, t, lr)`) passes no prompt: the text stream then
+//! has no tokens and the pooled embedding is zero.
 
 mod blocks;
 
 pub use blocks::{
     AdaLayerNormContinuous, AdaLayerNormZero, FeedForward, JointAttention, JointTransformerBlock,
-    REFERENCE_CONTROL_SCALE, layer_norm_no_affine,
+    REFERENCE_CONTROL_SCALE, TextStream, layer_norm_no_affine,
 };
 
 use burn::module::Module;
@@ -83,6 +91,16 @@ pub struct DiTConfig {
     /// reference's comment suggests 1.0 for training). Default 1.2.
     #[serde(default = "reference_control_scale")]
     pub control_ff_scale: f64,
+    /// Width of the text encoder's token embeddings (4096 for SD3); `None` (default): no text
+    /// stream. Set together with `pooled_projection_dim`.
+    #[serde(default)]
+    pub joint_attention_dim: Option<usize>,
+    /// Width of the pooled text embedding (2048 for SD3); `None` (default): no text stream.
+    #[serde(default)]
+    pub pooled_projection_dim: Option<usize>,
+    /// Blocks with SD3.5's second, image-only attention `attn2` (0 to 12 for SD3.5 medium).
+    #[serde(default)]
+    pub dual_attention_layers: Vec<usize>,
 }
 
 fn reference_control_scale() -> f64 {
@@ -115,6 +133,9 @@ impl DiTConfig {
             zero_init_out: false,
             fixed_control_norm_k: false,
             control_ff_scale: blocks::REFERENCE_CONTROL_SCALE,
+            joint_attention_dim: None,
+            pooled_projection_dim: None,
+            dual_attention_layers: Vec::new(),
         }
     }
 
@@ -135,14 +156,19 @@ impl DiTConfig {
             zero_init_out: false,
             fixed_control_norm_k: false,
             control_ff_scale: blocks::REFERENCE_CONTROL_SCALE,
+            joint_attention_dim: None,
+            pooled_projection_dim: None,
+            dual_attention_layers: Vec::new(),
         }
     }
 
     /// Stable Diffusion 3.5 medium shapes on 16-channel latents (128×128 for 1024-pixel images):
     /// 2×2 patches, width 1536 (24 heads of 64), 24 blocks, RMS q/k norm, 384-patch position table,
-    /// zero-initialised control modules as DiT4SR. Documentation and GPU use only (about 1.5 G
-    /// parameters with the control modules, 226 M of them the position table); its parameters are
-    /// lazy, so only a forward pass allocates them.
+    /// the text stream (4096-wide tokens, 2048-wide pooled embedding), dual attention in blocks 0
+    /// to 12, zero-initialised control modules as DiT4SR. Documentation and GPU use only: about
+    /// 2.82 G parameters, 351 M of them the control modules (without them, 2.47 G: SD3.5
+    /// medium's own count) and 226 M the position table; its parameters are lazy, so only a
+    /// forward pass allocates them.
     pub fn sd35_medium() -> Self {
         Self {
             in_channels: 16,
@@ -159,6 +185,9 @@ impl DiTConfig {
             zero_init_out: false,
             fixed_control_norm_k: false,
             control_ff_scale: blocks::REFERENCE_CONTROL_SCALE,
+            joint_attention_dim: Some(4096),
+            pooled_projection_dim: Some(2048),
+            dual_attention_layers: (0..13).collect(),
         }
     }
 
@@ -218,6 +247,23 @@ impl DiTConfig {
         if !self.control_ff_scale.is_finite() {
             return invalid("control_ff_scale", "must be finite".into());
         }
+        match (self.joint_attention_dim, self.pooled_projection_dim) {
+            (Some(0), _) => return invalid("joint_attention_dim", "must be positive".into()),
+            (_, Some(0)) => return invalid("pooled_projection_dim", "must be positive".into()),
+            (Some(_), None) => {
+                return invalid("pooled_projection_dim", "must be set with joint_attention_dim (the text stream needs both)".into());
+            }
+            (None, Some(_)) => {
+                return invalid("joint_attention_dim", "must be set with pooled_projection_dim (the text stream needs both)".into());
+            }
+            _ => {}
+        }
+        if let Some(&layer) = self.dual_attention_layers.iter().find(|&&l| l >= self.num_layers) {
+            return invalid(
+                "dual_attention_layers",
+                format!("block {layer} does not exist (num_layers = {})", self.num_layers),
+            );
+        }
         Ok(())
     }
 
@@ -235,19 +281,30 @@ impl DiTConfig {
                 self.sample_size / p,
                 device,
             ),
+            context_embedder: self.joint_attention_dim.map(|width| LinearConfig::new(width, dim).init(device)),
             time_text_embed: CombinedTimestepEmbedding {
                 timestep_embedder: TimestepEmbedding::new(TIME_PROJ_DIM, dim, device),
+                text_embedder: self.pooled_projection_dim.map(|width| TimestepEmbedding::new(width, dim, device)),
             },
             transformer_blocks: (0..self.num_layers)
-                .map(|_| {
-                    let mut block = JointTransformerBlock::new(
+                .map(|i| {
+                    let text = match self.joint_attention_dim {
+                        None => TextStream::None,
+                        Some(_) if i + 1 == self.num_layers => TextStream::PreOnly,
+                        Some(_) => TextStream::Full,
+                    };
+                    let mut block = JointTransformerBlock::with_streams(
                         dim,
                         self.num_attention_heads,
                         self.qk_norm,
                         self.zero_init_control,
+                        text,
+                        self.dual_attention_layers.contains(&i),
                         device,
                     );
-                    block.attn.control_keys_from_image = !self.fixed_control_norm_k;
+                    for attn in std::iter::once(&mut block.attn).chain(block.attn2.as_mut()) {
+                        attn.control_keys_from_image = !self.fixed_control_norm_k;
+                    }
                     block.ff.control_scale = self.control_ff_scale;
                     block
                 })
@@ -262,12 +319,28 @@ impl DiTConfig {
     }
 }
 
-/// The timestep half of diffusers' `CombinedTimestepTextProjEmbeddings` (`time_proj` is the
-/// parameter-free [`timestep_embedding`]).
+/// Diffusers' `CombinedTimestepTextProjEmbeddings`: `temb = timestep_embedder(time_proj(t)) +
+/// text_embedder(pooled)` (`time_proj` is the parameter-free [`timestep_embedding`]; the text half
+/// only with a text stream).
 #[derive(Module, Debug)]
 pub struct CombinedTimestepEmbedding<B: Backend> {
     /// MLP `256 → dim → dim`.
     pub timestep_embedder: TimestepEmbedding<B>,
+    /// MLP `pooled_projection_dim → dim → dim` with SiLU between (`PixArtAlphaTextProjection`).
+    pub text_embedder: Option<TimestepEmbedding<B>>,
+}
+
+/// A prompt as SD3 sees it: the text encoders' token embeddings and pooled embedding.
+///
+/// # Shapes
+/// - `tokens`: `[batch, M, joint_attention_dim]` (M = 333 for SD3: 77 CLIP + 256 T5 tokens)
+/// - `pooled`: `[batch, pooled_projection_dim]`
+#[derive(Clone, Debug)]
+pub struct TextCondition<B: Backend> {
+    /// Token embeddings `[batch, M, joint_attention_dim]` (diffusers `encoder_hidden_states`).
+    pub tokens: Tensor<B, 3>,
+    /// Pooled embedding `[batch, pooled_projection_dim]` (diffusers `pooled_projections`).
+    pub pooled: Tensor<B, 2>,
 }
 
 /// The SR MMDiT (see the [module docs](self)).
@@ -284,10 +357,12 @@ pub struct CombinedTimestepEmbedding<B: Backend> {
 pub struct DiT<B: Backend> {
     /// Patch embedding shared by both streams.
     pub pos_embed: PatchEmbed<B>,
+    /// Text tokens `joint_attention_dim → dim` (only with a text stream).
+    pub context_embedder: Option<Linear<B>>,
     /// Timestep embedding `temb: [batch, dim]`.
     pub time_text_embed: CombinedTimestepEmbedding<B>,
-    /// The joint blocks (students).
-    #[framer(student)]
+    /// The joint blocks (students; each returns `(tokens, text tokens)`, the first is recorded).
+    #[framer(student, tap = .0)]
     pub transformer_blocks: Vec<JointTransformerBlock<B>>,
     /// Final adaptive norm (also the students' read-out).
     pub norm_out: AdaLayerNormContinuous<B>,
@@ -303,30 +378,68 @@ impl<B: Backend> DiT<B> {
     /// The prediction for `x_t: [batch, in_channels, H, W]`, `t: [batch]` in `[0, 1]` and the
     /// upsampled LR image `lr: [batch, in_channels, H, W]`; returns `[batch, out_channels, H, W]`.
     /// `H` and `W` must be multiples of `patch_size` (see [`SrBackbone::check_inputs`]).
+    /// With a text stream, no prompt is passed (see the [module docs](self)).
     pub fn forward(&self, x_t: Tensor<B, 4>, timesteps: Tensor<B, 1>, lr: Tensor<B, 4>) -> Tensor<B, 4> {
+        self.forward_with_text(x_t, timesteps, Some(lr), None)
+    }
+
+    /// The prediction with an optional LR control image and an optional prompt (used only with a
+    /// text stream). `x_t: [batch, in_channels, H, W]`, `t: [batch]` in `[0, 1]`,
+    /// `lr: [batch, in_channels, H, W]`; returns `[batch, out_channels, H, W]`. With
+    /// `lr = None` the control modules are unused and the model is diffusers'
+    /// `SD3Transformer2DModel` (timestep `t · timestep_scale`).
+    pub fn forward_with_text(
+        &self,
+        x_t: Tensor<B, 4>,
+        timesteps: Tensor<B, 1>,
+        lr: Option<Tensor<B, 4>>,
+        text: Option<TextCondition<B>>,
+    ) -> Tensor<B, 4> {
         let [_, _, height, width] = x_t.dims();
         let grid = [height / self.config.patch_size, width / self.config.patch_size];
-        let temb = self.time_embed(timesteps);
-        let mut hidden = Tensor::cat(vec![self.pos_embed.forward(x_t), self.pos_embed.forward(lr)], 1);
+        let (tokens, pooled) = text.map(|t| (t.tokens, t.pooled)).unzip();
+        let temb = self.time_embed_with_text(timesteps, pooled);
+        let image = self.pos_embed.forward(x_t);
+        let mut hidden = match lr {
+            Some(lr) => Tensor::cat(vec![image, self.pos_embed.forward(lr)], 1),
+            None => image,
+        };
+        let mut context = self.context_embedder.as_ref().zip(tokens).map(|(embed, t)| embed.forward(t));
         for block in &self.transformer_blocks {
-            hidden = block.forward(hidden, temb.clone(), grid);
+            (hidden, context) = block.forward(hidden, context, temb.clone(), grid);
         }
         self.read_out(hidden, temb, grid)
     }
 }
 
 impl<B: Backend> DiT<B> {
-    /// Timestep embedding `temb: [batch, dim]` of `t: [batch]` in `[0, 1]`.
+    /// Timestep embedding `temb: [batch, dim]` of `t: [batch]` in `[0, 1]` (no prompt).
     pub fn time_embed(&self, timesteps: Tensor<B, 1>) -> Tensor<B, 2> {
-        let t = timesteps.mul_scalar(self.config.timestep_scale);
-        self.time_text_embed.timestep_embedder.forward(timestep_embedding(t, TIME_PROJ_DIM, true, 0.0))
+        self.time_embed_with_text(timesteps, None)
     }
 
-    /// The read-out `norm_out → proj_out → unpatchify` of the image half of `hidden`
-    /// (`[batch, 2N, dim]`) to `[batch, out_channels, grid[0]·p, grid[1]·p]`.
+    /// `temb: [batch, dim]` of `t: [batch]` in `[0, 1]` and, with a text stream, the pooled prompt
+    /// embedding `[batch, pooled_projection_dim]` (zero when `None`).
+    pub fn time_embed_with_text(&self, timesteps: Tensor<B, 1>, pooled: Option<Tensor<B, 2>>) -> Tensor<B, 2> {
+        let [batch] = timesteps.dims();
+        let device = timesteps.device();
+        let t = timesteps.mul_scalar(self.config.timestep_scale);
+        let temb = self.time_text_embed.timestep_embedder.forward(timestep_embedding(t, TIME_PROJ_DIM, true, 0.0));
+        match (&self.time_text_embed.text_embedder, self.config.pooled_projection_dim) {
+            (Some(embedder), Some(width)) => {
+                let pooled = pooled.unwrap_or_else(|| Tensor::zeros([batch, width], &device));
+                temb + embedder.forward(pooled)
+            }
+            _ => temb,
+        }
+    }
+
+    /// The read-out `norm_out → proj_out → unpatchify` of the image tokens of `hidden`
+    /// (`[batch, N or 2N, dim]`, the first `N = grid[0]·grid[1]`) to
+    /// `[batch, out_channels, grid[0]·p, grid[1]·p]`.
     pub fn read_out(&self, hidden: Tensor<B, 3>, temb: Tensor<B, 2>, grid: [usize; 2]) -> Tensor<B, 4> {
-        let [b, n2, dim] = hidden.dims();
-        let image = hidden.slice([0..b, 0..n2 / 2, 0..dim]);
+        let [b, _, dim] = hidden.dims();
+        let image = hidden.slice([0..b, 0..grid[0] * grid[1], 0..dim]);
         let tokens = self.proj_out.forward(self.norm_out.forward(image, temb));
         self.unpatchify(tokens, grid)
     }
@@ -337,14 +450,16 @@ impl<B: Backend> DiT<B> {
     }
 
     /// DiT4SR's initialisation of the control output projections: `to_out_control ← to_out` in
-    /// every block. Call it after loading a Stable Diffusion 3 checkpoint that has no control
-    /// weights (a freshly built model gives every projection its own random initialisation).
+    /// every attention (`attn` and, with dual attention, `attn2`) of every block. Call it after
+    /// loading a Stable Diffusion 3 checkpoint, which has no control weights (a freshly built
+    /// model gives every projection its own random initialisation).
     pub fn init_control_from_image_stream(mut self) -> Self {
         self.transformer_blocks = self
             .transformer_blocks
             .into_iter()
             .map(|mut b| {
                 b.attn = b.attn.copy_out_to_control();
+                b.attn2 = b.attn2.map(JointAttention::copy_out_to_control);
                 b
             })
             .collect();

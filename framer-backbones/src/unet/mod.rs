@@ -20,10 +20,12 @@
 
 pub(crate) mod attention;
 mod blocks;
+pub mod condition;
 pub(crate) mod resnet;
 
 pub use attention::{Attention, scaled_dot_product_attention};
 pub use blocks::{DownBlock2D, UNetMidBlock2D, UpBlock2D};
+pub use condition::{UNet2DConditionConfig, UNet2DConditionModel};
 pub use resnet::{Downsample2D, ResnetBlock2D, Upsample2D};
 
 use burn::module::Module;

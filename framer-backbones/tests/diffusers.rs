@@ -1,0 +1,190 @@
+//! The backbones against diffusers itself: `tests/fixtures/diffusers/{sd3,sd35}_transformer.*` and
+//! `unet2d_condition.*` were written by `scripts/oracle/make_diffusers_fixtures.py` (torch 2.9.1,
+//! diffusers 0.36.0, float64 forward passes of tiny models with random weights). The burn models
+//! load the state dicts unchanged (the key table is `framer_backbones::DIFFUSERS_KEY_REMAP`).
+//! Tolerance: relative error `max |a − b| / max |b|` ≤ 1e-4, `a` ours (f32), `b` diffusers.
+
+use std::path::{Path, PathBuf};
+
+use burn::backend::Flex;
+use burn::tensor::{Tensor, TensorData};
+use framer_backbones::dit::TextCondition;
+use framer_backbones::unet::condition::{CrossAttnDownType, CrossAttnUpType};
+use framer_backbones::unet::UNet2DConditionConfig;
+use framer_backbones::{DiTConfig, LoadOptions, load_safetensors};
+use safetensors::SafeTensors;
+use safetensors::tensor::Dtype;
+
+type Cpu = Flex;
+
+const TOLERANCE: f32 = 1e-4;
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/diffusers").join(name)
+}
+
+/// The tensors of one io fixture.
+struct Io {
+    bytes: Vec<u8>,
+}
+
+impl Io {
+    fn open(model: &str) -> Self {
+        Self { bytes: std::fs::read(fixture(&format!("{model}.io.safetensors"))).expect("fixture") }
+    }
+
+    fn tensor<const D: usize>(&self, name: &str) -> Tensor<Cpu, D> {
+        let st = SafeTensors::deserialize(&self.bytes).expect("fixture header");
+        let view = st.tensor(name).expect("fixture tensor");
+        assert_eq!(view.dtype(), Dtype::F32);
+        assert_eq!(view.shape().len(), D, "{name}: rank");
+        let values: Vec<f32> = view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+        Tensor::from_data(TensorData::new(values, view.shape().to_vec()), &Default::default())
+    }
+}
+
+/// `max |a − b| / max |b|`.
+fn relative_error(a: Tensor<Cpu, 4>, b: Tensor<Cpu, 4>) -> f32 {
+    assert_eq!(a.dims(), b.dims(), "shapes differ");
+    let diff = (a - b.clone()).abs().max().into_scalar();
+    diff / b.abs().max().into_scalar()
+}
+
+fn assert_close(what: &str, a: Tensor<Cpu, 4>, b: Tensor<Cpu, 4>) {
+    let rel = relative_error(a, b);
+    eprintln!("{what}: relative error {rel:e}");
+    assert!(rel <= TOLERANCE, "{what}: relative error {rel:e} > {TOLERANCE:e}");
+}
+
+/// The oracle's config, from the weights file's `oracle` metadata.
+fn oracle_config(model: &str) -> serde_json::Value {
+    let bytes = std::fs::read(fixture(&format!("{model}.weights.safetensors"))).unwrap();
+    let (_, metadata) = SafeTensors::read_metadata(&bytes).unwrap();
+    let text = &metadata.metadata().as_ref().unwrap()["oracle"];
+    serde_json::from_str::<serde_json::Value>(text).unwrap()["config"].clone()
+}
+
+fn usize_of(config: &serde_json::Value, key: &str) -> usize {
+    config[key].as_u64().unwrap_or_else(|| panic!("oracle config lacks {key}")) as usize
+}
+
+/// The DiT config of diffusers' `SD3Transformer2DModel` config; timesteps in diffusers' units
+/// (`timestep_scale = 1`).
+fn dit_config(oracle: &serde_json::Value) -> DiTConfig {
+    let heads = usize_of(oracle, "num_attention_heads");
+    let head_dim = usize_of(oracle, "attention_head_dim");
+    // diffusers' blocks are `heads · head_dim` wide; the caption projection must match that width
+    assert_eq!(usize_of(oracle, "caption_projection_dim"), heads * head_dim);
+    DiTConfig {
+        in_channels: usize_of(oracle, "in_channels"),
+        out_channels: usize_of(oracle, "out_channels"),
+        sample_size: usize_of(oracle, "sample_size"),
+        patch_size: usize_of(oracle, "patch_size"),
+        num_layers: usize_of(oracle, "num_layers"),
+        attention_head_dim: head_dim,
+        num_attention_heads: heads,
+        pos_embed_max_size: usize_of(oracle, "pos_embed_max_size"),
+        qk_norm: match oracle["qk_norm"].as_str() {
+            None => false,
+            Some("rms_norm") => true,
+            Some(other) => panic!("qk_norm {other}"),
+        },
+        zero_init_control: false,
+        timestep_scale: 1.0,
+        zero_init_out: false,
+        fixed_control_norm_k: false,
+        control_ff_scale: 1.2,
+        joint_attention_dim: Some(usize_of(oracle, "joint_attention_dim")),
+        pooled_projection_dim: Some(usize_of(oracle, "pooled_projection_dim")),
+        dual_attention_layers: oracle["dual_attention_layers"]
+            .as_array()
+            .map(|a| a.iter().map(|v| v.as_u64().unwrap() as usize).collect())
+            .unwrap_or_default(),
+    }
+}
+
+/// Loads the transformer fixture into the DiT (only the control modules, which SD3 lacks, may be
+/// missing; nothing may be unused) and compares the forward pass without an LR image.
+fn check_transformer(model: &str) {
+    let config = dit_config(&oracle_config(model));
+    let mut dit = config.init::<Cpu>(&Default::default()).unwrap();
+    let options = LoadOptions { allow_missing: true, ..LoadOptions::default() };
+    let report = load_safetensors(&mut dit, fixture(&format!("{model}.weights.safetensors")), &options).unwrap();
+    assert!(report.unused.is_empty(), "unused: {:?}", report.unused);
+    assert!(!report.missing.is_empty());
+    let not_control: Vec<_> = report.missing.iter().filter(|p| !p.contains("control")).collect();
+    assert!(not_control.is_empty(), "missing beyond the control modules: {not_control:?}");
+
+    let io = Io::open(model);
+    let text = TextCondition { tokens: io.tensor::<3>("encoder_hidden_states"), pooled: io.tensor::<2>("pooled_projections") };
+    let out = dit.forward_with_text(io.tensor::<4>("hidden_states"), io.tensor::<1>("timestep"), None, Some(text.clone()));
+    assert_close(&format!("{model} forward"), out.clone(), io.tensor::<4>("sample"));
+
+    // each input matters: without the prompt the output moves far past the tolerance
+    let unprompted = dit.forward_with_text(io.tensor::<4>("hidden_states"), io.tensor::<1>("timestep"), None, None);
+    assert!(relative_error(unprompted, out) > 1e-2);
+}
+
+#[test]
+fn sd3_transformer_matches_diffusers() {
+    check_transformer("sd3_transformer");
+}
+
+#[test]
+fn sd35_transformer_with_qk_norm_and_dual_attention_matches_diffusers() {
+    let oracle = oracle_config("sd35_transformer");
+    assert_eq!(oracle["dual_attention_layers"], serde_json::json!([0]));
+    check_transformer("sd35_transformer");
+}
+
+/// The U-Net config of diffusers' `UNet2DConditionModel` config.
+fn unet_config(oracle: &serde_json::Value) -> UNet2DConditionConfig {
+    let list = |key: &str| -> Vec<serde_json::Value> { oracle[key].as_array().unwrap_or_else(|| panic!("{key}")).clone() };
+    let numbers = |key: &str| list(key).iter().map(|v| v.as_u64().unwrap() as usize).collect::<Vec<_>>();
+    let types = |key: &str| list(key).iter().map(|v| v.as_str().unwrap().to_string()).collect::<Vec<_>>();
+    UNet2DConditionConfig {
+        in_channels: usize_of(oracle, "in_channels"),
+        out_channels: usize_of(oracle, "out_channels"),
+        block_out_channels: numbers("block_out_channels"),
+        down_block_types: types("down_block_types")
+            .iter()
+            .map(|t| match t.as_str() {
+                "DownBlock2D" => CrossAttnDownType::DownBlock2D,
+                "CrossAttnDownBlock2D" => CrossAttnDownType::CrossAttnDownBlock2D,
+                other => panic!("{other}"),
+            })
+            .collect(),
+        up_block_types: types("up_block_types")
+            .iter()
+            .map(|t| match t.as_str() {
+                "UpBlock2D" => CrossAttnUpType::UpBlock2D,
+                "CrossAttnUpBlock2D" => CrossAttnUpType::CrossAttnUpBlock2D,
+                other => panic!("{other}"),
+            })
+            .collect(),
+        layers_per_block: usize_of(oracle, "layers_per_block"),
+        attention_head_dim: numbers("attention_head_dim"),
+        cross_attention_dim: usize_of(oracle, "cross_attention_dim"),
+        norm_num_groups: usize_of(oracle, "norm_num_groups"),
+        norm_eps: 1e-5,
+        use_linear_projection: oracle["use_linear_projection"].as_bool().unwrap(),
+    }
+}
+
+#[test]
+fn unet2d_condition_matches_diffusers() {
+    let model = "unet2d_condition";
+    let config = unet_config(&oracle_config(model));
+    let mut unet = config.init::<Cpu>(&Default::default()).unwrap();
+    // strict: every parameter comes from the file and every file tensor is used
+    let report = load_safetensors(&mut unet, fixture(&format!("{model}.weights.safetensors")), &LoadOptions::default()).unwrap();
+    assert!(report.missing.is_empty() && report.unused.is_empty());
+
+    let io = Io::open(model);
+    let out = unet.forward(io.tensor::<4>("sample_in"), io.tensor::<1>("timestep"), io.tensor::<3>("encoder_hidden_states"));
+    assert_close("UNet2DConditionModel forward", out.clone(), io.tensor::<4>("sample"));
+
+    // the text tokens matter: other tokens move the output far past the tolerance
+    let other = unet.forward(io.tensor::<4>("sample_in"), io.tensor::<1>("timestep"), io.tensor::<3>("encoder_hidden_states") * 0.5);
+    assert!(relative_error(other, out) > 1e-2);
+}
