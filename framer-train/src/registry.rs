@@ -9,7 +9,7 @@
 use std::ops::Range;
 
 use burn::tensor::backend::{AutodiffBackend, Backend};
-use framer_backbones::{BackboneConfig, BackboneSpec, DiT, DiTConfig, SrBackbone, UNet, UNetConfig};
+use framer_backbones::{BackboneConfig, BackboneSpec, DiT, DiTConfig, SrBackbone, TextCondition, UNet, UNetConfig};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use toml::Spanned;
@@ -239,5 +239,17 @@ impl ModelConfig for DiTConfig {
         let model = DiTConfig::init::<burn::backend::Flex>(self, &Default::default())
             .map_err(|e| e.to_string())?;
         check_backbone_data(&model, channels, crop_size)
+    }
+
+    fn prompt_widths(&self) -> Option<[usize; 2]> {
+        Some([self.joint_attention_dim?, self.pooled_projection_dim?])
+    }
+
+    fn with_prompt<B: Backend>(model: DiT<B>, prompt: TextCondition<B>) -> DiT<B> {
+        model.with_prompt(Some(prompt))
+    }
+
+    fn with_prompt_train<B: AutodiffBackend>(model: DiT<B>, prompt: TextCondition<B>) -> DiT<B> {
+        model.with_prompt(Some(prompt))
     }
 }

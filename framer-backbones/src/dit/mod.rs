@@ -24,8 +24,9 @@
 //! ([`DiT::forward_with_text`] with `lr = None`) the model computes diffusers'
 //! `SD3Transformer2DModel` (checked against diffusers itself in `tests/diffusers.rs`).
 //!
-//! [`DiT::forward`] (the training contract `(x_t, t, lr)`) passes no prompt: the text stream then
-//! has no tokens and the pooled embedding is zero.
+//! [`DiT::forward`] (the training contract `(x_t, t, lr)`) passes the prompt set by
+//! [`DiT::with_prompt`] (the engine sets it from the schedule's `[prompts]` at every step), or
+//! none: the text stream then has no tokens and the pooled embedding is zero.
 
 mod blocks;
 
@@ -315,6 +316,7 @@ impl DiTConfig {
                 if self.zero_init_out { config.with_initializer(Initializer::Zeros) } else { config }.init(device)
             },
             config: self.clone(),
+            prompt: None,
         })
     }
 }
@@ -335,7 +337,7 @@ pub struct CombinedTimestepEmbedding<B: Backend> {
 /// # Shapes
 /// - `tokens`: `[batch, M, joint_attention_dim]` (M = 333 for SD3: 77 CLIP + 256 T5 tokens)
 /// - `pooled`: `[batch, pooled_projection_dim]`
-#[derive(Clone, Debug)]
+#[derive(Module, Debug)]
 pub struct TextCondition<B: Backend> {
     /// Token embeddings `[batch, M, joint_attention_dim]` (diffusers `encoder_hidden_states`).
     pub tokens: Tensor<B, 3>,
@@ -371,6 +373,10 @@ pub struct DiT<B: Backend> {
     /// The configuration the model was built from.
     #[module(skip)]
     pub config: DiTConfig,
+    /// The prompt [`DiT::forward`] passes (set by [`DiT::with_prompt`]; not a parameter and not
+    /// saved).
+    #[module(skip)]
+    pub prompt: Option<TextCondition<B>>,
 }
 
 #[framer_forward]
@@ -378,14 +384,16 @@ impl<B: Backend> DiT<B> {
     /// The prediction for `x_t: [batch, in_channels, H, W]`, `t: [batch]` in `[0, 1]` and the
     /// upsampled LR image `lr: [batch, in_channels, H, W]`; returns `[batch, out_channels, H, W]`.
     /// `H` and `W` must be multiples of `patch_size` (see [`SrBackbone::check_inputs`]).
-    /// With a text stream, no prompt is passed (see the [module docs](self)).
+    /// With a text stream, the prompt is the one set by [`DiT::with_prompt`], if any (see the
+    /// [module docs](self)).
     pub fn forward(&self, x_t: Tensor<B, 4>, timesteps: Tensor<B, 1>, lr: Tensor<B, 4>) -> Tensor<B, 4> {
-        self.forward_with_text(x_t, timesteps, Some(lr), None)
+        self.forward_with_text(x_t, timesteps, Some(lr), self.prompt.clone())
     }
 
     /// The prediction with an optional LR control image and an optional prompt (used only with a
-    /// text stream). `x_t: [batch, in_channels, H, W]`, `t: [batch]` in `[0, 1]`,
-    /// `lr: [batch, in_channels, H, W]`; returns `[batch, out_channels, H, W]`. With
+    /// text stream; its batch is `batch` or 1, shared by every sample). `x_t: [batch, in_channels,
+    /// H, W]`, `t: [batch]` in `[0, 1]`, `lr: [batch, in_channels, H, W]`; returns
+    /// `[batch, out_channels, H, W]`. With
     /// `lr = None` the control modules are unused and the model is diffusers'
     /// `SD3Transformer2DModel` (timestep `t · timestep_scale`).
     pub fn forward_with_text(
@@ -397,6 +405,12 @@ impl<B: Backend> DiT<B> {
     ) -> Tensor<B, 4> {
         let [_, _, height, width] = x_t.dims();
         let grid = [height / self.config.patch_size, width / self.config.patch_size];
+        let [batch, _, _, _] = x_t.dims();
+        // a prompt of batch 1 serves every sample (e.g. the null prompt at inference)
+        let text = text.map(|t| match t.pooled.dims()[0] {
+            1 if batch > 1 => TextCondition { tokens: t.tokens.repeat_dim(0, batch), pooled: t.pooled.repeat_dim(0, batch) },
+            _ => t,
+        });
         let (tokens, pooled) = text.map(|t| (t.tokens, t.pooled)).unzip();
         let temb = self.time_embed_with_text(timesteps, pooled);
         let image = self.pos_embed.forward(x_t);
@@ -413,6 +427,14 @@ impl<B: Backend> DiT<B> {
 }
 
 impl<B: Backend> DiT<B> {
+    /// The model with `prompt` as the prompt of [`DiT::forward`] (tokens `[batch, M,
+    /// joint_attention_dim]`, pooled `[batch, pooled_projection_dim]`; the batch must be that of
+    /// the following calls), or none. The parameters are shared with `self`'s.
+    pub fn with_prompt(mut self, prompt: Option<TextCondition<B>>) -> Self {
+        self.prompt = prompt;
+        self
+    }
+
     /// Timestep embedding `temb: [batch, dim]` of `t: [batch]` in `[0, 1]` (no prompt).
     pub fn time_embed(&self, timesteps: Tensor<B, 1>) -> Tensor<B, 2> {
         self.time_embed_with_text(timesteps, None)

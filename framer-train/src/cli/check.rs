@@ -95,14 +95,19 @@ impl ConfigTask for CheckTask<'_> {
         if let Some(lora) = &exp.lora
             && let Err(e) = lora.config().init(&model, &Default::default())
         {
-            let message = format!("[lora] {e}");
-            return Err(match &exp.origin {
-                Some(o) => {
-                    let at = o.text.find("[lora]").map_or(0..0, |i| i..i + "[lora]".len());
-                    ScheduleError::at(&o.path, &o.text, at, "lora.targets", message)
-                }
-                None => ScheduleError::new(message),
-            });
+            return Err(section_error(exp, "lora", "lora.targets", format!("[lora] {e}")));
+        }
+        if let Some(prompts) = &exp.prompts {
+            let widths = config.prompt_widths().ok_or_else(|| {
+                let message = format!(
+                    "[prompts]: the `{}` model takes no prompt (a DiT takes one with `joint_attention_dim` \
+                     and `pooled_projection_dim` in [model.dit])",
+                    C::KIND
+                );
+                section_error(exp, "prompts", "prompts", message)
+            })?;
+            crate::engine::prompts::read_prompt(&prompts.null, widths)
+                .map_err(|e| section_error(exp, "prompts", "prompts.null", format!("[prompts] {e}")))?;
         }
         let trainable_params = params.iter().filter(|(_, k)| *k).map(|(e, _)| e.numel()).sum();
         let taps = model.student_names();
@@ -125,6 +130,18 @@ impl ConfigTask for CheckTask<'_> {
             trainable_params,
             total_params: params.iter().map(|(e, _)| e.numel()).sum(),
         })
+    }
+}
+
+/// `message` located at the `[section]` header of the schedule (or unlocated without one).
+fn section_error(exp: &Experiment, section: &str, key: &str, message: String) -> ScheduleError {
+    let header = format!("[{section}]");
+    match &exp.origin {
+        Some(o) => {
+            let at = o.text.find(&header).map_or(0..0, |i| i..i + header.len());
+            ScheduleError::at(&o.path, &o.text, at, key, message)
+        }
+        None => ScheduleError::new(message),
     }
 }
 

@@ -137,6 +137,7 @@ pub fn run_encode<B: Backend>(
         count,
         experiment: experiment.name.clone(),
         seed: experiment.train.seed,
+        photos: (0..count as u64).map(|n| photos.photo_stem(photos.item(n))).collect(),
     };
     latents::write_manifest(&dir, &manifest)?;
     Ok(EncodeReport { dir, manifest })

@@ -199,7 +199,21 @@ impl<B: Backend, T: ModelTask<B>> ConfigTask for LoadWeights<'_, B, T> {
         let framed = Framed::new(model, sample, self.device)
 ?;
         let framed = load_weights(framed, &self.run.weights, self.device)?;
-        self.task.run(merge_lora(framed, self.run, self.device)?)
+        let framed = merge_lora(framed, self.run, self.device)?;
+        let framed = match &self.run.experiment.prompts {
+            // a `[prompts]` run super-resolves with the null prompt, as the reference samples
+            // without a caption
+            Some(prompts) => {
+                let widths = config.prompt_widths().ok_or_else(|| {
+                    EngineError::Model(format!("the run has `[prompts]`, but the `{}` model takes no prompt", C::KIND))
+                })?;
+                let null = crate::engine::prompts::read_prompt(&prompts.null, widths)?;
+                let null = crate::engine::prompts::null_condition(&null, widths, 1, self.device);
+                Framed { model: C::with_prompt(framed.model, null), heads: framed.heads }
+            }
+            None => framed,
+        };
+        self.task.run(framed)
     }
 }
 

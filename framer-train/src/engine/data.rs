@@ -19,6 +19,9 @@ pub struct PairBatch {
     pub lr_upsampled: Vec<f32>,
     /// `[batch, channels, height, width]`.
     pub shape: [usize; 4],
+    /// The file stem of each row's source photo (for `[prompts]`); empty when the source has no
+    /// photos (synthetic textures).
+    pub photos: Vec<String>,
 }
 
 /// A deterministic supplier of training batches.
@@ -26,6 +29,12 @@ pub trait PairSource {
     /// The batch of training step `step`, `batch_size` pairs. Must depend only on `step` (and
     /// the source's own settings and seed).
     fn batch(&self, step: u64, batch_size: usize) -> Result<PairBatch, EngineError>;
+
+    /// The file stems of the source photos the batches draw from (for `[prompts]`); empty (the
+    /// default) for sources without photos.
+    fn photos(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// The same batch at every step (for overfitting checks).
@@ -155,6 +164,7 @@ impl PairSource for SyntheticPairs {
             hr,
             lr_upsampled: lr,
             shape: [batch_size, 3, self.size, self.size],
+            photos: Vec::new(),
         })
     }
 }

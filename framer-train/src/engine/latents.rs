@@ -47,6 +47,10 @@ pub struct LatentManifest {
     pub experiment: String,
     /// The seed of the crops and degradations.
     pub seed: u64,
+    /// The file stem of each item's source photo (for `[prompts]`; absent in folders written
+    /// before it was recorded).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub photos: Vec<String>,
 }
 
 /// One encoded training crop: unscaled posterior moments, `[latent_channels, h, w]` each.
@@ -161,6 +165,8 @@ pub fn write_manifest(dir: &Path, manifest: &LatentManifest) -> Result<PathBuf, 
 #[derive(Debug, Clone)]
 pub struct LatentPairs {
     items: Vec<LatentItem>,
+    /// The source photo of each item (empty when the folder does not record them).
+    photos: Vec<String>,
     shape: [usize; 3],
     seed: u64,
     sample_posterior: bool,
@@ -197,14 +203,16 @@ impl LatentPairs {
         let items = (0..manifest.count)
             .map(|i| read_item(dir, i, manifest.shape))
             .collect::<Result<_, _>>()?;
-        Ok(Self {
+        let pairs = Self::from_items(
             items,
-            shape: manifest.shape,
-            seed: experiment.train.seed,
-            sample_posterior: latent.sample_posterior,
-            scaling: vae.scaling_factor as f32,
-            shift: vae.shift_factor as f32,
-        })
+            manifest.shape,
+            experiment.train.seed,
+            latent.sample_posterior,
+            vae.scaling_factor as f32,
+            vae.shift_factor as f32,
+        );
+        let photos = if manifest.photos.len() == manifest.count { manifest.photos } else { Vec::new() };
+        Ok(Self { photos, ..pairs })
     }
 
     /// The pairs of `items` (each tensor `[shape]`), scaled by `scaling` and `shift`.
@@ -216,7 +224,7 @@ impl LatentPairs {
         scaling: f32,
         shift: f32,
     ) -> Self {
-        Self { items, shape, seed, sample_posterior, scaling, shift }
+        Self { items, photos: Vec::new(), shape, seed, sample_posterior, scaling, shift }
     }
 
     /// The number of encoded crops.
@@ -239,11 +247,14 @@ impl PairSource for LatentPairs {
         let [c, h, w] = self.shape;
         let mut hr = Vec::with_capacity(batch_size * c * h * w);
         let mut lr = Vec::with_capacity(hr.capacity());
+        let mut photos = Vec::new();
         let scale = |z: f32| (z - self.shift) * self.scaling;
         for i in 0..batch_size {
             let n = step * batch_size as u64 + i as u64;
             let (epoch, slot) = (n / count as u64, (n % count as u64) as usize);
-            let item = &self.items[epoch_order(self.seed, epoch, count)[slot]];
+            let index = epoch_order(self.seed, epoch, count)[slot];
+            let item = &self.items[index];
+            photos.extend(self.photos.get(index).cloned());
             if self.sample_posterior {
                 let mut rng = step_rng(self.seed, n, Stream::Posterior);
                 hr.extend(item.hr_mean.iter().zip(&item.hr_logvar).map(|(m, lv)| {
@@ -255,7 +266,14 @@ impl PairSource for LatentPairs {
             }
             lr.extend(item.lr_mean.iter().map(|&m| scale(m)));
         }
-        Ok(PairBatch { hr, lr_upsampled: lr, shape: [batch_size, c, h, w] })
+        Ok(PairBatch { hr, lr_upsampled: lr, shape: [batch_size, c, h, w], photos })
+    }
+
+    fn photos(&self) -> Vec<String> {
+        let mut names = self.photos.clone();
+        names.sort();
+        names.dedup();
+        names
     }
 }
 

@@ -27,6 +27,7 @@ pub mod model;
 pub mod objective;
 pub mod photos;
 pub mod pretrained;
+pub mod prompts;
 pub mod rng;
 pub mod run_record;
 mod resume;
@@ -50,13 +51,14 @@ pub use adapters::LORA_FILE;
 pub use checkpoint::TrainingState;
 pub use error::EngineError;
 pub use run::{
-    RunSummary, build_framed, check_model_input, pair_source, prepare_run_dir, run_experiment, run_experiment_with,
+    RunSummary, build_framed, check_model_input, open_prompts, pair_source, prepare_run_dir, run_experiment,
+    run_experiment_with,
     sample_args,
 };
 pub use data::{FixedBatch, PairBatch, PairSource, SyntheticPairs};
 pub use latents::LatentPairs;
 pub use metrics::{MetricsLog, StepRecord};
-pub use model::{ModelConfig, SrArgs, SrModel};
+pub use model::{ModelConfig, SrArgs, SrModel, TextCondition};
 pub use photos::DegradedPhotos;
 pub use objective::{NoiseLevels, Objective};
 pub use sampler::{sample, sample_from};
@@ -102,6 +104,8 @@ where
     peers: Option<Box<dyn distributed::StepSync<B> + 'a>>,
     /// The adapters of a `[lora]` run.
     lora: Option<adapters::LoraState<B>>,
+    /// The prompts of a `[prompts]` run, and how the model takes one.
+    prompts: Option<(prompts::Prompts, fn(M, TextCondition<B>) -> M)>,
 }
 
 impl<'a, B, M> Trainer<'a, B, M>
@@ -177,6 +181,7 @@ where
             consecutive_bad: 0,
             peers: None,
             lora,
+            prompts: None,
         };
         if experiment.checkpoint.resume
             && let Some(path) = checkpoint::latest(&trainer.checkpoint_dir())?
@@ -191,6 +196,13 @@ where
     /// gradients and logged losses over the peers, and writes the run folder only as peer 0.
     pub fn with_peers(mut self, peers: Box<dyn distributed::StepSync<B> + 'a>) -> Self {
         self.peers = Some(peers);
+        self
+    }
+
+    /// Conditions every step's model on the rows' prompts (`[prompts]`), set on the model by
+    /// `apply` ([`ModelConfig::with_prompt_train`]).
+    pub fn with_prompts(mut self, prompts: prompts::Prompts, apply: fn(M, TextCondition<B>) -> M) -> Self {
+        self.prompts = Some((prompts, apply));
         self
     }
 
@@ -267,6 +279,11 @@ where
                 batch.lr_upsampled.len()
             )));
         }
+        let first_draw = step * exp.train.batch_size as u64;
+        let prompt = match &self.prompts {
+            Some((prompts, _)) => Some(prompts.batch::<B>(&batch.photos, first_draw, &self.device)?),
+            None => None,
+        };
         let x0 = Tensor::<B, 4>::from_data(TensorData::new(batch.hr, shape), &self.device);
         let condition =
             Tensor::<B, 4>::from_data(TensorData::new(batch.lr_upsampled, shape), &self.device);
@@ -278,7 +295,7 @@ where
             .objective
             .draw_levels(shape[0], &mut step_rng(exp.train.seed, step, Stream::Time));
         // a data-parallel peer keeps its rows of the global batch (the same draws as one process)
-        let (x0, noise, condition, levels) = match &self.peers {
+        let (x0, noise, condition, levels, prompt) = match &self.peers {
             Some(peers) if peers.world_size() > 1 => {
                 let local = shape[0] / peers.world_size();
                 let start = peers.rank() * local;
@@ -288,9 +305,13 @@ where
                     timesteps: keep(&levels.timesteps),
                     levels: keep(&levels.levels),
                 };
-                (rows(x0), rows(noise), rows(condition), levels)
+                let prompt = prompt.map(|p| TextCondition {
+                    tokens: p.tokens.narrow(0, start, local),
+                    pooled: p.pooled.narrow(0, start, local),
+                });
+                (rows(x0), rows(noise), rows(condition), levels, prompt)
             }
-            _ => (x0, noise, condition, levels),
+            _ => (x0, noise, condition, levels, prompt),
         };
         let batch_rows = x0.dims()[0];
         let (x_t, target) = self.objective.noisy_and_target(x0, noise, condition.clone(), &levels);
@@ -326,6 +347,14 @@ where
                 &applied
             }
             None => &self.model,
+        };
+        let prompted;
+        let model = match (&self.prompts, prompt) {
+            (Some((_, apply)), Some(prompt)) => {
+                prompted = Framed { model: apply(model.model.clone(), prompt), heads: model.heads.clone() };
+                &prompted
+            }
+            _ => model,
         };
         let out = model.forward_framer_gathered(
             (x_t.clone(), timesteps, condition),

@@ -6,6 +6,7 @@ use burn::module::{AutodiffModule, Module, ModuleDisplay};
 use burn::tensor::Tensor;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use framer::FramerForward;
+pub use framer_backbones::TextCondition;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -91,6 +92,26 @@ pub trait ModelConfig: Serialize + DeserializeOwned + Clone + std::fmt::Debug + 
     fn check_data(&self, channels: usize, crop_size: usize) -> Result<(), String> {
         let _ = (channels, crop_size);
         Ok(())
+    }
+
+    /// `[token width, pooled width]` of the prompt embeddings the model takes (`[prompts]`), or
+    /// `None` (the default): the model takes no prompt, and a schedule with `[prompts]` is refused.
+    fn prompt_widths(&self) -> Option<[usize; 2]> {
+        None
+    }
+
+    /// `model` conditioned on `prompt` (tokens `[batch, M, widths[0]]`, pooled
+    /// `[batch, widths[1]]`) in its following forward passes, for inference. Called only when
+    /// [`Self::prompt_widths`] is `Some`; the default returns `model` unchanged.
+    fn with_prompt<B: Backend>(model: Self::Model<B>, prompt: TextCondition<B>) -> Self::Model<B> {
+        let _ = prompt;
+        model
+    }
+
+    /// [`Self::with_prompt`] for the training model.
+    fn with_prompt_train<B: AutodiffBackend>(model: Self::TrainModel<B>, prompt: TextCondition<B>) -> Self::TrainModel<B> {
+        let _ = prompt;
+        model
     }
 
     /// The FRAMER loss defaults the model declares with `#[framer(loss(..))]`.

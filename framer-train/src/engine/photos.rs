@@ -54,14 +54,27 @@ impl DegradedPhotos {
         self.pairs.is_empty()
     }
 
+    /// The file stem of photo `index` (any item index: it wraps around the photos), the name of its
+    /// `[prompts]` file.
+    pub fn photo_stem(&self, index: usize) -> String {
+        let names = self.pairs.names();
+        photo_stem(names[index % names.len()])
+    }
+
     /// The dataset item of draw `n`: `epoch·P + perm_epoch[n mod P]`, which `TrainPairs` maps to
     /// photo `perm_epoch[n mod P]` with a random state unique to the draw.
-    fn item(&self, n: u64) -> usize {
+    pub(crate) fn item(&self, n: u64) -> usize {
         let photos = self.pairs.len() as u64;
         let (epoch, slot) = (n / photos, n % photos);
         let order = epoch_order(self.seed, epoch, photos as usize);
         (epoch * photos) as usize + order[slot as usize]
     }
+}
+
+/// The file stem of a photo name (a path or an embedded name): `photos/0801.png` → `0801`.
+pub fn photo_stem(name: &str) -> String {
+    let path = std::path::Path::new(name);
+    path.file_stem().map_or_else(|| name.to_string(), |s| s.to_string_lossy().into_owned())
 }
 
 /// The visiting order of `len` photos in `epoch`: a Fisher–Yates shuffle seeded by `(seed, epoch)`.
@@ -81,8 +94,10 @@ impl PairSource for DegradedPhotos {
         let mut hr = Vec::new();
         let mut lr = Vec::new();
         let mut shape = [batch_size, 3, 0, 0];
+        let mut photos = Vec::with_capacity(batch_size);
         for i in 0..batch_size {
             let index = self.item(step * batch_size as u64 + i as u64);
+            photos.push(self.photo_stem(index));
             let pair = self.pairs.get(index, self.seed).map_err(data_err)?;
             let up = upsample_bicubic(&pair.lr, self.scale).map_err(data_err)?;
             let [_, h, w] = pair.hr.shape();
@@ -101,7 +116,12 @@ impl PairSource for DegradedPhotos {
             hr,
             lr_upsampled: lr,
             shape,
+            photos,
         })
+    }
+
+    fn photos(&self) -> Vec<String> {
+        self.pairs.names().into_iter().map(photo_stem).collect()
     }
 }
 

@@ -19,6 +19,8 @@ pub enum Stream {
     Sampling = 5,
     /// The VAE posterior draw of a latent training pair (`[latent] sample_posterior`).
     Posterior = 6,
+    /// Whether a draw sees the null prompt (`[prompts] null_text_ratio`).
+    Prompt = 7,
 }
 
 /// The SplitMix64 mixer, shared with framer's negative sampler (one definition, in the core).

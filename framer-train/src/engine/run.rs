@@ -213,11 +213,48 @@ pub fn run_experiment<B: AutodiffBackend, C: ModelConfig>(
             experiment.distributed.world_size()
         )));
     }
+    if experiment.prompts.is_some() && experiment.distributed.world_size() > 1 {
+        return Err(EngineError::Distributed(format!(
+            "`[prompts]` trains on one device for now; this launch asks for {} peers ([distributed] \
+             nodes × devices)",
+            experiment.distributed.world_size()
+        )));
+    }
+    let prompts = open_prompts(config, experiment, source.as_ref())?;
     prepare_run_dir(out_dir, experiment, config)?;
     if experiment.distributed.world_size() > 1 {
         return run_peers(experiment, model, out_dir, device);
     }
-    run_experiment_with(experiment, model, source, out_dir, device)
+    match prompts {
+        Some(prompts) => Trainer::new(experiment, model, source, out_dir, device)?
+            .with_prompts(prompts, C::with_prompt_train::<B>)
+            .run(None),
+        None => run_experiment_with(experiment, model, source, out_dir, device),
+    }
+}
+
+/// The prompts of a `[prompts]` schedule (`None` without one), read for the photos `source` draws
+/// from and checked against the widths the model of `config` takes.
+///
+/// # Errors
+/// [`EngineError::Model`] when the model takes no prompt; [`EngineError::Data`] naming a missing
+/// or ill-shaped embeddings file.
+pub fn open_prompts<C: ModelConfig>(
+    config: &C,
+    experiment: &Experiment,
+    source: &dyn PairSource,
+) -> Result<Option<super::prompts::Prompts>, EngineError> {
+    let Some(settings) = &experiment.prompts else {
+        return Ok(None);
+    };
+    let widths = config.prompt_widths().ok_or_else(|| {
+        EngineError::Model(format!(
+            "`[prompts]`: the `{}` model takes no prompt (a DiT takes one with `joint_attention_dim` \
+             and `pooled_projection_dim` in [model.dit])",
+            C::KIND
+        ))
+    })?;
+    super::prompts::Prompts::open(settings, &source.photos(), widths, experiment.train.seed).map(Some)
 }
 
 /// `[distributed] devices > 1` or `nodes > 1`: one peer per device, each with its own photo

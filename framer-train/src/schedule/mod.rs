@@ -10,6 +10,7 @@ mod error;
 mod init;
 mod latent;
 mod lora;
+mod prompts;
 mod phase;
 mod provenance;
 mod resolved;
@@ -27,6 +28,7 @@ pub use distributed::{Coordinator, DistributedConfig, DistributedSection, KeySco
 pub use init::{InitConfig, InitSection, WeightLayout};
 pub use latent::{LatentConfig, LatentSection};
 pub use lora::{LoraSection, LoraSettings};
+pub use prompts::{PromptsConfig, PromptsSection};
 pub use error::{Location, ScheduleError, suggest};
 pub use phase::{PhaseSection, Ramp, Segment, StepSchedule};
 pub use provenance::FramerValue;

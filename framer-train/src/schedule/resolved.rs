@@ -268,6 +268,8 @@ pub struct Experiment {
     pub init: Option<super::init::InitConfig>,
     /// `[lora]`: the adapters trained instead of the model's weights (`None`: the weights train).
     pub lora: Option<super::lora::LoraSettings>,
+    /// `[prompts]`: the prompt embeddings of a text-conditioned model (`None`: no prompt).
+    pub prompts: Option<super::prompts::PromptsConfig>,
     /// The file the experiment was read from (for located errors); not part of its value.
     #[serde(skip)]
     pub origin: Option<ScheduleOrigin>,
@@ -460,6 +462,8 @@ impl fmt::Display for Experiment {
             init: Option<&'a super::init::InitConfig>,
             #[serde(skip_serializing_if = "Option::is_none")]
             lora: Option<&'a super::lora::LoraSettings>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            prompts: Option<&'a super::prompts::PromptsConfig>,
         }
         #[derive(Serialize)]
         struct Negatives {
@@ -489,6 +493,7 @@ impl fmt::Display for Experiment {
             latent: self.latent.as_ref(),
             init: self.init.as_ref(),
             lora: self.lora.as_ref(),
+            prompts: self.prompts.as_ref(),
         };
         let text = toml::to_string(&sections).map_err(|_| fmt::Error)?;
         writeln!(f, "{}", text.trim_end())?;

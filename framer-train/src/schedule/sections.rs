@@ -69,6 +69,9 @@ pub struct ScheduleFile {
     /// `[lora]`: train low-rank adapters instead of the model's weights.
     #[serde(default)]
     pub lora: Option<super::lora::LoraSection>,
+    /// `[prompts]`: precomputed prompt embeddings for a text-conditioned model.
+    #[serde(default)]
+    pub prompts: Option<super::prompts::PromptsSection>,
 }
 
 /// `[data]`.

@@ -163,6 +163,7 @@ pub(crate) fn resolve(file: ScheduleFile, ctx: &Ctx<'_>) -> Result<Experiment> {
     let latent = file.latent.as_ref().map(|s| super::latent::resolve(s, data.crop_size, ctx)).transpose()?;
     let init = file.init.as_ref().map(|s| super::init::resolve(s, ctx)).transpose()?;
     let lora = file.lora.as_ref().map(|s| super::lora::resolve(s, train.ema_decay.is_some(), ctx)).transpose()?;
+    let prompts = file.prompts.as_ref().map(|s| super::prompts::resolve(s, ctx)).transpose()?;
     let name = match &file.name {
         Some(name) => experiment_name(name, ctx)?,
         None => Path::new(ctx.path)
@@ -186,6 +187,7 @@ pub(crate) fn resolve(file: ScheduleFile, ctx: &Ctx<'_>) -> Result<Experiment> {
         latent,
         init,
         lora,
+        prompts,
         origin: Some(ScheduleOrigin {
             path: ctx.path.to_string(),
             text: ctx.source.into(),
