@@ -3,7 +3,11 @@
 //!
 //! - [`train()`]: 8 photos (public domain, CC0-1.0, CC-BY-4.0), shorter side 576 px (512 for the
 //!   512×512 astronaut), JPEG quality 95, 4:4:4.
-//! - [`held_out()`]: 3 other photos (CC-BY-4.0), shorter side 512 px, never used for training.
+//! - [`held_out()`]: 3 other photos (CC-BY-4.0), shorter side 512 px, never used for training:
+//!   the test set.
+//! - [`validation()`]: 3 more photos (CC0-1.0, public domain; scikit-image's `coffee`, `chelsea`
+//!   and `rocket`, shorter side 300 to 427 px), neither trained on nor tested on: the photos
+//!   settings are chosen by.
 
 use crate::error::Result;
 use crate::image::Image;
@@ -45,6 +49,13 @@ pub const HELD_OUT_FILES: [(&str, &[u8]); 3] = [
     asset!("held_out", "wine"),
 ];
 
+/// The embedded validation photos as `(name, JPEG bytes)`.
+pub const VALIDATION_FILES: [(&str, &[u8]); 3] = [
+    asset!("validation", "chelsea"),
+    asset!("validation", "coffee"),
+    asset!("validation", "rocket"),
+];
+
 fn decode_all(files: &[(&str, &[u8])], dir: &str) -> Result<Vec<NamedImage>> {
     files
         .iter()
@@ -66,4 +77,9 @@ pub fn train() -> Result<Vec<NamedImage>> {
 /// Decodes the embedded held-out photos (names `embedded:held_out/<name>.jpg`).
 pub fn held_out() -> Result<Vec<NamedImage>> {
     decode_all(&HELD_OUT_FILES, "held_out")
+}
+
+/// Decodes the embedded validation photos (names `embedded:validation/<name>.jpg`).
+pub fn validation() -> Result<Vec<NamedImage>> {
+    decode_all(&VALIDATION_FILES, "validation")
 }

@@ -335,7 +335,7 @@ fn paired_folders_match_by_stem() {
 }
 
 #[test]
-fn embedded_photos_are_real_rgb_photos_split_in_two() {
+fn embedded_photos_are_real_rgb_photos_split_in_three() {
     let train = embedded::train().unwrap();
     let held = embedded::held_out().unwrap();
     assert_eq!((train.len(), held.len()), (8, 3));
@@ -369,6 +369,16 @@ fn embedded_photos_are_real_rgb_photos_split_in_two() {
     // No held-out photo is also a training photo.
     for h in &held {
         assert!(train.iter().all(|t| t.image != h.image));
+    }
+    // The validation photos are a third, disjoint set of colour photos, large enough for the main
+    // job's 256² validation crops.
+    let validation = embedded::validation().unwrap();
+    assert_eq!(validation.len(), 3);
+    for v in &validation {
+        let img = &v.image;
+        assert!(img.width().min(img.height()) >= 256, "{} is {}x{}", v.name, img.width(), img.height());
+        assert_ne!(img.channel(0), img.channel(2), "{}", v.name);
+        assert!(train.iter().chain(&held).all(|t| t.image != v.image && t.name != v.name), "{}", v.name);
     }
     // 512² crops at ×4 work on every embedded training photo.
     let data = TrainPairs::embedded(degrader(), TrainPairsOptions::default()).unwrap();

@@ -374,11 +374,14 @@ struct BudgetArgs {
     /// The FRAMER weight λ (default: 0.1).
     #[arg(long)]
     lambda: Option<f64>,
+    /// Evaluate an exponential moving average of the weights with this decay (default: none).
+    #[arg(long)]
+    ema_decay: Option<f64>,
     /// HR side of the held-out centre crops that are super-resolved and scored (default: 256).
     #[arg(long)]
     eval_size: Option<usize>,
-    /// HR side of the validation crops of the training photos (fixed degradations) scored after
-    /// training, 0 for none (default: 128).
+    /// HR side of the centre crops of the validation photos (fixed degradations; neither trained
+    /// on nor the test set) scored after training, 0 for none (default: 256).
     #[arg(long)]
     validation_size: Option<usize>,
     /// Keep the backbone's default random output layer instead of zero-initialising it (with a
@@ -407,6 +410,7 @@ impl Default for BudgetArgs {
             sample_steps: None,
             strength: None,
             lambda: None,
+            ema_decay: None,
             eval_size: None,
             validation_size: None,
             random_head: false,
@@ -442,6 +446,7 @@ impl BudgetArgs {
             strength: self.strength.unwrap_or(d.strength),
             seed,
             lambda: self.lambda.unwrap_or(d.lambda),
+            ema_decay: self.ema_decay.or(d.ema_decay),
             eval_size: self.eval_size.unwrap_or(d.eval_size),
             validation_size: self.validation_size.unwrap_or(d.validation_size),
             zero_init_out: !self.random_head,

@@ -308,7 +308,7 @@ pub fn run_demo<B: AutodiffBackend>(
     let sets = EvalSets::new(&jobs[0].experiment, options.eval_size, options.validation_size)?;
     let pairs = &sets.test;
     println!(
-        "main job: tiny {}{}, {}, {} steps × batch {} at {}² (×4), lr {}, seed {}, λ = {}; {} held-out photos ({}² centre crops), {} validation crops of the training photos",
+        "main job: tiny {}{}, {}, {} steps × batch {} at {}² (×4), lr {}, seed {}, λ = {}; {} held-out photos ({}² centre crops), {} validation photos",
         options.backbone.name(),
         if options.zero_init_out { " (zero-initialised output layer)" } else { "" },
         options.objective.describe(),
@@ -376,7 +376,7 @@ pub fn run_demo<B: AutodiffBackend>(
     };
     if let Some(table) = &validation_table {
         println!(
-            "\nvalidation: {} {}² centre crops of the training photos, fixed degradations (PSNR/SSIM on Y, border {crop_border}):\n{table}",
+            "\nvalidation: {} {}² centre crops of the validation photos (not trained on, not the test set), fixed degradations (PSNR/SSIM on Y, border {crop_border}):\n{table}",
             sets.validation.len(),
             sets.validation.first().map_or(0, |p| p.hr.width()),
         );

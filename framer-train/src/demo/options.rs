@@ -145,10 +145,13 @@ pub struct DemoOptions {
     pub seed: u64,
     /// The FRAMER weight λ of the FRAMER runs.
     pub lambda: f64,
+    /// Decay of an exponential moving average of the weights (`[train] ema_decay`); the average,
+    /// not the last weights, is then evaluated. `None`: no average.
+    pub ema_decay: Option<f64>,
     /// HR side of the held-out centre crops that are super-resolved (tile by tile, at the
     /// training crop size) and scored.
     pub eval_size: usize,
-    /// HR side of the validation crops (centre crops of the training photos under fixed
+    /// HR side of the validation crops (centre crops of the validation photos under fixed
     /// degradations, see [`super::validation_pairs`]), scored after training; 0: none.
     pub validation_size: usize,
     /// How many runs train at the same time, one thread each (0: one per core, at most 2).
@@ -173,8 +176,9 @@ impl Default for DemoOptions {
             zero_init_out: true,
             seed: 0,
             lambda: 0.1,
+            ema_decay: None,
             eval_size: 256,
-            validation_size: 128,
+            validation_size: 256,
             jobs: 0,
             out: PathBuf::from("report"),
         }
@@ -246,7 +250,7 @@ min_lr = {min_lr:?}
 [train]
 steps = {steps}
 batch_size = {batch}
-seed = {seed}
+seed = {seed}{ema}
 
 [checkpoint]
 every = {steps}
@@ -266,6 +270,7 @@ progress = {progress}
         min_lr = options.lr / 10.0,
         steps = options.steps,
         batch = options.batch_size,
+        ema = options.ema_decay.map(|d| format!("\nema_decay = {d:?}")).unwrap_or_default(),
     );
     schedule::parse(&text, &format!("<main job: {name}>"), Path::new("."))
         .map_err(|e| EngineError::Model(format!("the main job's schedule is invalid: {e}")))

@@ -1,5 +1,6 @@
 //! The images the main job scores its runs on: held-out test pairs (the embedded held-out photos)
-//! and validation pairs (crops of the training photos under fixed degradations), and the scores.
+//! and validation pairs (the embedded validation photos, neither trained nor tested on), and the
+//! scores.
 
 use std::path::Path;
 
@@ -51,17 +52,17 @@ pub fn eval_pairs(experiment: &Experiment, size: usize) -> Result<Vec<EvalPair>,
     degraded_centre_crops(experiment, photos, size, HELD_OUT_SEED)
 }
 
-/// The validation pairs: centre crops of side `size` of the embedded *training* photos, degraded
-/// by the schedule's degradation with the seed [`VALIDATION_SEED`]` + i` for photo `i`.
+/// The validation pairs: centre crops of side `size` (rounded down to a multiple of the scale, at
+/// most the photo) of the embedded *validation* photos ([`framer_data::embedded::validation`]),
+/// degraded by the schedule's degradation with the seed [`VALIDATION_SEED`]` + i` for photo `i`.
 ///
-/// Training sees random crops of the same photos under fresh random degradations, so this
-/// measures how well a run undoes degradations it has not seen on content it has; it is the
-/// signal settings are chosen by, so that the held-out photos stay a test set.
+/// Training never sees these photos and they are not the test set: this is the signal settings
+/// are chosen by, so that the held-out photos stay a test set.
 ///
 /// # Errors
 /// [`EngineError::Data`] when the photos do not load or degrade.
 pub fn validation_pairs(experiment: &Experiment, size: usize) -> Result<Vec<EvalPair>, EngineError> {
-    let photos = framer_data::embedded::train().map_err(data_err)?;
+    let photos = framer_data::embedded::validation().map_err(data_err)?;
     degraded_centre_crops(experiment, photos, size, VALIDATION_SEED)
 }
 
@@ -178,7 +179,7 @@ pub fn score_with(
 pub struct EvalSets {
     /// [`eval_pairs`]: the held-out photos (the test set).
     pub test: Vec<EvalPair>,
-    /// [`validation_pairs`]: crops of the training photos (empty when the size is 0).
+    /// [`validation_pairs`]: crops of the validation photos (empty when the size is 0).
     pub validation: Vec<EvalPair>,
 }
 
