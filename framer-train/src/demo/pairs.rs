@@ -223,9 +223,9 @@ mod tests {
     use crate::demo::{DemoOptions, VariantKind, experiment};
 
     #[test]
-    fn validation_pairs_are_fixed_centre_crops_of_the_training_photos() {
+    fn validation_pairs_are_fixed_centre_crops_of_the_validation_photos() {
         let exp = experiment(&DemoOptions::default(), VariantKind::Baseline, 0, false).unwrap();
-        let photos = framer_data::embedded::train().unwrap();
+        let photos = framer_data::embedded::validation().unwrap();
         let pairs = validation_pairs(&exp, 130).unwrap();
         assert_eq!(pairs.len(), photos.len());
         for (pair, photo) in pairs.iter().zip(&photos) {
@@ -240,9 +240,11 @@ mod tests {
         // fixed seeds: the same pairs every time; the degradation differs from photo to photo
         let again = validation_pairs(&exp, 130).unwrap();
         assert!(pairs.iter().zip(&again).all(|(a, b)| a.lr.data() == b.lr.data()));
-        // the held-out test pairs are other photos
+        // the held-out test pairs and the training photos are other photos
         let test = eval_pairs(&exp, 128).unwrap();
         assert!(test.iter().all(|t| pairs.iter().all(|p| p.name != t.name)));
+        let train = framer_data::embedded::train().unwrap();
+        assert!(train.iter().all(|t| pairs.iter().all(|p| p.name != t.name && p.hr.data() != t.image.data())));
         assert!(EvalSets::new(&exp, 64, 0).unwrap().validation.is_empty());
     }
 }
