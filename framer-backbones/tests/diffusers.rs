@@ -4,65 +4,13 @@
 //! load the state dicts unchanged (the key table is `framer_backbones::DIFFUSERS_KEY_REMAP`).
 //! Tolerance: relative error `max |a − b| / max |b|` ≤ 1e-4, `a` ours (f32), `b` diffusers.
 
-use std::path::{Path, PathBuf};
+mod oracle;
 
-use burn::backend::Flex;
-use burn::tensor::{Tensor, TensorData};
 use framer_backbones::dit::TextCondition;
-use framer_backbones::unet::condition::{CrossAttnDownType, CrossAttnUpType};
 use framer_backbones::unet::UNet2DConditionConfig;
+use framer_backbones::unet::condition::{CrossAttnDownType, CrossAttnUpType};
 use framer_backbones::{DiTConfig, LoadOptions, load_safetensors};
-use safetensors::SafeTensors;
-use safetensors::tensor::Dtype;
-
-type Cpu = Flex;
-
-const TOLERANCE: f32 = 1e-4;
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/diffusers").join(name)
-}
-
-/// The tensors of one io fixture.
-struct Io {
-    bytes: Vec<u8>,
-}
-
-impl Io {
-    fn open(model: &str) -> Self {
-        Self { bytes: std::fs::read(fixture(&format!("{model}.io.safetensors"))).expect("fixture") }
-    }
-
-    fn tensor<const D: usize>(&self, name: &str) -> Tensor<Cpu, D> {
-        let st = SafeTensors::deserialize(&self.bytes).expect("fixture header");
-        let view = st.tensor(name).expect("fixture tensor");
-        assert_eq!(view.dtype(), Dtype::F32);
-        assert_eq!(view.shape().len(), D, "{name}: rank");
-        let values: Vec<f32> = view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
-        Tensor::from_data(TensorData::new(values, view.shape().to_vec()), &Default::default())
-    }
-}
-
-/// `max |a − b| / max |b|`.
-fn relative_error(a: Tensor<Cpu, 4>, b: Tensor<Cpu, 4>) -> f32 {
-    assert_eq!(a.dims(), b.dims(), "shapes differ");
-    let diff = (a - b.clone()).abs().max().into_scalar();
-    diff / b.abs().max().into_scalar()
-}
-
-fn assert_close(what: &str, a: Tensor<Cpu, 4>, b: Tensor<Cpu, 4>) {
-    let rel = relative_error(a, b);
-    eprintln!("{what}: relative error {rel:e}");
-    assert!(rel <= TOLERANCE, "{what}: relative error {rel:e} > {TOLERANCE:e}");
-}
-
-/// The oracle's config, from the weights file's `oracle` metadata.
-fn oracle_config(model: &str) -> serde_json::Value {
-    let bytes = std::fs::read(fixture(&format!("{model}.weights.safetensors"))).unwrap();
-    let (_, metadata) = SafeTensors::read_metadata(&bytes).unwrap();
-    let text = &metadata.metadata().as_ref().unwrap()["oracle"];
-    serde_json::from_str::<serde_json::Value>(text).unwrap()["config"].clone()
-}
+use oracle::{Cpu, Io, assert_close, fixture, oracle_config, relative_error};
 
 fn usize_of(config: &serde_json::Value, key: &str) -> usize {
     config[key].as_u64().unwrap_or_else(|| panic!("oracle config lacks {key}")) as usize
@@ -116,12 +64,12 @@ fn check_transformer(model: &str) {
     assert!(not_control.is_empty(), "missing beyond the control modules: {not_control:?}");
 
     let io = Io::open(model);
-    let text = TextCondition { tokens: io.tensor::<3>("encoder_hidden_states"), pooled: io.tensor::<2>("pooled_projections") };
-    let out = dit.forward_with_text(io.tensor::<4>("hidden_states"), io.tensor::<1>("timestep"), None, Some(text.clone()));
-    assert_close(&format!("{model} forward"), out.clone(), io.tensor::<4>("sample"));
+    let text = TextCondition { tokens: io.tensor_n::<3>("encoder_hidden_states"), pooled: io.tensor_n::<2>("pooled_projections") };
+    let out = dit.forward_with_text(io.tensor("hidden_states"), io.tensor_n::<1>("timestep"), None, Some(text.clone()));
+    assert_close(&format!("{model} forward"), out.clone(), io.tensor("sample"));
 
     // each input matters: without the prompt the output moves far past the tolerance
-    let unprompted = dit.forward_with_text(io.tensor::<4>("hidden_states"), io.tensor::<1>("timestep"), None, None);
+    let unprompted = dit.forward_with_text(io.tensor("hidden_states"), io.tensor_n::<1>("timestep"), None, None);
     assert!(relative_error(unprompted, out) > 1e-2);
 }
 
@@ -181,10 +129,10 @@ fn unet2d_condition_matches_diffusers() {
     assert!(report.missing.is_empty() && report.unused.is_empty());
 
     let io = Io::open(model);
-    let out = unet.forward(io.tensor::<4>("sample_in"), io.tensor::<1>("timestep"), io.tensor::<3>("encoder_hidden_states"));
-    assert_close("UNet2DConditionModel forward", out.clone(), io.tensor::<4>("sample"));
+    let out = unet.forward(io.tensor("sample_in"), io.tensor_n::<1>("timestep"), io.tensor_n::<3>("encoder_hidden_states"));
+    assert_close("UNet2DConditionModel forward", out.clone(), io.tensor("sample"));
 
     // the text tokens matter: other tokens move the output far past the tolerance
-    let other = unet.forward(io.tensor::<4>("sample_in"), io.tensor::<1>("timestep"), io.tensor::<3>("encoder_hidden_states") * 0.5);
+    let other = unet.forward(io.tensor("sample_in"), io.tensor_n::<1>("timestep"), io.tensor_n::<3>("encoder_hidden_states") * 0.5);
     assert!(relative_error(other, out) > 1e-2);
 }

@@ -2,62 +2,16 @@
 //! `scripts/oracle/make_diffusers_fixtures.py` (torch 2.9.1, diffusers 0.36.0, float64 forward
 //! passes). Tolerance: relative error `max |a − b| / max |b|` ≤ 1e-4, `a` ours (f32), `b` diffusers.
 
-use std::path::{Path, PathBuf};
+mod oracle;
 
-use burn::backend::Flex;
-use burn::tensor::{Tensor, TensorData};
+use std::path::Path;
+
+use burn::tensor::Tensor;
 use framer_backbones::summary::parameter_count;
 use framer_backbones::{AutoencoderKL, BackboneError, LoadOptions, VaeConfig, VaeTiling, load_safetensors};
+use oracle::{Cpu, Io, assert_close, fixture, oracle_config, relative_error};
 use safetensors::SafeTensors;
 use safetensors::tensor::{Dtype, TensorView};
-
-type Cpu = Flex;
-
-const TOLERANCE: f32 = 1e-4;
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/diffusers").join(name)
-}
-
-/// The tensors of one io fixture.
-struct Io {
-    bytes: Vec<u8>,
-}
-
-impl Io {
-    fn open(variant: &str) -> Self {
-        Self { bytes: std::fs::read(fixture(&format!("{variant}.io.safetensors"))).expect("fixture") }
-    }
-
-    fn tensor(&self, name: &str) -> Tensor<Cpu, 4> {
-        let st = SafeTensors::deserialize(&self.bytes).expect("fixture header");
-        let view = st.tensor(name).expect("fixture tensor");
-        assert_eq!(view.dtype(), Dtype::F32);
-        let values: Vec<f32> = view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
-        Tensor::from_data(TensorData::new(values, view.shape().to_vec()), &Default::default())
-    }
-}
-
-/// `max |a − b| / max |b|`.
-fn relative_error(a: Tensor<Cpu, 4>, b: Tensor<Cpu, 4>) -> f32 {
-    assert_eq!(a.dims(), b.dims(), "shapes differ");
-    let diff = (a - b.clone()).abs().max().into_scalar();
-    diff / b.abs().max().into_scalar()
-}
-
-fn assert_close(what: &str, a: Tensor<Cpu, 4>, b: Tensor<Cpu, 4>) {
-    let rel = relative_error(a, b);
-    eprintln!("{what}: relative error {rel:e}");
-    assert!(rel <= TOLERANCE, "{what}: relative error {rel:e} > {TOLERANCE:e}");
-}
-
-/// The oracle's config, from the weights file's `oracle` metadata.
-fn oracle_config(variant: &str) -> serde_json::Value {
-    let bytes = std::fs::read(fixture(&format!("{variant}.weights.safetensors"))).unwrap();
-    let (_, metadata) = SafeTensors::read_metadata(&bytes).unwrap();
-    let text = &metadata.metadata().as_ref().unwrap()["oracle"];
-    serde_json::from_str::<serde_json::Value>(text).unwrap()["config"].clone()
-}
 
 fn loaded(variant: &str, config: &VaeConfig) -> AutoencoderKL<Cpu> {
     let mut vae = config.init::<Cpu>(&Default::default()).unwrap();

@@ -105,7 +105,7 @@ where
     /// The adapters of a `[lora]` run.
     lora: Option<adapters::LoraState<B>>,
     /// The prompts of a `[prompts]` run, and how the model takes one.
-    prompts: Option<(prompts::Prompts, fn(M, TextCondition<B>) -> M)>,
+    prompts: Option<(prompts::Prompts, prompts::ApplyPrompt<B, M>)>,
 }
 
 impl<'a, B, M> Trainer<'a, B, M>
@@ -201,7 +201,7 @@ where
 
     /// Conditions every step's model on the rows' prompts (`[prompts]`), set on the model by
     /// `apply` ([`ModelConfig::with_prompt_train`]).
-    pub fn with_prompts(mut self, prompts: prompts::Prompts, apply: fn(M, TextCondition<B>) -> M) -> Self {
+    pub fn with_prompts(mut self, prompts: prompts::Prompts, apply: prompts::ApplyPrompt<B, M>) -> Self {
         self.prompts = Some((prompts, apply));
         self
     }

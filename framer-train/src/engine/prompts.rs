@@ -25,6 +25,10 @@ pub const TOKENS_KEY: &str = "prompt_embeds";
 /// The name of the pooled embedding in a prompt file (`[pooled width]`), diffusers'.
 pub const POOLED_KEY: &str = "pooled_prompt_embeds";
 
+/// How a model takes a prompt: `model` conditioned on `prompt` in its following forward passes
+/// ([`crate::engine::ModelConfig::with_prompt_train`]).
+pub type ApplyPrompt<B, M> = fn(M, TextCondition<B>) -> M;
+
 /// One prompt's embeddings, host-side: `tokens` is `[M, widths[0]]` row-major, `pooled`
 /// `[widths[1]]`.
 #[derive(Debug, Clone, PartialEq)]
