@@ -136,3 +136,29 @@ fn unet2d_condition_matches_diffusers() {
     let other = unet.forward(io.tensor("sample_in"), io.tensor_n::<1>("timestep"), io.tensor_n::<3>("encoder_hidden_states") * 0.5);
     assert!(relative_error(other, out) > 1e-2);
 }
+
+/// A prompt of batch 1 serves every sample (the null prompt at inference): the output equals that
+/// of the prompt repeated over the batch, and `with_prompt` makes `forward` use it.
+#[test]
+fn a_prompt_of_batch_one_is_shared_by_the_batch() {
+    let model = "sd3_transformer";
+    let mut dit = dit_config(&oracle_config(model)).init::<Cpu>(&Default::default()).unwrap();
+    let options = LoadOptions { allow_missing: true, ..LoadOptions::default() };
+    load_safetensors(&mut dit, fixture(&format!("{model}.weights.safetensors")), &options).unwrap();
+    let io = Io::open(model);
+    let x = io.tensor("hidden_states");
+    let t = io.tensor_n::<1>("timestep");
+    let first = TextCondition {
+        tokens: io.tensor_n::<3>("encoder_hidden_states").narrow(0, 0, 1),
+        pooled: io.tensor_n::<2>("pooled_projections").narrow(0, 0, 1),
+    };
+    let repeated = TextCondition { tokens: first.tokens.clone().repeat_dim(0, 2), pooled: first.pooled.clone().repeat_dim(0, 2) };
+    let shared = dit.forward_with_text(x.clone(), t.clone(), None, Some(first.clone()));
+    let explicit = dit.forward_with_text(x.clone(), t.clone(), None, Some(repeated));
+    assert_eq!(shared.clone().into_data(), explicit.into_data());
+    // `forward` (the training contract) with the prompt set, against `forward_with_text`
+    let lr = x.clone() * 0.5;
+    let with_text = dit.forward_with_text(x.clone(), t.clone(), Some(lr.clone()), Some(first.clone()));
+    let dit = dit.with_prompt(Some(first));
+    assert_eq!(dit.forward(x, t, lr).into_data(), with_text.into_data());
+}
