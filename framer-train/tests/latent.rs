@@ -131,6 +131,8 @@ fn encoded_items_are_the_vae_posteriors_of_the_training_draws() {
         let hr = vae.encode_posterior(t(pair.hr.clone())).unwrap();
         let lr = vae.encode_posterior(t(pair.lr_upsampled.clone())).unwrap();
         let item = read_item(&report.dir, n, [16, 4, 4]).unwrap();
+        // the manifest names the photo of the draw (the key of its `[prompts]` file)
+        assert_eq!(report.manifest.photos[n], pair.photos[0]);
         for (name, got, want) in [
             ("hr_mean", &item.hr_mean, hr.mean),
             ("hr_logvar", &item.hr_logvar, hr.logvar),
@@ -171,4 +173,55 @@ fn latent_schedules_are_checked_at_their_keys() {
     fs::write(&s, schedule(&vae_file(), "tiny-sd3", 16).replace("\"latents\"", "\"elsewhere\"")).unwrap();
     let t = text(&framer(&["train", path(&s), "--out", path(&dir.0.join("run2"))]));
     assert!(t.contains("elsewhere") && t.contains("framer encode"), "{t}");
+}
+
+/// A prompt file for the text DiT below (`[2, 4]` tokens, `[3]` pooled), values from `offset`.
+fn write_prompt(path: &Path, offset: f32) {
+    use safetensors::tensor::{Dtype, TensorView};
+    let tokens: Vec<u8> = (0..8).flat_map(|i| (offset + 0.1 * i as f32).to_le_bytes()).collect();
+    let pooled: Vec<u8> = (0..3).flat_map(|i| (offset - 0.2 * i as f32).to_le_bytes()).collect();
+    let views = [
+        ("prompt_embeds", TensorView::new(Dtype::F32, vec![2, 4], &tokens).unwrap()),
+        ("pooled_prompt_embeds", TensorView::new(Dtype::F32, vec![3], &pooled).unwrap()),
+    ];
+    safetensors::serialize_to_file(views, None, path).unwrap();
+}
+
+#[test]
+fn prompts_reach_latent_runs_through_the_manifest() {
+    let dir = Dir::new("prompts");
+    let schedule_path = dir.0.join("latent.toml");
+    let text_stream = "joint_attention_dim = 4\npooled_projection_dim = 3\n";
+    let prompts = "[prompts]\ndir = \"embeddings\"\nnull = \"null.safetensors\"\nnull_text_ratio = 0.5\n";
+    let base = schedule(&vae_file(), "tiny-sd3", 16).replace("timestep_scale = 1000.0\n", &format!("timestep_scale = 1000.0\n{text_stream}"));
+    fs::create_dir_all(dir.0.join("embeddings")).unwrap();
+    write_prompt(&dir.0.join("null.safetensors"), 0.0);
+    fs::write(&schedule_path, format!("{base}{prompts}")).unwrap();
+    let out = framer(&["encode", path(&schedule_path)]);
+    assert!(out.status.success(), "{}", text(&out));
+    let manifest: LatentManifest =
+        toml::from_str(&fs::read_to_string(dir.0.join("latents").join(MANIFEST)).unwrap()).unwrap();
+    // one pass: every embedded training photo once
+    let mut photos = manifest.photos.clone();
+    photos.sort();
+    assert_eq!(photos.len(), 8);
+    photos.dedup();
+    assert_eq!(photos.len(), 8, "{:?}", manifest.photos);
+
+    // every photo but the last has its prompt: training names the missing file
+    for (i, name) in photos.iter().enumerate().take(7) {
+        write_prompt(&dir.0.join("embeddings").join(format!("{name}.safetensors")), 1.0 + i as f32);
+    }
+    let out = framer(&["train", path(&schedule_path), "--out", path(&dir.0.join("run0"))]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains(&format!("{}.safetensors", photos[7])), "{}", text(&out));
+    write_prompt(&dir.0.join("embeddings").join(format!("{}.safetensors", photos[7])), 9.0);
+    let run = dir.0.join("run");
+    let out = framer(&["train", path(&schedule_path), "--out", path(&run)]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(fs::read_to_string(run.join("metrics.jsonl")).unwrap().lines().count(), 3);
+    let lr = dir.0.join("lr.png");
+    image::RgbImage::from_fn(8, 8, |x, y| image::Rgb([(x * 20) as u8, (y * 30) as u8, 128])).save(&lr).unwrap();
+    let out = framer(&["sr", "--run", path(&run), path(&lr), path(&dir.0.join("sr.png"))]);
+    assert!(out.status.success(), "{}", text(&out));
 }
