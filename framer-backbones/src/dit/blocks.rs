@@ -87,11 +87,17 @@ impl<B: Backend> AdaLayerNormContinuous<B> {
 
     /// `x: [batch, tokens, dim]`, `temb: [batch, dim]` → `[batch, tokens, dim]`.
     pub fn forward(&self, x: Tensor<B, 3>, temb: Tensor<B, 2>) -> Tensor<B, 3> {
-        let mut c = self.linear.forward(silu(temb)).chunk(2, 1).into_iter();
-        let scale = c.next().expect("two chunks");
-        let shift = c.next().expect("two chunks");
-        modulate(layer_norm_no_affine(x, 1e-6), shift, scale)
+        continuous_norm(&self.linear, x, temb)
     }
+}
+
+/// `AdaLayerNormContinuous` with the projection `linear` (`dim → 2·dim`): `LN(x)·(1 + scale) +
+/// shift`, `[scale, shift] = linear(silu(temb))`. Also the last block's `norm1_context`.
+fn continuous_norm<B: Backend>(linear: &Linear<B>, x: Tensor<B, 3>, temb: Tensor<B, 2>) -> Tensor<B, 3> {
+    let mut c = linear.forward(silu(temb)).chunk(2, 1).into_iter();
+    let scale = c.next().expect("two chunks");
+    let shift = c.next().expect("two chunks");
+    modulate(layer_norm_no_affine(x, 1e-6), shift, scale)
 }
 
 /// Joint attention over the image, control and text streams, DiT4SR's `AttentionZero` with its
@@ -334,11 +340,11 @@ impl<B: Backend> FeedForward<B> {
     pub fn forward(&self, x: Tensor<B, 3>, grid: Option<[usize; 2]>) -> Tensor<B, 3> {
         let u = gelu_approximate(self.net_0.forward(x));
         let [b, tokens, inner] = u.dims();
-        let n = grid.map_or(tokens, |[h, w]| h * w);
-        let Some(conv) = self.control_conv.as_ref().filter(|_| tokens == 2 * n) else {
-            return self.net_2.forward(u);
+        let (conv, [gh, gw]) = match (&self.control_conv, grid) {
+            (Some(conv), Some([gh, gw])) if tokens == 2 * gh * gw => (conv, [gh, gw]),
+            _ => return self.net_2.forward(u),
         };
-        let [gh, gw] = grid.expect("a control stream needs its grid");
+        let n = gh * gw;
         let ux = u.clone().slice([0..b, 0..n, 0..inner]);
         let uc = u.slice([0..b, n..tokens, 0..inner]);
         let conv_in = uc.clone().swap_dims(1, 2).reshape([b, inner, gh, gw]);
@@ -423,15 +429,11 @@ impl<B: Backend> JointTransformerBlock<B> {
         let (context_in, context_mod) = match (&context, &self.norm1_context) {
             (Some(e), Some(norm)) => {
                 let [dim, width] = norm.linear.weight.dims();
-                let normed = layer_norm_no_affine(e.clone(), 1e-6);
                 if width == 2 * dim {
-                    // AdaLayerNormContinuous: scale first, then shift
-                    let mut c = norm.linear.forward(silu(temb)).chunk(2, 1).into_iter();
-                    let scale = c.next().expect("two chunks");
-                    let shift = c.next().expect("two chunks");
-                    (Some(modulate(normed, shift, scale)), None)
+                    (Some(continuous_norm(&norm.linear, e.clone(), temb)), None)
                 } else {
                     let cm = norm.modulation(temb);
+                    let normed = layer_norm_no_affine(e.clone(), 1e-6);
                     (Some(modulate(normed, cm.shift_msa.clone(), cm.scale_msa.clone())), Some(cm))
                 }
             }

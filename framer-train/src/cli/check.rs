@@ -98,14 +98,8 @@ impl ConfigTask for CheckTask<'_> {
             return Err(section_error(exp, "lora", "lora.targets", format!("[lora] {e}")));
         }
         if let Some(prompts) = &exp.prompts {
-            let widths = config.prompt_widths().ok_or_else(|| {
-                let message = format!(
-                    "[prompts]: the `{}` model takes no prompt (a DiT takes one with `joint_attention_dim` \
-                     and `pooled_projection_dim` in [model.dit])",
-                    C::KIND
-                );
-                section_error(exp, "prompts", "prompts", message)
-            })?;
+            let widths = crate::engine::prompts::model_widths(&config)
+                .map_err(|message| section_error(exp, "prompts", "prompts", message))?;
             crate::engine::prompts::read_prompt(&prompts.null, widths)
                 .map_err(|e| section_error(exp, "prompts", "prompts.null", format!("[prompts] {e}")))?;
         }

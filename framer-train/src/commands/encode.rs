@@ -54,10 +54,14 @@ pub fn load_vae<B: Backend>(experiment: &Experiment, device: &B::Device) -> Resu
             experiment.name
         ))
     })?;
-    let backbone = |e: framer_backbones::BackboneError| CommandError::Engine(EngineError::Model(e.to_string()));
-    let mut vae = latent.vae_config().init::<B>(device).map_err(backbone)?;
-    load_safetensors(&mut vae, &latent.vae, &LoadOptions::default()).map_err(backbone)?;
+    let mut vae = latent.vae_config().init::<B>(device).map_err(backbone_error)?;
+    load_safetensors(&mut vae, &latent.vae, &LoadOptions::default()).map_err(backbone_error)?;
     Ok(vae)
+}
+
+/// A VAE error as a command error.
+fn backbone_error(e: framer_backbones::BackboneError) -> CommandError {
+    CommandError::Engine(EngineError::Model(e.to_string()))
 }
 
 /// Encodes the training crops of `experiment` into its latents folder (or `settings.out`).
@@ -102,9 +106,8 @@ pub fn run_encode<B: Backend>(
     while start < count {
         let n = settings.batch.min(count - start);
         let (hr, lr) = pixels::<B>(&photos, start, n, device)?;
-        let invalid = |e: framer_backbones::BackboneError| CommandError::Engine(EngineError::Model(e.to_string()));
-        let hr = vae.encode_posterior(hr).map_err(invalid)?;
-        let lr = vae.encode_posterior(lr).map_err(invalid)?;
+        let hr = vae.encode_posterior(hr).map_err(backbone_error)?;
+        let lr = vae.encode_posterior(lr).map_err(backbone_error)?;
         if hr.mean.dims()[1..] != shape {
             return Err(CommandError::Invalid(format!(
                 "the VAE gives latents {:?} for a {} px crop, the schedule expects {shape:?}",

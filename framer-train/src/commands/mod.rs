@@ -204,9 +204,7 @@ impl<B: Backend, T: ModelTask<B>> ConfigTask for LoadWeights<'_, B, T> {
             // a `[prompts]` run super-resolves with the null prompt, as the reference samples
             // without a caption
             Some(prompts) => {
-                let widths = config.prompt_widths().ok_or_else(|| {
-                    EngineError::Model(format!("the run has `[prompts]`, but the `{}` model takes no prompt", C::KIND))
-                })?;
+                let widths = crate::engine::prompts::model_widths(&config).map_err(EngineError::Model)?;
                 let null = crate::engine::prompts::read_prompt(&prompts.null, widths)?;
                 let null = crate::engine::prompts::null_condition(&null, widths, 1, self.device);
                 Framed { model: C::with_prompt(framed.model, null), heads: framed.heads }

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use super::EngineError;
 use super::data::{PairBatch, PairSource};
-use super::photos::epoch_order;
+use super::photos::visit;
 use super::rng::{Stream, step_rng};
 use crate::schedule::{Experiment, LatentConfig};
 
@@ -251,8 +251,7 @@ impl PairSource for LatentPairs {
         let scale = |z: f32| (z - self.shift) * self.scaling;
         for i in 0..batch_size {
             let n = step * batch_size as u64 + i as u64;
-            let (epoch, slot) = (n / count as u64, (n % count as u64) as usize);
-            let index = epoch_order(self.seed, epoch, count)[slot];
+            let (_, index) = visit(self.seed, n, count);
             let item = &self.items[index];
             photos.extend(self.photos.get(index).cloned());
             if self.sample_posterior {

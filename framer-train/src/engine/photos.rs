@@ -16,6 +16,8 @@ use crate::schedule::Experiment;
 #[derive(Debug, Clone)]
 pub struct DegradedPhotos {
     pairs: TrainPairs,
+    /// The file stem of each photo, in index order (the names of their `[prompts]` files).
+    stems: Vec<String>,
     seed: u64,
     scale: usize,
 }
@@ -36,6 +38,7 @@ impl DegradedPhotos {
         }
         .map_err(data_err)?;
         Ok(Self {
+            stems: pairs.names().into_iter().map(photo_stem).collect(),
             pairs,
             seed: experiment.train.seed,
             scale: experiment.data.scale,
@@ -57,17 +60,15 @@ impl DegradedPhotos {
     /// The file stem of photo `index` (any item index: it wraps around the photos), the name of its
     /// `[prompts]` file.
     pub fn photo_stem(&self, index: usize) -> String {
-        let names = self.pairs.names();
-        photo_stem(names[index % names.len()])
+        self.stems[index % self.stems.len()].clone()
     }
 
     /// The dataset item of draw `n`: `epoch·P + perm_epoch[n mod P]`, which `TrainPairs` maps to
     /// photo `perm_epoch[n mod P]` with a random state unique to the draw.
     pub(crate) fn item(&self, n: u64) -> usize {
-        let photos = self.pairs.len() as u64;
-        let (epoch, slot) = (n / photos, n % photos);
-        let order = epoch_order(self.seed, epoch, photos as usize);
-        (epoch * photos) as usize + order[slot as usize]
+        let photos = self.pairs.len();
+        let (epoch, index) = visit(self.seed, n, photos);
+        epoch as usize * photos + index
     }
 }
 
@@ -75,6 +76,13 @@ impl DegradedPhotos {
 pub fn photo_stem(name: &str) -> String {
     let path = std::path::Path::new(name);
     path.file_stem().map_or_else(|| name.to_string(), |s| s.to_string_lossy().into_owned())
+}
+
+/// Which of `len` items draw `n` visits: `(epoch, index)` with `epoch = n / len` and `index` at
+/// slot `n mod len` of [`epoch_order`]`(seed, epoch, len)`.
+pub fn visit(seed: u64, n: u64, len: usize) -> (u64, usize) {
+    let (epoch, slot) = (n / len as u64, (n % len as u64) as usize);
+    (epoch, epoch_order(seed, epoch, len)[slot])
 }
 
 /// The visiting order of `len` photos in `epoch`: a Fisher–Yates shuffle seeded by `(seed, epoch)`.
@@ -121,7 +129,7 @@ impl PairSource for DegradedPhotos {
     }
 
     fn photos(&self) -> Vec<String> {
-        self.pairs.names().into_iter().map(photo_stem).collect()
+        self.stems.clone()
     }
 }
 

@@ -16,8 +16,8 @@ use rand::Rng;
 use safetensors::SafeTensors;
 use safetensors::tensor::Dtype;
 
-use super::EngineError;
 use super::rng::{Stream, step_rng};
+use super::{EngineError, ModelConfig};
 use crate::schedule::PromptsConfig;
 
 /// The name of the token embeddings in a prompt file (`[M, token width]`), diffusers'.
@@ -157,10 +157,20 @@ impl Prompts {
         Ok(stack(&rows, self.widths, device))
     }
 
-    /// The null prompt repeated `batch` times.
-    pub fn null<B: Backend>(&self, batch: usize, device: &B::Device) -> TextCondition<B> {
-        null_condition(&self.null, self.widths, batch, device)
-    }
+}
+
+/// The prompt widths `[token width, pooled width]` of the model of `config`.
+///
+/// # Errors
+/// A message saying that the model takes no prompt (for `[prompts]` on such a model).
+pub fn model_widths<C: ModelConfig>(config: &C) -> Result<[usize; 2], String> {
+    config.prompt_widths().ok_or_else(|| {
+        format!(
+            "`[prompts]`: the `{}` model takes no prompt (a DiT takes one with `joint_attention_dim` \
+             and `pooled_projection_dim` in [model.dit])",
+            C::KIND
+        )
+    })
 }
 
 /// `prompt` repeated `batch` times: tokens `[batch, M, widths[0]]`, pooled `[batch, widths[1]]`.

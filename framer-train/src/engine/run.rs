@@ -247,13 +247,7 @@ pub fn open_prompts<C: ModelConfig>(
     let Some(settings) = &experiment.prompts else {
         return Ok(None);
     };
-    let widths = config.prompt_widths().ok_or_else(|| {
-        EngineError::Model(format!(
-            "`[prompts]`: the `{}` model takes no prompt (a DiT takes one with `joint_attention_dim` \
-             and `pooled_projection_dim` in [model.dit])",
-            C::KIND
-        ))
-    })?;
+    let widths = super::prompts::model_widths(config).map_err(EngineError::Model)?;
     super::prompts::Prompts::open(settings, &source.photos(), widths, experiment.train.seed).map(Some)
 }
 

@@ -70,7 +70,7 @@ pub(super) fn resolve(section: &InitSection, ctx: &Ctx<'_>) -> Result<InitConfig
     let help = "a .safetensors file; paths are relative to the schedule file's folder";
     let weights = ctx.existing("init.weights", &section.weights, false, help)?;
     Ok(InitConfig {
-        weights: std::path::absolute(&weights).unwrap_or(weights),
+        weights: super::absolute(weights),
         layout: section.layout,
         allow_missing: section.allow_missing.clone(),
         allow_unused: section.allow_unused.clone(),

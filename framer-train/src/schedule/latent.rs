@@ -102,11 +102,10 @@ pub(super) fn resolve(
     let help = "diffusers' AutoencoderKL weights (`vae/diffusion_pytorch_model.safetensors`); paths \
                 are relative to the schedule file's folder";
     let vae = ctx.existing("latent.vae", &section.vae, false, help)?;
-    let absolute = |p: PathBuf| std::path::absolute(&p).unwrap_or(p);
     Ok(LatentConfig {
         preset: preset.clone(),
-        vae: absolute(vae),
-        latents: absolute(ctx.base_dir.join(section.latents.get_ref())),
+        vae: super::absolute(vae),
+        latents: super::absolute(ctx.base_dir.join(section.latents.get_ref())),
         sample_posterior: section.sample_posterior,
     })
 }

@@ -80,3 +80,10 @@ pub fn parse(source: &str, path: &str, base_dir: &Path) -> Result<Experiment, Sc
 pub(crate) fn convert_toml_error(path: &str, source: &str, error: &toml::de::Error) -> ScheduleError {
     toml_error::convert(path, source, error)
 }
+
+/// `path` made absolute against the working directory (unchanged if that fails), so that a run
+/// folder's resolved schedule names the files of `[init]`, `[latent]` and `[prompts]` wherever it
+/// is read from.
+fn absolute(path: std::path::PathBuf) -> std::path::PathBuf {
+    std::path::absolute(&path).unwrap_or(path)
+}

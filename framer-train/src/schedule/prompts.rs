@@ -66,8 +66,8 @@ pub(super) fn resolve(section: &PromptsSection, ctx: &Ctx<'_>) -> Result<Prompts
         None => 0.0,
     };
     Ok(PromptsConfig {
-        dir: std::path::absolute(&dir).unwrap_or(dir),
-        null: std::path::absolute(&null).unwrap_or(null),
+        dir: super::absolute(dir),
+        null: super::absolute(null),
         null_text_ratio,
     })
 }
