@@ -3,7 +3,7 @@
 use burn::module::{Module, Param, ParamId};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{Linear, LinearConfig};
-use burn::tensor::Tensor;
+use burn::tensor::{FloatDType, Tensor};
 use burn::tensor::activation::silu;
 use burn::tensor::backend::Backend;
 
@@ -57,7 +57,11 @@ impl<B: Backend> TimestepEmbedding<B> {
     }
 
     /// `[batch, in_channels] → [batch, time_embed_dim]`.
+    ///
+    /// `x` is cast to the weights' float type first (the sinusoidal projection is computed in f32;
+    /// diffusers casts it the same way when the model runs in half precision).
     pub fn forward(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
+        let x = x.cast(FloatDType::from(self.linear_1.weight.val().dtype()));
         self.linear_2.forward(silu(self.linear_1.forward(x)))
     }
 }

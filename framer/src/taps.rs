@@ -22,7 +22,7 @@
 
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::tensor::Tensor;
+use burn::tensor::{FloatDType, Tensor};
 use burn::tensor::backend::Backend;
 use burn::tensor::module::interpolate;
 use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
@@ -437,6 +437,9 @@ impl<B: Backend> Taps<B> {
     /// - `x_t`: the noisy input `[batch, channels, height, width]` the prediction was made from
     /// - `parameterization`: how predictions become clean estimates
     /// - `negatives`: the random-layer negative of each student (see [`crate::NegativeSampler`])
+    ///
+    /// The teacher and the students are cast to `x_t`'s float type, so a model run in half
+    /// precision with an f32 `x_t` gets an f32 loss.
     pub fn framer_input(
         self,
         x_t: Tensor<B, 4>,
@@ -456,7 +459,11 @@ impl<B: Backend> Taps<B> {
             });
         }
         let weights = self.students.iter().map(|r| r.weight).collect();
-        let students = self.students.into_iter().map(|r| r.tensor).collect();
+        // the loss runs in x_t's float type: a model run in half precision hands its predictions
+        // back to an f32 loss (a no-op when the types agree)
+        let dtype = FloatDType::from(x_t.dtype());
+        let teacher = teacher.cast(dtype);
+        let students = self.students.into_iter().map(|r| r.tensor.cast(dtype)).collect();
         Ok(FramerInput::new(students, teacher, x_t, parameterization, negatives).with_student_weights(weights))
     }
 

@@ -37,7 +37,7 @@ pub use blocks::{
 
 use burn::module::Module;
 use burn::nn::{Initializer, Linear, LinearConfig};
-use burn::tensor::Tensor;
+use burn::tensor::{FloatDType, Tensor};
 use burn::tensor::backend::Backend;
 use serde::{Deserialize, Serialize};
 
@@ -449,7 +449,9 @@ impl<B: Backend> DiT<B> {
         let temb = self.time_text_embed.timestep_embedder.forward(timestep_embedding(t, TIME_PROJ_DIM, true, 0.0));
         match (&self.time_text_embed.text_embedder, self.config.pooled_projection_dim) {
             (Some(embedder), Some(width)) => {
-                let pooled = pooled.unwrap_or_else(|| Tensor::zeros([batch, width], &device));
+                let pooled = pooled.unwrap_or_else(|| {
+                    Tensor::<B, 2>::zeros([batch, width], &device).cast(FloatDType::from(temb.dtype()))
+                });
                 temb + embedder.forward(pooled)
             }
             _ => temb,

@@ -235,13 +235,19 @@ pub fn train_runs<B: AutodiffBackend>(
         let handles: Vec<_> = (0..threads.min(jobs.len()))
             .map(|_| {
                 scope.spawn(|| {
-                    loop {
+                    let work = || loop {
                         let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                         let Some(job) = jobs.get(i) else { break };
                         let result = one(job);
                         if let Ok(mut slots) = slots.lock() {
                             slots[i] = Some(result);
                         }
+                    };
+                    // each run keeps to its own core: the backend's parallel kernels run inline
+                    // in a pool of one thread instead of handing work between the runs' threads
+                    match rayon::ThreadPoolBuilder::new().num_threads(1).build() {
+                        Ok(pool) => pool.install(work),
+                        Err(_) => work(),
                     }
                 })
             })

@@ -1,4 +1,5 @@
-//! `[lora]` in the training loop: the adapters and their optimiser beside the frozen model.
+//! `[lora]` in the training loop: the adapters and their optimiser beside the frozen model; and
+//! [`step_model`], the model a step runs (adapters, mixed precision, prompts).
 //!
 //! Each step runs the model with `W + (α/r)·A·B` in place of every targeted weight
 //! ([`crate::lora::LoraAdapters::apply`]); the backward pass gives gradients to `A`, `B` and the
@@ -9,10 +10,12 @@
 use burn::module::Module;
 use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::{AdamW, AdamWConfig};
+use burn::tensor::FloatDType;
 use burn::tensor::backend::AutodiffBackend;
 use framer::Framed;
 
-use super::EngineError;
+use super::prompts::ApplyPrompt;
+use super::{EngineError, TextCondition, precision};
 use crate::lora::LoraAdapters;
 use crate::schedule::Experiment;
 
@@ -56,4 +59,34 @@ pub(super) fn setup<B: AutodiffBackend, M: Module<B>>(
         .map_err(|e| EngineError::Model(format!("[lora] {e}")))?;
     let optim = optimizer.init::<B, LoraAdapters<B>>();
     Ok((framed, Some(LoraState { adapters, optim })))
+}
+
+/// The model one training step runs: `framed` with the LoRA adapters applied (with `[lora]`),
+/// cast to the compute type `low` (with `[train] mixed_precision`, see [`super::precision`]),
+/// then conditioned on the step's prompts (with `[prompts]`; the embeddings are cast to `low`
+/// too). Gradients of the result reach the parameters of `framed` and of the adapters.
+pub(super) fn step_model<B: AutodiffBackend, M: Module<B> + burn::module::ModuleDisplay>(
+    framed: Framed<B, M>,
+    lora: Option<&LoraState<B>>,
+    low: Option<FloatDType>,
+    prompt: Option<(TextCondition<B>, ApplyPrompt<B, M>)>,
+) -> Framed<B, M> {
+    let model = match lora {
+        Some(lora) => lora.adapters.apply(framed),
+        None => framed,
+    };
+    let model = match low {
+        Some(dtype) => precision::cast_module(model, dtype),
+        None => model,
+    };
+    match prompt {
+        Some((prompt, apply)) => {
+            let prompt = TextCondition {
+                tokens: precision::to_dtype(prompt.tokens, low),
+                pooled: precision::to_dtype(prompt.pooled, low),
+            };
+            Framed { model: apply(model.model, prompt), heads: model.heads }
+        }
+        None => model,
+    }
 }

@@ -37,6 +37,9 @@ pub struct TrainingState {
     pub ema_updates: u64,
     /// Steps rejected by the NaN/Inf guard so far.
     pub skipped_steps: u64,
+    /// The dynamic loss scale of `mixed_precision = "fp16"` (absent otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss_scale: Option<super::precision::LossScale>,
 }
 
 /// The size and SHA-256 of one checkpoint file, as recorded in `state.json`.

@@ -26,6 +26,7 @@ pub mod metrics;
 pub mod model;
 pub mod objective;
 pub mod photos;
+pub mod precision;
 pub mod pretrained;
 pub mod prompts;
 pub mod rng;
@@ -63,7 +64,7 @@ pub use photos::DegradedPhotos;
 pub use objective::{NoiseLevels, Objective};
 pub use sampler::{sample, sample_from};
 
-use crate::schedule::Experiment;
+use crate::schedule::{Experiment, MixedPrecision};
 use rng::{Stream, step_rng};
 
 /// The loss of one step and its logged parts.
@@ -173,6 +174,7 @@ where
                 experiment: experiment.name.clone(),
                 ema_updates: 0,
                 skipped_steps: 0,
+                loss_scale: None,
             },
             students,
             student_weights,
@@ -340,30 +342,18 @@ where
         };
         let param = self.objective.parameterization(&levels, &self.device);
         let gather = self.peers.as_ref().and_then(|p| p.key_gather());
-        let applied;
-        let model = match &self.lora {
-            Some(lora) => {
-                applied = lora.adapters.apply(self.model.clone());
-                &applied
-            }
-            None => &self.model,
-        };
-        let prompted;
-        let model = match (&self.prompts, prompt) {
-            (Some((_, apply)), Some(prompt)) => {
-                prompted = Framed { model: apply(model.model.clone(), prompt), heads: model.heads.clone() };
-                &prompted
-            }
-            _ => model,
-        };
+        let low = exp.train.mixed_precision.compute_dtype();
+        let apply = self.prompts.as_ref().map(|(_, apply)| *apply);
+        let model = adapters::step_model(self.model.clone(), self.lora.as_ref(), low, prompt.zip(apply));
         let out = model.forward_framer_gathered(
-            (x_t.clone(), timesteps, condition),
+            (precision::to_dtype(x_t.clone(), low), timesteps, precision::to_dtype(condition, low)),
             x_t.clone(),
             param,
             &framer_step,
             gather,
         )?;
-        let base = self.objective.loss(out.output, x_t, target, &levels);
+        let output = out.output.cast(burn::tensor::FloatDType::F32);
+        let base = self.objective.loss(output, x_t, target, &levels);
         let base_value: f64 = base.clone().into_scalar().elem();
         let framer = out.framer.map(|o| o.diagnostics());
         let total = match out.weighted_loss {
@@ -406,10 +396,21 @@ where
             lr,
         } = self.losses(step)?;
         let mut loss_value: f64 = total.clone().into_scalar().elem();
-        let mut raw = total.backward();
+        // f16: the backward pass of the scaled loss, the gradients unscaled
+        let loss_scale = match exp.train.mixed_precision {
+            MixedPrecision::Fp16 => Some(*self.state.loss_scale.get_or_insert_default()),
+            _ => None,
+        };
+        let mut raw = precision::scaled(total, loss_scale).backward();
         let mut lora_grads =
             self.lora.as_ref().map(|l| GradientsParams::from_module(&mut raw, &l.adapters));
         let mut grads = GradientsParams::from_grads(raw, &self.model);
+        if let Some(s) = loss_scale {
+            grad::scale_grads::<B, Framed<B, M>>(&self.model, &mut grads, 1.0 / s.scale);
+            if let (Some(lora), Some(g)) = (&self.lora, lora_grads.as_mut()) {
+                grad::scale_grads(&lora.adapters, g, 1.0 / s.scale);
+            }
+        }
         if let Some(peers) = &self.peers {
             // every peer takes the step of the global batch: mean gradients, mean losses
             grads = peers.average_gradients(grads)?;
@@ -426,7 +427,14 @@ where
         }
 
         let skipped = !(loss_value.is_finite() && grad_norm.is_finite());
-        if skipped {
+        // an f16 gradient that overflows from a finite loss halves the scale instead of counting
+        // against the guard (until the scale reaches its minimum)
+        let scale_absorbs = loss_scale.is_some()
+            && (self.state.loss_scale.as_mut())
+                .is_some_and(|s| s.absorbs(loss_value.is_finite(), grad_norm.is_finite()));
+        if scale_absorbs {
+            self.state.skipped_steps += 1;
+        } else if skipped {
             self.consecutive_bad += 1;
             self.state.skipped_steps += 1;
             if self.consecutive_bad >= exp.train.max_bad_steps {

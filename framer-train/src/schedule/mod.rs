@@ -38,7 +38,7 @@ pub use resolved::{
 };
 pub use sections::{
     BetaSchedule, CheckpointSection, DataSection, FramerSection, LogFormat,
-    LoggingSection, LrScheduleKind, LrScheduleSection, MaskKind, ObjectiveKind,
+    LoggingSection, LrScheduleKind, LrScheduleSection, MaskKind, MixedPrecision, ObjectiveKind,
     ObjectiveSection, OptimizerKind, OptimizerSection, ScheduleFile, ScheduleSection,
     SigmaSampling, StudentWeightsSpec, StudentsSpec, TrainSection,
 };

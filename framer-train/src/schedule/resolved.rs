@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use super::phase::{Ramp, Segment, StepSchedule};
-use super::sections::{BetaSchedule, LogFormat, LrScheduleKind, ObjectiveKind, SigmaSampling};
+use super::sections::{BetaSchedule, LogFormat, LrScheduleKind, MixedPrecision, ObjectiveKind, SigmaSampling};
 use super::students::{StudentWeightPattern, Students};
 
 /// The schedule file an [`Experiment`] was read from, kept so that the model registry and the
@@ -161,6 +161,9 @@ pub struct TrainConfig {
         serialize_with = "super::trainable::serialize_patterns"
     )]
     pub trainable: Vec<super::ParamPattern>,
+    /// The float type of the forward and backward pass (`[train] mixed_precision`).
+    #[serde(skip_serializing_if = "MixedPrecision::is_no")]
+    pub mixed_precision: MixedPrecision,
 }
 
 /// `[checkpoint]`, resolved.

@@ -458,6 +458,43 @@ pub struct TrainSection {
     /// `trainable = ["*control*"]`).
     #[serde(default)]
     pub trainable_modules: Option<Spanned<Vec<Spanned<String>>>>,
+    /// The precision of the forward and backward pass (`--mixed_precision`): `"no"`, `"fp16"`
+    /// or `"bf16"`.
+    #[serde(default)]
+    pub mixed_precision: MixedPrecision,
+}
+
+/// `[train] mixed_precision`, accelerate's `--mixed_precision`: the float type in which the model
+/// runs its forward and backward pass. The weights the optimiser updates stay in f32 (the master
+/// weights), and the FRAMER and base losses are computed in f32.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MixedPrecision {
+    /// Everything in f32.
+    #[default]
+    #[serde(alias = "fp32", alias = "f32")]
+    No,
+    /// IEEE half precision, with a dynamic loss scale against gradient underflow.
+    #[serde(alias = "f16")]
+    Fp16,
+    /// bfloat16 (f32's range, 8 bits of mantissa; no loss scale needed).
+    Bf16,
+}
+
+impl MixedPrecision {
+    /// Whether this is `"no"` (f32 throughout).
+    pub fn is_no(&self) -> bool {
+        *self == Self::No
+    }
+
+    /// The float type of the forward and backward pass; `None` for `"no"`.
+    pub fn compute_dtype(&self) -> Option<burn::tensor::FloatDType> {
+        match self {
+            Self::No => None,
+            Self::Fp16 => Some(burn::tensor::FloatDType::F16),
+            Self::Bf16 => Some(burn::tensor::FloatDType::BF16),
+        }
+    }
 }
 
 fn default_batch() -> Spanned<i64> {

@@ -313,6 +313,7 @@ fn train(t: &TrainSection, ctx: &Ctx<'_>) -> Result<TrainConfig> {
         },
         max_bad_steps: ctx.count("train.max_bad_steps", &t.max_bad_steps, 1)?,
         trainable: super::trainable::validate(t, ctx)?,
+        mixed_precision: t.mixed_precision,
     })
 }
 
