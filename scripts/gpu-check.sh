@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # GPU check for framer: golden cases on CUDA, the loss benchmark at the issue's sizes, FRAMER's share
 # of a training step of the small DiT at batch 16 (time and memory), MUSIQ and MANIQA per image,
-# and one table.
+# training in f32, bf16 and fp16 (step time and peak memory), and one table.
 #
 # Build here (x86_64, with network for crates), then carry the bundle to a machine with an NVIDIA
 # GPU and no network/toolchain:
@@ -66,6 +66,29 @@ case "${1:-run}" in
         || line="nr-metrics-time --cuda --$metric FAILED"
       nr_rows+=("$line")
     done
+    echo "== mixed precision: the small DiT, batch 16, 30 steps per precision =="
+    mp_rows=()
+    for precision in no bf16 fp16; do
+      dir=$(mktemp -d)
+      sed "s/@PRECISION@/$precision/" scripts/gpu-mixed-precision.toml > "$dir/mp.toml"
+      peak=0
+      ( while sleep 0.5; do nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits | head -1; done ) \
+        > "$dir/memory.txt" 2>/dev/null &
+      poller=$!
+      start=$(date +%s.%N)
+      if "$bundle/framer" train "$dir/mp.toml" --out "$dir/run" --device cuda > "$dir/log.txt" 2>&1; then
+        status=ok
+      else
+        status="FAILED ($(tail -1 "$dir/log.txt"))"
+      fi
+      end=$(date +%s.%N)
+      kill "$poller" 2>/dev/null || true
+      peak=$(sort -n "$dir/memory.txt" | tail -1)
+      # median of the logged step times, the first 5 steps (warm-up) left out
+      median=$(grep -o '"seconds":[0-9.e-]*' "$dir/run/metrics.jsonl" 2>/dev/null | cut -d: -f2 | tail -n +6 \
+        | sort -g | awk '{a[NR]=$1} END {if (NR) print a[int((NR+1)/2)]; else print "n/a"}')
+      mp_rows+=("mixed_precision=$precision: $status, median step ${median} s, wall $(echo "$end - $start" | bc) s, peak GPU memory ${peak:-n/a} MiB")
+    done
     echo "== the main job on the GPU (short budget) =="
     demo_status=ok
     ( cd "$bundle" && ./framer demo --device cuda --steps 100 --out report-gpu ) || demo_status=FAILED
@@ -76,6 +99,7 @@ case "${1:-run}" in
     for r in "${rows[@]}" "$cpu"; do echo "| loss fwd+bwd | $r |"; done
     for r in "${step_rows[@]}"; do echo "| training step | $r |"; done
     for r in "${nr_rows[@]}"; do echo "| no-reference metric | $r |"; done
+    for r in "${mp_rows[@]}"; do echo "| mixed precision | $r |"; done
     echo "| main job on CUDA (100 steps) | $demo_status |"
     ;;
   *)
