@@ -216,3 +216,23 @@ fn the_schedule_key_takes_accelerates_names_and_reports_a_bad_one_where_it_is() 
     let plain = with("no").unwrap();
     assert!(!plain.to_string().contains("mixed_precision"), "f32 runs keep their resolved schedule");
 }
+
+#[test]
+fn lora_adapters_train_in_bf16_and_stay_f32() {
+    let device = Default::default();
+    let text = "[model]\nbackbone = \"dit\"\n[data]\ncrop_size = 16\n[train]\nsteps = 2\nbatch_size = 2\n\
+                mixed_precision = \"bf16\"\n[optimizer]\nlr = 1e-2\n[checkpoint]\nresume = false\n\
+                [logging]\nprogress = false\n[lora]\nrank = 2\ntargets = [\"*.attn.to_q\"]\n";
+    let exp = schedule::parse(text, "lora-mp.toml", Path::new(".")).unwrap();
+    let framed = build_framed::<B, DiTConfig>(&DiTConfig::tiny(), &exp, &device).unwrap();
+    let base = params(&framed.model);
+    let dir = temp("lora");
+    let mut trainer = Trainer::new(&exp, framed, source(), &dir, &device).unwrap();
+    let before = params(trainer.lora_adapters().unwrap());
+    trainer.run(None).unwrap();
+    assert!(params(&trainer.model().model) == base, "the model's weights stay frozen");
+    let after = params(trainer.lora_adapters().unwrap());
+    assert!(after.iter().all(|(d, _)| *d == DType::F32), "the adapters stay f32");
+    assert!(after != before, "the adapters trained through the bf16 cast");
+    let _ = std::fs::remove_dir_all(&dir);
+}
