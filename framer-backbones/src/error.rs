@@ -26,7 +26,7 @@ pub enum BackboneError {
         known: String,
     },
     /// A backbone name that does not exist.
-    #[error("unknown backbone `{0}`; expected `unet` or `dit`")]
+    #[error("unknown backbone `{0}`; expected `unet`, `dit` or `unet2d_condition`")]
     UnknownBackbone(String),
     /// An input tensor has a shape the model cannot process.
     #[error("bad input `{input}`: {reason}")]

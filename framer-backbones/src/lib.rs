@@ -133,6 +133,20 @@ pub enum BackboneKind {
     /// [`DiT`].
     #[serde(rename = "dit")]
     DiT,
+    /// [`unet::UNet2DConditionModel`], SD2's text-conditioned U-Net.
+    #[serde(rename = "unet2d_condition", alias = "unet_condition")]
+    UNetCondition,
+}
+
+impl BackboneKind {
+    /// The name `[model] backbone` gives the family.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::UNet => "unet",
+            Self::DiT => "dit",
+            Self::UNetCondition => "unet2d_condition",
+        }
+    }
 }
 
 /// Either backbone's configuration.
@@ -143,9 +157,11 @@ pub enum BackboneKind {
 /// ```toml
 /// backbone = "dit"
 /// preset = "tiny"          # "tiny", "small", "sd35-medium" (dit) / "tiny", "small", "sd2" (unet)
+///                          # / "tiny", "sd2" (unet2d_condition)
 /// ```
-/// or `backbone = "unet"` with a `[model.unet]` (resp. `[model.dit]`) table holding every
-/// [`UNetConfig`] (resp. [`DiTConfig`]) field. Unknown keys are errors.
+/// or `backbone = "unet"` with a `[model.unet]` (resp. `[model.dit]`, `[model.unet2d_condition]`)
+/// table holding every [`UNetConfig`] (resp. [`DiTConfig`], [`unet::UNet2DConditionConfig`])
+/// field. Unknown keys are errors.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(try_from = "BackboneSpec", into = "BackboneSpec")]
 pub enum BackboneConfig {
@@ -153,13 +169,15 @@ pub enum BackboneConfig {
     UNet(UNetConfig),
     /// A DiT.
     DiT(DiTConfig),
+    /// SD2's text-conditioned U-Net.
+    UNetCondition(unet::UNet2DConditionConfig),
 }
 
 /// The serialised form of [`BackboneConfig`].
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BackboneSpec {
-    /// `"unet"` or `"dit"`.
+    /// `"unet"`, `"dit"` or `"unet2d_condition"`.
     pub backbone: BackboneKind,
     /// A preset name; exclusive with the full tables.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -170,28 +188,40 @@ pub struct BackboneSpec {
     /// A full DiT config (`backbone = "dit"` only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dit: Option<DiTConfig>,
+    /// A full text-conditioned U-Net config (`backbone = "unet2d_condition"` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unet2d_condition: Option<unet::UNet2DConditionConfig>,
 }
 
 impl TryFrom<BackboneSpec> for BackboneConfig {
     type Error = BackboneError;
 
     fn try_from(spec: BackboneSpec) -> Result<Self, BackboneError> {
-        let invalid = |field, reason: &str| BackboneError::InvalidConfig {
-            model: match spec.backbone {
-                BackboneKind::UNet => "unet",
-                BackboneKind::DiT => "dit",
-            },
+        let invalid = |field, reason: String| BackboneError::InvalidConfig {
+            model: spec.backbone.name(),
             field,
-            reason: reason.to_string(),
+            reason,
         };
-        let config = match (spec.backbone, &spec.preset, &spec.unet, &spec.dit) {
-            (kind, Some(name), None, None) => Self::preset_of(kind, name)?,
-            (BackboneKind::UNet, None, Some(c), None) => Self::UNet(c.clone()),
-            (BackboneKind::DiT, None, None, Some(c)) => Self::DiT(c.clone()),
-            (_, Some(_), _, _) => return Err(invalid("preset", "cannot be combined with a full config table")),
-            (BackboneKind::UNet, None, _, Some(_)) => return Err(invalid("dit", "table given for backbone = \"unet\"")),
-            (BackboneKind::DiT, None, Some(_), _) => return Err(invalid("unet", "table given for backbone = \"dit\"")),
-            (_, None, _, _) => return Err(invalid("preset", "is missing (give a preset or a full config table)")),
+        let kind = spec.backbone;
+        // the full tables given, by the family they belong to
+        let tables = [
+            (BackboneKind::UNet, "unet", spec.unet.is_some()),
+            (BackboneKind::DiT, "dit", spec.dit.is_some()),
+            (BackboneKind::UNetCondition, "unet2d_condition", spec.unet2d_condition.is_some()),
+        ];
+        if let Some((_, field, _)) = tables.iter().find(|(k, _, given)| *given && *k != kind) {
+            return Err(invalid(field, format!("table given for backbone = \"{}\"", kind.name())));
+        }
+        let own = match kind {
+            BackboneKind::UNet => spec.unet.clone().map(Self::UNet),
+            BackboneKind::DiT => spec.dit.clone().map(Self::DiT),
+            BackboneKind::UNetCondition => spec.unet2d_condition.clone().map(Self::UNetCondition),
+        };
+        let config = match (&spec.preset, own) {
+            (Some(_), Some(_)) => return Err(invalid("preset", "cannot be combined with a full config table".into())),
+            (Some(name), None) => Self::preset_of(kind, name)?,
+            (None, Some(config)) => config,
+            (None, None) => return Err(invalid("preset", "is missing (give a preset or a full config table)".into())),
         };
         config.validate()?;
         Ok(config)
@@ -201,18 +231,38 @@ impl TryFrom<BackboneSpec> for BackboneConfig {
 impl From<BackboneConfig> for BackboneSpec {
     fn from(config: BackboneConfig) -> Self {
         match config {
-            BackboneConfig::UNet(c) => Self { backbone: BackboneKind::UNet, preset: None, unet: Some(c), dit: None },
-            BackboneConfig::DiT(c) => Self { backbone: BackboneKind::DiT, preset: None, unet: None, dit: Some(c) },
+            BackboneConfig::UNet(c) => Self {
+                backbone: BackboneKind::UNet,
+                preset: None,
+                unet: Some(c),
+                dit: None,
+                unet2d_condition: None,
+            },
+            BackboneConfig::DiT(c) => Self {
+                backbone: BackboneKind::DiT,
+                preset: None,
+                unet: None,
+                dit: Some(c),
+                unet2d_condition: None,
+            },
+            BackboneConfig::UNetCondition(c) => Self {
+                backbone: BackboneKind::UNetCondition,
+                preset: None,
+                unet: None,
+                dit: None,
+                unet2d_condition: Some(c),
+            },
         }
     }
 }
 
 impl BackboneConfig {
-    /// The preset `name` of the family `backbone` (`"unet"` or `"dit"`).
+    /// The preset `name` of the family `backbone` (`"unet"`, `"dit"` or `"unet2d_condition"`).
     pub fn preset(backbone: &str, name: &str) -> Result<Self, BackboneError> {
         let kind = match backbone {
             "unet" => BackboneKind::UNet,
             "dit" => BackboneKind::DiT,
+            "unet2d_condition" => BackboneKind::UNetCondition,
             other => return Err(BackboneError::UnknownBackbone(other.to_string())),
         };
         Self::preset_of(kind, name)
@@ -223,6 +273,7 @@ impl BackboneConfig {
         Ok(match kind {
             BackboneKind::UNet => Self::UNet(UNetConfig::preset(name)?),
             BackboneKind::DiT => Self::DiT(DiTConfig::preset(name)?),
+            BackboneKind::UNetCondition => Self::UNetCondition(unet::UNet2DConditionConfig::preset(name)?),
         })
     }
 
@@ -231,6 +282,7 @@ impl BackboneConfig {
         match self {
             Self::UNet(_) => BackboneKind::UNet,
             Self::DiT(_) => BackboneKind::DiT,
+            Self::UNetCondition(_) => BackboneKind::UNetCondition,
         }
     }
 
@@ -239,6 +291,7 @@ impl BackboneConfig {
         match self {
             Self::UNet(c) => c.validate(),
             Self::DiT(c) => c.validate(),
+            Self::UNetCondition(c) => c.validate(),
         }
     }
 }

@@ -157,6 +157,19 @@ fn real_size_presets_module_trees() {
     insta::assert_snapshot!("dit_sd35_medium_taps", taps);
 }
 
+/// The `sd2` preset of the text U-Net is Stable Diffusion 2's `UNet2DConditionModel`: its
+/// 865,910,724 parameters (the count of `stabilityai/stable-diffusion-2`'s `unet`) plus the four
+/// LR-latent input channels of `conv_in` (320 · 4 · 3 · 3 = 11,520).
+#[test]
+fn text_unet_sd2_preset_has_sd2s_parameter_count() {
+    let unet = framer_backbones::unet::UNet2DConditionConfig::sd2().init::<Cpu>(&Default::default()).unwrap();
+    let total: usize = framer_backbones::summary::parameter_shapes(&unet)
+        .into_iter()
+        .map(|(_, shape)| shape.iter().product::<usize>())
+        .sum();
+    assert_eq!(total, 865_910_724 + 320 * 4 * 9);
+}
+
 /// Sum, absolute sum and a few values of the output, rounded so that summation order on other
 /// CPUs does not change the text.
 fn checksum(output: Tensor<Cpu, 4>) -> String {

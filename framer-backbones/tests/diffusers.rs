@@ -92,6 +92,8 @@ fn unet_config(oracle: &serde_json::Value) -> UNet2DConditionConfig {
     let types = |key: &str| list(key).iter().map(|v| v.as_str().unwrap().to_string()).collect::<Vec<_>>();
     UNet2DConditionConfig {
         in_channels: usize_of(oracle, "in_channels"),
+        lr_channels: 0,
+        timestep_scale: 1.0,
         out_channels: usize_of(oracle, "out_channels"),
         block_out_channels: numbers("block_out_channels"),
         down_block_types: types("down_block_types")
@@ -129,11 +131,11 @@ fn unet2d_condition_matches_diffusers() {
     assert!(report.missing.is_empty() && report.unused.is_empty());
 
     let io = Io::open(model);
-    let out = unet.forward(io.tensor("sample_in"), io.tensor_n::<1>("timestep"), io.tensor_n::<3>("encoder_hidden_states"));
+    let out = unet.forward_text(io.tensor("sample_in"), io.tensor_n::<1>("timestep"), io.tensor_n::<3>("encoder_hidden_states"));
     assert_close("UNet2DConditionModel forward", out.clone(), io.tensor("sample"));
 
     // the text tokens matter: other tokens move the output far past the tolerance
-    let other = unet.forward(io.tensor("sample_in"), io.tensor_n::<1>("timestep"), io.tensor_n::<3>("encoder_hidden_states") * 0.5);
+    let other = unet.forward_text(io.tensor("sample_in"), io.tensor_n::<1>("timestep"), io.tensor_n::<3>("encoder_hidden_states") * 0.5);
     assert!(relative_error(other, out) > 1e-2);
 }
 

@@ -3,12 +3,14 @@
 //! A [`ModelRegistry`] deserialises a schedule's `[model]` table into the [`ModelConfig`] of its
 //! kind and hands it to a [`ConfigTask`] (train, super-resolve, analyse, …), which is generic over
 //! the configuration type and so sees the concrete model type. Every [`ModelConfig`] is a
-//! registry of one kind; [`Builtin`] knows the two example backbones of `framer-backbones`
-//! (`backbone = "unet"` and `backbone = "dit"`), which take the same path as a user's model.
+//! registry of one kind; [`Builtin`] knows the three backbones of `framer-backbones`
+//! (`backbone = "unet"`, `"dit"` and `"unet2d_condition"`), which take the same path as a user's
+//! model.
 
 use std::ops::Range;
 
 use burn::tensor::backend::{AutodiffBackend, Backend};
+use framer_backbones::unet::{UNet2DConditionConfig, UNet2DConditionModel};
 use framer_backbones::{BackboneConfig, BackboneSpec, DiT, DiTConfig, SrBackbone, TextCondition, UNet, UNetConfig};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -92,8 +94,9 @@ fn parse_model<T: DeserializeOwned>(path: &str, text: &str) -> Result<T, Schedul
         .map_err(|e| crate::schedule::convert_toml_error(path, text, &e))
 }
 
-/// The backbones of `framer-backbones`, selected by `[model] backbone = "unet" | "dit"` with a
-/// `preset` (default `"tiny"`) or a full `[model.unet]` / `[model.dit]` table.
+/// The backbones of `framer-backbones`, selected by `[model] backbone = "unet" | "dit" |
+/// "unet2d_condition"` with a `preset` (default `"tiny"`) or a full `[model.unet]` /
+/// `[model.dit]` / `[model.unet2d_condition]` table.
 #[derive(Debug, Clone, Copy)]
 pub struct Builtin;
 
@@ -108,11 +111,13 @@ struct BuiltinTable {
     unet: Option<UNetConfig>,
     #[serde(default)]
     dit: Option<DiTConfig>,
+    #[serde(default)]
+    unet2d_condition: Option<UNet2DConditionConfig>,
 }
 
 impl ModelRegistry for Builtin {
     fn kinds() -> Vec<&'static str> {
-        vec![UNetConfig::KIND, DiTConfig::KIND]
+        vec![UNetConfig::KIND, DiTConfig::KIND, UNet2DConditionConfig::KIND]
     }
 
     fn visit<T: ConfigTask>(experiment: &Experiment, task: T) -> Result<T::Output, ScheduleError> {
@@ -122,15 +127,17 @@ impl ModelRegistry for Builtin {
             ScheduleError::at(&path, &text, span, key, message)
         };
         let kind = *table.backbone.get_ref();
-        let preset = match (&table.preset, &table.unet, &table.dit) {
-            (None, None, None) => Some(Spanned::new(0..0, "tiny".to_string())),
-            (Some(p), None, None) => Some(p.clone()),
-            (None, _, _) => None,
-            (Some(p), _, _) => {
+        let full_table = table.unet.is_some() || table.dit.is_some() || table.unet2d_condition.is_some();
+        let preset = match (&table.preset, full_table) {
+            (None, false) => Some(Spanned::new(0..0, "tiny".to_string())),
+            (Some(p), false) => Some(p.clone()),
+            (None, true) => None,
+            (Some(p), true) => {
                 return Err(at(
                     p.span(),
                     "model.preset",
-                    "`preset` cannot be combined with a full `[model.unet]` / `[model.dit]` table"
+                    "`preset` cannot be combined with a full `[model.unet]` / `[model.dit]` / \
+                     `[model.unet2d_condition]` table"
                         .into(),
                 ));
             }
@@ -140,6 +147,7 @@ impl ModelRegistry for Builtin {
                 let known: &[&str] = match kind {
                     framer_backbones::BackboneKind::UNet => &UNetConfig::PRESETS,
                     framer_backbones::BackboneKind::DiT => &DiTConfig::PRESETS,
+                    framer_backbones::BackboneKind::UNetCondition => &UNet2DConditionConfig::PRESETS,
                 };
                 if !known.contains(&name.get_ref().as_str()) {
                     let mut message =
@@ -160,12 +168,14 @@ impl ModelRegistry for Builtin {
                 preset: None,
                 unet: table.unet,
                 dit: table.dit,
+                unet2d_condition: table.unet2d_condition,
             }),
         }
         .map_err(|e| at(table.backbone.span(), "model", e.to_string()))?;
         Ok(match config {
             BackboneConfig::UNet(c) => task.run(c),
             BackboneConfig::DiT(c) => task.run(c),
+            BackboneConfig::UNetCondition(c) => task.run(c),
         })
     }
 }
@@ -250,6 +260,42 @@ impl ModelConfig for DiTConfig {
     }
 
     fn with_prompt_train<B: AutodiffBackend>(model: DiT<B>, prompt: TextCondition<B>) -> DiT<B> {
+        model.with_prompt(Some(prompt))
+    }
+}
+
+impl ModelConfig for UNet2DConditionConfig {
+    const KIND: &'static str = "unet2d_condition";
+    type Model<B: Backend> = UNet2DConditionModel<B>;
+    type TrainModel<B: AutodiffBackend> = UNet2DConditionModel<B>;
+
+    fn init<B: Backend>(&self, device: &B::Device) -> Result<UNet2DConditionModel<B>, String> {
+        UNet2DConditionConfig::init(self, device).map_err(|e| e.to_string())
+    }
+
+    fn init_train<B: AutodiffBackend>(&self, device: &B::Device) -> Result<UNet2DConditionModel<B>, String> {
+        UNet2DConditionConfig::init(self, device).map_err(|e| e.to_string())
+    }
+
+    fn check_data(&self, channels: usize, crop_size: usize) -> Result<(), String> {
+        let model = UNet2DConditionConfig::init::<burn::backend::Flex>(self, &Default::default())
+            .map_err(|e| e.to_string())?;
+        check_backbone_data(&model, channels, crop_size)
+    }
+
+    /// Text tokens of `cross_attention_dim`; no pooled embedding (SD2's text encoder has none).
+    fn prompt_widths(&self) -> Option<[usize; 2]> {
+        Some([self.cross_attention_dim, 0])
+    }
+
+    fn with_prompt<B: Backend>(model: UNet2DConditionModel<B>, prompt: TextCondition<B>) -> UNet2DConditionModel<B> {
+        model.with_prompt(Some(prompt))
+    }
+
+    fn with_prompt_train<B: AutodiffBackend>(
+        model: UNet2DConditionModel<B>,
+        prompt: TextCondition<B>,
+    ) -> UNet2DConditionModel<B> {
         model.with_prompt(Some(prompt))
     }
 }

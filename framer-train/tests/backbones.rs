@@ -83,6 +83,19 @@ fn a_few_steps_reduce_the_loss_on_each_backbone() {
         &exp,
         "dit",
     );
+
+    // SD2's text U-Net (no prompt: one zero text token); students: 2 down, mid, 2 up
+    let BackboneConfig::UNetCondition(text_unet) = BackboneConfig::preset("unet2d_condition", "tiny").unwrap() else {
+        unreachable!()
+    };
+    let text_unet = text_unet.init::<B>(&device).unwrap();
+    assert_eq!(text_unet.student_names().len(), 5, "{:?}", text_unet.student_names());
+    let exp = experiment("unet2d_condition", "epsilon", 20);
+    reduces_loss(
+        Framed::new(text_unet, sample_args(&exp, &device), &device).unwrap(),
+        &exp,
+        "unet2d_condition",
+    );
 }
 
 #[test]

@@ -7,6 +7,7 @@ use std::process::Command;
 
 use burn::backend::{Autodiff, Flex};
 use framer_backbones::DiTConfig;
+use framer_backbones::unet::UNet2DConditionConfig;
 use framer_train::engine::{Trainer, build_framed, open_prompts, pair_source};
 use framer_train::schedule::{self, Experiment};
 use safetensors::tensor::{Dtype, TensorView};
@@ -60,8 +61,17 @@ fn model_table(backbone: &str) -> String {
                 DiTConfig { joint_attention_dim: Some(WIDTHS[0]), pooled_projection_dim: Some(WIDTHS[1]), ..DiTConfig::tiny() };
             format!("[model]\nbackbone = \"dit\"\n\n[model.dit]\n{}", toml::to_string(&config).unwrap())
         }
+        "unet2d_condition" => {
+            let config = text_unet();
+            format!("[model]\nbackbone = \"unet2d_condition\"\n\n[model.unet2d_condition]\n{}", toml::to_string(&config).unwrap())
+        }
         _ => "[model]\nbackbone = \"unet\"\n".to_string(),
     }
+}
+
+/// SD2's text U-Net, tiny, attending to tokens of the test width (no pooled embedding).
+fn text_unet() -> UNet2DConditionConfig {
+    UNet2DConditionConfig { cross_attention_dim: WIDTHS[0], ..UNet2DConditionConfig::tiny() }
 }
 
 fn schedule_text(backbone: &str, ratio: f64, steps: u64) -> String {
@@ -164,5 +174,54 @@ fn check_train_and_sr_through_the_command_line() {
     let out = framer(&["sr", "--run", run.to_str().unwrap(), lr.to_str().unwrap(), dir.join("x.png").to_str().unwrap()]);
     let e = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && e.contains("null.safetensors"), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A token-only prompt file (SD2's text encoder has no pooled embedding): `offset + 0.1·i`.
+fn write_tokens(path: &Path, offset: f32) {
+    let tokens: Vec<u8> = (0..TOKENS * WIDTHS[0]).flat_map(|i| (offset + 0.1 * i as f32).to_le_bytes()).collect();
+    let views = [("prompt_embeds", TensorView::new(Dtype::F32, vec![1, TOKENS, WIDTHS[0]], &tokens).unwrap())];
+    safetensors::serialize_to_file(views, None, path).unwrap();
+}
+
+#[test]
+fn the_text_unet_trains_on_token_embeddings_and_samples_through_the_command_line() {
+    let dir = temp("unet-text");
+    setup(&dir);
+    write_tokens(&dir.join("embeddings/a.safetensors"), 1.0);
+    write_tokens(&dir.join("embeddings/b.safetensors"), -1.0);
+    write_tokens(&dir.join("null.safetensors"), 0.5);
+    // the engine: the photos' prompts change the loss against the null prompt's
+    let device = Default::default();
+    let losses = |ratio: f64, out: &str| -> Vec<f64> {
+        let exp = schedule::parse(&schedule_text("unet2d_condition", ratio, 3), "prompts.toml", &dir)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let source = pair_source(&exp).unwrap();
+        let prompts = open_prompts(&text_unet(), &exp, source.as_ref()).unwrap().expect("[prompts]");
+        let framed = build_framed::<B, UNet2DConditionConfig>(&text_unet(), &exp, &device).unwrap();
+        let mut trainer = Trainer::new(&exp, framed, source, &dir.join(out), &device)
+            .unwrap()
+            .with_prompts(prompts, |model, prompt| model.with_prompt(Some(prompt)));
+        (0..3).map(|_| trainer.train_step().unwrap().loss).collect()
+    };
+    let prompted = losses(0.0, "r0");
+    let null = losses(1.0, "r1");
+    assert!(prompted.iter().chain(&null).all(|l| l.is_finite()));
+    assert_ne!(prompted, null, "the cross-attention sees the prompt");
+    // the command line: check, train, sr with the null prompt
+    let framer = |args: &[&str]| Command::new(env!("CARGO_BIN_EXE_framer")).args(args).output().unwrap();
+    let path = dir.join("unet-text.toml");
+    std::fs::write(&path, schedule_text("unet2d_condition", 0.2, 2)).unwrap();
+    let out = framer(&["check", path.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let run = dir.join("run");
+    let out = framer(&["train", path.to_str().unwrap(), "--out", run.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lr = dir.join("lr.png");
+    image::RgbImage::from_fn(8, 8, |x, y| image::Rgb([(x * 30) as u8, (y * 30) as u8, 90])).save(&lr).unwrap();
+    let sr = dir.join("sr.png");
+    let out = framer(&["sr", "--run", run.to_str().unwrap(), lr.to_str().unwrap(), sr.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(image::open(&sr).unwrap().width(), 32);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -6,20 +6,33 @@
 //! text tokens and a GEGLU feed-forward.
 //!
 //! A diffusers checkpoint loads unchanged through [`crate::load_safetensors`]; the model's output
-//! equals diffusers' (checked against diffusers itself in `tests/diffusers.rs`). The ResNet blocks,
-//! samplers and time embedding are those of [`crate::UNet`].
+//! equals diffusers' (checked against diffusers itself in `tests/diffusers.rs`, through
+//! [`UNet2DConditionModel::forward_text`]). The ResNet blocks, samplers and time embedding are
+//! those of [`crate::UNet`].
+//!
+//! It is also a trainable SR model (`[model] backbone = "unet2d_condition"`): its training
+//! contract [`UNet2DConditionModel::forward`] `(x_t, t, lr)` concatenates the upsampled LR image
+//! (or its latent) to `x_t` into `conv_in` (`lr_channels` more input channels, as the SD ×4
+//! upscaler does) and attends to the prompt set by [`UNet2DConditionModel::with_prompt`] (the
+//! engine sets it from `[prompts]`), or, without one, to a single zero token. The FRAMER students
+//! are, as in [`crate::UNet`], the outputs of every down block, the mid block and every up block,
+//! read out by generated 1×1 heads; the teacher is the output.
 
 use burn::module::Module;
 use burn::nn::conv::Conv2d;
-use burn::nn::{GroupNorm, GroupNormConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::nn::GroupNorm;
+use burn::nn::GroupNormConfig;
 use burn::tensor::Tensor;
-use burn::tensor::activation::{gelu, silu};
+use burn::tensor::activation::silu;
 use burn::tensor::backend::Backend;
 use serde::{Deserialize, Serialize};
 
-use super::attention::{merge_heads, scaled_dot_product_attention, split_heads};
+use framer::{framer, framer_forward};
+
+pub use super::transformer2d::{BasicTransformerBlock, CrossAttention, GegluFeedForward, Transformer2DModel};
+use super::transformer2d::SpatialTransformerDims;
 use super::resnet::{Downsample2D, ResnetBlock2D, Upsample2D, conv3x3};
-use crate::BackboneError;
+use crate::{BackboneError, SrBackbone, TextCondition};
 use crate::embeddings::{TimestepEmbedding, timestep_embedding};
 
 /// Encoder level type of the text-conditioned U-Net (diffusers `down_block_types`).
@@ -44,8 +57,13 @@ pub enum CrossAttnUpType {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UNet2DConditionConfig {
-    /// Input channels (4 for SD2 latents; 7 for the x4 upscaler, which concatenates the LR image).
+    /// Channels of the noisy input (4 for SD2 latents).
     pub in_channels: usize,
+    /// Channels of the LR condition concatenated to the input in [`UNet2DConditionModel::forward`]
+    /// (`conv_in` takes `in_channels + lr_channels`; 0, the default, is diffusers' model, whose
+    /// `in_channels` already counts any concatenated condition: 7 for the ×4 upscaler).
+    #[serde(default)]
+    pub lr_channels: usize,
     /// Output channels.
     pub out_channels: usize,
     /// Width of each level, from the input resolution down.
@@ -68,9 +86,91 @@ pub struct UNet2DConditionConfig {
     /// Linear `proj_in` / `proj_out` in the transformers (SD2). Must be `true`: SD1's 1×1
     /// convolutions are not modelled.
     pub use_linear_projection: bool,
+    /// Factor from the engine's timesteps in `[0, 1]` to the model's units (1000 for the SR
+    /// presets; the default 1 leaves diffusers' own timesteps as they are).
+    #[serde(default = "unit_scale")]
+    pub timestep_scale: f64,
+}
+
+fn unit_scale() -> f64 {
+    1.0
 }
 
 impl UNet2DConditionConfig {
+    /// The preset names.
+    pub const PRESETS: [&'static str; 2] = ["tiny", "sd2"];
+
+    /// CPU preset: RGB pixels, two levels (16/32 channels, one ResNet each, 4 norm groups), a
+    /// cross-attention transformer (2 heads) on each level and in the mid block, text tokens of
+    /// width 32.
+    pub fn tiny() -> Self {
+        Self {
+            in_channels: 3,
+            lr_channels: 3,
+            out_channels: 3,
+            block_out_channels: vec![16, 32],
+            down_block_types: vec![CrossAttnDownType::CrossAttnDownBlock2D, CrossAttnDownType::CrossAttnDownBlock2D],
+            up_block_types: vec![CrossAttnUpType::CrossAttnUpBlock2D, CrossAttnUpType::CrossAttnUpBlock2D],
+            layers_per_block: 1,
+            attention_head_dim: vec![2, 2],
+            cross_attention_dim: 32,
+            norm_num_groups: 4,
+            norm_eps: 1e-5,
+            use_linear_projection: true,
+            timestep_scale: 1000.0,
+        }
+    }
+
+    /// Stable Diffusion 2's `UNet2DConditionModel` (320/640/1280/1280, two ResNets per level,
+    /// cross-attention on the three upper levels, 5/10/20/20 heads, text width 1024) on SD2 latents,
+    /// with the LR latent concatenated (`conv_in` takes 8 channels, so an SD2 checkpoint's
+    /// 4-channel `conv_in.weight` is a shape mismatch until it is widened).
+    pub fn sd2() -> Self {
+        Self {
+            in_channels: 4,
+            lr_channels: 4,
+            out_channels: 4,
+            block_out_channels: vec![320, 640, 1280, 1280],
+            down_block_types: vec![
+                CrossAttnDownType::CrossAttnDownBlock2D,
+                CrossAttnDownType::CrossAttnDownBlock2D,
+                CrossAttnDownType::CrossAttnDownBlock2D,
+                CrossAttnDownType::DownBlock2D,
+            ],
+            up_block_types: vec![
+                CrossAttnUpType::UpBlock2D,
+                CrossAttnUpType::CrossAttnUpBlock2D,
+                CrossAttnUpType::CrossAttnUpBlock2D,
+                CrossAttnUpType::CrossAttnUpBlock2D,
+            ],
+            layers_per_block: 2,
+            attention_head_dim: vec![5, 10, 20, 20],
+            cross_attention_dim: 1024,
+            norm_num_groups: 32,
+            norm_eps: 1e-5,
+            use_linear_projection: true,
+            timestep_scale: 1000.0,
+        }
+    }
+
+    /// The preset called `name` (one of [`UNet2DConditionConfig::PRESETS`]).
+    pub fn preset(name: &str) -> Result<Self, BackboneError> {
+        match name {
+            "tiny" => Ok(Self::tiny()),
+            "sd2" => Ok(Self::sd2()),
+            _ => Err(BackboneError::UnknownPreset {
+                model: "unet2d_condition",
+                name: name.to_string(),
+                known: Self::PRESETS.join(", "),
+            }),
+        }
+    }
+
+    /// `H` and `W` must be multiples of `2^(levels − 1)`.
+    pub fn spatial_multiple(&self) -> usize {
+        1 << (self.block_out_channels.len().saturating_sub(1))
+    }
+
     fn invalid(field: &'static str, reason: impl Into<String>) -> BackboneError {
         BackboneError::InvalidConfig { model: "unet2d_condition", field, reason: reason.into() }
     }
@@ -106,6 +206,9 @@ impl UNet2DConditionConfig {
         }
         if !self.block_out_channels[0].is_multiple_of(2) {
             return Err(Self::invalid("block_out_channels", "first entry must be even (the timestep projection width)"));
+        }
+        if !self.timestep_scale.is_finite() {
+            return Err(Self::invalid("timestep_scale", "must be finite"));
         }
         if !self.use_linear_projection {
             return Err(Self::invalid(
@@ -172,7 +275,7 @@ impl UNet2DConditionConfig {
             });
         }
         Ok(UNet2DConditionModel {
-            conv_in: conv3x3(self.in_channels, ch[0], device),
+            conv_in: conv3x3(self.in_channels + self.lr_channels, ch[0], device),
             time_embedding: TimestepEmbedding::new(ch[0], temb_dim, device),
             down_blocks,
             mid_block,
@@ -180,151 +283,8 @@ impl UNet2DConditionConfig {
             conv_norm_out: GroupNormConfig::new(self.norm_num_groups, ch[0]).with_epsilon(self.norm_eps).init(device),
             conv_out: conv3x3(ch[0], self.out_channels, device),
             config: self.clone(),
+            prompt: None,
         })
-    }
-}
-
-/// Multi-head attention, diffusers `Attention` as `BasicTransformerBlock` builds it: queries from
-/// the tokens, keys and values from the tokens (`attn1`) or from the text tokens (`attn2`), no
-/// bias on `to_q`, `to_k`, `to_v`, and a biased `to_out.0`.
-#[derive(Module, Debug)]
-pub struct CrossAttention<B: Backend> {
-    /// `dim → dim`, no bias.
-    pub to_q: Linear<B>,
-    /// `context → dim`, no bias.
-    pub to_k: Linear<B>,
-    /// `context → dim`, no bias.
-    pub to_v: Linear<B>,
-    /// `dim → dim` (diffusers `to_out.0`).
-    pub to_out: Linear<B>,
-    /// Number of heads.
-    pub heads: usize,
-}
-
-impl<B: Backend> CrossAttention<B> {
-    fn new(dim: usize, context: usize, heads: usize, device: &B::Device) -> Self {
-        let no_bias = |cin| LinearConfig::new(cin, dim).with_bias(false).init(device);
-        Self {
-            to_q: no_bias(dim),
-            to_k: no_bias(context),
-            to_v: no_bias(context),
-            to_out: LinearConfig::new(dim, dim).init(device),
-            heads,
-        }
-    }
-
-    /// `x: [batch, N, dim]`, `context: [batch, M, context_dim]` → `[batch, N, dim]`.
-    pub fn forward(&self, x: Tensor<B, 3>, context: Tensor<B, 3>) -> Tensor<B, 3> {
-        let q = split_heads(self.to_q.forward(x), self.heads);
-        let k = split_heads(self.to_k.forward(context.clone()), self.heads);
-        let v = split_heads(self.to_v.forward(context), self.heads);
-        self.to_out.forward(merge_heads(scaled_dot_product_attention(q, k, v)))
-    }
-}
-
-/// GEGLU feed-forward, diffusers `FeedForward(activation_fn = "geglu")`:
-/// `[h, g] = net_0(x)` (split in halves), `net_2(h · gelu(g))` with the exact (erf) GELU.
-#[derive(Module, Debug)]
-pub struct GegluFeedForward<B: Backend> {
-    /// `dim → 2·4·dim` (diffusers `net.0.proj`).
-    pub net_0: Linear<B>,
-    /// `4·dim → dim` (diffusers `net.2`).
-    pub net_2: Linear<B>,
-}
-
-impl<B: Backend> GegluFeedForward<B> {
-    /// `[batch, N, dim] → [batch, N, dim]`.
-    pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        let mut halves = self.net_0.forward(x).chunk(2, 2).into_iter();
-        let hidden = halves.next().expect("two halves");
-        let gate = halves.next().expect("two halves");
-        self.net_2.forward(hidden * gelu(gate))
-    }
-}
-
-/// Diffusers `BasicTransformerBlock` (`norm_type = "layer_norm"`): self-attention, cross-attention
-/// to the text tokens and a GEGLU feed-forward, each after its own layer norm (ε = 1e-5) and
-/// added back.
-#[derive(Module, Debug)]
-pub struct BasicTransformerBlock<B: Backend> {
-    /// Norm before the self-attention.
-    pub norm1: LayerNorm<B>,
-    /// Self-attention.
-    pub attn1: CrossAttention<B>,
-    /// Norm before the cross-attention.
-    pub norm2: LayerNorm<B>,
-    /// Cross-attention to the text tokens.
-    pub attn2: CrossAttention<B>,
-    /// Norm before the feed-forward.
-    pub norm3: LayerNorm<B>,
-    /// GEGLU feed-forward.
-    pub ff: GegluFeedForward<B>,
-}
-
-impl<B: Backend> BasicTransformerBlock<B> {
-    /// `x: [batch, N, dim]`, `context: [batch, M, context_dim]` → `[batch, N, dim]`.
-    pub fn forward(&self, x: Tensor<B, 3>, context: Tensor<B, 3>) -> Tensor<B, 3> {
-        let h = self.norm1.forward(x.clone());
-        let x = x + self.attn1.forward(h.clone(), h);
-        let x = x.clone() + self.attn2.forward(self.norm2.forward(x), context);
-        x.clone() + self.ff.forward(self.norm3.forward(x))
-    }
-}
-
-#[derive(Clone, Copy)]
-struct SpatialTransformerDims {
-    channels: usize,
-    heads: usize,
-    groups: usize,
-    context: usize,
-}
-
-/// Diffusers `Transformer2DModel` on a feature map, with one [`BasicTransformerBlock`]:
-/// `x + unflatten(proj_out(blocks(proj_in(flatten(norm(x))))))` (`norm`: group norm, ε = 1e-6).
-#[derive(Module, Debug)]
-pub struct Transformer2DModel<B: Backend> {
-    /// Group norm of the input.
-    pub norm: GroupNorm<B>,
-    /// Linear `C → C` on the tokens (`use_linear_projection`).
-    pub proj_in: Linear<B>,
-    /// The transformer blocks (one, as in SD2).
-    pub transformer_blocks: Vec<BasicTransformerBlock<B>>,
-    /// Linear `C → C` on the tokens.
-    pub proj_out: Linear<B>,
-}
-
-impl<B: Backend> Transformer2DModel<B> {
-    fn new(dims: SpatialTransformerDims, device: &B::Device) -> Self {
-        let c = dims.channels;
-        let norm = || LayerNormConfig::new(c).init(device);
-        Self {
-            norm: GroupNormConfig::new(dims.groups, c).with_epsilon(1e-6).init(device),
-            proj_in: LinearConfig::new(c, c).init(device),
-            transformer_blocks: vec![BasicTransformerBlock {
-                norm1: norm(),
-                attn1: CrossAttention::new(c, c, dims.heads, device),
-                norm2: norm(),
-                attn2: CrossAttention::new(c, dims.context, dims.heads, device),
-                norm3: norm(),
-                ff: GegluFeedForward {
-                    net_0: LinearConfig::new(c, 8 * c).init(device),
-                    net_2: LinearConfig::new(4 * c, c).init(device),
-                },
-            }],
-            proj_out: LinearConfig::new(c, c).init(device),
-        }
-    }
-
-    /// `x: [batch, C, H, W]`, `context: [batch, M, cross_attention_dim]` → `[batch, C, H, W]`.
-    pub fn forward(&self, x: Tensor<B, 4>, context: Tensor<B, 3>) -> Tensor<B, 4> {
-        let [b, c, h, w] = x.dims();
-        let tokens = self.norm.forward(x.clone()).reshape([b, c, h * w]).swap_dims(1, 2);
-        let mut tokens = self.proj_in.forward(tokens);
-        for block in &self.transformer_blocks {
-            tokens = block.forward(tokens, context.clone());
-        }
-        let out = self.proj_out.forward(tokens).swap_dims(1, 2).reshape([b, c, h, w]);
-        out + x
     }
 }
 
@@ -419,17 +379,25 @@ impl<B: Backend> CrossAttnUpBlock2D<B> {
 }
 
 /// Diffusers' `UNet2DConditionModel` (see the [module docs](self)).
+///
+/// `#[framer(heads = conv1x1)]` marks the students; `#[framer_forward]` generates
+/// `forward_with_taps` for [`UNet2DConditionModel::forward`].
+#[doc(alias = "SD2 U-Net")]
+#[framer(heads = conv1x1)]
 #[derive(Module, Debug)]
 pub struct UNet2DConditionModel<B: Backend> {
-    /// 3×3 convolution `in_channels → block_out_channels[0]`.
+    /// 3×3 convolution `in_channels + lr_channels → block_out_channels[0]`.
     pub conv_in: Conv2d<B>,
     /// MLP on the sinusoidal timestep projection.
     pub time_embedding: TimestepEmbedding<B>,
-    /// Encoder levels.
+    /// Encoder levels (students: their hidden output, element 0 of `forward`'s tuple).
+    #[framer(student, tap = .0)]
     pub down_blocks: Vec<CrossAttnDownBlock2D<B>>,
-    /// Bottleneck.
+    /// Bottleneck (student).
+    #[framer(student)]
     pub mid_block: UNetMidBlock2DCrossAttn<B>,
-    /// Decoder levels.
+    /// Decoder levels (students).
+    #[framer(student)]
     pub up_blocks: Vec<CrossAttnUpBlock2D<B>>,
     /// Final group norm.
     pub conv_norm_out: GroupNorm<B>,
@@ -438,16 +406,71 @@ pub struct UNet2DConditionModel<B: Backend> {
     /// The configuration the model was built from.
     #[module(skip)]
     pub config: UNet2DConditionConfig,
+    /// The prompt [`UNet2DConditionModel::forward`] attends to (set by
+    /// [`UNet2DConditionModel::with_prompt`]; not a parameter and not saved).
+    #[module(skip)]
+    pub prompt: Option<TextCondition<B>>,
+}
+
+#[framer_forward]
+impl<B: Backend> UNet2DConditionModel<B> {
+    /// The SR prediction for noisy input `x_t: [batch, in_channels, H, W]`, timesteps
+    /// `t: [batch]` in `[0, 1]` (times `timestep_scale`) and the upsampled LR condition
+    /// `lr: [batch, lr_channels, H, W]`, concatenated to `x_t`. The text tokens are the prompt's
+    /// (`[1 or batch, M, cross_attention_dim]`; a prompt of batch 1 serves every sample), or one
+    /// zero token without a prompt. Returns `[batch, out_channels, H, W]`.
+    pub fn forward(&self, x_t: Tensor<B, 4>, timesteps: Tensor<B, 1>, lr: Tensor<B, 4>) -> Tensor<B, 4> {
+        let [batch, _, _, _] = x_t.dims();
+        let context = self.context(batch, &x_t);
+        let temb = self.time_embed(timesteps.mul_scalar(self.config.timestep_scale));
+        let mut x = self.conv_in.forward(Tensor::cat(vec![x_t, lr], 1));
+        let mut skips = vec![x.clone()];
+        for block in &self.down_blocks {
+            let (hidden, block_skips) = block.forward(x, temb.clone(), context.clone());
+            skips.extend(block_skips);
+            x = hidden;
+        }
+        x = self.mid_block.forward(x, temb.clone(), context.clone());
+        for block in &self.up_blocks {
+            x = block.forward(x, &mut skips, temb.clone(), context.clone());
+        }
+        self.conv_out.forward(silu(self.conv_norm_out.forward(x)))
+    }
 }
 
 impl<B: Backend> UNet2DConditionModel<B> {
-    /// The prediction for `sample: [batch, in_channels, H, W]`, `timesteps: [batch]` in the
-    /// model's own units (0 to 999 for SD2) and the text tokens
+    /// The model with `prompt` as the prompt [`UNet2DConditionModel::forward`] attends to (its
+    /// tokens `[batch or 1, M, cross_attention_dim]`; the pooled embedding is not used).
+    pub fn with_prompt(mut self, prompt: Option<TextCondition<B>>) -> Self {
+        self.prompt = prompt;
+        self
+    }
+
+    /// The text tokens of [`UNet2DConditionModel::forward`]: the prompt's, repeated to `batch`
+    /// if it has one row, or one zero token `[batch, 1, cross_attention_dim]`, in `like`'s float
+    /// type.
+    fn context(&self, batch: usize, like: &Tensor<B, 4>) -> Tensor<B, 3> {
+        let dtype = burn::tensor::FloatDType::from(like.dtype());
+        match &self.prompt {
+            Some(p) if p.tokens.dims()[0] == 1 && batch > 1 => p.tokens.clone().repeat_dim(0, batch).cast(dtype),
+            Some(p) => p.tokens.clone().cast(dtype),
+            None => Tensor::<B, 3>::zeros([batch, 1, self.config.cross_attention_dim], &like.device()).cast(dtype),
+        }
+    }
+
+    /// `temb: [batch, 4·block_out_channels[0]]` of timesteps in the model's own units.
+    fn time_embed(&self, timesteps: Tensor<B, 1>) -> Tensor<B, 2> {
+        let t = timestep_embedding(timesteps, self.config.block_out_channels[0], true, 0.0);
+        self.time_embedding.forward(t)
+    }
+
+    /// Diffusers' own `forward`: the prediction for `sample: [batch, in_channels + lr_channels,
+    /// H, W]` (any condition already concatenated), `timesteps: [batch]` in the model's own units
+    /// (0 to 999 for SD2; `timestep_scale` is not applied) and the text tokens
     /// `context: [batch, M, cross_attention_dim]`; returns `[batch, out_channels, H, W]`. `H` and
     /// `W` must be multiples of `2^(levels − 1)`.
-    pub fn forward(&self, sample: Tensor<B, 4>, timesteps: Tensor<B, 1>, context: Tensor<B, 3>) -> Tensor<B, 4> {
-        let t = timestep_embedding(timesteps, self.config.block_out_channels[0], true, 0.0);
-        let temb = self.time_embedding.forward(t);
+    pub fn forward_text(&self, sample: Tensor<B, 4>, timesteps: Tensor<B, 1>, context: Tensor<B, 3>) -> Tensor<B, 4> {
+        let temb = self.time_embed(timesteps);
         let mut x = self.conv_in.forward(sample);
         let mut skips = vec![x.clone()];
         for block in &self.down_blocks {
@@ -460,5 +483,23 @@ impl<B: Backend> UNet2DConditionModel<B> {
             x = block.forward(x, &mut skips, temb.clone(), context.clone());
         }
         self.conv_out.forward(silu(self.conv_norm_out.forward(x)))
+    }
+}
+
+impl<B: Backend> SrBackbone<B> for UNet2DConditionModel<B> {
+    fn in_channels(&self) -> usize {
+        self.config.in_channels
+    }
+
+    fn lr_channels(&self) -> usize {
+        self.config.lr_channels
+    }
+
+    fn out_channels(&self) -> usize {
+        self.config.out_channels
+    }
+
+    fn spatial_multiple(&self) -> usize {
+        self.config.spatial_multiple()
     }
 }

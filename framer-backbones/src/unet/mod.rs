@@ -22,6 +22,7 @@ pub(crate) mod attention;
 mod blocks;
 pub mod condition;
 pub(crate) mod resnet;
+mod transformer2d;
 
 pub use attention::{Attention, scaled_dot_product_attention};
 pub use blocks::{DownBlock2D, UNetMidBlock2D, UpBlock2D};

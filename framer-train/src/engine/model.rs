@@ -96,6 +96,8 @@ pub trait ModelConfig: Serialize + DeserializeOwned + Clone + std::fmt::Debug + 
 
     /// `[token width, pooled width]` of the prompt embeddings the model takes (`[prompts]`), or
     /// `None` (the default): the model takes no prompt, and a schedule with `[prompts]` is refused.
+    /// A pooled width of 0: the model takes token embeddings only (SD2), and the prompt files
+    /// need no `pooled_prompt_embeds`.
     fn prompt_widths(&self) -> Option<[usize; 2]> {
         None
     }

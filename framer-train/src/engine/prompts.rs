@@ -42,7 +42,8 @@ pub struct PromptEmbedding {
 }
 
 /// Reads `path`'s `prompt_embeds` (`[M, widths[0]]`, or `[1, M, widths[0]]` as diffusers'
-/// `encode_prompt` returns it) and `pooled_prompt_embeds` (`[widths[1]]` or `[1, widths[1]]`), f32.
+/// `encode_prompt` returns it) and `pooled_prompt_embeds` (`[widths[1]]` or `[1, widths[1]]`; not
+/// read when `widths[1]` is 0), f32.
 ///
 /// # Errors
 /// [`EngineError::Data`] naming the file and the tensor that is missing or has another shape or
@@ -67,7 +68,11 @@ pub fn read_prompt(path: &Path, widths: [usize; 2]) -> Result<PromptEmbedding, E
         Ok((values, if rank == 2 { dims[0] } else { 1 }))
     };
     let (tokens, token_count) = read(TOKENS_KEY, widths[0], 2)?;
-    let (pooled, _) = read(POOLED_KEY, widths[1], 1)?;
+    // a model without a pooled embedding (pooled width 0) reads none
+    let pooled = match widths[1] {
+        0 => Vec::new(),
+        width => read(POOLED_KEY, width, 1)?.0,
+    };
     Ok(PromptEmbedding { tokens, pooled, token_count })
 }
 
