@@ -134,7 +134,7 @@ pub enum BackboneKind {
     #[serde(rename = "dit")]
     DiT,
     /// [`unet::UNet2DConditionModel`], SD2's text-conditioned U-Net.
-    #[serde(rename = "unet2d_condition", alias = "unet_condition")]
+    #[serde(rename = "unet2d_condition")]
     UNetCondition,
 }
 
