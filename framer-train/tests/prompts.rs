@@ -207,7 +207,7 @@ fn the_text_unet_trains_on_token_embeddings_and_samples_through_the_command_line
         let source = pair_source(&exp).unwrap();
         let prompts = open_prompts(&text_unet(), &exp, source.as_ref()).unwrap().expect("[prompts]");
         let framed = build_framed::<B, UNet2DConditionConfig>(&text_unet(), &exp, &device).unwrap();
-        let mut trainer = Trainer::new(&exp, framed, source, &dir.join(out), &device)
+        let mut trainer = Trainer::new(&exp, framed, source, dir.join(out), &device)
             .unwrap()
             .with_prompts(prompts, |model, prompt| model.with_prompt(Some(prompt)));
         (0..3).map(|_| trainer.train_step().unwrap().loss).collect()
