@@ -2,6 +2,8 @@
 //! the adapters (and heads) train and hold optimiser state, a resumed run ends where an
 //! uninterrupted one does, and `sr` merges the adapters of the checkpoint.
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 
@@ -94,15 +96,7 @@ fn train_and_sr_through_the_command_line_and_targets_checked_before_training() {
     );
     std::fs::write(&schedule_path, &text).unwrap();
     let framer = |args: &[&str]| Command::new(env!("CARGO_BIN_EXE_framer")).args(args).output().unwrap();
-    let run = dir.join("run");
-    let out = framer(&["train", schedule_path.to_str().unwrap(), "--out", run.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let lr = dir.join("lr.png");
-    image::RgbImage::from_fn(8, 8, |x, y| image::Rgb([(x * 30) as u8, (y * 30) as u8, 90])).save(&lr).unwrap();
-    let sr = dir.join("sr.png");
-    let out = framer(&["sr", "--run", run.to_str().unwrap(), lr.to_str().unwrap(), sr.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(image::open(&sr).unwrap().width(), 32);
+    let (run, lr) = common::train_and_sample(&dir, &schedule_path);
     // without its adapters file the run is refused by name, not silently run on the base weights
     std::fs::remove_file(run.join("checkpoints/step-00000002/lora.mpk")).unwrap();
     let out = framer(&["sr", "--run", run.to_str().unwrap(), lr.to_str().unwrap(), dir.join("x.png").to_str().unwrap()]);

@@ -2,6 +2,8 @@
 //! draws sees the null prompt, `check` refuses a model that takes no prompt, and `sr` samples
 //! with the null prompt.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -144,22 +146,6 @@ fn bad_prompt_settings_are_errors_that_name_the_key_or_the_file() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// `framer train SCHEDULE --out dir/run`, then `framer sr` of an 8×8 `dir/lr.png` at ×4 (32 px
-/// wide); returns the run folder and the LR image.
-fn train_and_sample(dir: &Path, schedule: &Path) -> (PathBuf, PathBuf) {
-    let framer = |args: &[&str]| Command::new(env!("CARGO_BIN_EXE_framer")).args(args).output().unwrap();
-    let run = dir.join("run");
-    let out = framer(&["train", schedule.to_str().unwrap(), "--out", run.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let lr = dir.join("lr.png");
-    image::RgbImage::from_fn(8, 8, |x, y| image::Rgb([(x * 30) as u8, (y * 30) as u8, 90])).save(&lr).unwrap();
-    let sr = dir.join("sr.png");
-    let out = framer(&["sr", "--run", run.to_str().unwrap(), lr.to_str().unwrap(), sr.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(image::open(&sr).unwrap().width(), 32);
-    (run, lr)
-}
-
 #[test]
 fn check_train_and_sr_through_the_command_line() {
     let dir = temp("cli");
@@ -176,7 +162,7 @@ fn check_train_and_sr_through_the_command_line() {
     std::fs::write(&dit, schedule_text("dit", 0.2, 2)).unwrap();
     let out = framer(&["check", dit.to_str().unwrap()]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let (run, lr) = train_and_sample(&dir, &dit);
+    let (run, lr) = common::train_and_sample(&dir, &dit);
     // without the null prompt's file the run cannot be sampled, and the file is named
     std::fs::remove_file(dir.join("null.safetensors")).unwrap();
     let out = framer(&["sr", "--run", run.to_str().unwrap(), lr.to_str().unwrap(), dir.join("x.png").to_str().unwrap()]);
@@ -222,6 +208,6 @@ fn the_text_unet_trains_on_token_embeddings_and_samples_through_the_command_line
     std::fs::write(&path, schedule_text("unet2d_condition", 0.2, 2)).unwrap();
     let out = framer(&["check", path.to_str().unwrap()]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    train_and_sample(&dir, &path);
+    common::train_and_sample(&dir, &path);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,5 +1,6 @@
-//! A small convolutional denoiser with taps, for engine tests that must not wait on a real
-//! backbone. Input: `[x_t, condition, t]` stacked on channels.
+//! Shared by the engine tests: a small convolutional denoiser with taps, for tests that must not
+//! wait on a real backbone (input: `[x_t, condition, t]` stacked on channels), and the command
+//! line's train-then-sample round trip.
 
 #![allow(dead_code)]
 
@@ -93,4 +94,20 @@ pub fn weights<B: Backend>(m: &impl Module<B>) -> Vec<f32> {
     let mut v = Vec::new();
     m.visit(&mut Collect(&mut v));
     v
+}
+
+/// `framer train SCHEDULE --out dir/run`, then `framer sr` of an 8×8 `dir/lr.png` at ×4 (32 px
+/// wide); returns the run folder and the LR image.
+pub fn train_and_sample(dir: &std::path::Path, schedule: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let framer = |args: &[&str]| std::process::Command::new(env!("CARGO_BIN_EXE_framer")).args(args).output().unwrap();
+    let run = dir.join("run");
+    let out = framer(&["train", schedule.to_str().unwrap(), "--out", run.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lr = dir.join("lr.png");
+    image::RgbImage::from_fn(8, 8, |x, y| image::Rgb([(x * 30) as u8, (y * 30) as u8, 90])).save(&lr).unwrap();
+    let sr = dir.join("sr.png");
+    let out = framer(&["sr", "--run", run.to_str().unwrap(), lr.to_str().unwrap(), sr.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(image::open(&sr).unwrap().width(), 32);
+    (run, lr)
 }
