@@ -139,7 +139,10 @@ pub enum BackboneKind {
 }
 
 impl BackboneKind {
-    /// The name `[model] backbone` gives the family.
+    /// Every family.
+    pub const ALL: [Self; 3] = [Self::UNet, Self::DiT, Self::UNetCondition];
+
+    /// The name `[model] backbone` gives the family (also the key of its full config table).
     pub fn name(self) -> &'static str {
         match self {
             Self::UNet => "unet",
@@ -205,12 +208,12 @@ impl TryFrom<BackboneSpec> for BackboneConfig {
         let kind = spec.backbone;
         // the full tables given, by the family they belong to
         let tables = [
-            (BackboneKind::UNet, "unet", spec.unet.is_some()),
-            (BackboneKind::DiT, "dit", spec.dit.is_some()),
-            (BackboneKind::UNetCondition, "unet2d_condition", spec.unet2d_condition.is_some()),
+            (BackboneKind::UNet, spec.unet.is_some()),
+            (BackboneKind::DiT, spec.dit.is_some()),
+            (BackboneKind::UNetCondition, spec.unet2d_condition.is_some()),
         ];
-        if let Some((_, field, _)) = tables.iter().find(|(k, _, given)| *given && *k != kind) {
-            return Err(invalid(field, format!("table given for backbone = \"{}\"", kind.name())));
+        if let Some((other, _)) = tables.iter().find(|(k, given)| *given && *k != kind) {
+            return Err(invalid(other.name(), format!("table given for backbone = \"{}\"", kind.name())));
         }
         let own = match kind {
             BackboneKind::UNet => spec.unet.clone().map(Self::UNet),
@@ -259,12 +262,10 @@ impl From<BackboneConfig> for BackboneSpec {
 impl BackboneConfig {
     /// The preset `name` of the family `backbone` (`"unet"`, `"dit"` or `"unet2d_condition"`).
     pub fn preset(backbone: &str, name: &str) -> Result<Self, BackboneError> {
-        let kind = match backbone {
-            "unet" => BackboneKind::UNet,
-            "dit" => BackboneKind::DiT,
-            "unet2d_condition" => BackboneKind::UNetCondition,
-            other => return Err(BackboneError::UnknownBackbone(other.to_string())),
-        };
+        let kind = BackboneKind::ALL
+            .into_iter()
+            .find(|k| k.name() == backbone)
+            .ok_or_else(|| BackboneError::UnknownBackbone(backbone.to_string()))?;
         Self::preset_of(kind, name)
     }
 

@@ -37,7 +37,7 @@ pub use blocks::{
 
 use burn::module::Module;
 use burn::nn::{Initializer, Linear, LinearConfig};
-use burn::tensor::{FloatDType, Tensor};
+use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
 use serde::{Deserialize, Serialize};
 
@@ -345,6 +345,17 @@ pub struct TextCondition<B: Backend> {
     pub pooled: Tensor<B, 2>,
 }
 
+impl<B: Backend> TextCondition<B> {
+    /// The prompt for a batch of `batch`: a prompt of batch 1 (e.g. the null prompt at
+    /// inference) is repeated to serve every sample; any other is returned as it is.
+    pub fn broadcast(self, batch: usize) -> Self {
+        match self.tokens.dims()[0] {
+            1 if batch > 1 => Self { tokens: self.tokens.repeat_dim(0, batch), pooled: self.pooled.repeat_dim(0, batch) },
+            _ => self,
+        }
+    }
+}
+
 /// The SR MMDiT (see the [module docs](self)).
 ///
 /// `#[framer(readout = read_out(temb, grid))]` marks every transformer block as a student read out
@@ -406,12 +417,7 @@ impl<B: Backend> DiT<B> {
         let [_, _, height, width] = x_t.dims();
         let grid = [height / self.config.patch_size, width / self.config.patch_size];
         let [batch, _, _, _] = x_t.dims();
-        // a prompt of batch 1 serves every sample (e.g. the null prompt at inference)
-        let text = text.map(|t| match t.pooled.dims()[0] {
-            1 if batch > 1 => TextCondition { tokens: t.tokens.repeat_dim(0, batch), pooled: t.pooled.repeat_dim(0, batch) },
-            _ => t,
-        });
-        let (tokens, pooled) = text.map(|t| (t.tokens, t.pooled)).unzip();
+        let (tokens, pooled) = text.map(|t| t.broadcast(batch)).map(|t| (t.tokens, t.pooled)).unzip();
         let temb = self.time_embed_with_text(timesteps, pooled);
         let image = self.pos_embed.forward(x_t);
         let mut hidden = match lr {
@@ -449,9 +455,7 @@ impl<B: Backend> DiT<B> {
         let temb = self.time_text_embed.timestep_embedder.forward(timestep_embedding(t, TIME_PROJ_DIM, true, 0.0));
         match (&self.time_text_embed.text_embedder, self.config.pooled_projection_dim) {
             (Some(embedder), Some(width)) => {
-                let pooled = pooled.unwrap_or_else(|| {
-                    Tensor::<B, 2>::zeros([batch, width], &device).cast(FloatDType::from(temb.dtype()))
-                });
+                let pooled = pooled.unwrap_or_else(|| Tensor::zeros([batch, width], (&device, temb.dtype())));
                 temb + embedder.forward(pooled)
             }
             _ => temb,
@@ -577,5 +581,19 @@ mod tests {
         for (a, e) in y.iter().zip(expect) {
             assert!((a - e).abs() < 1e-5, "{y:?}");
         }
+    }
+
+    #[test]
+    fn a_prompt_of_batch_one_is_repeated_to_the_batch_pooled_width_zero_included() {
+        let device = Default::default();
+        let tokens = Tensor::<Flex, 3>::from_floats([[[1.0, 2.0], [3.0, 4.0]]], &device);
+        let empty = Tensor::<Flex, 2>::zeros([1, 0], &device);
+        let wide = TextCondition { tokens: tokens.clone(), pooled: empty }.broadcast(3);
+        assert_eq!((wide.tokens.dims(), wide.pooled.dims()), ([3, 2, 2], [3, 0]));
+        assert_eq!(wide.tokens.into_data().to_vec::<f32>().unwrap(), [1.0, 2.0, 3.0, 4.0].repeat(3));
+        // a prompt of the batch's own size is left as it is
+        let two = Tensor::cat(vec![tokens.clone(), tokens * 2.0], 0);
+        let same = TextCondition { tokens: two.clone(), pooled: Tensor::zeros([2, 1], &device) }.broadcast(2);
+        assert_eq!(same.tokens.into_data(), two.into_data());
     }
 }

@@ -168,7 +168,7 @@ impl UNet2DConditionConfig {
 
     /// `H` and `W` must be multiples of `2^(levels − 1)`.
     pub fn spatial_multiple(&self) -> usize {
-        1 << (self.block_out_channels.len().saturating_sub(1))
+        super::level_multiple(self.block_out_channels.len())
     }
 
     fn invalid(field: &'static str, reason: impl Into<String>) -> BackboneError {
@@ -450,11 +450,9 @@ impl<B: Backend> UNet2DConditionModel<B> {
     /// if it has one row, or one zero token `[batch, 1, cross_attention_dim]`, in `like`'s float
     /// type.
     fn context(&self, batch: usize, like: &Tensor<B, 4>) -> Tensor<B, 3> {
-        let dtype = burn::tensor::FloatDType::from(like.dtype());
         match &self.prompt {
-            Some(p) if p.tokens.dims()[0] == 1 && batch > 1 => p.tokens.clone().repeat_dim(0, batch).cast(dtype),
-            Some(p) => p.tokens.clone().cast(dtype),
-            None => Tensor::<B, 3>::zeros([batch, 1, self.config.cross_attention_dim], &like.device()).cast(dtype),
+            Some(p) => p.clone().broadcast(batch).tokens.cast(burn::tensor::FloatDType::from(like.dtype())),
+            None => Tensor::zeros([batch, 1, self.config.cross_attention_dim], (&like.device(), like.dtype())),
         }
     }
 

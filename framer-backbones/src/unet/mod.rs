@@ -307,7 +307,7 @@ impl UNetConfig {
 
     /// Spatial divisor the input height and width must be a multiple of (`2^(levels−1)`).
     pub fn spatial_multiple(&self) -> usize {
-        1 << (self.block_out_channels.len().saturating_sub(1))
+        level_multiple(self.block_out_channels.len())
     }
 
     /// Validates the config and builds a freshly initialised model on `device`.
@@ -458,6 +458,12 @@ impl<B: Backend> UNet<B> {
         }
         shapes
     }
+}
+
+/// The side multiple a U-Net of `levels` levels needs: `2^(levels − 1)` (one downsampler between
+/// levels).
+pub(crate) fn level_multiple(levels: usize) -> usize {
+    1 << levels.saturating_sub(1)
 }
 
 impl<B: Backend> SrBackbone<B> for UNet<B> {

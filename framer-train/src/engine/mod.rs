@@ -396,7 +396,8 @@ where
             lr,
         } = self.losses(step)?;
         let mut loss_value: f64 = total.clone().into_scalar().elem();
-        // f16: the backward pass of the scaled loss, the gradients unscaled
+        // f16: the backward pass of the scaled loss; the gradients are unscaled together with the
+        // clipping below, in one pass
         let loss_scale = match exp.train.mixed_precision {
             MixedPrecision::Fp16 => Some(*self.state.loss_scale.get_or_insert_default()),
             _ => None,
@@ -405,12 +406,6 @@ where
         let mut lora_grads =
             self.lora.as_ref().map(|l| GradientsParams::from_module(&mut raw, &l.adapters));
         let mut grads = GradientsParams::from_grads(raw, &self.model);
-        if let Some(s) = loss_scale {
-            grad::scale_grads::<B, Framed<B, M>>(&self.model, &mut grads, 1.0 / s.scale);
-            if let (Some(lora), Some(g)) = (&self.lora, lora_grads.as_mut()) {
-                grad::scale_grads(&lora.adapters, g, 1.0 / s.scale);
-            }
-        }
         if let Some(peers) = &self.peers {
             // every peer takes the step of the global batch: mean gradients, mean losses
             grads = peers.average_gradients(grads)?;
@@ -425,6 +420,8 @@ where
         if let (Some(lora), Some(g)) = (&self.lora, &lora_grads) {
             grad_norm = grad_norm.hypot(grad::global_grad_norm(&lora.adapters, g));
         }
+        let unscale = loss_scale.map_or(1.0, |s| 1.0 / s.scale);
+        grad_norm *= unscale;
 
         let skipped = !(loss_value.is_finite() && grad_norm.is_finite());
         // an f16 gradient that overflows from a finite loss halves the scale instead of counting
@@ -447,13 +444,13 @@ where
             }
         } else {
             self.consecutive_bad = 0;
-            if let Some(max) = exp.optimizer.max_grad_norm {
-                let factor = max / (grad_norm + 1e-6);
-                if factor < 1.0 {
-                    grad::scale_grads::<B, Framed<B, M>>(&self.model, &mut grads, factor);
-                    if let (Some(lora), Some(g)) = (&self.lora, lora_grads.as_mut()) {
-                        grad::scale_grads(&lora.adapters, g, factor);
-                    }
+            // clipping (a factor below 1 when the norm exceeds the bound) times the unscaling
+            let clip = exp.optimizer.max_grad_norm.map_or(1.0, |max| (max / (grad_norm + 1e-6)).min(1.0));
+            let factor = unscale * clip;
+            if factor != 1.0 {
+                grad::scale_grads::<B, Framed<B, M>>(&self.model, &mut grads, factor);
+                if let (Some(lora), Some(g)) = (&self.lora, lora_grads.as_mut()) {
+                    grad::scale_grads(&lora.adapters, g, factor);
                 }
             }
             self.model = self.optim.step(lr, self.model.clone(), grads);
