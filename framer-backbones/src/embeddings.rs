@@ -1,5 +1,6 @@
 //! Timestep and patch embeddings shared by both backbones (diffusers `embeddings.py`).
 
+use framer::conv::conv2d;
 use burn::module::{Module, Param, ParamId};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{Linear, LinearConfig};
@@ -144,7 +145,7 @@ impl<B: Backend> PatchEmbed<B> {
 
     /// `[batch, C, H, W] → [batch, (H/p)·(W/p), dim]`.
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 3> {
-        let x = self.proj.forward(x); // [b, dim, h, w]
+        let x = conv2d(&self.proj, x); // [b, dim, h, w]
         let [b, dim, h, w] = x.dims();
         let tokens = x.reshape([b, dim, h * w]).swap_dims(1, 2);
         let max = self.pos_embed_max_size;

@@ -388,6 +388,10 @@ struct BudgetArgs {
     /// zero output layer the one-step host starts exactly at bicubic).
     #[arg(long)]
     random_head: bool,
+    /// Train on the USM-sharpened HR crop (`true`, Real-ESRGAN's GAN recipe) or on the HR crop
+    /// itself (`false`, the default); the scores always compare with the unsharpened HR.
+    #[arg(long)]
+    gt_usm: Option<bool>,
     /// Runs trained at the same time, one thread each (default: one per core, at most 2).
     #[arg(long)]
     jobs: Option<usize>,
@@ -414,6 +418,7 @@ impl Default for BudgetArgs {
             eval_size: None,
             validation_size: None,
             random_head: false,
+            gt_usm: None,
             jobs: None,
             device: Device::Cpu,
         }
@@ -450,6 +455,7 @@ impl BudgetArgs {
             eval_size: self.eval_size.unwrap_or(d.eval_size),
             validation_size: self.validation_size.unwrap_or(d.validation_size),
             zero_init_out: !self.random_head,
+            gt_usm: self.gt_usm.unwrap_or(d.gt_usm),
             jobs: self.jobs.unwrap_or(d.jobs),
             out,
         }

@@ -34,6 +34,7 @@
 //! ```
 
 pub mod band;
+pub mod conv;
 pub mod dft;
 mod error;
 mod framed;

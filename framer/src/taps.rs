@@ -541,7 +541,7 @@ impl<B: Backend> FramerHeads<B> {
                     got,
                 });
             }
-            let mut tensor = conv.forward(record.tensor);
+            let mut tensor = crate::conv::conv2d(conv, record.tensor);
             if [h, w] != [height, width] {
                 let options =
                     InterpolateOptions::new(InterpolateMode::Bilinear).with_align_corners(false);

@@ -7,6 +7,7 @@
 //! the control stream (plain SD3), `[batch, N, dim]`. The text tokens of SD3's text stream travel
 //! beside them as `[batch, M, dim]`.
 
+use framer::conv::conv2d;
 use burn::module::{Module, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{Initializer, Linear, LinearConfig, PaddingConfig2d, RmsNorm, RmsNormConfig};
@@ -348,7 +349,7 @@ impl<B: Backend> FeedForward<B> {
         let ux = u.clone().slice([0..b, 0..n, 0..inner]);
         let uc = u.slice([0..b, n..tokens, 0..inner]);
         let conv_in = uc.clone().swap_dims(1, 2).reshape([b, inner, gh, gw]);
-        let conv_out = conv.forward(conv_in).reshape([b, inner, n]).swap_dims(1, 2);
+        let conv_out = conv2d(conv, conv_in).reshape([b, inner, n]).swap_dims(1, 2);
         self.net_2.forward(Tensor::cat(vec![ux + conv_out.mul_scalar(self.control_scale), uc], 1))
     }
 }

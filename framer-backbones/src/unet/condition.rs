@@ -18,6 +18,7 @@
 //! are, as in [`crate::UNet`], the outputs of every down block, the mid block and every up block,
 //! read out by generated 1×1 heads; the teacher is the output.
 
+use framer::conv::conv2d;
 use burn::module::Module;
 use burn::nn::conv::Conv2d;
 use burn::nn::GroupNorm;
@@ -423,7 +424,7 @@ impl<B: Backend> UNet2DConditionModel<B> {
         let [batch, _, _, _] = x_t.dims();
         let context = self.context(batch, &x_t);
         let temb = self.time_embed(timesteps.mul_scalar(self.config.timestep_scale));
-        let mut x = self.conv_in.forward(Tensor::cat(vec![x_t, lr], 1));
+        let mut x = conv2d(&self.conv_in, Tensor::cat(vec![x_t, lr], 1));
         let mut skips = vec![x.clone()];
         for block in &self.down_blocks {
             let (hidden, block_skips) = block.forward(x, temb.clone(), context.clone());
@@ -434,7 +435,7 @@ impl<B: Backend> UNet2DConditionModel<B> {
         for block in &self.up_blocks {
             x = block.forward(x, &mut skips, temb.clone(), context.clone());
         }
-        self.conv_out.forward(silu(self.conv_norm_out.forward(x)))
+        conv2d(&self.conv_out, silu(self.conv_norm_out.forward(x)))
     }
 }
 
@@ -469,7 +470,7 @@ impl<B: Backend> UNet2DConditionModel<B> {
     /// `W` must be multiples of `2^(levels − 1)`.
     pub fn forward_text(&self, sample: Tensor<B, 4>, timesteps: Tensor<B, 1>, context: Tensor<B, 3>) -> Tensor<B, 4> {
         let temb = self.time_embed(timesteps);
-        let mut x = self.conv_in.forward(sample);
+        let mut x = conv2d(&self.conv_in, sample);
         let mut skips = vec![x.clone()];
         for block in &self.down_blocks {
             let (hidden, block_skips) = block.forward(x, temb.clone(), context.clone());
@@ -480,7 +481,7 @@ impl<B: Backend> UNet2DConditionModel<B> {
         for block in &self.up_blocks {
             x = block.forward(x, &mut skips, temb.clone(), context.clone());
         }
-        self.conv_out.forward(silu(self.conv_norm_out.forward(x)))
+        conv2d(&self.conv_out, silu(self.conv_norm_out.forward(x)))
     }
 }
 

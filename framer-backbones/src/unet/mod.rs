@@ -29,6 +29,7 @@ pub use blocks::{DownBlock2D, UNetMidBlock2D, UpBlock2D};
 pub use condition::{UNet2DConditionConfig, UNet2DConditionModel};
 pub use resnet::{Downsample2D, ResnetBlock2D, Upsample2D};
 
+use framer::conv::conv2d;
 use burn::module::Module;
 use burn::nn::conv::Conv2d;
 use burn::nn::{GroupNorm, GroupNormConfig};
@@ -415,7 +416,7 @@ impl<B: Backend> UNet<B> {
     /// [`UNetConfig::spatial_multiple`] (see [`SrBackbone::check_inputs`]).
     pub fn forward(&self, x_t: Tensor<B, 4>, timesteps: Tensor<B, 1>, lr: Tensor<B, 4>) -> Tensor<B, 4> {
         let temb = self.time_embed(timesteps);
-        let mut x = self.conv_in.forward(Tensor::cat(vec![x_t, lr], 1));
+        let mut x = conv2d(&self.conv_in, Tensor::cat(vec![x_t, lr], 1));
         let mut skips = vec![x.clone()];
         for block in &self.down_blocks {
             let (hidden, block_skips) = block.forward(x, temb.clone());
@@ -426,7 +427,7 @@ impl<B: Backend> UNet<B> {
         for block in &self.up_blocks {
             x = block.forward(x, &mut skips, temb.clone());
         }
-        self.conv_out.forward(silu(self.conv_norm_out.forward(x)))
+        conv2d(&self.conv_out, silu(self.conv_norm_out.forward(x)))
     }
 }
 

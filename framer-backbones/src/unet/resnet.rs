@@ -1,6 +1,7 @@
 //! ResNet block, down- and up-samplers of the U-Net (diffusers `resnet.py`, `downsampling.py`,
 //! `upsampling.py`).
 
+use framer::conv::conv2d;
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{GroupNorm, GroupNormConfig, Initializer, Linear, LinearConfig, PaddingConfig2d};
@@ -102,13 +103,13 @@ impl<B: Backend> ResnetBlock2D<B> {
     /// - `x`: `[batch, in, H, W]`; `temb`: `[batch, temb_dim]`
     /// - output: `[batch, out, H, W]`
     pub fn forward_with(&self, x: Tensor<B, 4>, temb: Option<Tensor<B, 2>>) -> Tensor<B, 4> {
-        let mut h = self.conv1.forward(silu(self.norm1.forward(x.clone())));
+        let mut h = conv2d(&self.conv1, silu(self.norm1.forward(x.clone())));
         if let (Some(proj), Some(temb)) = (&self.time_emb_proj, temb) {
             h = h + proj.forward(silu(temb)).unsqueeze_dims::<4>(&[2, 3]);
         }
-        let h = self.conv2.forward(silu(self.norm2.forward(h)));
+        let h = conv2d(&self.conv2, silu(self.norm2.forward(h)));
         let shortcut = match &self.conv_shortcut {
-            Some(conv) => conv.forward(x),
+            Some(conv) => conv2d(conv, x),
             None => x,
         };
         shortcut + h
@@ -150,7 +151,7 @@ impl<B: Backend> Downsample2D<B> {
     /// `[batch, C, H, W] → [batch, C, H', W']`: `H' = ⌊(H − 1)/2⌋ + 1` with symmetric padding,
     /// `⌊H/2⌋` with the asymmetric one (both `H/2` for even `H`; the same for `W`).
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        self.conv.forward(x)
+        conv2d(&self.conv, x)
     }
 }
 
@@ -171,6 +172,6 @@ impl<B: Backend> Upsample2D<B> {
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let [_, _, h, w] = x.dims();
         let up = interpolate(x, [2 * h, 2 * w], InterpolateOptions::new(InterpolateMode::Nearest));
-        self.conv.forward(up)
+        conv2d(&self.conv, up)
     }
 }
