@@ -287,3 +287,33 @@ progress = {progress}
         .map_err(|e| EngineError::Model(format!("the main job's schedule is invalid: {e}")))
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use framer_data::{DegradationConfig, Degrader, TrainPairs, TrainPairsOptions};
+
+    #[test]
+    fn main_job_learns_the_unsharpened_hr_unless_asked() {
+        let plain = experiment(&DemoOptions::default(), VariantKind::Framer, 0, false).unwrap();
+        assert!(!plain.degradation.gt_usm);
+        // otherwise Real-ESRGAN's degradation, unchanged
+        let usm = DegradationConfig { gt_usm: true, ..plain.degradation.clone() };
+        assert_eq!(usm, DegradationConfig::default());
+        let sharpened = DemoOptions { gt_usm: true, ..DemoOptions::default() };
+        let sharpened = experiment(&sharpened, VariantKind::Baseline, 0, false).unwrap();
+        assert!(sharpened.degradation.gt_usm);
+
+        // the target of a training pair is then the HR crop itself; the LR input is the same
+        let options = TrainPairsOptions { crop_size: 64, ..Default::default() };
+        let pairs = |config: DegradationConfig| {
+            TrainPairs::embedded(Degrader::new(config).unwrap(), options.clone()).unwrap()
+        };
+        let (plain_pairs, usm_pairs) = (pairs(plain.degradation), pairs(usm));
+        let crop = plain_pairs.crop(3, 7).unwrap();
+        let (a, b) = (plain_pairs.get(3, 7).unwrap(), usm_pairs.get(3, 7).unwrap());
+        assert_eq!(a.hr, crop);
+        assert_ne!(b.hr, crop, "Real-ESRGAN's target is sharpened");
+        assert_eq!(a.lr, b.lr);
+    }
+}
