@@ -11,7 +11,9 @@
 //! style, `[objective] kind = "one_step"`): the network sees the bicubic-upsampled LR image at a
 //! fixed σ, and its prediction `v̂` gives `x̂0 = LR↑ − σ·v̂`. A network whose output starts near
 //! zero starts at bicubic and can only learn to improve on it; FRAMER teaches the intermediate
-//! layers from the final one through the same clean estimate. `--objective diffusion` trains the
+//! layers from the final one through the same clean estimate. The target is the HR crop itself
+//! (`[degradation] gt_usm = false`), the image the scores compare with; `--gt-usm true` trains on
+//! Real-ESRGAN's USM-sharpened target instead. `--objective diffusion` trains the
 //! backbone's multi-step diffusion objective instead (rectified flow for the DiT, v-prediction
 //! for the U-Net), sampled from the noised LR at `--strength`.
 //!
