@@ -73,10 +73,11 @@ pub fn conv2d_unfolded<B: Backend>(conv: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<
     // at memory speed; one spare row keeps the last run inside the image
     let spare_row = usize::from(unit_stride && kw > 1);
     let x = if top + bottom + spare_row + left + right > 0 {
-        x.pad(
-            (left, right, top, bottom + spare_row),
-            burn::tensor::ops::PadMode::Constant(0.0),
-        )
+        // zeros of the input's float type (`Tensor::pad` would make them in the default type)
+        let rows = top + height + bottom + spare_row;
+        let cols = left + width + right;
+        let zeros = Tensor::zeros([batch, channels, rows, cols], (&x.device(), x.dtype()));
+        zeros.slice_assign(s![.., .., top..top + height, left..left + width], x)
     } else {
         x
     };
@@ -202,6 +203,26 @@ mod tests {
         // asymmetric padding
         let config = Conv2dConfig::new([2, 3], [3, 3]).with_padding(PaddingConfig2d::Explicit(0, 1, 2, 1));
         both_ways(config, [2, 2, 5, 6]);
+    }
+
+    #[test]
+    fn unfolded_keeps_a_half_precision_input_in_its_type() {
+        let device = Default::default();
+        let conv = Conv2dConfig::new([3, 4], [3, 3])
+            .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+            .init::<A>(&device);
+        let dtype = burn::tensor::DType::BF16;
+        let conv = Conv2d {
+            weight: burn::module::Param::from_tensor(conv.weight.val().cast(dtype).detach()),
+            bias: conv.bias.map(|b| burn::module::Param::from_tensor(b.val().cast(dtype).detach())),
+            ..conv
+        };
+        let x = Tensor::<A, 4>::ones([1, 3, 5, 5], &device).cast(dtype);
+        let y = conv2d_unfolded(&conv, x.clone());
+        assert_eq!(y.dtype(), dtype);
+        let expected = conv.forward(x).cast(burn::tensor::DType::F32).into_data();
+        let got = y.cast(burn::tensor::DType::F32).into_data();
+        got.assert_approx_eq::<f32>(&expected, burn::tensor::Tolerance::absolute(5e-2));
     }
 
     #[test]
