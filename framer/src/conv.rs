@@ -20,20 +20,17 @@ pub fn unfolds<B: Backend>(device: &B::Device) -> bool {
 }
 
 /// `conv.forward(x)`, computed as patches × weights where that is faster (see [`unfolds`]).
-/// Grouped and dilated convolutions always take `conv.forward`.
+/// Grouped, dilated and `Same`-padded convolutions always take `conv.forward`.
 ///
 /// # Shapes
 /// `x`: `[batch, channels_in, height, width]`; returns `[batch, channels_out, height_out,
 /// width_out]`, as `Conv2d::forward`.
 pub fn conv2d<B: Backend>(conv: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
-    if conv.groups != 1
-        || conv.dilation != [1, 1]
-        || explicit_padding(&conv.padding).is_none()
-        || !unfolds::<B>(&x.device())
-    {
-        return conv.forward(x);
+    if unfolds::<B>(&x.device()) {
+        conv2d_unfolded(conv, x)
+    } else {
+        conv.forward(x)
     }
-    conv2d_unfolded(conv, x)
 }
 
 /// `((top, bottom), (left, right))` of a valid or explicit padding; `None` for `Same`.
@@ -74,9 +71,8 @@ pub fn conv2d_unfolded<B: Backend>(conv: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<
     let spare_row = usize::from(unit_stride && kw > 1);
     let x = if top + bottom + spare_row + left + right > 0 {
         // zeros of the input's float type (`Tensor::pad` would make them in the default type)
-        let rows = top + height + bottom + spare_row;
-        let cols = left + width + right;
-        let zeros = Tensor::zeros([batch, channels, rows, cols], (&x.device(), x.dtype()));
+        let dims = [batch, channels, padded_h + spare_row, padded_w];
+        let zeros = Tensor::zeros(dims, (&x.device(), x.dtype()));
         zeros.slice_assign(s![.., .., top..top + height, left..left + width], x)
     } else {
         x

@@ -179,7 +179,7 @@ impl Default for DemoOptions {
             strength: 0.4,
             zero_init_out: true,
             // the scores compare with the unsharpened HR, so the runs learn it (chosen on the
-            // validation photos, RESULTS.md "Training on the HR crop itself")
+            // validation photos, RESULTS.md "The main job now")
             gt_usm: false,
             seed: 0,
             lambda: 0.1,
@@ -286,7 +286,6 @@ progress = {progress}
     schedule::parse(&text, &format!("<main job: {name}>"), Path::new("."))
         .map_err(|e| EngineError::Model(format!("the main job's schedule is invalid: {e}")))
 }
-
 
 #[cfg(test)]
 mod tests {
